@@ -1,0 +1,29 @@
+//! csatwatch: a helpdesk's CSAT rating in, a Slack alert out while the
+//! customer still cares.
+//!
+//! # Layout
+//!
+//! The flow is sources → pipeline → store → outbox → sinks:
+//!
+//! - [`sources`]: one folder per helpdesk; signatures and payload shapes.
+//! - [`pipeline`]: the one place that decides: new, changed or duplicate,
+//!   negative or not, which rules route it, which alerts to enqueue.
+//! - [`store`]: every SQL statement, for SQLite and PostgreSQL.
+//! - [`dispatcher`]: claims alerts from the outbox and delivers them.
+//! - [`sinks`]: Slack (Web API or incoming webhook), or the log.
+//! - [`http`]: the axum routes; [`app`] wires it all; [`cli`] the commands.
+
+pub mod app;
+pub mod cli;
+pub mod clock;
+pub mod dispatcher;
+pub mod domain;
+pub mod http;
+pub mod pipeline;
+pub mod rules;
+pub mod settings;
+pub mod shutdown;
+pub mod sinks;
+pub mod sources;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,816 @@
+//! Typed settings: a TOML file under `CSATWATCH__SECTION__KEY` environment
+//! overrides, read with the `config` crate, then validated in one pass that
+//! reports every problem with the key it concerns and how to fix it.
+//!
+//! Every field's `///` comment is the operator's manual for that key;
+//! `config/csatwatch.example.toml` repeats them with defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use std::{fmt, fs};
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Deserializer};
+
+use crate::domain::{Scale, Sentiment, SourceName, SurveyKind};
+
+/// The file read when neither `--config` nor `CSATWATCH_CONFIG` names one.
+pub const DEFAULT_CONFIG_PATH: &str = "config/csatwatch.toml";
+/// The prefix of environment overrides: `CSATWATCH__SLACK__BOT_TOKEN`.
+pub const ENV_PREFIX: &str = "CSATWATCH";
+
+/// One thing wrong with the settings: the key, and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    pub key: String,
+    pub message: String,
+}
+
+impl ConfigProblem {
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigProblem {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// All the problems found, printed one per line.
+#[derive(Debug, thiserror::Error)]
+pub struct ConfigError {
+    pub problems: Vec<ConfigProblem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "the settings have {} problem(s):", self.problems.len())?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<ConfigProblem> for ConfigError {
+    fn from(problem: ConfigProblem) -> Self {
+        ConfigError {
+            problems: vec![problem],
+        }
+    }
+}
+
+/// Everything csatwatch reads at start-up.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub slack: SlackSettings,
+    #[serde(default)]
+    pub alerts: AlertSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+    #[serde(default)]
+    pub retention: RetentionSettings,
+    /// The helpdesks that send ratings, one `[[sources]]` table each.
+    #[serde(default)]
+    pub sources: Vec<SourceSettings>,
+    /// Alert routing, one `[[rules]]` table each; first match wins.
+    #[serde(default)]
+    pub rules: Vec<RuleSettings>,
+}
+
+/// `[server]`: the one HTTP listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Address and port to listen on. Default `127.0.0.1:8080`; use
+    /// `0.0.0.0:8080` in a container.
+    pub listen: SocketAddr,
+    /// Largest webhook body accepted, in bytes; larger ones get 413. Default 1 MiB.
+    pub max_body_bytes: usize,
+    /// How long a request may take before it is answered 408. Default `15s`.
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+    /// How long shutdown waits for in-flight requests and the alert being
+    /// sent. Default `20s`.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:8080".parse().expect("valid address"),
+            max_body_bytes: 1024 * 1024,
+            request_timeout: Duration::from_secs(15),
+            shutdown_grace: Duration::from_secs(20),
+        }
+    }
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// `sqlite://path/to/file.db` (created on first start) or
+    /// `postgres://user:password@host/db`. Default `sqlite://data/csatwatch.db`.
+    pub url: SecretString,
+    /// Read the URL from this file instead (it may hold a password).
+    pub url_file: Option<PathBuf>,
+    /// Connections in the pool. Default 5 (SQLite writes are serialised anyway).
+    pub max_connections: u32,
+    /// How long to wait for a connection or a lock before giving up (and
+    /// answering a webhook 503). Default `5s`.
+    #[serde(deserialize_with = "duration")]
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            url: SecretString::from("sqlite://data/csatwatch.db".to_string()),
+            url_file: None,
+            max_connections: 5,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// `[slack]`: where alerts go. With neither a bot token nor a webhook URL,
+/// alerts are written to the log at WARN.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SlackSettings {
+    /// A bot token (`xoxb-…`) with `chat:write`: posts with
+    /// `chat.postMessage`, any channel, and can update messages later.
+    pub bot_token: Option<SecretString>,
+    pub bot_token_file: Option<PathBuf>,
+    /// An incoming-webhook URL: the simplest set-up, one fixed channel, and
+    /// messages cannot be updated or threaded.
+    pub webhook_url: Option<SecretString>,
+    pub webhook_url_file: Option<PathBuf>,
+    /// The channel (name like `#csat-alerts`, or id `C0123…`) for alerts no
+    /// rule routes elsewhere. Required with a bot token unless every rule names a channel.
+    pub default_channel: Option<String>,
+    /// The Web API base. Default `https://slack.com/api`; change for GovSlack
+    /// (`https://slack-gov.com/api`) or a proxy.
+    pub api_base_url: String,
+    /// Timeout of one call to Slack. Default `10s`.
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+}
+
+impl Default for SlackSettings {
+    fn default() -> Self {
+        SlackSettings {
+            bot_token: None,
+            bot_token_file: None,
+            webhook_url: None,
+            webhook_url_file: None,
+            default_channel: None,
+            api_base_url: "https://slack.com/api".to_string(),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[alerts]`: when an alert is raised and how hard it is delivered.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertSettings {
+    /// Only ratings given within this long alert; older ones are recorded
+    /// silently. Default `72h`.
+    #[serde(deserialize_with = "duration")]
+    pub max_age: Duration,
+    /// An alert still undelivered this long after it was raised is marked
+    /// dead and logged at ERROR. Default `24h`.
+    #[serde(deserialize_with = "duration")]
+    pub give_up_after: Duration,
+    /// Minimum gap between two messages to one channel (Slack allows about
+    /// one per second). Default `1s`.
+    #[serde(deserialize_with = "duration")]
+    pub channel_interval: Duration,
+    /// First retry delay after a failed delivery; doubles each time, with
+    /// jitter. Default `2s`.
+    #[serde(deserialize_with = "duration")]
+    pub retry_initial: Duration,
+    /// Longest delay between two retries. Default `10m`.
+    #[serde(deserialize_with = "duration")]
+    pub retry_max: Duration,
+    /// How long a replica may hold a claimed alert before another may take
+    /// it over (it should be longer than a Slack call). Default `2m`.
+    #[serde(deserialize_with = "duration")]
+    pub claim_lease: Duration,
+}
+
+impl Default for AlertSettings {
+    fn default() -> Self {
+        AlertSettings {
+            max_age: Duration::from_secs(72 * 3600),
+            give_up_after: Duration::from_secs(24 * 3600),
+            channel_interval: Duration::from_secs(1),
+            retry_initial: Duration::from_secs(2),
+            retry_max: Duration::from_secs(600),
+            claim_lease: Duration::from_secs(120),
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// `auto` (human-readable on a terminal, JSON lines otherwise), `json` or `pretty`.
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `csatwatch=debug,sqlx=warn`. The
+    /// `RUST_LOG` variable wins when set.
+    pub level: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            format: LogFormat::Auto,
+            level: "info".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Raw webhook bodies are deleted after this long. Default `30d`.
+    #[serde(deserialize_with = "duration")]
+    pub raw_deliveries: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            raw_deliveries: Duration::from_secs(30 * 24 * 3600),
+        }
+    }
+}
+
+/// One `[[sources]]` table: a helpdesk (or anything that posts JSON).
+/// Which keys apply depends on `kind`; docs/helpdesks/ has a page per kind.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSettings {
+    /// The name in the webhook URL: `POST /webhooks/{name}`.
+    pub name: String,
+    /// `zendesk` or `generic`.
+    pub kind: String,
+    /// The webhook signing secret.
+    pub secret: Option<SecretString>,
+    /// Read the secret from this file instead (systemd credentials,
+    /// Kubernetes and Docker secrets).
+    pub secret_file: Option<PathBuf>,
+    /// How far a signed timestamp may be from now. Default `5m`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub replay_window: Option<Duration>,
+    /// Overrides the scale's negative threshold: values at or below it are
+    /// negative (e.g. 3 on a five-point scale).
+    pub negative_at_or_below: Option<i64>,
+    /// A link to the ticket, with `{conversation_id}` replaced, used when the
+    /// delivery carries none: `https://acme.zendesk.com/agent/tickets/{conversation_id}`.
+    pub ticket_url: Option<String>,
+    /// generic: the scale of the score when the body does not say. Default `five_point`.
+    pub scale: Option<String>,
+    /// generic: `hmac-sha256` (default) or `standard-webhooks`.
+    pub signature: Option<String>,
+    /// generic, hmac-sha256: the header carrying the signature. Default `X-Signature`.
+    pub signature_header: Option<String>,
+    /// generic, hmac-sha256: a prefix before the signature, e.g. `sha256=`.
+    pub signature_prefix: Option<String>,
+    /// generic, hmac-sha256: `hex` (default) or `base64`.
+    pub signature_encoding: Option<String>,
+    /// generic: JSON pointers (RFC 6901) to the fields of the body.
+    pub fields: Option<GenericFields>,
+}
+
+/// `[sources.fields]` of a generic source: where each value sits in the body,
+/// as a JSON pointer such as `/ticket/id`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenericFields {
+    /// Required: the ticket or conversation id.
+    pub conversation_id: Option<String>,
+    /// Required: the score (a number, or a word on binary/three-point scales).
+    pub score: Option<String>,
+    /// The scale's name in the body, if it varies per delivery.
+    pub scale: Option<String>,
+    /// The helpdesk's id of the rating, if a conversation can have several.
+    pub rating_key: Option<String>,
+    pub comment: Option<String>,
+    pub agent: Option<String>,
+    pub team: Option<String>,
+    pub customer: Option<String>,
+    pub company: Option<String>,
+    pub brand: Option<String>,
+    /// An array of strings, or one comma-separated string.
+    pub tags: Option<String>,
+    pub url: Option<String>,
+    /// RFC 3339 text, or Unix seconds or milliseconds.
+    pub rated_at: Option<String>,
+    /// When this version of the rating was given, same formats.
+    pub updated_at: Option<String>,
+    /// A delivery id that stays the same across retries.
+    pub delivery_id: Option<String>,
+}
+
+/// One `[[rules]]` table: which ratings go to which channel. Every matcher
+/// left out matches everything; a list matches any of its values.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSettings {
+    /// A name for logs and `check-config`. Default `rules[N]`.
+    pub name: Option<String>,
+    /// Source names.
+    #[serde(default)]
+    pub source: Vec<String>,
+    /// `negative` (default), `neutral`, `positive`.
+    #[serde(default)]
+    pub sentiment: Vec<String>,
+    /// `csat`, `nps`, `ces`.
+    #[serde(default)]
+    pub survey: Vec<String>,
+    /// Matches when the score's value is at most this (on its own scale).
+    pub score_at_or_below: Option<i64>,
+    /// Matches when the rating has at least one of these tags.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Team or group names.
+    #[serde(default)]
+    pub team: Vec<String>,
+    #[serde(default)]
+    pub brand: Vec<String>,
+    #[serde(default)]
+    pub agent: Vec<String>,
+    /// `true`: only ratings with a comment; `false`: only without.
+    pub has_comment: Option<bool>,
+    /// The Slack channel (name or id). Default `slack.default_channel`.
+    pub channel: Option<String>,
+    /// Who to mention: `@here`, `@channel`, a user id `U0123`, a user group
+    /// id `S0123`.
+    #[serde(default)]
+    pub mention: Vec<String>,
+    /// Matched ratings raise no alert at all.
+    #[serde(default)]
+    pub mute: bool,
+    /// Keep evaluating the following rules after this one matched.
+    #[serde(default, rename = "continue")]
+    pub continue_: bool,
+}
+
+impl Settings {
+    /// Reads the file (if `path` is given it must exist; the default path may
+    /// be absent) and the environment, without validating.
+    pub fn load(path: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_with_env(path, std::env::vars())
+    }
+
+    /// As [`Settings::load`], with the environment given (for tests).
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = config::Config::builder();
+        match path {
+            Some(path) => {
+                if !path.exists() {
+                    return Err(ConfigProblem::new(
+                        "--config",
+                        format!(
+                            "{} does not exist; pass an existing file, or copy config/csatwatch.example.toml there",
+                            path.display()
+                        ),
+                    )
+                    .into());
+                }
+                builder = builder.add_source(
+                    config::File::from(path)
+                        .format(config::FileFormat::Toml)
+                        .required(true),
+                );
+            }
+            None => {
+                builder = builder.add_source(
+                    config::File::with_name(DEFAULT_CONFIG_PATH)
+                        .format(config::FileFormat::Toml)
+                        .required(false),
+                );
+            }
+        }
+        let env: config::Map<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix(ENV_PREFIX)
+                .separator("__")
+                .source(Some(env)),
+        );
+        let raw = builder.build().map_err(|e| {
+            ConfigProblem::new(
+                path.map(|p| p.display().to_string())
+                    .unwrap_or_else(|| DEFAULT_CONFIG_PATH.to_string()),
+                format!("cannot be read: {e}"),
+            )
+        })?;
+        raw.try_deserialize::<Settings>().map_err(|e| {
+            ConfigProblem::new(
+                "settings",
+                format!("{e}; see config/csatwatch.example.toml for every key"),
+            )
+            .into()
+        })
+    }
+
+    /// Checks everything that can be checked without the network, and reads
+    /// the `…_file` secrets. Every problem is reported, not just the first.
+    pub fn validate(mut self) -> Result<Settings, ConfigError> {
+        let mut problems = Vec::new();
+
+        if let Some(url) = resolve_secret(
+            "database.url",
+            Some(self.database.url.clone()),
+            self.database.url_file.as_deref(),
+            &mut problems,
+        ) {
+            self.database.url = url;
+        }
+        let db_url = self.database.url.expose_secret();
+        if !(db_url.starts_with("sqlite:")
+            || db_url.starts_with("postgres://")
+            || db_url.starts_with("postgresql://"))
+        {
+            problems.push(ConfigProblem::new(
+                "database.url",
+                "must start with sqlite:// (a file) or postgres:// (a server); e.g. sqlite://data/csatwatch.db",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            problems.push(ConfigProblem::new(
+                "database.max_connections",
+                "must be at least 1",
+            ));
+        }
+
+        self.slack.bot_token = resolve_secret(
+            "slack.bot_token",
+            self.slack.bot_token.take(),
+            self.slack.bot_token_file.as_deref(),
+            &mut problems,
+        );
+        self.slack.webhook_url = resolve_secret(
+            "slack.webhook_url",
+            self.slack.webhook_url.take(),
+            self.slack.webhook_url_file.as_deref(),
+            &mut problems,
+        );
+        if self.slack.bot_token.is_some() && self.slack.webhook_url.is_some() {
+            problems.push(ConfigProblem::new(
+                "slack",
+                "both bot_token and webhook_url are set; keep one (a bot token can update messages, a webhook cannot)",
+            ));
+        }
+        if let Some(token) = &self.slack.bot_token
+            && !token.expose_secret().starts_with("xox")
+        {
+            problems.push(ConfigProblem::new(
+                "slack.bot_token",
+                "does not look like a Slack token (they start with xoxb-); copy the Bot User OAuth Token from your Slack app's OAuth & Permissions page",
+            ));
+        }
+        if let Some(url) = &self.slack.webhook_url
+            && reqwest::Url::parse(url.expose_secret()).is_err()
+        {
+            problems.push(ConfigProblem::new(
+                "slack.webhook_url",
+                "is not a URL; copy it from your Slack app's Incoming Webhooks page (https://hooks.slack.com/services/…)",
+            ));
+        }
+        if reqwest::Url::parse(&self.slack.api_base_url).is_err() {
+            problems.push(ConfigProblem::new(
+                "slack.api_base_url",
+                "is not a URL; the default is https://slack.com/api",
+            ));
+        }
+        if let Some(channel) = &self.slack.default_channel
+            && channel.trim().is_empty()
+        {
+            problems.push(ConfigProblem::new(
+                "slack.default_channel",
+                "is empty; name a channel like #csat-alerts or give its id",
+            ));
+        }
+
+        if self.alerts.retry_initial.is_zero() {
+            problems.push(ConfigProblem::new(
+                "alerts.retry_initial",
+                "must be more than 0s",
+            ));
+        }
+        if self.alerts.retry_max < self.alerts.retry_initial {
+            problems.push(ConfigProblem::new(
+                "alerts.retry_max",
+                "must be at least alerts.retry_initial",
+            ));
+        }
+        if self.alerts.claim_lease < self.slack.request_timeout * 2 {
+            problems.push(ConfigProblem::new(
+                "alerts.claim_lease",
+                "must be at least twice slack.request_timeout, or a slow Slack call could be sent twice",
+            ));
+        }
+
+        let mut names = std::collections::HashSet::new();
+        for (i, source) in self.sources.iter_mut().enumerate() {
+            let key = format!("sources[{i}]");
+            if let Err(e) = SourceName::parse(&source.name) {
+                problems.push(ConfigProblem::new(format!("{key}.name"), e));
+            } else if !names.insert(source.name.clone()) {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.name"),
+                    format!(
+                        "{:?} is used by two sources; give each a different name",
+                        source.name
+                    ),
+                ));
+            }
+            source.secret = resolve_secret(
+                &format!("{key}.secret"),
+                source.secret.take(),
+                source.secret_file.as_deref(),
+                &mut problems,
+            );
+            if let Some(scale) = &source.scale
+                && let Err(e) = scale.parse::<Scale>()
+            {
+                problems.push(ConfigProblem::new(format!("{key}.scale"), e));
+            }
+            if let Err(mut found) = crate::sources::build(&key, source) {
+                problems.append(&mut found);
+            }
+        }
+
+        let has_destination = self.slack.bot_token.is_some();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key = format!("rules[{i}]");
+            for s in &rule.sentiment {
+                if let Err(e) = s.parse::<Sentiment>() {
+                    problems.push(ConfigProblem::new(format!("{key}.sentiment"), e));
+                }
+            }
+            for s in &rule.survey {
+                if let Err(e) = s.parse::<SurveyKind>() {
+                    problems.push(ConfigProblem::new(format!("{key}.survey"), e));
+                }
+            }
+            for s in &rule.source {
+                if !self.sources.iter().any(|src| &src.name == s) {
+                    problems.push(ConfigProblem::new(
+                        format!("{key}.source"),
+                        format!("no [[sources]] entry is named {s:?}"),
+                    ));
+                }
+            }
+            if has_destination
+                && !rule.mute
+                && rule.channel.is_none()
+                && self.slack.default_channel.is_none()
+            {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.channel"),
+                    "is not set and there is no slack.default_channel; name a channel for this rule or set a default",
+                ));
+            }
+        }
+        if has_destination && self.rules.is_empty() && self.slack.default_channel.is_none() {
+            problems.push(ConfigProblem::new(
+                "slack.default_channel",
+                "is required with a bot token when no [[rules]] name a channel; e.g. default_channel = \"#csat-alerts\"",
+            ));
+        }
+
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(ConfigError { problems })
+        }
+    }
+
+    /// Where alerts go, in words, for start-up logs and `check-config`.
+    pub fn sink_description(&self) -> &'static str {
+        if self.slack.bot_token.is_some() {
+            "Slack Web API (bot token): posts, and can update messages"
+        } else if self.slack.webhook_url.is_some() {
+            "Slack incoming webhook: posts only; messages cannot be updated or threaded, and the channel is fixed by the webhook"
+        } else {
+            "the log (no slack.bot_token or slack.webhook_url set): alerts are written at WARN"
+        }
+    }
+}
+
+/// A secret given inline or as `…_file`; one of them, not both. The file's
+/// trailing newline is dropped.
+fn resolve_secret(
+    key: &str,
+    inline: Option<SecretString>,
+    file: Option<&Path>,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<SecretString> {
+    match (inline, file) {
+        (Some(_), Some(_)) if key == "database.url" => {
+            // database.url always has a default; the file wins.
+            read_secret_file(key, file?, problems)
+        }
+        (Some(_), Some(_)) => {
+            problems.push(ConfigProblem::new(
+                key,
+                format!("both {key} and {key}_file are set; keep one"),
+            ));
+            None
+        }
+        (Some(inline), None) => {
+            if inline.expose_secret().trim().is_empty() {
+                problems.push(ConfigProblem::new(
+                    key,
+                    "is empty; set it or remove the key",
+                ));
+                None
+            } else {
+                Some(inline)
+            }
+        }
+        (None, Some(path)) => read_secret_file(key, path, problems),
+        (None, None) => None,
+    }
+}
+
+fn read_secret_file(
+    key: &str,
+    path: &Path,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<SecretString> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let value = text.trim_end_matches(['\n', '\r']).to_string();
+            if value.trim().is_empty() {
+                problems.push(ConfigProblem::new(
+                    format!("{key}_file"),
+                    format!("{} is empty; write the secret into it", path.display()),
+                ));
+                None
+            } else {
+                Some(SecretString::from(value))
+            }
+        }
+        Err(e) => {
+            problems.push(ConfigProblem::new(
+                format!("{key}_file"),
+                format!(
+                    "cannot read {}: {e}; check the path and its permissions",
+                    path.display()
+                ),
+            ));
+            None
+        }
+    }
+}
+
+/// Parses `"5m"`, `"72h"`, `"1s 500ms"`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("{text:?} is not a duration ({e}); write it like \"30s\", \"5m\" or \"72h\"")
+    })
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_duration(&text).map_err(serde::de::Error::custom)
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let text = Option::<String>::deserialize(deserializer)?;
+    text.map(|t| parse_duration(&t).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn load(toml: &str, env: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let mut file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        file.write_all(toml.as_bytes()).unwrap();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        Settings::load_with_env(Some(file.path()), env).and_then(Settings::validate)
+    }
+
+    #[test]
+    fn the_example_config_is_valid() {
+        let settings = Settings::load_with_env(
+            Some(Path::new("config/csatwatch.example.toml")),
+            std::iter::empty(),
+        )
+        .and_then(Settings::validate)
+        .unwrap();
+        assert!(!settings.sources.is_empty());
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let s = load(
+            "[alerts]\nmax_age = \"1h\"\n",
+            &[
+                ("CSATWATCH__ALERTS__MAX_AGE", "2h"),
+                ("CSATWATCH__SLACK__DEFAULT_CHANNEL", "#x"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(s.alerts.max_age, Duration::from_secs(7200));
+        assert_eq!(s.slack.default_channel.as_deref(), Some("#x"));
+    }
+
+    #[test]
+    fn a_secret_is_read_from_its_file_and_never_printed() {
+        let mut secret = tempfile::NamedTempFile::new().unwrap();
+        secret.write_all(b"xoxb-from-file\n").unwrap();
+        let toml = format!(
+            "[slack]\nbot_token_file = {:?}\ndefault_channel = \"#a\"\n",
+            secret.path().display().to_string()
+        );
+        let s = load(&toml, &[]).unwrap();
+        assert_eq!(
+            s.slack.bot_token.as_ref().unwrap().expose_secret(),
+            "xoxb-from-file"
+        );
+        assert!(!format!("{s:?}").contains("xoxb-from-file"));
+    }
+
+    #[test]
+    fn secrets_are_not_mangled_by_type_guessing() {
+        let s = load(
+            "[[sources]]\nname = \"g\"\nkind = \"generic\"\n",
+            &[(
+                "CSATWATCH__SLACK__WEBHOOK_URL",
+                "https://hooks.example/0012345",
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            s.slack.webhook_url.unwrap().expose_secret(),
+            "https://hooks.example/0012345"
+        );
+    }
+
+    #[test]
+    fn every_problem_names_its_key() {
+        let err = load(
+            "[slack]\nbot_token = \"nope\"\n[[sources]]\nname = \"Bad Name\"\nkind = \"zendesk\"\n[[rules]]\nsentiment = [\"angry\"]\nchannel = \"#c\"\n",
+            &[],
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"slack.bot_token"), "{err}");
+        assert!(keys.contains(&"sources[0].name"), "{err}");
+        assert!(keys.contains(&"rules[0].sentiment"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_name() {
+        let err = load("[alerts]\nmax_agee = \"1h\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("max_agee"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_duration_says_how_to_write_one() {
+        let err = load("[alerts]\nmax_age = \"three days\"\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("\"72h\""), "{err}");
+    }
+}

@@ -1,0 +1,126 @@
+//! Sinks deliver alerts. Slack first; the log when nothing is configured.
+//! A sink renders an [`AlertView`] and reports [`Posted`] or a [`SinkError`]
+//! that tells the dispatcher whether to retry. Adding a sink (Teams, a
+//! generic webhook) means a new variant here and nothing in the pipeline.
+
+pub mod slack;
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::domain::{Score, Sentiment};
+
+/// Everything a sink needs to render one alert, read from the store at send time.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AlertView {
+    pub alert_id: i64,
+    /// The configured source's name (`zendesk`) and its kind.
+    pub source: String,
+    pub source_kind: String,
+    pub conversation_id: String,
+    pub rating_key: String,
+    pub score: Score,
+    pub sentiment: Sentiment,
+    /// Customer text: rendered as plain text, never logged.
+    pub comment: Option<String>,
+    pub agent: Option<String>,
+    pub team: Option<String>,
+    pub customer: Option<String>,
+    pub company: Option<String>,
+    pub brand: Option<String>,
+    pub tags: Vec<String>,
+    pub url: Option<String>,
+    /// When this version of the rating was given, Unix milliseconds.
+    pub rated_at_ms: i64,
+    /// Where it goes, and who to mention (`@here`, `U0123`, `S0123`).
+    pub channel: String,
+    pub mentions: Vec<String>,
+    pub rule: Option<String>,
+    /// A sample from `csatwatch send-test-alert`, labelled as such.
+    pub test: bool,
+}
+
+/// What a sink returns on success. A bot-token post returns the channel id
+/// and message `ts` (kept to update the message later); a webhook post
+/// returns neither.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Posted {
+    pub channel: Option<String>,
+    pub ts: Option<String>,
+}
+
+/// A failed delivery, classified.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkError {
+    /// Try again later: rate limited, a 5xx, a timeout, a network error.
+    /// `retry_after` is the receiver's own hint (`Retry-After`).
+    #[error("{reason} (will retry)")]
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying cannot help until someone changes something: a wrong token,
+    /// a missing channel, a missing scope, a message Slack refuses.
+    #[error("{reason}")]
+    Permanent { reason: String },
+}
+
+impl SinkError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SinkError::Retryable { .. })
+    }
+
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            SinkError::Retryable { retry_after, .. } => *retry_after,
+            SinkError::Permanent { .. } => None,
+        }
+    }
+
+    /// A short class for metrics and logs: `ratelimited`, `server_error`, `channel_not_found`, …
+    pub fn class(&self) -> &str {
+        let reason = match self {
+            SinkError::Retryable { reason, .. } | SinkError::Permanent { reason } => reason,
+        };
+        reason.split(':').next().unwrap_or("error").trim()
+    }
+}
+
+/// Where alerts are delivered.
+#[derive(Debug, Clone)]
+pub enum Sink {
+    Slack(slack::SlackClient),
+    /// No Slack configured: alerts are written to the log at WARN (ids and
+    /// scores only), so a first run works without Slack.
+    Log,
+}
+
+impl Sink {
+    pub async fn post(&self, alert: &AlertView) -> Result<Posted, SinkError> {
+        match self {
+            Sink::Slack(client) => client.post_alert(alert).await,
+            Sink::Log => {
+                tracing::warn!(
+                    alert_id = alert.alert_id,
+                    source = %alert.source,
+                    conversation_id = %alert.conversation_id,
+                    score = %alert.score.label(),
+                    sentiment = %alert.sentiment,
+                    channel = %alert.channel,
+                    url = alert.url.as_deref().unwrap_or(""),
+                    test = alert.test,
+                    "negative rating (no Slack configured, so the alert is logged)"
+                );
+                Ok(Posted::default())
+            }
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sink::Slack(client) => client.mode_name(),
+            Sink::Log => "log",
+        }
+    }
+}

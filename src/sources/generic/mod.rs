@@ -1,0 +1,23 @@
+//! Generic (placeholder: being written).
+use super::{ParseError, Parsed, SignatureError, Source, WebhookRequest};
+use crate::settings::{ConfigProblem, SourceSettings};
+
+pub struct GenericSource;
+
+impl GenericSource {
+    pub fn from_settings(_key: &str, _s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
+        Ok(GenericSource)
+    }
+}
+
+impl Source for GenericSource {
+    fn kind(&self) -> &'static str {
+        "generic"
+    }
+    fn verify(&self, _r: &WebhookRequest<'_>) -> Result<(), SignatureError> {
+        Err(SignatureError::Mismatch)
+    }
+    fn parse(&self, _r: &WebhookRequest<'_>) -> Result<Parsed, ParseError> {
+        Err(ParseError::new("todo"))
+    }
+}
