@@ -1,1 +1,139 @@
-//! (being written)
+//! `App::build` wires everything from validated settings; `main` and the
+//! tests build the same `App`. Background work can be driven by hand
+//! (`flush_alerts`) so tests never sleep to synchronise.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::{Clock, SystemClock};
+use crate::dispatcher::{Dispatcher, FlushReport};
+use crate::http::{self, AppState};
+use crate::pipeline::Pipeline;
+use crate::settings::Settings;
+use crate::sinks::{Sink, slack::SlackClient};
+use crate::sources::SourceRegistry;
+use crate::store::{Store, StoreResult};
+
+/// The wired application.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub pipeline: Pipeline,
+    pub dispatcher: Arc<Dispatcher>,
+    pub sources: Arc<SourceRegistry>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    /// Connects to the database, applies migrations and builds every part.
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// As [`App::build`], with a clock of the caller's (tests).
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<App> {
+        let sources = Arc::new(SourceRegistry::from_settings(&settings)?);
+        let store = Store::connect(&settings.database).await?;
+        store.migrate().await.context(
+            "cannot apply database migrations (is database.url reachable and writable?)",
+        )?;
+        let sink = match SlackClient::new(&settings.slack)? {
+            Some(client) => Sink::Slack(client),
+            None => Sink::Log,
+        };
+        let wake = Arc::new(Notify::new());
+        let pipeline = Pipeline::new(store.clone(), &settings, clock.clone(), wake.clone());
+        let dispatcher = Arc::new(Dispatcher::new(
+            store.clone(),
+            sink,
+            clock.clone(),
+            settings.alerts.clone(),
+            wake,
+            &sources,
+        ));
+        Ok(App {
+            settings: Arc::new(settings),
+            store,
+            pipeline,
+            dispatcher,
+            sources,
+            clock,
+        })
+    }
+
+    /// The HTTP routes, for serving or for in-process requests.
+    pub fn router(&self) -> axum::Router {
+        http::router(AppState {
+            settings: self.settings.clone(),
+            store: self.store.clone(),
+            pipeline: self.pipeline.clone(),
+            sources: self.sources.clone(),
+            clock: self.clock.clone(),
+            metrics: crate::telemetry::metrics_handle(),
+        })
+    }
+
+    /// Delivers every alert due now (what the background dispatcher does
+    /// when woken).
+    pub async fn flush_alerts(&self) -> StoreResult<FlushReport> {
+        self.dispatcher.flush().await
+    }
+
+    /// Binds `server.listen`.
+    pub async fn bind(&self) -> anyhow::Result<TcpListener> {
+        let addr = self.settings.server.listen;
+        TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} (server.listen); is another process using it?")
+        })
+    }
+
+    /// Serves HTTP on `listener` and runs the dispatcher until `cancel`; then
+    /// stops accepting, finishes in-flight requests and the alert being
+    /// sent, and returns.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        cancel: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let tasks = TaskTracker::new();
+        tasks.spawn(self.dispatcher.clone().run(cancel.clone()));
+        tasks.close();
+        let local: SocketAddr = listener.local_addr()?;
+        tracing::info!(
+            listen = %local,
+            database = self.store.backend_name(),
+            sources = self.sources.len(),
+            sink = self.dispatcher.sink().name(),
+            "csatwatch is ready"
+        );
+        let shutdown = cancel.clone();
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+            .context("the HTTP server failed")?;
+        // The server returns once in-flight requests are answered; give the
+        // dispatcher the grace period to finish the alert it is sending.
+        cancel.cancel();
+        if tokio::time::timeout(self.settings.server.shutdown_grace, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "background tasks did not stop within server.shutdown_grace; exiting anyway"
+            );
+        }
+        self.store.close().await;
+        tracing::info!("csatwatch stopped");
+        Ok(())
+    }
+}

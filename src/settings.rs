@@ -136,6 +136,12 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
 }
 
+impl DatabaseSettings {
+    pub fn url_is_sqlite(&self) -> bool {
+        self.url.expose_secret().starts_with("sqlite:")
+    }
+}
+
 impl Default for DatabaseSettings {
     fn default() -> Self {
         DatabaseSettings {

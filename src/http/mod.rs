@@ -1,1 +1,68 @@
-//! (being written)
+//! The HTTP interface: one listener, a few routes.
+//!
+//! - `POST /webhooks/{source}`: a helpdesk delivery ([`webhooks`]).
+//! - `GET /healthz`, `GET /readyz`, `GET /metrics` ([`health`]).
+//!
+//! Every request gets an `x-request-id` (the caller's, or a new UUID),
+//! logged on its span and returned in the response.
+
+pub mod health;
+pub mod webhooks;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, StatusCode};
+use axum::routing::{get, post};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::clock::Clock;
+use crate::pipeline::Pipeline;
+use crate::settings::Settings;
+use crate::sources::SourceRegistry;
+use crate::store::Store;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub pipeline: Pipeline,
+    pub sources: Arc<SourceRegistry>,
+    pub clock: Arc<dyn Clock>,
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The routes with their layers.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.settings.server.max_body_bytes;
+    let timeout = state.settings.server.request_timeout;
+    Router::new()
+        .route(
+            "/webhooks/{source}",
+            post(webhooks::receive).layer(DefaultBodyLimit::max(max_body)),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+                let id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                // The path only: query strings can carry tokens.
+                tracing::info_span!("request", method = %request.method(), path = %request.uri().path(), request_id = %id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}

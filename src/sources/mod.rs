@@ -5,6 +5,7 @@
 //! Adding a helpdesk means adding a folder here and one line in [`build`].
 
 pub mod generic;
+pub mod registry;
 pub mod signature;
 pub mod zendesk;
 
@@ -15,6 +16,8 @@ use serde_json::Value;
 
 use crate::domain::RatingEvent;
 use crate::settings::{ConfigProblem, SourceSettings};
+
+pub use registry::{ConfiguredSource, SourceRegistry};
 
 /// One webhook delivery as received: the raw body bytes, never re-serialised.
 #[derive(Debug, Clone, Copy)]

@@ -1,0 +1,199 @@
+//! `POST /webhooks/{source}`: verify, parse, record, answer.
+//!
+//! | case | status |
+//! |---|---|
+//! | recorded, or a duplicate of one already recorded | 200 |
+//! | valid, but carries no rating | 202 |
+//! | missing or wrong signature, stale timestamp | 401 |
+//! | unknown source | 404 |
+//! | body over `server.max_body_bytes` | 413 (from the body limit) |
+//! | signed but unparseable (raw body kept for `reprocess`) | 400 |
+//! | database unavailable | 503 |
+//!
+//! A 2xx is sent only after the transaction has committed. The body is
+//! never logged: it holds customer text.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use crate::domain::Via;
+use crate::sources::{Parsed, WebhookRequest};
+use crate::store::{NewDelivery, StoreError};
+
+/// Headers never stored with a delivery: credentials.
+fn is_sensitive_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "authorization" | "proxy-authorization" | "cookie"
+    ) || name.contains("token")
+        || name.contains("secret")
+        || name.contains("api-key")
+        || name.contains("apikey")
+        || name.contains("password")
+}
+
+/// The request line and non-secret headers, as stored for `reprocess`.
+pub fn request_meta(method: &Method, uri: &Uri, headers: &HeaderMap) -> String {
+    let headers: serde_json::Map<String, Value> = headers
+        .iter()
+        .filter(|(name, _)| !is_sensitive_header(name.as_str()))
+        .filter_map(|(name, value)| {
+            Some((
+                name.as_str().to_string(),
+                Value::String(value.to_str().ok()?.to_string()),
+            ))
+        })
+        .collect();
+    json!({ "method": method.as_str(), "uri": uri.to_string(), "headers": headers }).to_string()
+}
+
+/// `sha256:<hex>` of the body: the delivery key when the helpdesk sends no id.
+pub fn body_key(body: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+}
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn unavailable(error: &StoreError) -> Response {
+    tracing::error!(error = %error, "webhook not recorded: database unavailable; answering 503 so the helpdesk retries");
+    let mut response = reply(
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({ "error": "the database is unavailable; nothing was recorded, retry later" }),
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
+
+fn count(source: &str, outcome: &'static str) {
+    metrics::counter!("csatwatch_deliveries_total", "source" => source.to_string(), "outcome" => outcome).increment(1);
+}
+
+/// The webhook handler.
+pub async fn receive(
+    State(state): State<AppState>,
+    Path(source_name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let Some(source) = state.sources.get(&source_name) else {
+        return reply(
+            StatusCode::NOT_FOUND,
+            json!({ "error": "unknown source; the URL must end with a configured [[sources]] name" }),
+        );
+    };
+    let name = source.name.as_str();
+    let request = WebhookRequest {
+        method: &method,
+        uri: &uri,
+        headers: &headers,
+        body: &body,
+        now_ms: state.clock.now_ms(),
+    };
+    if let Err(error) = source.adapter.verify(&request) {
+        count(name, "unauthorized");
+        tracing::warn!(source = name, kind = source.kind(), reason = %error, "webhook refused: bad signature");
+        return reply(
+            StatusCode::UNAUTHORIZED,
+            json!({ "error": "missing or invalid signature, or a timestamp outside the replay window" }),
+        );
+    }
+
+    let parsed = source.adapter.parse(&request);
+    let delivery_key = match &parsed {
+        Ok(Parsed::Ratings {
+            delivery_id: Some(id),
+            ..
+        }) => format!("id:{id}"),
+        _ => body_key(&body),
+    };
+    let delivery = NewDelivery {
+        source: name.to_string(),
+        delivery_key,
+        received_at_ms: request.now_ms,
+        via: Via::Webhook.as_str().to_string(),
+        request_meta: request_meta(&method, &uri, &headers),
+        body: body.to_vec(),
+    };
+
+    match parsed {
+        Err(error) => match state.store.save_failed_delivery(&delivery, &error.0).await {
+            Ok(id) => {
+                count(name, "unparseable");
+                tracing::warn!(source = name, delivery_id = id, problem = %error, "signed webhook could not be read; kept for `csatwatch reprocess`");
+                reply(
+                    StatusCode::BAD_REQUEST,
+                    json!({ "error": error.0, "delivery_id": id, "kept": true }),
+                )
+            }
+            Err(e) => unavailable(&e),
+        },
+        Ok(Parsed::NoRating { reason }) => {
+            count(name, "no_rating");
+            tracing::debug!(source = name, reason = %reason, "webhook carries no rating");
+            reply(
+                StatusCode::ACCEPTED,
+                json!({ "status": "ignored", "reason": reason }),
+            )
+        }
+        Ok(Parsed::Reply(body)) => {
+            count(name, "handshake");
+            reply(StatusCode::OK, body)
+        }
+        Ok(Parsed::Ratings { ratings, .. }) => {
+            match state
+                .pipeline
+                .record(source, Some(&delivery), &ratings, Via::Webhook)
+                .await
+            {
+                Ok(recorded) => {
+                    let status = if recorded.is_duplicate() {
+                        "duplicate"
+                    } else {
+                        "recorded"
+                    };
+                    count(
+                        name,
+                        if recorded.is_duplicate() {
+                            "duplicate"
+                        } else {
+                            "recorded"
+                        },
+                    );
+                    for r in &recorded.ratings {
+                        tracing::info!(
+                            source = name,
+                            rating_id = r.rating_id,
+                            conversation_id = %r.conversation_id,
+                            outcome = r.outcome.as_str(),
+                            sentiment = %r.sentiment,
+                            alerts = r.alerts,
+                            "rating recorded"
+                        );
+                    }
+                    reply(
+                        StatusCode::OK,
+                        json!({
+                            "status": status,
+                            "delivery_id": recorded.delivery_id,
+                            "ratings": recorded.ratings,
+                        }),
+                    )
+                }
+                Err(e) => unavailable(&e),
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! csatwatch's integration tests: one binary that spawns the real app on
+//! port 0 against a real database (SQLite always; PostgreSQL when
+//! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
+
+mod alerts;
+mod postgres;
+mod support;
+mod webhooks;
