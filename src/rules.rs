@@ -231,8 +231,8 @@ mod tests {
     }
 
     fn toml_free_settings() -> Settings {
-        Settings::load_with_env(Some(std::path::Path::new("/dev/null")), std::iter::empty())
-            .unwrap()
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        Settings::load_with_env(Some(file.path()), std::iter::empty()).unwrap()
     }
 
     fn facts(source: &'static str, sentiment: Sentiment) -> RatingFacts<'static> {
