@@ -1,4 +1,6 @@
-//! Slack (placeholder: being written).
+//! Slack (client being written): the alert as a Block Kit message ([`message`]).
+pub mod message;
+
 use super::{AlertView, Posted, SinkError};
 
 #[derive(Debug, Clone)]
