@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::text::{clean_block, clean_inline, fit, fit_escaped};
 use crate::domain::{Sentiment, SurveyKind};
 use crate::sinks::AlertView;
 
@@ -307,75 +308,6 @@ fn non_blank(text: Option<&str>) -> Option<&str> {
     text.filter(|s| !s.trim().is_empty())
 }
 
-/// Bidirectional overrides and isolates: they can make a name or comment
-/// display as something else (and reverse the text around it).
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
-}
-
-/// One line: control characters become spaces (a newline could start a
-/// mrkdwn `>` quote or break the field layout), bidi controls go, runs of
-/// whitespace collapse.
-fn clean_inline(text: &str) -> String {
-    let spaced: String = text
-        .chars()
-        .filter(|c| !is_bidi_control(*c))
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
-/// Multi-line text (a comment): keeps newlines, drops other controls.
-fn clean_block(text: &str) -> String {
-    text.trim()
-        .replace("\r\n", "\n")
-        .chars()
-        .filter(|c| !is_bidi_control(*c) && (!c.is_control() || *c == '\n' || *c == '\t'))
-        .collect()
-}
-
-/// `text` cut to at most `max` characters, ending in "…" when cut. Counts
-/// characters, not bytes, so it never splits one.
-pub fn fit(text: &str, max: usize) -> String {
-    if text.chars().count() <= max {
-        return text.to_string();
-    }
-    let mut out: String = text.chars().take(max.saturating_sub(1)).collect();
-    out.push('…');
-    out
-}
-
-/// `text` with Slack's control characters `&`, `<`, `>` escaped, cut to at
-/// most `max` characters after escaping (never inside an `&amp;`).
-pub fn fit_escaped(text: &str, max: usize) -> String {
-    let escaped = escape(text);
-    if escaped.chars().count() <= max {
-        return escaped;
-    }
-    let budget = max.saturating_sub(1);
-    let mut out = String::new();
-    let mut used = 0;
-    for c in text.chars() {
-        let piece = escape(c.encode_utf8(&mut [0; 4]));
-        let n = piece.chars().count();
-        if used + n > budget {
-            break;
-        }
-        out.push_str(&piece);
-        used += n;
-    }
-    out.push('…');
-    out
-}
-
-/// Escapes `&`, `<` and `>` (in that order) and nothing else: Slack decodes
-/// only these three, so `'` as `&#39;` would show literally.
-pub fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -606,14 +538,5 @@ pub(crate) mod tests {
             ticket_url(Some(" https://x.example/t/1 ")).as_deref(),
             Some("https://x.example/t/1")
         );
-    }
-
-    #[test]
-    fn cutting_counts_characters_and_never_splits_an_entity() {
-        assert_eq!(fit("ééé", 3), "ééé");
-        assert_eq!(fit("éééé", 3), "éé…");
-        assert_eq!(fit_escaped("a<b", 4), "a…");
-        assert_eq!(fit_escaped("a<b", 6), "a&lt;b");
-        assert_eq!(escape("&lt;<>"), "&amp;lt;&lt;&gt;");
     }
 }

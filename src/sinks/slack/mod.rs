@@ -1,18 +1,12 @@
-//! Slack (client being written): the alert as a Block Kit message ([`message`]).
+//! Slack: the alert as a Block Kit message ([`message`], with the escaping
+//! and cutting in [`text`]) and its delivery through the Web API with a bot
+//! token or through an incoming webhook ([`client`]), whose answers
+//! [`errors`] sorts into retry or give up. Button clicks coming back from
+//! Slack are handled in the HTTP layer; this module only sends.
+
+pub mod client;
+pub mod errors;
 pub mod message;
+pub mod text;
 
-use super::{AlertView, Posted, SinkError};
-
-#[derive(Debug, Clone)]
-pub struct SlackClient;
-
-impl SlackClient {
-    pub async fn post_alert(&self, _a: &AlertView) -> Result<Posted, SinkError> {
-        Err(SinkError::Permanent {
-            reason: "todo".into(),
-        })
-    }
-    pub fn mode_name(&self) -> &'static str {
-        "slack"
-    }
-}
+pub use client::{AuthInfo, SlackClient};
