@@ -1,19 +1,12 @@
-//! Slack (placeholder: being written).
-use super::{AlertView, Posted, SinkError};
+//! Slack: the alert as a Block Kit message ([`message`], with the escaping
+//! and cutting in [`text`]) and its delivery through the Web API with a bot
+//! token or through an incoming webhook ([`client`]), whose answers
+//! [`errors`] sorts into retry or give up. Button clicks coming back from
+//! Slack are handled in the HTTP layer; this module only sends.
 
-#[derive(Debug, Clone)]
-pub struct SlackClient;
+pub mod client;
+pub mod errors;
+pub mod message;
+pub mod text;
 
-impl SlackClient {
-    pub fn new(_s: &crate::settings::SlackSettings) -> anyhow::Result<Option<SlackClient>> {
-        Ok(None)
-    }
-    pub async fn post_alert(&self, _a: &AlertView) -> Result<Posted, SinkError> {
-        Err(SinkError::Permanent {
-            reason: "todo".into(),
-        })
-    }
-    pub fn mode_name(&self) -> &'static str {
-        "slack"
-    }
-}
+pub use client::{AuthInfo, SlackClient};

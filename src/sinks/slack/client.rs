@@ -1,0 +1,634 @@
+//! Delivery to Slack, in one of two modes:
+//!
+//! - **bot** (`slack.bot_token`): `chat.postMessage` to any channel; Slack
+//!   returns the channel id and message `ts`, so the message can be updated
+//!   and threaded later, and the "I'm on it" buttons can work.
+//! - **webhook** (`slack.webhook_url`): a POST to an incoming-webhook URL;
+//!   one fixed channel, the body `ok` and nothing else comes back.
+//!
+//! Every answer is sorted into [`SinkError::Retryable`] (rate limits, 5xx,
+//! timeouts: the dispatcher backs off, honouring `Retry-After`) or
+//! [`SinkError::Permanent`] (the reason starts with Slack's error code and
+//! says what the operator should change). The token and the webhook URL are
+//! secrets: they are never logged, and every error is scrubbed of them.
+//! Rendering lives in [`super::message`]; retries and pacing in the dispatcher.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use reqwest::redirect;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::errors::{
+    classify_api_error, classify_webhook_error, error_code, rate_limit_or_server_error, retry_after,
+};
+use super::message::{self, Buttons};
+use crate::settings::SlackSettings;
+use crate::sinks::{AlertView, Posted, SinkError};
+
+const USER_AGENT: &str = concat!("csatwatch/", env!("CARGO_PKG_VERSION"));
+
+/// Sends alerts to Slack with a bot token or an incoming webhook. Cheap to
+/// clone: the HTTP client is shared.
+#[derive(Debug, Clone)]
+pub struct SlackClient {
+    http: reqwest::Client,
+    mode: Mode,
+    timeout: Duration,
+}
+
+// `SecretString`'s Debug prints `[REDACTED]`, so deriving Debug is safe.
+#[derive(Debug, Clone)]
+enum Mode {
+    Bot {
+        token: SecretString,
+        api_base_url: String,
+        default_channel: Option<String>,
+    },
+    Webhook {
+        url: SecretString,
+    },
+}
+
+/// Who a bot token belongs to, from `auth.test` (`check-config --online`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct AuthInfo {
+    /// The workspace name and id.
+    pub team: String,
+    pub team_id: String,
+    /// The bot user's name and id, and the bot id.
+    pub user: String,
+    pub user_id: String,
+    pub bot_id: Option<String>,
+    /// The workspace URL, `https://acme.slack.com/`.
+    pub url: String,
+}
+
+impl SlackClient {
+    /// A client for the configured mode, or `None` when neither a bot token
+    /// nor a webhook URL is set (alerts then go to the log).
+    pub fn new(settings: &SlackSettings) -> anyhow::Result<Option<SlackClient>> {
+        let mode = match (&settings.bot_token, &settings.webhook_url) {
+            (Some(token), _) => Mode::Bot {
+                token: token.clone(),
+                api_base_url: settings.api_base_url.trim_end_matches('/').to_string(),
+                default_channel: settings.default_channel.clone(),
+            },
+            (None, Some(url)) => Mode::Webhook { url: url.clone() },
+            (None, None) => return Ok(None),
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(USER_AGENT)
+            .timeout(settings.request_timeout)
+            // Slack never redirects these calls; following one would only
+            // carry the message (and, for the bot, the token) somewhere else.
+            .redirect(redirect::Policy::none())
+            .build()
+            .context("building the HTTP client for Slack")?;
+        Ok(Some(SlackClient {
+            http,
+            mode,
+            timeout: settings.request_timeout,
+        }))
+    }
+
+    /// `slack-bot` or `slack-webhook`, for logs and metrics.
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            Mode::Bot { .. } => "slack-bot",
+            Mode::Webhook { .. } => "slack-webhook",
+        }
+    }
+
+    /// Whether posted messages can be updated and threaded later (bot mode).
+    pub fn can_update(&self) -> bool {
+        matches!(self.mode, Mode::Bot { .. })
+    }
+
+    /// Posts one alert. Bot mode returns Slack's channel id and `ts`.
+    pub async fn post_alert(&self, alert: &AlertView) -> Result<Posted, SinkError> {
+        let result = match &self.mode {
+            Mode::Bot {
+                default_channel, ..
+            } => self.post_as_bot(alert, default_channel.as_deref()).await,
+            Mode::Webhook { url } => self.post_to_webhook(url, alert).await,
+        };
+        if let Ok(posted) = &result {
+            tracing::debug!(
+                alert_id = alert.alert_id,
+                channel = posted.channel.as_deref().unwrap_or(&alert.channel),
+                ts = posted.ts.as_deref().unwrap_or(""),
+                mode = self.mode_name(),
+                "alert posted to Slack"
+            );
+        }
+        result.map_err(|error| self.redact(error))
+    }
+
+    /// Calls `auth.test`: which workspace and bot the token belongs to.
+    pub async fn auth_test(&self) -> Result<AuthInfo, SinkError> {
+        if !self.can_update() {
+            return Err(SinkError::Permanent {
+                reason: "not_supported: auth.test needs slack.bot_token; check a webhook URL with `csatwatch send-test-alert`".into(),
+            });
+        }
+        let reply = self.call_api("auth.test", &json!({}), None).await;
+        let reply = reply.map_err(|error| self.redact(error))?;
+        serde_json::from_value(reply).map_err(|_| SinkError::Permanent {
+            reason: "unexpected_response: auth.test answered without team and user".into(),
+        })
+    }
+
+    async fn post_as_bot(
+        &self,
+        alert: &AlertView,
+        default_channel: Option<&str>,
+    ) -> Result<Posted, SinkError> {
+        let channel = [Some(alert.channel.as_str()), default_channel]
+            .into_iter()
+            .flatten()
+            .map(str::trim)
+            .find(|c| !c.is_empty())
+            .ok_or_else(|| SinkError::Permanent {
+                reason: "no_channel: set slack.default_channel or a channel on the rule".into(),
+            })?;
+        let mut body = message::render(alert, Buttons::AckAndFollowUp);
+        body["channel"] = json!(channel);
+        // A ticket link would otherwise unfurl into a preview of the helpdesk page.
+        body["unfurl_links"] = json!(false);
+        body["unfurl_media"] = json!(false);
+        let reply = self
+            .call_api("chat.postMessage", &body, Some(channel))
+            .await?;
+        Ok(Posted {
+            channel: Some(reply["channel"].as_str().unwrap_or(channel).to_string()),
+            ts: reply["ts"].as_str().map(str::to_string),
+        })
+    }
+
+    /// One Web API call; `Ok` is the reply with `"ok": true`.
+    async fn call_api(
+        &self,
+        method: &str,
+        body: &Value,
+        channel: Option<&str>,
+    ) -> Result<Value, SinkError> {
+        let Mode::Bot {
+            token,
+            api_base_url,
+            ..
+        } = &self.mode
+        else {
+            unreachable!("Web API calls are made in bot mode only");
+        };
+        let response = self
+            .http
+            .post(format!("{api_base_url}/{method}"))
+            .bearer_auth(token.expose_secret())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let header_wait = retry_after(response.headers());
+        if let Some(error) = rate_limit_or_server_error(status, header_wait) {
+            return Err(error);
+        }
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let reply: Value = match serde_json::from_str(&text) {
+            Ok(reply @ Value::Object(_)) => reply,
+            _ => {
+                return Err(SinkError::Permanent {
+                    reason: format!(
+                        "unexpected_response: HTTP {} from {method} is not a Slack answer; check slack.api_base_url ({api_base_url})",
+                        status.as_u16()
+                    ),
+                });
+            }
+        };
+        if reply["ok"] == json!(true) {
+            return Ok(reply);
+        }
+        // Slack puts `retry_after` in some JSON bodies too; the header wins.
+        let wait = header_wait.or_else(|| reply["retry_after"].as_u64().map(Duration::from_secs));
+        let code = error_code(reply["error"].as_str().unwrap_or(""));
+        Err(classify_api_error(&code, &reply, wait, channel))
+    }
+
+    async fn post_to_webhook(
+        &self,
+        url: &SecretString,
+        alert: &AlertView,
+    ) -> Result<Posted, SinkError> {
+        let body = message::render(alert, Buttons::LinkOnly);
+        let response = self
+            .http
+            .post(url.expose_secret())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        let status = response.status();
+        let header_wait = retry_after(response.headers());
+        if let Some(error) = rate_limit_or_server_error(status, header_wait) {
+            return Err(error);
+        }
+        let text = response
+            .text()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        if status.is_success() && text.trim() == "ok" {
+            return Ok(Posted::default());
+        }
+        Err(classify_webhook_error(status, &text))
+    }
+
+    /// A request that got no complete answer. Retrying is at-least-once: a
+    /// timeout after Slack accepted the post can repeat the message, which
+    /// DESIGN.md accepts over losing it.
+    fn transport_error(&self, error: &reqwest::Error) -> SinkError {
+        // reqwest's own Display includes the URL (a secret in webhook
+        // mode), so only the innermost cause is shown, and scrubbed later.
+        let mut cause: &dyn std::error::Error = error;
+        while let Some(inner) = cause.source() {
+            cause = inner;
+        }
+        let reason = if error.is_timeout() {
+            format!(
+                "timeout: Slack did not answer within {}",
+                humantime::format_duration(self.timeout)
+            )
+        } else if error.is_builder() {
+            return SinkError::Permanent {
+                reason: "invalid_url: check slack.webhook_url or slack.api_base_url".into(),
+            };
+        } else if error.is_connect() {
+            format!("network: could not connect to Slack ({cause})")
+        } else {
+            format!("network: the request to Slack failed ({cause})")
+        };
+        SinkError::Retryable {
+            reason,
+            retry_after: None,
+        }
+    }
+
+    /// Removes the token and the webhook URL (and its secret path) from an
+    /// error, whatever produced it.
+    fn redact(&self, error: SinkError) -> SinkError {
+        let mut secrets = Vec::new();
+        match &self.mode {
+            Mode::Bot { token, .. } => secrets.push(token.expose_secret().to_string()),
+            Mode::Webhook { url } => {
+                secrets.push(url.expose_secret().to_string());
+                if let Ok(parsed) = reqwest::Url::parse(url.expose_secret())
+                    && parsed.path().len() > 1
+                {
+                    secrets.push(parsed.path().to_string());
+                }
+            }
+        }
+        let scrub = |mut reason: String| {
+            for secret in secrets.iter().filter(|s| !s.is_empty()) {
+                reason = reason.replace(secret.as_str(), "[redacted]");
+            }
+            reason
+        };
+        match error {
+            SinkError::Retryable {
+                reason,
+                retry_after,
+            } => SinkError::Retryable {
+                reason: scrub(reason),
+                retry_after,
+            },
+            SinkError::Permanent { reason } => SinkError::Permanent {
+                reason: scrub(reason),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wiremock::matchers::{body_partial_json, header, method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+    use crate::sinks::slack::message::tests::full_alert;
+
+    const TOKEN: &str = "xoxb-1111-2222-sEcReTtOkEn";
+    const WEBHOOK_PATH: &str = "/services/T0001/B0001/wEbHoOkSeCrEt";
+
+    fn client(settings: SlackSettings) -> SlackClient {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        SlackClient::new(&settings)
+            .unwrap()
+            .expect("a configured client")
+    }
+
+    fn bot(server: &MockServer) -> SlackClient {
+        client(SlackSettings {
+            bot_token: Some(SecretString::from(TOKEN.to_string())),
+            default_channel: Some("#fallback".to_string()),
+            api_base_url: format!("{}/api/", server.uri()),
+            ..SlackSettings::default()
+        })
+    }
+
+    fn webhook_url(base: &str) -> String {
+        format!("{base}{WEBHOOK_PATH}")
+    }
+
+    fn webhook(server: &MockServer) -> SlackClient {
+        client(SlackSettings {
+            webhook_url: Some(SecretString::from(webhook_url(&server.uri()))),
+            ..SlackSettings::default()
+        })
+    }
+
+    /// A server answering every Web API call with `response`.
+    async fn slack_answering(response: ResponseTemplate) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(response)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    fn api_error(code: &str) -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_json(json!({ "ok": false, "error": code }))
+    }
+
+    #[tokio::test]
+    async fn a_bot_post_carries_token_channel_and_text_and_keeps_the_ts() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .and(body_partial_json(json!({
+                "channel": "#csat-alerts",
+                "unfurl_links": false,
+                "unfurl_media": false,
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "ok": true, "channel": "C0CSAT", "ts": "1772360100.000200",
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+
+        let posted = bot(&server).post_alert(&full_alert()).await.unwrap();
+
+        assert_eq!(posted.channel.as_deref(), Some("C0CSAT"));
+        assert_eq!(posted.ts.as_deref(), Some("1772360100.000200"));
+        let request = &server.received_requests().await.unwrap()[0];
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert!(body["text"].as_str().unwrap().contains("Negative CSAT"));
+        assert!(body.to_string().contains(message::ACK_ACTION_ID));
+        let agent = request.headers.get("user-agent").unwrap().to_str().unwrap();
+        assert!(agent.starts_with("csatwatch/"));
+    }
+
+    #[tokio::test]
+    async fn an_alert_without_a_channel_goes_to_the_default_channel() {
+        let server = slack_answering(
+            ResponseTemplate::new(200).set_body_json(json!({ "ok": true, "ts": "1.2" })),
+        )
+        .await;
+        let alert = AlertView {
+            channel: " ".to_string(),
+            ..full_alert()
+        };
+        let posted = bot(&server).post_alert(&alert).await.unwrap();
+        assert_eq!(posted.channel.as_deref(), Some("#fallback"));
+    }
+
+    #[tokio::test]
+    async fn a_429_is_retried_after_slacks_retry_after() {
+        let server =
+            slack_answering(ResponseTemplate::new(429).insert_header("Retry-After", "7")).await;
+        let error = bot(&server).post_alert(&full_alert()).await.unwrap_err();
+        assert!(error.is_retryable(), "{error}");
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
+        assert_eq!(error.class(), "ratelimited");
+    }
+
+    #[tokio::test]
+    async fn slack_side_errors_in_a_200_body_are_retried() {
+        for code in [
+            "ratelimited",
+            "rate_limited",
+            "fatal_error",
+            "internal_error",
+            "service_unavailable",
+            "request_timeout",
+        ] {
+            let server = slack_answering(api_error(code)).await;
+            let error = bot(&server).post_alert(&full_alert()).await.unwrap_err();
+            assert!(error.is_retryable(), "{code}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_503_is_retried() {
+        let server = slack_answering(ResponseTemplate::new(503)).await;
+        let error = bot(&server).post_alert(&full_alert()).await.unwrap_err();
+        assert!(error.is_retryable());
+        assert_eq!(error.to_string(), "server_error: HTTP 503 (will retry)");
+    }
+
+    #[tokio::test]
+    async fn each_permanent_error_starts_with_its_code_and_says_what_to_do() {
+        let cases = [
+            ("channel_not_found", "slack.default_channel"),
+            ("not_in_channel", "/invite @csatwatch"),
+            ("is_archived", "archived"),
+            ("invalid_auth", "slack.bot_token"),
+            ("not_authed", "slack.bot_token"),
+            ("account_inactive", "slack.bot_token"),
+            ("token_revoked", "slack.bot_token"),
+            ("missing_scope", "add chat:write under OAuth & Permissions"),
+            ("msg_too_long", "report"),
+            ("restricted_action", "Slack admin"),
+            ("some_new_error", "docs.slack.dev"),
+        ];
+        for (code, advice) in cases {
+            let server = slack_answering(api_error(code)).await;
+            let error = bot(&server).post_alert(&full_alert()).await.unwrap_err();
+            assert!(!error.is_retryable(), "{code}: {error}");
+            assert_eq!(error.class(), code);
+            assert!(error.to_string().contains(advice), "{code}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn invalid_blocks_names_slacks_pointer() {
+        let server = slack_answering(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": false,
+            "error": "invalid_blocks",
+            "errors": ["must be less than 151 characters [json-pointer:/blocks/0/text]"],
+        })))
+        .await;
+        let error = bot(&server).post_alert(&full_alert()).await.unwrap_err();
+        assert!(!error.is_retryable());
+        assert_eq!(error.class(), "invalid_blocks");
+        assert!(error.to_string().contains("/blocks/0/text"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn auth_test_reports_workspace_and_bot() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/api/auth.test"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "ok": true, "url": "https://acme.slack.com/", "team": "Acme", "team_id": "T0001",
+                "user": "csatwatch", "user_id": "U0BOT", "bot_id": "B0BOT",
+            })))
+            .mount(&server)
+            .await;
+        let info = bot(&server).auth_test().await.unwrap();
+        assert_eq!(
+            (info.team.as_str(), info.user.as_str()),
+            ("Acme", "csatwatch")
+        );
+        assert_eq!(info.bot_id.as_deref(), Some("B0BOT"));
+        assert!(webhook(&server).auth_test().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn a_webhook_post_sends_no_channel_and_no_ack_buttons() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(WEBHOOK_PATH))
+            .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let client = webhook(&server);
+        assert_eq!(
+            (client.mode_name(), client.can_update()),
+            ("slack-webhook", false)
+        );
+
+        let posted = client.post_alert(&full_alert()).await.unwrap();
+
+        assert_eq!(posted, Posted::default());
+        let request = &server.received_requests().await.unwrap()[0];
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        assert!(body.get("channel").is_none());
+        assert!(!body.to_string().contains(message::ACK_ACTION_ID));
+        assert!(request.headers.get("authorization").is_none());
+    }
+
+    #[tokio::test]
+    async fn webhook_errors_are_sorted_by_status() {
+        let server =
+            slack_answering(ResponseTemplate::new(404).set_body_string("channel_not_found")).await;
+        let error = webhook(&server)
+            .post_alert(&full_alert())
+            .await
+            .unwrap_err();
+        assert!(!error.is_retryable());
+        assert_eq!(error.class(), "channel_not_found");
+        assert!(error.to_string().contains("slack.webhook_url"));
+
+        let server =
+            slack_answering(ResponseTemplate::new(500).set_body_string("rollup_error")).await;
+        assert!(
+            webhook(&server)
+                .post_alert(&full_alert())
+                .await
+                .unwrap_err()
+                .is_retryable()
+        );
+
+        let server =
+            slack_answering(ResponseTemplate::new(429).insert_header("Retry-After", "3")).await;
+        let error = webhook(&server)
+            .post_alert(&full_alert())
+            .await
+            .unwrap_err();
+        assert_eq!(error.retry_after(), Some(Duration::from_secs(3)));
+    }
+
+    #[tokio::test]
+    async fn a_slack_slower_than_the_timeout_is_retried() {
+        let server =
+            slack_answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).await;
+        let client = client(SlackSettings {
+            bot_token: Some(SecretString::from(TOKEN.to_string())),
+            api_base_url: server.uri(),
+            request_timeout: Duration::from_millis(200),
+            ..SlackSettings::default()
+        });
+        let error = client.post_alert(&full_alert()).await.unwrap_err();
+        assert!(error.is_retryable());
+        assert_eq!(error.class(), "timeout");
+    }
+
+    #[tokio::test]
+    async fn no_error_contains_the_token_or_the_webhook_url() {
+        // Answers that echo the secret back, as a misbehaving proxy might.
+        let echo = format!("{TOKEN} {WEBHOOK_PATH}");
+        let server =
+            slack_answering(ResponseTemplate::new(400).set_body_string(echo.as_str())).await;
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let unreachable_hook = client(SlackSettings {
+            webhook_url: Some(SecretString::from(webhook_url(&closed))),
+            ..SlackSettings::default()
+        });
+        let unreachable_bot = client(SlackSettings {
+            bot_token: Some(SecretString::from(TOKEN.to_string())),
+            api_base_url: closed.clone(),
+            ..SlackSettings::default()
+        });
+        let mut errors = vec![
+            bot(&server).post_alert(&full_alert()).await.unwrap_err(),
+            bot(&server).auth_test().await.unwrap_err(),
+            webhook(&server)
+                .post_alert(&full_alert())
+                .await
+                .unwrap_err(),
+            unreachable_hook
+                .post_alert(&full_alert())
+                .await
+                .unwrap_err(),
+            unreachable_bot.post_alert(&full_alert()).await.unwrap_err(),
+        ];
+        // And the last line of defence, on an error that quotes both.
+        let quoted = SinkError::Permanent {
+            reason: format!("x: {}", webhook_url(&closed)),
+        };
+        errors.push(unreachable_hook.redact(quoted));
+        errors.push(unreachable_bot.redact(SinkError::Permanent {
+            reason: format!("x: Bearer {TOKEN}"),
+        }));
+        for error in errors {
+            let text = format!("{error} {error:?}");
+            assert!(!text.contains(TOKEN), "{text}");
+            assert!(!text.contains("wEbHoOkSeCrEt"), "{text}");
+        }
+        assert!(!format!("{unreachable_bot:?} {unreachable_hook:?}").contains("SeCrEt"));
+    }
+
+    #[test]
+    fn without_token_or_webhook_there_is_no_client() {
+        assert!(
+            SlackClient::new(&SlackSettings::default())
+                .unwrap()
+                .is_none()
+        );
+    }
+}
