@@ -782,7 +782,7 @@ mod tests {
     #[test]
     fn secrets_are_not_mangled_by_type_guessing() {
         let s = load(
-            "[[sources]]\nname = \"g\"\nkind = \"generic\"\n",
+            "[[sources]]\nname = \"g\"\nkind = \"generic\"\nsecret = \"s\"\nfields = { conversation_id = \"/id\", score = \"/score\" }\n",
             &[(
                 "CSATWATCH__SLACK__WEBHOOK_URL",
                 "https://hooks.example/0012345",

@@ -130,3 +130,110 @@ pub fn parse_json(body: &[u8]) -> Result<Value, ParseError> {
         ))
     })
 }
+
+/// A JSON scalar as text: strings trimmed (empty is `None`), numbers and
+/// booleans written out. Helpdesk templates render ids as strings or numbers
+/// depending on how the operator quoted them, so both are accepted.
+pub fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => crate::domain::non_empty(Some(s)),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
+    }
+}
+
+/// Describes a value for an error message without echoing customer text:
+/// numbers and short words are shown, longer text only by its length.
+pub fn describe_value(value: &Value) -> String {
+    match value {
+        Value::String(s) if s.chars().count() <= 24 => format!("{s:?}"),
+        Value::String(s) => format!("a text of {} characters", s.chars().count()),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_string(),
+        Value::Array(_) => "an array".to_string(),
+        Value::Object(_) => "an object".to_string(),
+    }
+}
+
+/// Checks a `ticket_url` template: it must be an http(s) URL naming
+/// `{conversation_id}`, or every alert would link to the same page.
+pub fn check_ticket_url(key: &str, template: Option<&str>) -> Option<ConfigProblem> {
+    let template = template?;
+    let looks_like_url = template.starts_with("https://") || template.starts_with("http://");
+    if !looks_like_url || !template.contains("{conversation_id}") {
+        return Some(ConfigProblem::new(
+            format!("{key}.ticket_url"),
+            "must be an http(s) URL containing {conversation_id}, e.g. https://acme.zendesk.com/agent/tickets/{conversation_id}",
+        ));
+    }
+    None
+}
+
+/// Fills a `ticket_url` template. The id is percent-encoded so an id with a
+/// space or a slash cannot change the link's path.
+pub fn fill_ticket_url(template: &str, conversation_id: &str) -> String {
+    let mut encoded = String::with_capacity(conversation_id.len());
+    for byte in conversation_id.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    template.replace("{conversation_id}", &encoded)
+}
+
+/// The replay window in milliseconds: the configured one or five minutes.
+pub fn replay_window_ms(settings: &SourceSettings) -> i64 {
+    settings
+        .replay_window
+        .map_or(DEFAULT_REPLAY_WINDOW_MS, |w| {
+            i64::try_from(w.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
+/// Five minutes: the tolerance Standard Webhooks' reference library uses.
+pub const DEFAULT_REPLAY_WINDOW_MS: i64 = 5 * 60 * 1000;
+
+/// A zero window would refuse every delivery, which is never what was meant.
+pub fn check_replay_window(key: &str, settings: &SourceSettings) -> Option<ConfigProblem> {
+    settings.replay_window.filter(|w| w.is_zero()).map(|_| {
+        ConfigProblem::new(
+            format!("{key}.replay_window"),
+            "must be more than 0s; the default is \"5m\"",
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_become_text_and_containers_do_not() {
+        assert_eq!(scalar_text(&Value::from(" 42 ")), Some("42".into()));
+        assert_eq!(scalar_text(&Value::from(42)), Some("42".into()));
+        assert_eq!(scalar_text(&Value::from("  ")), None);
+        assert_eq!(scalar_text(&serde_json::json!({"a": 1})), None);
+    }
+
+    #[test]
+    fn long_text_is_described_by_its_length_only() {
+        let secret = "the customer wrote something private here";
+        let described = describe_value(&Value::from(secret));
+        assert!(!described.contains("private"), "{described}");
+        assert_eq!(describe_value(&Value::from("bad")), "\"bad\"");
+    }
+
+    #[test]
+    fn a_ticket_url_cannot_be_redirected_by_the_id() {
+        assert_eq!(
+            fill_ticket_url("https://x.example/t/{conversation_id}", "1/../admin"),
+            "https://x.example/t/1%2F..%2Fadmin"
+        );
+        assert!(check_ticket_url("s", Some("https://x.example/t/")).is_some());
+        assert!(check_ticket_url("s", Some("https://x.example/{conversation_id}")).is_none());
+    }
+}

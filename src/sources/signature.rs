@@ -230,11 +230,11 @@ mod tests {
             uri: &uri,
             headers: &headers,
             body,
-            now_ms: 1614265330_000 + 10_000,
+            now_ms: 1_614_265_330_000 + 10_000,
         };
         assert_eq!(verify_standard_webhooks(&secret, &request, 300_000), Ok(()));
         let late = WebhookRequest {
-            now_ms: 1614265330_000 + 301_000,
+            now_ms: 1_614_265_330_000 + 301_000,
             ..request
         };
         assert!(matches!(

@@ -1,23 +1,94 @@
-//! Zendesk (placeholder: being written).
-use super::{ParseError, Parsed, SignatureError, Source, WebhookRequest};
-use crate::settings::{ConfigProblem, SourceSettings};
+//! Zendesk legacy CSAT, delivered by a ticket trigger that notifies a
+//! webhook with our JSON body (docs/helpdesks/zendesk.md has the set-up).
+//!
+//! - `signature.rs`: Zendesk's signature headers and replay window.
+//! - `payload.rs`: the trigger body and its reading into a rating.
+//!
+//! The newer "CSAT survey responses" product is not handled here yet.
 
-pub struct ZendeskSource;
+pub mod payload;
+pub mod signature;
+
+#[cfg(test)]
+mod tests;
+
+use secrecy::SecretString;
+
+use super::{
+    ParseError, Parsed, SignatureError, Source, WebhookRequest, check_replay_window,
+    check_ticket_url, parse_json, replay_window_ms,
+};
+use crate::settings::{ConfigProblem, SourceSettings};
+use payload::TriggerPayload;
+
+/// A configured Zendesk source.
+pub struct ZendeskSource {
+    secret: SecretString,
+    replay_window_ms: i64,
+    ticket_url: Option<String>,
+}
 
 impl ZendeskSource {
-    pub fn from_settings(_key: &str, _s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        Ok(ZendeskSource)
+    /// Builds the source from its `[[sources]]` entry (whose secret the
+    /// settings validation has already read from `secret_file` if given).
+    /// Reports every problem with its key.
+    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        if s.secret.is_none() {
+            problems.push(missing_secret(key, s));
+        }
+        problems.extend(check_replay_window(key, s));
+        problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
+        // Generic-only keys would be silently ignored; say so instead.
+        let generic_only = [
+            ("scale", s.scale.is_some()),
+            ("signature", s.signature.is_some()),
+            ("signature_header", s.signature_header.is_some()),
+            ("signature_prefix", s.signature_prefix.is_some()),
+            ("signature_encoding", s.signature_encoding.is_some()),
+            ("fields", s.fields.is_some()),
+        ];
+        for (name, set) in generic_only {
+            if set {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.{name}"),
+                    "applies to generic sources only; remove it (Zendesk's scale and signature are fixed)",
+                ));
+            }
+        }
+        match &s.secret {
+            Some(secret) if problems.is_empty() => Ok(ZendeskSource {
+                secret: secret.clone(),
+                replay_window_ms: replay_window_ms(s),
+                ticket_url: s.ticket_url.clone(),
+            }),
+            _ => Err(problems),
+        }
     }
+}
+
+/// The secret is the only proof a delivery came from Zendesk, so it is
+/// required; the message says where to find it.
+fn missing_secret(key: &str, s: &SourceSettings) -> ConfigProblem {
+    let message = if s.secret_file.is_some() {
+        "is required, and secret_file gave none (see the problem reported for it)"
+    } else {
+        "is required: in Zendesk Admin Center → Apps and integrations → Webhooks, open your webhook and click \"Reveal secret\"; or set secret_file to a file holding it"
+    };
+    ConfigProblem::new(format!("{key}.secret"), message)
 }
 
 impl Source for ZendeskSource {
     fn kind(&self) -> &'static str {
         "zendesk"
     }
-    fn verify(&self, _r: &WebhookRequest<'_>) -> Result<(), SignatureError> {
-        Err(SignatureError::Mismatch)
+
+    fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), SignatureError> {
+        signature::verify(&self.secret, request, self.replay_window_ms)
     }
-    fn parse(&self, _r: &WebhookRequest<'_>) -> Result<Parsed, ParseError> {
-        Err(ParseError::new("todo"))
+
+    fn parse(&self, request: &WebhookRequest<'_>) -> Result<Parsed, ParseError> {
+        let body = parse_json(request.body)?;
+        TriggerPayload::try_from(&body)?.into_parsed(self.ticket_url.as_deref())
     }
 }
