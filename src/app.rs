@@ -105,8 +105,22 @@ impl App {
         listener: TcpListener,
         cancel: CancellationToken,
     ) -> anyhow::Result<()> {
+        self.serve_with(listener, cancel, true).await
+    }
+
+    /// As [`App::serve`]; with `background = false` the dispatcher does not
+    /// run on its own and alerts go out only through [`App::flush_alerts`]
+    /// (tests that count what each flush does).
+    pub async fn serve_with(
+        self,
+        listener: TcpListener,
+        cancel: CancellationToken,
+        background: bool,
+    ) -> anyhow::Result<()> {
         let tasks = TaskTracker::new();
-        tasks.spawn(self.dispatcher.clone().run(cancel.clone()));
+        if background {
+            tasks.spawn(self.dispatcher.clone().run(cancel.clone()));
+        }
         tasks.close();
         let local: SocketAddr = listener.local_addr()?;
         tracing::info!(

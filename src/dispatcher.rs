@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use rand::Rng as _;
 use tokio::sync::{Mutex, Notify};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, ms};
@@ -58,9 +57,9 @@ pub struct Dispatcher {
     /// Prefix of this process's claim tokens.
     instance: String,
     source_kinds: HashMap<String, &'static str>,
-    /// When each channel may next be posted to (pacing and Slack's
-    /// `Retry-After`).
-    channel_ready: Mutex<HashMap<String, Instant>>,
+    /// When each channel may next be posted to, in clock milliseconds
+    /// (pacing and Slack's `Retry-After`).
+    channel_ready: Mutex<HashMap<String, i64>>,
     /// Serialises flushes within this process (the run loop and a manual
     /// `flush` from tests or commands).
     flushing: Mutex<()>,
@@ -201,22 +200,23 @@ impl Dispatcher {
         // Slack rate-limited waits out its Retry-After.
         let ready_at = self.channel_ready.lock().await.get(&alert.channel).copied();
         if let Some(ready_at) = ready_at {
-            let wait = ready_at.saturating_duration_since(Instant::now());
-            if wait > self.settings.channel_interval {
+            let wait_ms = ready_at - self.clock.now_ms();
+            if wait_ms > ms(self.settings.channel_interval) {
                 // A long wait (Retry-After): hand the slot back and retry later.
-                let next = self.clock.now_ms() + wait.as_millis() as i64;
                 self.store
                     .reschedule_alert(
                         alert.id,
                         token,
-                        next,
+                        ready_at,
                         "waiting for the channel's rate limit",
                     )
                     .await?;
                 report.retried += 1;
                 return Ok(report);
             }
-            tokio::time::sleep(wait).await;
+            if wait_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
+            }
         }
 
         let view = self.view(alert, &rating);
@@ -224,7 +224,7 @@ impl Dispatcher {
         let now = self.clock.now_ms();
         self.channel_ready.lock().await.insert(
             alert.channel.clone(),
-            Instant::now() + self.settings.channel_interval,
+            now + ms(self.settings.channel_interval),
         );
         match outcome {
             Ok(posted) => {
@@ -278,7 +278,7 @@ impl Dispatcher {
                         self.channel_ready
                             .lock()
                             .await
-                            .insert(alert.channel.clone(), Instant::now() + after);
+                            .insert(alert.channel.clone(), now + ms(after));
                     }
                     let delay = self
                         .backoff(alert.attempts)

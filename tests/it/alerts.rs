@@ -366,9 +366,10 @@ async fn undelivered_alerts_survive_a_restart_and_go_out_exactly_once() {
 async fn alerts_go_out_right_after_commit_without_a_manual_flush() {
     let db = TestDatabase::new(Backend::Sqlite).await;
     let slack = slack_ok().await;
-    let app = TestApp::spawn(
+    let app = TestApp::spawn_with(
         settings(&db.url, Some(&slack.uri()), ""),
         ManualClock::starting_now(),
+        true,
     )
     .await;
     assert_eq!(app.post_zendesk(&zendesk_body(40, "bad", "")).await.0, 200);

@@ -166,8 +166,14 @@ pub struct TestApp {
 }
 
 impl TestApp {
-    /// Builds and serves the app for `settings` with a manual clock.
+    /// Builds and serves the app for `settings` with a manual clock; alerts
+    /// go out only when the test calls `flush_alerts`.
     pub async fn spawn(settings: Settings, clock: ManualClock) -> TestApp {
+        Self::spawn_with(settings, clock, false).await
+    }
+
+    /// As `spawn`, with the background dispatcher running as in production.
+    pub async fn spawn_with(settings: Settings, clock: ManualClock, background: bool) -> TestApp {
         install_crypto();
         let app = App::build_with_clock(settings, Arc::new(clock.clone()) as Arc<dyn Clock>)
             .await
@@ -175,7 +181,7 @@ impl TestApp {
         let listener = app.bind().await.unwrap();
         let addr = listener.local_addr().unwrap();
         let cancel = CancellationToken::new();
-        let handle = tokio::spawn(app.clone().serve(listener, cancel.clone()));
+        let handle = tokio::spawn(app.clone().serve_with(listener, cancel.clone(), background));
         TestApp {
             app,
             addr,
