@@ -89,6 +89,34 @@ impl App {
         self.dispatcher.flush().await
     }
 
+    /// Deletes raw deliveries older than `retention.raw_deliveries`; their
+    /// ratings stay. Returns how many were deleted.
+    pub async fn apply_retention(&self) -> StoreResult<u64> {
+        let before = self.clock.now_ms() - crate::clock::ms(self.settings.retention.raw_deliveries);
+        let deleted = self.store.delete_deliveries_before(before).await?;
+        metrics::counter!("csatwatch_retention_deleted_total").increment(deleted);
+        if deleted > 0 {
+            tracing::info!(
+                deleted,
+                "deleted raw deliveries past retention.raw_deliveries"
+            );
+        }
+        Ok(deleted)
+    }
+
+    /// Applies retention at start and then hourly, until `cancel`.
+    async fn run_retention(self, cancel: CancellationToken) {
+        loop {
+            if let Err(e) = self.apply_retention().await {
+                tracing::warn!(error = %e, "retention could not run; it will try again in an hour");
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            }
+        }
+    }
+
     /// Binds `server.listen`.
     pub async fn bind(&self) -> anyhow::Result<TcpListener> {
         let addr = self.settings.server.listen;
@@ -120,6 +148,7 @@ impl App {
         let tasks = TaskTracker::new();
         if background {
             tasks.spawn(self.dispatcher.clone().run(cancel.clone()));
+            tasks.spawn(self.clone().run_retention(cancel.clone()));
         }
         tasks.close();
         let local: SocketAddr = listener.local_addr()?;

@@ -137,7 +137,7 @@ fn print_check(settings: &Settings, explain: bool) {
     println!("  alerts go to: {}", settings.sink_description());
     if settings.slack.webhook_url.is_some() {
         println!(
-            "  note: with an incoming webhook, a later change to a rating cannot update its message; use a bot token for that"
+            "  note: an incoming webhook posts to its own fixed channel only (rule channels are ignored) and can never update a message; use a bot token for more"
         );
     }
     println!("  sources:");

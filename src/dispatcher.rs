@@ -184,7 +184,8 @@ impl Dispatcher {
             report.dead += 1;
             return Ok(report);
         };
-        if rating.sentiment == Sentiment::Positive.as_str() {
+        let positive = Sentiment::Positive.as_str();
+        if rating.sentiment == positive && alert.sentiment != positive {
             // It turned positive before anyone was told: nothing to act on.
             if self
                 .store
@@ -219,6 +220,13 @@ impl Dispatcher {
             }
         }
 
+        // Renew the claim right before the send: a batch that took longer
+        // than the lease must not post an alert another replica now holds.
+        let lease_end = self.clock.now_ms() + ms(self.settings.claim_lease);
+        if !self.store.extend_claim(alert.id, token, lease_end).await? {
+            report.lost_claims += 1;
+            return Ok(report);
+        }
         let view = self.view(alert, &rating);
         let outcome = self.sink.post(&view).await;
         let now = self.clock.now_ms();

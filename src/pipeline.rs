@@ -307,6 +307,7 @@ impl Pipeline {
                 rule: route.rule,
                 channel: route.channel,
                 mentions: serde_json::to_string(&route.mentions).unwrap_or_else(|_| "[]".into()),
+                sentiment: sentiment.as_str().to_string(),
                 created_at_ms: now,
             };
             if tx.enqueue_alert(&alert).await?.is_some() {

@@ -174,7 +174,10 @@ impl Rules {
                 .collect::<Vec<_>>()
                 .join("; "),
             Routing::Muted { rule } => format!("no alert: muted by {rule}"),
-            Routing::NoAlert => "no alert: no rule matches and it is not negative".to_string(),
+            Routing::NoAlert if facts.sentiment == Sentiment::Negative => {
+                "no alert: no rule matches and slack.default_channel is not set".to_string()
+            }
+            Routing::NoAlert => "no alert: no rule opts this sentiment in".to_string(),
         }
     }
 }

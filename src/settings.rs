@@ -102,8 +102,9 @@ pub struct ServerSettings {
     /// How long a request may take before it is answered 408. Default `15s`.
     #[serde(deserialize_with = "duration")]
     pub request_timeout: Duration,
-    /// How long shutdown waits for in-flight requests and the alert being
-    /// sent. Default `20s`.
+    /// How long shutdown waits for the alert being sent and other background
+    /// work, after in-flight requests are answered (each request is bounded
+    /// by `request_timeout`). Default `20s`.
     #[serde(deserialize_with = "duration")]
     pub shutdown_grace: Duration,
 }
@@ -130,8 +131,9 @@ pub struct DatabaseSettings {
     pub url_file: Option<PathBuf>,
     /// Connections in the pool. Default 5 (SQLite writes are serialised anyway).
     pub max_connections: u32,
-    /// How long to wait for a connection or a lock before giving up (and
-    /// answering a webhook 503). Default `5s`.
+    /// How long to wait for a free connection before giving up (and
+    /// answering a webhook 503). SQLite also waits up to 5 s for its write
+    /// lock. Default `5s`.
     #[serde(deserialize_with = "duration")]
     pub acquire_timeout: Duration,
 }
@@ -159,7 +161,8 @@ impl Default for DatabaseSettings {
 #[serde(deny_unknown_fields, default)]
 pub struct SlackSettings {
     /// A bot token (`xoxb-…`) with `chat:write`: posts with
-    /// `chat.postMessage`, any channel, and can update messages later.
+    /// `chat.postMessage` to any channel (the mode that message updates,
+    /// threads and buttons will need).
     pub bot_token: Option<SecretString>,
     pub bot_token_file: Option<PathBuf>,
     /// An incoming-webhook URL: the simplest set-up, one fixed channel, and
@@ -498,7 +501,7 @@ impl Settings {
         if self.slack.bot_token.is_some() && self.slack.webhook_url.is_some() {
             problems.push(ConfigProblem::new(
                 "slack",
-                "both bot_token and webhook_url are set; keep one (a bot token can update messages, a webhook cannot)",
+                "both bot_token and webhook_url are set; keep one (a bot token can post to any channel, a webhook only to its own)",
             ));
         }
         if let Some(token) = &self.slack.bot_token
@@ -630,7 +633,7 @@ impl Settings {
     /// Where alerts go, in words, for start-up logs and `check-config`.
     pub fn sink_description(&self) -> &'static str {
         if self.slack.bot_token.is_some() {
-            "Slack Web API (bot token): posts, and can update messages"
+            "Slack Web API (bot token): posts to each rule's channel"
         } else if self.slack.webhook_url.is_some() {
             "Slack incoming webhook: posts only; messages cannot be updated or threaded, and the channel is fixed by the webhook"
         } else {

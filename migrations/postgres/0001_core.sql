@@ -68,7 +68,9 @@ CREATE TABLE alerts (
     rule            TEXT,
     channel         TEXT    NOT NULL,
     mentions        TEXT    NOT NULL DEFAULT '[]',
-    -- 'pending', 'sent', 'dead' or 'superseded' (turned non-negative before it went out)
+    -- the rating's sentiment when the alert was raised
+    sentiment       TEXT    NOT NULL,
+    -- 'pending', 'sent', 'dead' or 'superseded' (turned positive before it went out)
     state           TEXT    NOT NULL,
     attempts        BIGINT  NOT NULL DEFAULT 0,
     next_attempt_at BIGINT  NOT NULL,

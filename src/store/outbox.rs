@@ -16,6 +16,8 @@ pub struct NewAlert {
     pub channel: String,
     /// JSON array of strings.
     pub mentions: String,
+    /// The rating's sentiment that raised it.
+    pub sentiment: String,
     pub created_at_ms: i64,
 }
 
@@ -28,6 +30,7 @@ pub struct AlertRecord {
     pub rule: Option<String>,
     pub channel: String,
     pub mentions: String,
+    pub sentiment: String,
     pub state: String,
     pub attempts: i64,
     pub next_attempt_at: i64,
@@ -49,7 +52,7 @@ pub struct OutboxStats {
 }
 
 const ALERT_COLUMNS: &str =
-    "id, rating_id, revision, rule, channel, mentions, state, attempts, next_attempt_at,
+    "id, rating_id, revision, rule, channel, mentions, sentiment, state, attempts, next_attempt_at,
      claim_token, claimed_until, last_error, created_at, sent_at, slack_channel, slack_ts";
 
 impl StoreTx {
@@ -58,8 +61,8 @@ impl StoreTx {
     pub async fn enqueue_alert(&mut self, a: &NewAlert) -> StoreResult<Option<i64>> {
         let id = on_tx!(self, |conn| {
             sqlx::query_scalar(
-                "INSERT INTO alerts (rating_id, revision, rule, channel, mentions, state, next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)
+                "INSERT INTO alerts (rating_id, revision, rule, channel, mentions, sentiment, state, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $7, 'pending', $6, $6)
                  ON CONFLICT (rating_id, revision, channel) DO NOTHING
                  RETURNING id",
             )
@@ -69,6 +72,7 @@ impl StoreTx {
             .bind(&a.channel)
             .bind(&a.mentions)
             .bind(a.created_at_ms)
+            .bind(&a.sentiment)
             .fetch_optional(&mut *conn)
             .await?
         });
@@ -137,6 +141,25 @@ impl Store {
             .bind(now_ms)
             .bind(slack_channel)
             .bind(slack_ts)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    /// Renews a claim just before its alert is sent, so a long batch never
+    /// sends an alert whose lease ran out (and that another replica may
+    /// already have claimed). False when the claim was lost.
+    pub async fn extend_claim(&self, id: i64, token: &str, until_ms: i64) -> StoreResult<bool> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE alerts SET claimed_until = $3
+                 WHERE id = $1 AND claim_token = $2 AND state = 'pending'",
+            )
+            .bind(id)
+            .bind(token)
+            .bind(until_ms)
             .execute(pool)
             .await?
             .rows_affected()

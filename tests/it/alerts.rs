@@ -442,3 +442,56 @@ mute = true
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_alert_for_a_rating_that_turned_positive_before_it_went_out_is_superseded() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        let app = TestApp::spawn(
+            settings(&db.url, Some(&slack.uri()), ""),
+            ManualClock::starting_now(),
+        )
+        .await;
+        assert_eq!(app.post_zendesk(&zendesk_body(70, "bad", "")).await.0, 200);
+        app.clock.advance(Duration::from_secs(30));
+        assert_eq!(
+            app.post_zendesk(&zendesk_body(70, "good", "All sorted"))
+                .await
+                .0,
+            200
+        );
+        let report = app.app.flush_alerts().await.unwrap();
+        assert_eq!(
+            (report.sent, report.superseded),
+            (0, 1),
+            "{backend:?}: {report:?}"
+        );
+        assert!(slack_posts(&slack).await.is_empty());
+        assert_eq!(
+            app.app.store.all_alerts().await.unwrap()[0].state,
+            "superseded"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn raw_deliveries_past_retention_are_deleted_and_their_ratings_stay() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let app = TestApp::spawn(settings(&db.url, None, ""), ManualClock::starting_now()).await;
+        assert_eq!(app.post_zendesk(&zendesk_body(80, "bad", "")).await.0, 200);
+        app.clock.advance(Duration::from_secs(29 * 24 * 3600));
+        assert_eq!(
+            app.app.apply_retention().await.unwrap(),
+            0,
+            "{backend:?}: kept for 30 days"
+        );
+        app.clock.advance(Duration::from_secs(2 * 24 * 3600));
+        assert_eq!(app.app.apply_retention().await.unwrap(), 1, "{backend:?}");
+        assert_eq!(app.app.store.count_deliveries("recorded").await.unwrap(), 0);
+        assert_eq!(app.app.store.count_ratings().await.unwrap(), 1);
+        app.stop().await;
+    }
+}
