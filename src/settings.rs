@@ -306,7 +306,8 @@ pub struct SourceSettings {
     pub ticket_url: Option<String>,
     /// generic: the scale of the score when the body does not say. Default `five_point`.
     pub scale: Option<String>,
-    /// generic: `hmac-sha256` (default) or `standard-webhooks`.
+    /// generic: `hmac-sha256` (default), `standard-webhooks`, or `token`
+    /// (the secret itself in `signature_header`, for senders that cannot sign).
     pub signature: Option<String>,
     /// generic, hmac-sha256: the header carrying the signature. Default `X-Signature`.
     pub signature_header: Option<String>,

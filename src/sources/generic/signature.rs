@@ -5,12 +5,17 @@
 //!   so no replay window: the pipeline's duplicate check is the defence.
 //! - `standard-webhooks`: <https://www.standardwebhooks.com>, with a replay
 //!   window and the `webhook-id` header as the delivery id.
+//! - `token`: the secret itself in a header, compared in constant time. For
+//!   senders that can only add fixed headers (Freshdesk automation rules,
+//!   Zoho workflows); weaker than a signature, so only over HTTPS.
 
 use axum::http::HeaderName;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::settings::{ConfigProblem, SourceSettings};
-use crate::sources::signature::{Encoding, verify_hmac_sha256, verify_standard_webhooks};
+use crate::sources::signature::{
+    Encoding, constant_time_eq, verify_hmac_sha256, verify_standard_webhooks,
+};
 use crate::sources::{SignatureError, WebhookRequest, check_replay_window, replay_window_ms};
 
 /// The header the hmac-sha256 scheme reads when `signature_header` is unset.
@@ -27,7 +32,15 @@ pub enum Scheme {
     },
     /// Standard Webhooks, with its replay window in milliseconds.
     StandardWebhooks { window_ms: i64 },
+    /// The secret in a header (after an optional prefix such as `Bearer `).
+    Token {
+        header: String,
+        prefix: Option<String>,
+    },
 }
+
+/// The header the token scheme reads when `signature_header` is unset.
+pub const DEFAULT_TOKEN_HEADER: &str = "X-Csatwatch-Token";
 
 impl Scheme {
     /// Reads `signature` and its companion keys, reporting each problem
@@ -66,6 +79,29 @@ impl Scheme {
                     encoding,
                 }
             }
+            "token" => {
+                problems.extend(check_hmac_only_keys(key, s, false));
+                if s.signature_encoding.is_some() {
+                    problems.push(ConfigProblem::new(
+                        format!("{key}.signature_encoding"),
+                        "applies to signature = \"hmac-sha256\" only; a token is compared as written; remove it",
+                    ));
+                }
+                let header = s
+                    .signature_header
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_TOKEN_HEADER.to_string());
+                if HeaderName::from_bytes(header.trim().as_bytes()).is_err() {
+                    problems.push(ConfigProblem::new(
+                        format!("{key}.signature_header"),
+                        "is not a valid HTTP header name; e.g. X-Csatwatch-Token",
+                    ));
+                }
+                Scheme::Token {
+                    header: header.trim().to_string(),
+                    prefix: s.signature_prefix.clone().filter(|p| !p.is_empty()),
+                }
+            }
             "standard-webhooks" => {
                 problems.extend(check_hmac_only_keys(key, s, true));
                 problems.extend(check_replay_window(key, s));
@@ -76,7 +112,7 @@ impl Scheme {
             _ => {
                 problems.push(ConfigProblem::new(
                     format!("{key}.signature"),
-                    "must be hmac-sha256 (the default: an HMAC of the body in one header) or standard-webhooks (webhook-id, webhook-timestamp and webhook-signature headers)",
+                    "must be hmac-sha256 (the default: an HMAC of the body in one header), standard-webhooks (webhook-id, webhook-timestamp and webhook-signature headers) or token (the secret itself in a header, for senders that cannot sign)",
                 ));
                 return Err(problems);
             }
@@ -97,6 +133,23 @@ impl Scheme {
         match self {
             Scheme::StandardWebhooks { window_ms } => {
                 verify_standard_webhooks(secret, request, *window_ms)
+            }
+            Scheme::Token { header, prefix } => {
+                let value = request
+                    .header(header)
+                    .ok_or_else(|| SignatureError::MissingHeader(header.clone()))?
+                    .trim();
+                let token = match prefix {
+                    Some(prefix) => value
+                        .strip_prefix(prefix.as_str())
+                        .ok_or(SignatureError::Mismatch)?,
+                    None => value,
+                };
+                if constant_time_eq(token.as_bytes(), secret.expose_secret().as_bytes()) {
+                    Ok(())
+                } else {
+                    Err(SignatureError::Mismatch)
+                }
             }
             Scheme::HmacSha256 {
                 header,
@@ -144,7 +197,7 @@ impl Scheme {
                 .map(str::trim)
                 .filter(|id| !id.is_empty())
                 .map(str::to_string),
-            Scheme::HmacSha256 { .. } => None,
+            Scheme::HmacSha256 { .. } | Scheme::Token { .. } => None,
         }
     }
 }
@@ -169,15 +222,78 @@ fn check_hmac_only_keys(key: &str, s: &SourceSettings, standard: bool) -> Vec<Co
             if set {
                 problems.push(ConfigProblem::new(
                     format!("{key}.{name}"),
-                    "applies to signature = \"hmac-sha256\" only; Standard Webhooks fixes its headers; remove it",
+                    "applies to signature = \"hmac-sha256\" or \"token\" only; Standard Webhooks fixes its headers; remove it",
                 ));
             }
         }
     } else if s.replay_window.is_some() {
         problems.push(ConfigProblem::new(
             format!("{key}.replay_window"),
-            "applies to signature = \"standard-webhooks\" only; hmac-sha256 signs no timestamp; remove it",
+            "applies to signature = \"standard-webhooks\" only; hmac-sha256 and token carry no timestamp; remove it",
         ));
     }
     problems
+}
+
+#[cfg(test)]
+mod token_tests {
+    use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+
+    use super::*;
+
+    fn scheme(prefix: Option<&str>) -> Scheme {
+        Scheme::Token {
+            header: DEFAULT_TOKEN_HEADER.into(),
+            prefix: prefix.map(str::to_string),
+        }
+    }
+
+    fn check(scheme: &Scheme, header: Option<&str>) -> Result<(), SignatureError> {
+        let mut headers = HeaderMap::new();
+        if let Some(value) = header {
+            headers.insert(DEFAULT_TOKEN_HEADER, HeaderValue::from_str(value).unwrap());
+        }
+        let uri = Uri::from_static("/webhooks/freshdesk");
+        let request = WebhookRequest {
+            method: &Method::POST,
+            uri: &uri,
+            headers: &headers,
+            body: b"{}",
+            now_ms: 0,
+        };
+        scheme.verify(&SecretString::from("s3cret-token".to_string()), &request)
+    }
+
+    #[test]
+    fn the_right_token_is_accepted_and_any_other_refused() {
+        assert_eq!(check(&scheme(None), Some("s3cret-token")), Ok(()));
+        assert_eq!(
+            check(&scheme(None), Some("s3cret-tokeN")),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(&scheme(None), Some("s3cret-token-longer")),
+            Err(SignatureError::Mismatch)
+        );
+        assert_eq!(
+            check(&scheme(None), Some("")),
+            Err(SignatureError::Mismatch)
+        );
+        assert!(matches!(
+            check(&scheme(None), None),
+            Err(SignatureError::MissingHeader(_))
+        ));
+    }
+
+    #[test]
+    fn a_configured_token_prefix_is_required() {
+        assert_eq!(
+            check(&scheme(Some("Bearer ")), Some("Bearer s3cret-token")),
+            Ok(())
+        );
+        assert_eq!(
+            check(&scheme(Some("Bearer ")), Some("s3cret-token")),
+            Err(SignatureError::Mismatch)
+        );
+    }
 }
