@@ -495,3 +495,36 @@ async fn raw_deliveries_past_retention_are_deleted_and_their_ratings_stay() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_five_thousand_character_comment_posts_within_slack_limits_and_cannot_mention() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let slack = slack_ok().await;
+    let app = TestApp::spawn(
+        settings(&db.url, Some(&slack.uri()), ""),
+        ManualClock::starting_now(),
+    )
+    .await;
+    let comment = format!("<!channel> <@U123> <https://evil.example|click> {}", "é".repeat(5000));
+    assert_eq!(app.post_zendesk(&zendesk_body(90, "bad", &comment)).await.0, 200);
+    app.app.flush_alerts().await.unwrap();
+    let posts = slack_posts(&slack).await;
+    assert_eq!(posts.len(), 1);
+    let post = &posts[0];
+    let blocks = post["blocks"].as_array().unwrap();
+    assert!(blocks.len() <= 50);
+    let mut saw_comment = false;
+    for block in blocks {
+        if let Some(text) = block["text"]["text"].as_str() {
+            assert!(text.chars().count() <= 3000, "a section text of {} chars", text.chars().count());
+            if block["text"]["type"] == "mrkdwn" {
+                assert!(!text.contains("<!channel>") && !text.contains("<@U123>"), "{text}");
+            } else if text.contains('é') {
+                saw_comment = true;
+            }
+        }
+    }
+    assert!(saw_comment, "the comment is posted as plain text");
+    assert!(!post["text"].as_str().unwrap().contains("<!channel>"));
+    app.stop().await;
+}
