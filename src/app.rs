@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::clock::{Clock, SystemClock};
 use crate::dispatcher::{Dispatcher, FlushReport};
 use crate::http::{self, AppState};
+use crate::intake::Fetcher;
 use crate::pipeline::Pipeline;
 use crate::settings::Settings;
 use crate::sinks::{Sink, slack::SlackClient};
@@ -29,6 +30,10 @@ pub struct App {
     pub dispatcher: Arc<Dispatcher>,
     pub sources: Arc<SourceRegistry>,
     pub clock: Arc<dyn Clock>,
+    /// Retries deliveries whose ratings must be fetched from an API.
+    pub fetcher: Arc<Fetcher>,
+    /// For sources' API calls (fetches, and later polls).
+    pub http: reqwest::Client,
 }
 
 impl App {
@@ -61,6 +66,20 @@ impl App {
             wake,
             &sources,
         ));
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("csatwatch/", env!("CARGO_PKG_VERSION")))
+            .timeout(std::time::Duration::from_secs(15))
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .build()
+            .context("cannot build the HTTP client for helpdesk APIs")?;
+        let fetcher = Arc::new(Fetcher {
+            sources: sources.clone(),
+            pipeline: pipeline.clone(),
+            store: store.clone(),
+            http: http.clone(),
+            clock: clock.clone(),
+            wake: Arc::new(Notify::new()),
+        });
         Ok(App {
             settings: Arc::new(settings),
             store,
@@ -68,6 +87,8 @@ impl App {
             dispatcher,
             sources,
             clock,
+            fetcher,
+            http,
         })
     }
 
@@ -80,6 +101,8 @@ impl App {
             sources: self.sources.clone(),
             clock: self.clock.clone(),
             metrics: crate::telemetry::metrics_handle(),
+            http: self.http.clone(),
+            fetch_wake: self.fetcher.wake.clone(),
         })
     }
 
@@ -149,6 +172,7 @@ impl App {
         if background {
             tasks.spawn(self.dispatcher.clone().run(cancel.clone()));
             tasks.spawn(self.clone().run_retention(cancel.clone()));
+            tasks.spawn(self.fetcher.clone().run(cancel.clone()));
         }
         tasks.close();
         let local: SocketAddr = listener.local_addr()?;

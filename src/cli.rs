@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use crate::app::App;
 use crate::clock::{Clock as _, SystemClock};
 use crate::domain::{Scale, Sentiment, Via};
+use crate::intake::{Retried, retry_delivery};
 use crate::rules::{RatingFacts, Rules};
 use crate::settings::{ConfigError, Settings};
 use crate::sinks::{Sink, slack::SlackClient};
-use crate::sources::{Parsed, SourceRegistry, WebhookRequest};
 use crate::store::Store;
 
 /// csatwatch turns a bad CSAT rating into a Slack alert within seconds, and
@@ -177,75 +177,29 @@ fn print_check(settings: &Settings, explain: bool) {
 
 async fn reprocess(settings: Settings, only: Option<&str>, limit: i64) -> anyhow::Result<ExitCode> {
     let app = App::build(settings).await?;
-    let sources: &SourceRegistry = &app.sources;
     let failed = app.store.failed_deliveries(only, limit).await?;
     let (mut recorded, mut still_failing, mut skipped) = (0, 0, 0);
-    for delivery in failed {
-        let Some(source) = sources.get(&delivery.source) else {
-            skipped += 1;
-            continue;
-        };
-        let meta: serde_json::Value =
-            serde_json::from_str(&delivery.request_meta).unwrap_or_default();
-        let method = meta["method"]
-            .as_str()
-            .unwrap_or("POST")
-            .parse()
-            .unwrap_or(axum::http::Method::POST);
-        let uri = meta["uri"]
-            .as_str()
-            .unwrap_or("/")
-            .parse()
-            .unwrap_or_default();
-        let mut headers = axum::http::HeaderMap::new();
-        if let Some(map) = meta["headers"].as_object() {
-            for (k, v) in map {
-                if let (Ok(name), Some(Ok(value))) = (
-                    axum::http::HeaderName::from_bytes(k.as_bytes()),
-                    v.as_str().map(axum::http::HeaderValue::from_str),
-                ) {
-                    headers.insert(name, value);
-                }
-            }
-        }
-        let request = WebhookRequest {
-            method: &method,
-            uri: &uri,
-            headers: &headers,
-            body: &delivery.body,
-            now_ms: delivery.received_at,
-        };
-        match source.adapter.parse(&request) {
-            Ok(Parsed::Ratings { ratings, .. }) => {
-                // The stored delivery is taken over by the insert (same key).
-                let d = crate::store::NewDelivery {
-                    source: delivery.source.clone(),
-                    delivery_key: delivery.delivery_key.clone(),
-                    received_at_ms: delivery.received_at,
-                    via: Via::Reprocess.as_str().to_string(),
-                    request_meta: delivery.request_meta.clone(),
-                    body: delivery.body.clone(),
-                };
-                app.pipeline
-                    .record(source, Some(&d), &ratings, Via::Reprocess)
-                    .await?;
-                recorded += 1;
-            }
-            Ok(Parsed::NoRating { .. }) | Ok(Parsed::Reply(_)) => {
-                let mut tx = app.store.begin().await?;
-                tx.mark_delivery_recorded(delivery.id).await?;
-                tx.commit().await?;
-                recorded += 1;
-            }
-            Err(e) => {
-                app.store.update_failed_delivery(delivery.id, &e.0).await?;
-                still_failing += 1;
-            }
+    for delivery in &failed {
+        let outcome = retry_delivery(
+            &app.sources,
+            &app.pipeline,
+            &app.store,
+            &app.http,
+            delivery,
+            Via::Reprocess,
+            |_| None,
+        )
+        .await?;
+        match outcome {
+            Retried::Recorded => recorded += 1,
+            Retried::Failed | Retried::StillPending => still_failing += 1,
+            Retried::UnknownSource => skipped += 1,
         }
     }
     let report = app.flush_alerts().await?;
     println!(
-        "reprocessed: {recorded} recorded, {still_failing} still failing, {skipped} of unknown sources; {} alert(s) sent",
+        "reprocessed {}: {recorded} recorded, {still_failing} still failing, {skipped} of sources no longer configured; {} alert(s) sent",
+        failed.len(),
         report.sent
     );
     Ok(if still_failing > 0 {

@@ -11,6 +11,8 @@
 //! - [`store`]: every SQL statement, for SQLite and PostgreSQL.
 //! - [`dispatcher`]: claims alerts from the outbox and delivers them.
 //! - [`sinks`]: Slack (Web API or incoming webhook), or the log.
+//! - [`intake`]: from a parsed delivery to recorded ratings, fetching from
+//!   a helpdesk's API where a delivery only names them.
 //! - [`http`]: the axum routes; [`app`] wires it all; [`cli`] the commands.
 
 pub mod app;
@@ -19,6 +21,7 @@ pub mod clock;
 pub mod dispatcher;
 pub mod domain;
 pub mod http;
+pub mod intake;
 pub mod pipeline;
 pub mod rules;
 pub mod settings;

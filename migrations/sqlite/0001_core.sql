@@ -11,14 +11,17 @@ CREATE TABLE deliveries (
     -- request line and non-secret headers, JSON, for reprocessing
     request_meta  TEXT    NOT NULL,
     body          BLOB    NOT NULL,
-    -- 'recorded' or 'failed' (kept for `csatwatch reprocess`)
+    -- 'recorded'; 'failed' (unreadable, kept for `csatwatch reprocess`); or
+    -- 'pending' (it names ratings to fetch from the helpdesk's API, and a
+    -- fetch failed: retried in the background at next_attempt_at)
     status        TEXT    NOT NULL,
     error         TEXT,
     attempts      INTEGER NOT NULL DEFAULT 1,
+    next_attempt_at INTEGER,
     UNIQUE (source, delivery_key)
 );
 CREATE INDEX deliveries_received ON deliveries (received_at);
-CREATE INDEX deliveries_failed ON deliveries (status) WHERE status = 'failed';
+CREATE INDEX deliveries_unrecorded ON deliveries (status, next_attempt_at) WHERE status <> 'recorded';
 
 CREATE TABLE ratings (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -34,6 +34,10 @@ pub struct AppState {
     pub sources: Arc<SourceRegistry>,
     pub clock: Arc<dyn Clock>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// For sources that fetch ratings from their helpdesk's API.
+    pub http: reqwest::Client,
+    /// Wakes the background fetcher when a delivery is left pending.
+    pub fetch_wake: Arc<tokio::sync::Notify>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");

@@ -19,45 +19,12 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use super::AppState;
 use crate::domain::Via;
-use crate::sources::{Parsed, WebhookRequest};
+use crate::intake::{self, Taken};
+use crate::sources::WebhookRequest;
 use crate::store::{NewDelivery, StoreError};
-
-/// Headers never stored with a delivery: credentials.
-fn is_sensitive_header(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    matches!(
-        name.as_str(),
-        "authorization" | "proxy-authorization" | "cookie"
-    ) || name.contains("token")
-        || name.contains("secret")
-        || name.contains("api-key")
-        || name.contains("apikey")
-        || name.contains("password")
-}
-
-/// The request line and non-secret headers, as stored for `reprocess`.
-pub fn request_meta(method: &Method, uri: &Uri, headers: &HeaderMap) -> String {
-    let headers: serde_json::Map<String, Value> = headers
-        .iter()
-        .filter(|(name, _)| !is_sensitive_header(name.as_str()))
-        .filter_map(|(name, value)| {
-            Some((
-                name.as_str().to_string(),
-                Value::String(value.to_str().ok()?.to_string()),
-            ))
-        })
-        .collect();
-    json!({ "method": method.as_str(), "uri": uri.to_string(), "headers": headers }).to_string()
-}
-
-/// `sha256:<hex>` of the body: the delivery key when the helpdesk sends no id.
-pub fn body_key(body: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(body)))
-}
 
 fn reply(status: StatusCode, body: Value) -> Response {
     (status, Json(body)).into_response()
@@ -75,8 +42,8 @@ fn unavailable(error: &StoreError) -> Response {
     response
 }
 
-fn count(source: &str, outcome: &'static str) {
-    metrics::counter!("csatwatch_deliveries_total", "source" => source.to_string(), "outcome" => outcome).increment(1);
+fn count(source: &str, outcome: &str) {
+    metrics::counter!("csatwatch_deliveries_total", "source" => source.to_string(), "outcome" => outcome.to_string()).increment(1);
 }
 
 /// The webhook handler.
@@ -112,35 +79,43 @@ pub async fn receive(
     }
 
     let parsed = source.adapter.parse(&request);
-    let delivery_key = match &parsed {
-        Ok(Parsed::Ratings {
-            delivery_id: Some(id),
-            ..
-        }) => format!("id:{id}"),
-        _ => body_key(&body),
-    };
     let delivery = NewDelivery {
         source: name.to_string(),
-        delivery_key,
+        delivery_key: intake::delivery_key(parsed.as_ref().ok(), &body),
         received_at_ms: request.now_ms,
         via: Via::Webhook.as_str().to_string(),
-        request_meta: request_meta(&method, &uri, &headers),
+        request_meta: intake::request_meta(&method, &uri, &headers),
         body: body.to_vec(),
     };
-
-    match parsed {
-        Err(error) => match state.store.save_failed_delivery(&delivery, &error.0).await {
-            Ok(id) => {
-                count(name, "unparseable");
-                tracing::warn!(source = name, delivery_id = id, problem = %error, "signed webhook could not be read; kept for `csatwatch reprocess`");
-                reply(
-                    StatusCode::BAD_REQUEST,
-                    json!({ "error": error.0, "delivery_id": id, "kept": true }),
-                )
-            }
-            Err(e) => unavailable(&e),
-        },
-        Ok(Parsed::NoRating { reason }) => {
+    let parsed = match parsed {
+        Ok(parsed) => parsed,
+        Err(error) => {
+            return match state.store.save_failed_delivery(&delivery, &error.0).await {
+                Ok(id) => {
+                    count(name, "unparseable");
+                    tracing::warn!(source = name, delivery_id = id, problem = %error, "signed webhook could not be read; kept for `csatwatch reprocess`");
+                    reply(
+                        StatusCode::BAD_REQUEST,
+                        json!({ "error": error.0, "delivery_id": id, "kept": true }),
+                    )
+                }
+                Err(e) => unavailable(&e),
+            };
+        }
+    };
+    let taken = intake::take(
+        source,
+        &state.pipeline,
+        &state.store,
+        &state.http,
+        delivery,
+        parsed,
+        &state.fetch_wake,
+    )
+    .await;
+    match taken {
+        Err(e) => unavailable(&e),
+        Ok(Taken::NoRating(reason)) => {
             count(name, "no_rating");
             tracing::debug!(source = name, reason = %reason, "webhook carries no rating");
             reply(
@@ -148,52 +123,58 @@ pub async fn receive(
                 json!({ "status": "ignored", "reason": reason }),
             )
         }
-        Ok(Parsed::Reply(body)) => {
+        Ok(Taken::Reply(body)) => {
             count(name, "handshake");
             reply(StatusCode::OK, body)
         }
-        Ok(Parsed::Ratings { ratings, .. }) => {
-            match state
-                .pipeline
-                .record(source, Some(&delivery), &ratings, Via::Webhook)
-                .await
-            {
-                Ok(recorded) => {
-                    let status = if recorded.is_duplicate() {
-                        "duplicate"
-                    } else {
-                        "recorded"
-                    };
-                    count(
-                        name,
-                        if recorded.is_duplicate() {
-                            "duplicate"
-                        } else {
-                            "recorded"
-                        },
-                    );
-                    for r in &recorded.ratings {
-                        tracing::info!(
-                            source = name,
-                            rating_id = r.rating_id,
-                            conversation_id = %r.conversation_id,
-                            outcome = r.outcome.as_str(),
-                            sentiment = %r.sentiment,
-                            alerts = r.alerts,
-                            "rating recorded"
-                        );
-                    }
-                    reply(
-                        StatusCode::OK,
-                        json!({
-                            "status": status,
-                            "delivery_id": recorded.delivery_id,
-                            "ratings": recorded.ratings,
-                        }),
-                    )
-                }
-                Err(e) => unavailable(&e),
+        Ok(Taken::Pending {
+            delivery_id,
+            reason,
+        }) => {
+            count(name, "pending");
+            tracing::warn!(source = name, delivery_id, reason = %reason, "could not fetch the delivery's ratings yet; kept and retried in the background");
+            reply(
+                StatusCode::ACCEPTED,
+                json!({ "status": "pending", "delivery_id": delivery_id, "reason": "the ratings will be fetched from the helpdesk's API in the background" }),
+            )
+        }
+        Ok(Taken::FetchFailed {
+            delivery_id,
+            reason,
+        }) => {
+            count(name, "fetch_failed");
+            tracing::error!(source = name, delivery_id, reason = %reason, "the delivery's ratings could not be fetched; kept as failed for `csatwatch reprocess`");
+            reply(
+                StatusCode::ACCEPTED,
+                json!({ "status": "kept", "delivery_id": delivery_id, "reason": "the ratings could not be fetched; the delivery is kept for reprocessing" }),
+            )
+        }
+        Ok(Taken::Recorded(recorded)) => {
+            let status = if recorded.is_duplicate() {
+                "duplicate"
+            } else {
+                "recorded"
+            };
+            count(name, status);
+            for r in &recorded.ratings {
+                tracing::info!(
+                    source = name,
+                    rating_id = r.rating_id,
+                    conversation_id = %r.conversation_id,
+                    outcome = r.outcome.as_str(),
+                    sentiment = %r.sentiment,
+                    alerts = r.alerts,
+                    "rating recorded"
+                );
             }
+            reply(
+                StatusCode::OK,
+                json!({
+                    "status": status,
+                    "delivery_id": recorded.delivery_id,
+                    "ratings": recorded.ratings,
+                }),
+            )
         }
     }
 }

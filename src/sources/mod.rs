@@ -53,7 +53,66 @@ pub enum Parsed {
     NoRating { reason: String },
     /// A verification handshake: answered 200 with this JSON body.
     Reply(Value),
+    /// The delivery names ratings without carrying them (HubSpot sends ids,
+    /// a Freshdesk rule may send only the ticket id): the source fetches
+    /// each from its helpdesk's API with [`Source::fetch`] before they are
+    /// recorded. If a fetch fails, the delivery is kept and fetched again in
+    /// the background; the helpdesk is answered 202 either way.
+    Fetch {
+        delivery_id: Option<String>,
+        references: Vec<FetchRef>,
+    },
 }
+
+/// Something a source can fetch from its helpdesk's API: what kind of
+/// object and its id, as the source itself understands them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchRef {
+    pub kind: String,
+    pub id: String,
+}
+
+/// What a fetch found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    Rating(Box<RatingEvent>),
+    /// The object exists but holds no rating (an unanswered survey).
+    NoRating(String),
+}
+
+/// Why a fetch failed. Never carries credentials or customer text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct FetchError {
+    pub message: String,
+    /// Worth trying again later (a timeout, a 5xx, a 429); false for a 401
+    /// or a 404 that will not change by itself.
+    pub retryable: bool,
+    /// The helpdesk's own hint (`Retry-After` and its variants).
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl FetchError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        FetchError {
+            message: message.into(),
+            retryable: true,
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        FetchError {
+            message: message.into(),
+            retryable: false,
+            retry_after: None,
+        }
+    }
+}
+
+/// A boxed future, for the async methods of [`Source`] (which must stay
+/// object-safe: sources live behind `Arc<dyn Source>`).
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Why a delivery failed authentication: always a 401, never more detail to
 /// the caller than "bad signature".
@@ -93,6 +152,23 @@ pub trait Source: Send + Sync + 'static {
 
     /// Reads a verified delivery.
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Parsed, ParseError>;
+
+    /// Fetches one rating a delivery referred to ([`Parsed::Fetch`]) with
+    /// the source's API credentials. Sources that never answer
+    /// `Parsed::Fetch` keep this default.
+    fn fetch<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        reference: &'a FetchRef,
+    ) -> BoxFuture<'a, Result<Fetched, FetchError>> {
+        let _ = http;
+        Box::pin(async move {
+            Err(FetchError::permanent(format!(
+                "this source cannot fetch {} {} from an API",
+                reference.kind, reference.id
+            )))
+        })
+    }
 }
 
 /// The kinds this build knows, for messages.

@@ -34,16 +34,17 @@ pub struct StoredDelivery {
 impl StoreTx {
     /// Records a delivery as recorded. Returns its id, or `None` when the
     /// same delivery was already recorded (a retry or a duplicate). A
-    /// delivery previously kept as failed is taken over, so a helpdesk retry
-    /// after an upgrade that fixed the parser is not lost as a "duplicate".
+    /// delivery previously kept as failed or pending is taken over, so a
+    /// helpdesk retry after an upgrade that fixed the parser, or a fetch
+    /// that now succeeds, is not lost as a "duplicate".
     pub async fn insert_delivery(&mut self, d: &NewDelivery) -> StoreResult<Option<i64>> {
         let id: Option<i64> = on_tx!(self, |conn| {
             sqlx::query_scalar(
                 "INSERT INTO deliveries (source, delivery_key, received_at, via, request_meta, body, status)
                  VALUES ($1, $2, $3, $4, $5, $6, 'recorded')
                  ON CONFLICT (source, delivery_key) DO UPDATE
-                    SET status = 'recorded', error = NULL, attempts = deliveries.attempts + 1
-                    WHERE deliveries.status = 'failed'
+                    SET status = 'recorded', error = NULL, next_attempt_at = NULL, attempts = deliveries.attempts + 1
+                    WHERE deliveries.status <> 'recorded'
                  RETURNING id",
             )
             .bind(&d.source)
@@ -75,13 +76,38 @@ impl Store {
     /// Keeps a signed delivery that could not be parsed, for `reprocess`.
     /// The same delivery failing again only counts another attempt.
     pub async fn save_failed_delivery(&self, d: &NewDelivery, error: &str) -> StoreResult<i64> {
+        self.save_unrecorded_delivery(d, "failed", error, None)
+            .await
+    }
+
+    /// Keeps a delivery whose ratings could not be fetched yet; the
+    /// background fetcher tries again at `next_attempt_at`.
+    pub async fn save_pending_delivery(
+        &self,
+        d: &NewDelivery,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> StoreResult<i64> {
+        self.save_unrecorded_delivery(d, "pending", error, Some(next_attempt_at))
+            .await
+    }
+
+    async fn save_unrecorded_delivery(
+        &self,
+        d: &NewDelivery,
+        status: &str,
+        error: &str,
+        next_attempt_at: Option<i64>,
+    ) -> StoreResult<i64> {
         let id: i64 = on_pool!(self, |pool| {
             sqlx::query_scalar(
-                "INSERT INTO deliveries (source, delivery_key, received_at, via, request_meta, body, status, error)
-                 VALUES ($1, $2, $3, $4, $5, $6, 'failed', $7)
+                "INSERT INTO deliveries (source, delivery_key, received_at, via, request_meta, body, status, error, next_attempt_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (source, delivery_key) DO UPDATE
                     SET attempts = deliveries.attempts + 1,
-                        error = CASE WHEN deliveries.status = 'failed' THEN excluded.error ELSE deliveries.error END
+                        status = CASE WHEN deliveries.status = 'recorded' THEN deliveries.status ELSE excluded.status END,
+                        error = CASE WHEN deliveries.status = 'recorded' THEN deliveries.error ELSE excluded.error END,
+                        next_attempt_at = CASE WHEN deliveries.status = 'recorded' THEN NULL ELSE excluded.next_attempt_at END
                  RETURNING id",
             )
             .bind(&d.source)
@@ -90,11 +116,69 @@ impl Store {
             .bind(&d.via)
             .bind(&d.request_meta)
             .bind(&d.body)
+            .bind(status)
             .bind(error)
+            .bind(next_attempt_at)
             .fetch_one(pool)
             .await?
         });
         Ok(id)
+    }
+
+    /// Pending deliveries due for another fetch, oldest first.
+    pub async fn due_pending_deliveries(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredDelivery>> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, StoredDelivery>(
+                "SELECT id, source, delivery_key, received_at, via, request_meta, body, status, error, attempts
+                 FROM deliveries
+                 WHERE status = 'pending' AND next_attempt_at <= $1
+                 ORDER BY next_attempt_at, id LIMIT $2",
+            )
+            .bind(now_ms)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Moves a pending delivery's next try, or ends it as failed (`next` None).
+    pub async fn reschedule_pending_delivery(
+        &self,
+        id: i64,
+        next_attempt_at: Option<i64>,
+        error: &str,
+    ) -> StoreResult<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE deliveries SET attempts = attempts + 1, error = $3, next_attempt_at = $2,
+                    status = CASE WHEN $2 IS NULL THEN 'failed' ELSE 'pending' END
+                 WHERE id = $1 AND status = 'pending'",
+            )
+            .bind(id)
+            .bind(next_attempt_at)
+            .bind(error)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// When the next pending delivery is due, if any.
+    pub async fn next_pending_delivery_at(&self) -> StoreResult<Option<i64>> {
+        let at = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'",
+            )
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(at)
     }
 
     /// Failed deliveries, oldest first, optionally of one source.

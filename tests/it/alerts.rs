@@ -505,8 +505,14 @@ async fn a_five_thousand_character_comment_posts_within_slack_limits_and_cannot_
         ManualClock::starting_now(),
     )
     .await;
-    let comment = format!("<!channel> <@U123> <https://evil.example|click> {}", "é".repeat(5000));
-    assert_eq!(app.post_zendesk(&zendesk_body(90, "bad", &comment)).await.0, 200);
+    let comment = format!(
+        "<!channel> <@U123> <https://evil.example|click> {}",
+        "é".repeat(5000)
+    );
+    assert_eq!(
+        app.post_zendesk(&zendesk_body(90, "bad", &comment)).await.0,
+        200
+    );
     app.app.flush_alerts().await.unwrap();
     let posts = slack_posts(&slack).await;
     assert_eq!(posts.len(), 1);
@@ -516,9 +522,16 @@ async fn a_five_thousand_character_comment_posts_within_slack_limits_and_cannot_
     let mut saw_comment = false;
     for block in blocks {
         if let Some(text) = block["text"]["text"].as_str() {
-            assert!(text.chars().count() <= 3000, "a section text of {} chars", text.chars().count());
+            assert!(
+                text.chars().count() <= 3000,
+                "a section text of {} chars",
+                text.chars().count()
+            );
             if block["text"]["type"] == "mrkdwn" {
-                assert!(!text.contains("<!channel>") && !text.contains("<@U123>"), "{text}");
+                assert!(
+                    !text.contains("<!channel>") && !text.contains("<@U123>"),
+                    "{text}"
+                );
             } else if text.contains('é') {
                 saw_comment = true;
             }

@@ -248,3 +248,66 @@ async fn shutdown_finishes_in_flight_work_and_returns() {
         .await
         .expect("the app stops promptly when cancelled");
 }
+
+#[tokio::test]
+async fn a_kept_delivery_is_recorded_by_reprocess_once_the_settings_can_read_it() {
+    let source = |scale: &str| {
+        format!(
+            "[[sources]]\nname = \"survey\"\nkind = \"generic\"\nsecret = \"{GENERIC_SECRET}\"\nsignature_prefix = \"sha256=\"\nscale = \"{scale}\"\n[sources.fields]\nconversation_id = \"/id\"\nscore = \"/score\"\n"
+        )
+    };
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let clock = ManualClock::starting_now();
+        let app = TestApp::spawn(
+            settings(&db.url, None, &source("five_point")),
+            clock.clone(),
+        )
+        .await;
+        // A 1..7 effort score sent to a source set up for 1..5.
+        let body = br#"{"id": "e-1", "score": 7}"#;
+        let (status, answer) = app.post("survey", &generic_headers(body), body).await;
+        assert_eq!(status, 400, "{answer}");
+        app.stop().await;
+
+        let app = TestApp::spawn(settings(&db.url, None, &source("ces")), clock.clone()).await;
+        let failed = app.app.store.failed_deliveries(None, 10).await.unwrap();
+        assert_eq!(failed.len(), 1);
+        let outcome = csatwatch::intake::retry_delivery(
+            &app.app.sources,
+            &app.app.pipeline,
+            &app.app.store,
+            &app.app.http,
+            &failed[0],
+            csatwatch::domain::Via::Reprocess,
+            |_| None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(outcome, csatwatch::intake::Retried::Recorded, "{backend:?}");
+        let rating = app
+            .app
+            .store
+            .rating("survey", "e-1", "")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((rating.survey.as_str(), rating.score), ("ces", 7));
+        assert!(
+            app.app
+                .store
+                .failed_deliveries(None, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // The helpdesk retrying the same body now is a duplicate, not a second rating.
+        let (status, answer) = app.post("survey", &generic_headers(body), body).await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (200, Some("duplicate")),
+            "{answer}"
+        );
+        app.stop().await;
+    }
+}
