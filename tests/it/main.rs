@@ -5,6 +5,7 @@
 mod alerts;
 mod cli;
 mod concurrency;
+mod ha;
 mod postgres;
 mod support;
 mod webhooks;

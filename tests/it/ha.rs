@@ -1,0 +1,226 @@
+//! Several replicas on one database: the high-availability set-up of
+//! docs/high-availability.md, proven end to end.
+
+use std::collections::HashMap;
+use std::process::Stdio;
+use std::time::Duration;
+
+use csatwatch::clock::ManualClock;
+use serde_json::Value;
+use wiremock::matchers::method;
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::*;
+
+/// Ticket ids from the Slack messages: how many times each was posted.
+async fn posted_tickets(slack: &MockServer) -> HashMap<String, usize> {
+    let mut seen = HashMap::new();
+    for post in slack_posts(slack).await {
+        let text = post["text"].as_str().unwrap_or_default().to_string();
+        let ticket = text.rsplit(' ').next().unwrap_or_default().to_string();
+        *seen.entry(ticket).or_insert(0) += 1;
+    }
+    seen
+}
+
+#[tokio::test]
+async fn three_replicas_record_each_rating_once_and_alert_each_negative_once() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        let clock = ManualClock::starting_now();
+        let mut replicas = Vec::new();
+        for _ in 0..3 {
+            replicas.push(
+                TestApp::spawn_with(
+                    settings(&db.url, Some(&slack.uri()), ""),
+                    clock.clone(),
+                    true,
+                )
+                .await,
+            );
+        }
+
+        // 1,000 deliveries, a third negative; every tenth one is also sent to
+        // a second replica at the same instant (a helpdesk retry racing the
+        // original), with different request bytes for the same rating.
+        let total = 1000u64;
+        let mut negatives = 0;
+        let mut jobs = Vec::new();
+        for i in 0..total {
+            let rating = if i % 3 == 0 { "bad" } else { "good" };
+            negatives += usize::from(rating == "bad");
+            let body = zendesk_body(10_000 + i, rating, "ha");
+            let first = &replicas[(i % 3) as usize];
+            let second = &replicas[((i + 1) % 3) as usize];
+            jobs.push(async move {
+                if i % 10 == 0 {
+                    let mut retitled = body.clone();
+                    retitled["ticket"]["title"] = Value::from("retry");
+                    let (a, b) =
+                        tokio::join!(first.post_zendesk(&body), second.post_zendesk(&retitled));
+                    vec![a, b]
+                } else {
+                    vec![first.post_zendesk(&body).await]
+                }
+            });
+        }
+        // 16 requests in flight at a time.
+        let mut answers = Vec::new();
+        let mut jobs = jobs.into_iter();
+        loop {
+            let chunk: Vec<_> = jobs.by_ref().take(16).collect();
+            if chunk.is_empty() {
+                break;
+            }
+            for result in futures::future::join_all(chunk).await {
+                answers.extend(result);
+            }
+        }
+        drop(jobs);
+        assert!(
+            answers.iter().all(|(status, _)| *status == 200),
+            "{backend:?}: every delivery answered 200"
+        );
+
+        // Let the three background dispatchers drain the outbox.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let stats = replicas[0].app.store.outbox_stats().await.unwrap();
+            if stats.pending == 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend:?}: outbox not drained: {stats:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(
+            replicas[0].app.store.count_ratings().await.unwrap(),
+            total as i64,
+            "{backend:?}"
+        );
+        let alerts = replicas[0].app.store.all_alerts().await.unwrap();
+        assert_eq!(alerts.len(), negatives, "{backend:?}");
+        assert!(alerts.iter().all(|a| a.state == "sent"));
+        let posted = posted_tickets(&slack).await;
+        assert_eq!(
+            posted.len(),
+            negatives,
+            "{backend:?}: every negative posted"
+        );
+        assert!(
+            posted.values().all(|n| *n == 1),
+            "{backend:?}: none posted twice"
+        );
+        for replica in replicas {
+            replica.stop().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn alerts_claimed_by_a_replica_that_dies_are_sent_by_another_after_the_lease() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        // The doomed replica's Slack never answers in time, so it dies
+        // holding its claims.
+        let stuck = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(120)))
+            .mount(&stuck)
+            .await;
+        let slack = slack_ok().await;
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("doomed.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n[slack]\nbot_token = \"xoxb-doomed\"\ndefault_channel = \"#csat\"\napi_base_url = \"{}/api\"\nrequest_timeout = \"100s\"\n[alerts]\nclaim_lease = \"200s\"\nchannel_interval = \"10ms\"\n[log]\nformat = \"json\"\n[[sources]]\nname = \"zendesk\"\nkind = \"zendesk\"\nsecret = \"{ZENDESK_SECRET}\"\n",
+                db.url,
+                stuck.uri()
+            ),
+        )
+        .unwrap();
+        // The survivor shares the database; it only flushes when told to.
+        let clock = ManualClock::starting_now();
+        let survivor =
+            TestApp::spawn(settings(&db.url, Some(&slack.uri()), ""), clock.clone()).await;
+        for ticket in 0..30 {
+            assert_eq!(
+                survivor
+                    .post_zendesk(&zendesk_body(20_000 + ticket, "bad", ""))
+                    .await
+                    .0,
+                200
+            );
+        }
+
+        let mut doomed = tokio::process::Command::new(env!("CARGO_BIN_EXE_csatwatch"))
+            .args(["--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // Wait until it holds claims (its first send is hanging).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let held = survivor
+                .app
+                .store
+                .all_alerts()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|a| a.claim_token.is_some())
+                .count();
+            if held > 0 {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend:?}: the doomed replica never claimed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        doomed.kill().await.unwrap();
+        let held = survivor
+            .app
+            .store
+            .all_alerts()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|a| a.claim_token.is_some())
+            .count();
+
+        // Before the lease runs out, the alerts it claimed are not touched.
+        let early = survivor.app.flush_alerts().await.unwrap();
+        assert_eq!(early.sent, 30 - held, "{backend:?}: {early:?}, {held} held");
+        // After it, every alert goes out exactly once.
+        clock.advance(Duration::from_secs(201));
+        let late = survivor.app.flush_alerts().await.unwrap();
+        assert_eq!(
+            early.sent + late.sent,
+            30,
+            "{backend:?}: {early:?} {late:?}"
+        );
+        let posted = posted_tickets(&slack).await;
+        assert_eq!(posted.len(), 30);
+        assert!(posted.values().all(|n| *n == 1));
+        assert!(
+            survivor
+                .app
+                .store
+                .all_alerts()
+                .await
+                .unwrap()
+                .iter()
+                .all(|a| a.state == "sent")
+        );
+        survivor.stop().await;
+    }
+}
