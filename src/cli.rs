@@ -54,6 +54,16 @@ pub enum Command {
         #[arg(long)]
         channel: Option<String>,
     },
+    /// Copy every rating, delivery and alert from one database to another
+    /// (e.g. SQLite to PostgreSQL); the target must be new and empty.
+    MigrateData {
+        /// The database to read, e.g. sqlite://data/csatwatch.db
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// The database to fill, e.g. postgres://csatwatch@db/csatwatch
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Parse again the stored deliveries that failed, and record what now parses.
     Reprocess {
         /// Only this source's deliveries.
@@ -121,6 +131,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Reprocess { source, limit } => reprocess(settings, source.as_deref(), limit).await,
+        Command::MigrateData { from, to } => migrate_data(&settings, &from, &to).await,
     }
 }
 
@@ -207,4 +218,35 @@ async fn reprocess(settings: Settings, only: Option<&str>, limit: i64) -> anyhow
     } else {
         ExitCode::SUCCESS
     })
+}
+
+async fn migrate_data(settings: &Settings, from: &str, to: &str) -> anyhow::Result<ExitCode> {
+    use secrecy::SecretString;
+    let connect = |url: &str| {
+        let url = SecretString::from(url.to_string());
+        let db = settings.database.clone();
+        async move { Store::connect_url(&url, db.max_connections, db.acquire_timeout).await }
+    };
+    let source = connect(from).await?;
+    let target = connect(to).await?;
+    // Both ends at the newest schema, so the columns line up.
+    source.migrate().await?;
+    target.migrate().await?;
+    println!(
+        "copying {} -> {}",
+        source.backend_name(),
+        target.backend_name()
+    );
+    let report = source
+        .copy_into(&target, |table, n| {
+            if n % 5000 == 0 {
+                println!("  {table}: {n} rows");
+            }
+        })
+        .await?;
+    for (table, n) in &report {
+        println!("  {table}: {n} rows copied");
+    }
+    println!("done; point database.url at the new database and start csatwatch");
+    Ok(ExitCode::SUCCESS)
 }

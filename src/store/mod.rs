@@ -10,6 +10,7 @@
 //! Idempotency lives in the schema: unique keys plus `ON CONFLICT`, never a
 //! check-then-insert that two replicas could race.
 
+mod copy;
 mod deliveries;
 mod outbox;
 mod ratings;
@@ -24,6 +25,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
+pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};

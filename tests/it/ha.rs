@@ -224,3 +224,92 @@ async fn alerts_claimed_by_a_replica_that_dies_are_sent_by_another_after_the_lea
         survivor.stop().await;
     }
 }
+
+#[tokio::test]
+async fn migrate_data_moves_a_sqlite_install_to_postgres_without_losing_or_repeating_anything() {
+    if !backends().contains(&Backend::Postgres) {
+        return;
+    }
+    let sqlite = TestDatabase::new(Backend::Sqlite).await;
+    let postgres = TestDatabase::new(Backend::Postgres).await;
+    let slack = slack_ok().await;
+    let clock = ManualClock::starting_now();
+    let app = TestApp::spawn(settings(&sqlite.url, Some(&slack.uri()), ""), clock.clone()).await;
+    for ticket in 0..5 {
+        assert_eq!(
+            app.post_zendesk(&zendesk_body(30_000 + ticket, "good", ""))
+                .await
+                .0,
+            200
+        );
+    }
+    assert_eq!(
+        app.post_zendesk(&zendesk_body(30_000, "bad", "changed"))
+            .await
+            .0,
+        200
+    );
+    // Unreadable but signed: kept as failed, and must survive the move.
+    let junk = br#"{"ticket": {"id": "x"}, "satisfaction": {"current_rating": "??"}}"#;
+    let headers = zendesk_headers(ZENDESK_SECRET, clock_now(&clock), junk);
+    assert_eq!(app.post("zendesk", &headers, junk).await.0, 400);
+    app.app.flush_alerts().await.unwrap();
+    assert_eq!(slack_posts(&slack).await.len(), 1);
+    app.stop().await;
+
+    let workdir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_csatwatch"))
+        .args(["migrate-data", "--from", &sqlite.url, "--to", &postgres.url])
+        .env_remove("CSATWATCH_CONFIG")
+        .current_dir(workdir.path())
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("ratings: 5 rows copied"), "{stdout}");
+
+    let app = TestApp::spawn(
+        settings(&postgres.url, Some(&slack.uri()), ""),
+        clock.clone(),
+    )
+    .await;
+    let store = &app.app.store;
+    assert_eq!(store.count_ratings().await.unwrap(), 5);
+    let changed = store.rating("zendesk", "30000", "").await.unwrap().unwrap();
+    assert_eq!(store.rating_history(changed.id).await.unwrap().len(), 2);
+    assert_eq!(store.count_deliveries("failed").await.unwrap(), 1);
+    // The alert already sent is not sent again...
+    app.app.flush_alerts().await.unwrap();
+    assert_eq!(slack_posts(&slack).await.len(), 1);
+    // ...a replayed delivery is still a duplicate...
+    let (_, answer) = app.post_zendesk(&zendesk_body(30_001, "good", "")).await;
+    assert_eq!(answer["status"], "duplicate");
+    // ...and new rows get fresh ids after the copied ones.
+    let (status, answer) = app.post_zendesk(&zendesk_body(30_100, "bad", "new")).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["ratings"][0]["rating_id"].as_i64().unwrap() > changed.id);
+    app.app.flush_alerts().await.unwrap();
+    assert_eq!(slack_posts(&slack).await.len(), 2);
+
+    // A second run refuses to write into a database that is no longer empty.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_csatwatch"))
+        .args(["migrate-data", "--from", &sqlite.url, "--to", &postgres.url])
+        .env_remove("CSATWATCH_CONFIG")
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty database"));
+    app.stop().await;
+}
+
+fn clock_now(clock: &ManualClock) -> i64 {
+    use csatwatch::clock::Clock as _;
+    clock.now_ms()
+}
