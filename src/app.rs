@@ -16,6 +16,7 @@ use crate::dispatcher::{Dispatcher, FlushReport};
 use crate::http::{self, AppState};
 use crate::intake::Fetcher;
 use crate::pipeline::Pipeline;
+use crate::polling::Pollers;
 use crate::settings::Settings;
 use crate::sinks::{Sink, slack::SlackClient};
 use crate::sources::SourceRegistry;
@@ -32,8 +33,10 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     /// Retries deliveries whose ratings must be fetched from an API.
     pub fetcher: Arc<Fetcher>,
-    /// For sources' API calls (fetches, and later polls).
+    /// For sources' API calls (fetches and polls).
     pub http: reqwest::Client,
+    /// Polls helpdesk APIs and runs backfills.
+    pub pollers: Arc<Pollers>,
 }
 
 impl App {
@@ -80,8 +83,17 @@ impl App {
             clock: clock.clone(),
             wake: Arc::new(Notify::new()),
         });
+        let settings = Arc::new(settings);
+        let pollers = Arc::new(Pollers::new(
+            store.clone(),
+            pipeline.clone(),
+            sources.clone(),
+            http.clone(),
+            clock.clone(),
+            settings.clone(),
+        ));
         Ok(App {
-            settings: Arc::new(settings),
+            settings,
             store,
             pipeline,
             dispatcher,
@@ -89,6 +101,7 @@ impl App {
             clock,
             fetcher,
             http,
+            pollers,
         })
     }
 
@@ -173,6 +186,7 @@ impl App {
             tasks.spawn(self.dispatcher.clone().run(cancel.clone()));
             tasks.spawn(self.clone().run_retention(cancel.clone()));
             tasks.spawn(self.fetcher.clone().run(cancel.clone()));
+            tasks.spawn(self.pollers.clone().run(cancel.clone()));
         }
         tasks.close();
         let local: SocketAddr = listener.local_addr()?;

@@ -64,6 +64,19 @@ pub enum Command {
         #[arg(long, value_name = "URL")]
         to: String,
     },
+    /// Import a source's rating history from its API, for reports. Never
+    /// alerts; resumable (run it again with the same dates to continue).
+    Backfill {
+        /// The [[sources]] name.
+        #[arg(long)]
+        source: String,
+        /// From this date (YYYY-MM-DD or RFC 3339).
+        #[arg(long, value_name = "DATE")]
+        since: String,
+        /// Up to this date (default: now).
+        #[arg(long, value_name = "DATE")]
+        until: Option<String>,
+    },
     /// Parse again the stored deliveries that failed, and record what now parses.
     Reprocess {
         /// Only this source's deliveries.
@@ -132,6 +145,11 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Reprocess { source, limit } => reprocess(settings, source.as_deref(), limit).await,
         Command::MigrateData { from, to } => migrate_data(&settings, &from, &to).await,
+        Command::Backfill {
+            source,
+            since,
+            until,
+        } => backfill(settings, &source, &since, until.as_deref()).await,
     }
 }
 
@@ -249,4 +267,71 @@ async fn migrate_data(settings: &Settings, from: &str, to: &str) -> anyhow::Resu
     }
     println!("done; point database.url at the new database and start csatwatch");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Reads `2026-01-31` (midnight UTC) or an RFC 3339 time, as Unix ms.
+pub fn parse_date(text: &str) -> Result<i64, String> {
+    use time::format_description::well_known::Rfc3339;
+    let text = text.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(text, &Rfc3339) {
+        return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let format = time::macros::format_description!("[year]-[month]-[day]");
+    time::Date::parse(text, &format)
+        .map(|d| d.midnight().assume_utc().unix_timestamp() * 1000)
+        .map_err(|_| {
+            format!("{text:?} is not a date; write it like 2026-01-31 or 2026-01-31T08:00:00Z")
+        })
+}
+
+async fn backfill(
+    settings: Settings,
+    name: &str,
+    since: &str,
+    until: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let since_ms = parse_date(since).map_err(anyhow::Error::msg)?;
+    let until_ms = until
+        .map(parse_date)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let app = App::build(settings).await?;
+    let Some(source) = app.sources.get(name) else {
+        anyhow::bail!("no [[sources]] entry is named {name:?}");
+    };
+    let cancel = CancellationToken::new();
+    tokio::spawn(crate::shutdown::cancel_on_signal(cancel.clone()));
+    let started = std::time::Instant::now();
+    let mut progress = crate::polling::Progress::default();
+    let result = app
+        .pollers
+        .backfill(source, since_ms, until_ms, &cancel, &mut |r| {
+            progress.update(r)
+        })
+        .await;
+    progress.finish();
+    match result {
+        Ok(report) => {
+            let secs = started.elapsed().as_secs_f64().max(0.001);
+            println!(
+                "backfill of {name}: {} rating(s) in {} page(s) ({} new, {} changed), {:.0} ratings/s; no alerts were raised",
+                report.ratings,
+                report.pages,
+                report.new,
+                report.changed,
+                report.ratings as f64 / secs
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(crate::polling::PollError::Cancelled) => {
+            eprintln!("backfill stopped; run the same command again to continue where it stopped");
+            Ok(ExitCode::FAILURE)
+        }
+        Err(e) => {
+            eprintln!(
+                "backfill of {name} stopped: {e}; run the same command again to continue where it stopped"
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
 }

@@ -9,6 +9,8 @@
 //! - [`pipeline`]: the one place that decides: new, changed or duplicate,
 //!   negative or not, which rules route it, which alerts to enqueue.
 //! - [`store`]: every SQL statement, for SQLite and PostgreSQL.
+//! - [`polling`]: pollers and backfills reading helpdesk APIs through the
+//!   same pipeline, with cursors and a lease per source.
 //! - [`dispatcher`]: claims alerts from the outbox and delivers them.
 //! - [`sinks`]: Slack (Web API or incoming webhook), or the log.
 //! - [`intake`]: from a parsed delivery to recorded ratings, fetching from
@@ -23,6 +25,7 @@ pub mod domain;
 pub mod http;
 pub mod intake;
 pub mod pipeline;
+pub mod polling;
 pub mod rules;
 pub mod settings;
 pub mod shutdown;

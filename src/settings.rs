@@ -317,6 +317,23 @@ pub struct SourceSettings {
     pub signature_encoding: Option<String>,
     /// generic: JSON pointers (RFC 6901) to the fields of the body.
     pub fields: Option<GenericFields>,
+    /// How often to poll the helpdesk's API for ratings (needs the source's
+    /// API credentials), e.g. `"5m"`. Unset: no polling.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub poll_interval: Option<Duration>,
+    /// How far back each poll re-reads, to catch ratings changed after they
+    /// were first given. Default: the helpdesk's own (e.g. 14 days for
+    /// Chatwoot, 1 day elsewhere).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub poll_overlap: Option<Duration>,
+    /// The most API requests polling may make per minute, so it never
+    /// starves the team's other integrations of the helpdesk's rate limit.
+    /// Default 30.
+    pub poll_requests_per_minute: Option<u32>,
+    /// On the very first poll, how far back to read. Default `alerts.max_age`
+    /// (older history is what `csatwatch backfill` is for).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub poll_start: Option<Duration>,
 }
 
 /// `[sources.fields]` of a generic source: where each value sits in the body,

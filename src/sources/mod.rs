@@ -110,6 +110,37 @@ impl FetchError {
     }
 }
 
+/// One page request of a poll or a backfill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PollRequest {
+    /// Where the previous page stopped (the source's own format), or `None`
+    /// on the very first page.
+    pub cursor: Option<String>,
+    /// The first page of a poll cycle: re-read `overlap_ms` before the
+    /// cursor's time, because ratings the helpdesk filters by creation time
+    /// can change afterwards.
+    pub new_cycle: bool,
+    pub overlap_ms: i64,
+    /// With no cursor: read ratings from this time (Unix ms).
+    pub since_ms: i64,
+    /// Stop at this time (a backfill's `--until`); `None` for now.
+    pub until_ms: Option<i64>,
+    pub now_ms: i64,
+}
+
+/// One page read by a poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PollPage {
+    pub ratings: Vec<RatingEvent>,
+    /// The cursor to save: the next page's start, or the high-water mark
+    /// when the poll has caught up.
+    pub cursor: String,
+    /// More pages wait now.
+    pub more: bool,
+    /// Requests left in the helpdesk's current rate-limit window, when it says.
+    pub remaining: Option<u64>,
+}
+
 /// A boxed future, for the async methods of [`Source`] (which must stay
 /// object-safe: sources live behind `Arc<dyn Source>`).
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
@@ -168,6 +199,23 @@ pub trait Source: Send + Sync + 'static {
                 reference.kind, reference.id
             )))
         })
+    }
+
+    /// Whether this source polls its helpdesk's API: it has a poller and
+    /// the API credentials it needs.
+    fn can_poll(&self) -> bool {
+        false
+    }
+
+    /// Reads one page of ratings from the helpdesk's API. Rate limits come
+    /// back as a retryable [`FetchError`] with `retry_after`.
+    fn poll_page<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: &'a PollRequest,
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
+        let _ = (http, request);
+        Box::pin(async move { Err(FetchError::permanent("this source cannot poll an API")) })
     }
 }
 

@@ -13,6 +13,7 @@
 mod copy;
 mod deliveries;
 mod outbox;
+mod polling;
 mod ratings;
 
 use std::str::FromStr;
