@@ -58,15 +58,15 @@ pub async fn get_json<T: DeserializeOwned>(
         return response.json::<T>().await.map_err(|e| {
             FetchError::retryable(format!(
                 "the API's answer for {what} is not the expected JSON ({})",
-                if e.is_decode() { "unexpected shape" } else { "cut short" }
+                if e.is_decode() {
+                    "unexpected shape"
+                } else {
+                    "cut short"
+                }
             ))
         });
     }
-    Err(status_error(
-        status,
-        retry_after(response.headers()),
-        what,
-    ))
+    Err(status_error(status, retry_after(response.headers()), what))
 }
 
 /// The error for a non-2xx status.
@@ -123,14 +123,22 @@ mod tests {
     fn statuses_map_to_retry_or_give_up() {
         let e = status_error(StatusCode::INTERNAL_SERVER_ERROR, None, "x");
         assert!(e.retryable);
-        let e = status_error(StatusCode::TOO_MANY_REQUESTS, Some(Duration::from_secs(7)), "x");
+        let e = status_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(Duration::from_secs(7)),
+            "x",
+        );
         assert!(e.retryable);
         assert_eq!(e.retry_after, Some(Duration::from_secs(7)));
         for code in [401, 403, 404, 400] {
             let e = status_error(StatusCode::from_u16(code).unwrap(), None, "x");
             assert!(!e.retryable, "{code}");
         }
-        assert!(status_error(StatusCode::UNAUTHORIZED, None, "x").message.contains("[sources.api]"));
+        assert!(
+            status_error(StatusCode::UNAUTHORIZED, None, "x")
+                .message
+                .contains("[sources.api]")
+        );
     }
 
     #[test]
@@ -185,7 +193,10 @@ mod time_tests {
     #[test]
     fn helpdesk_times_are_read_in_every_spelling() {
         assert_eq!(time_ms("2015-08-28T09:08:16Z"), Some(1_440_752_896_000));
-        assert_eq!(time_ms("2015-08-28T09:08:16.000000"), Some(1_440_752_896_000));
+        assert_eq!(
+            time_ms("2015-08-28T09:08:16.000000"),
+            Some(1_440_752_896_000)
+        );
         assert_eq!(time_ms("2015-08-28T09:08:16"), Some(1_440_752_896_000));
         assert_eq!(time_ms("1440752896000"), Some(1_440_752_896_000));
         assert_eq!(time_ms("1440752896"), Some(1_440_752_896_000));
@@ -201,7 +212,11 @@ pub fn template_text(value: &serde_json::Value) -> Option<String> {
 }
 
 /// The problem for a token source without its secret, saying where it goes.
-pub fn missing_token(key: &str, s: &crate::settings::SourceSettings, sender: &str) -> ConfigProblem {
+pub fn missing_token(
+    key: &str,
+    s: &crate::settings::SourceSettings,
+    sender: &str,
+) -> ConfigProblem {
     let message = if s.secret_file.is_some() {
         "is required, and secret_file gave none (see the problem reported for it)".to_string()
     } else {

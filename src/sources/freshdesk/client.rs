@@ -56,11 +56,13 @@ impl FreshdeskClient {
             Some(template) => fill_ticket_url(template, ticket_id),
             None => format!("{}/a/tickets/{ticket_id}", self.base_url),
         };
-        Ok(match latest(&ratings).and_then(|r| r.to_event(ticket_id, Some(link))) {
-            Some(event) => Fetched::Rating(Box::new(event)),
-            None => Fetched::NoRating(format!(
-                "Freshdesk ticket {ticket_id} has no answered satisfaction rating yet"
-            )),
-        })
+        Ok(
+            match latest(&ratings).and_then(|r| r.to_event(ticket_id, Some(link))) {
+                Some(event) => Fetched::Rating(Box::new(event)),
+                None => Fetched::NoRating(format!(
+                    "Freshdesk ticket {ticket_id} has no answered satisfaction rating yet"
+                )),
+            },
+        )
     }
 }

@@ -85,7 +85,10 @@ impl FreshdeskSource {
                         "is required: your Freshdesk API key (profile picture → Profile settings → View API key); or set api_key_file",
                     ));
                 }
-                match (base_url(key, api, "https://acme.freshdesk.com"), &api.api_key) {
+                match (
+                    base_url(key, api, "https://acme.freshdesk.com"),
+                    &api.api_key,
+                ) {
                     (Ok(base_url), Some(api_key)) => Some(FreshdeskClient {
                         base_url,
                         api_key: api_key.clone(),

@@ -60,7 +60,9 @@ pub fn read_rule_body(body: &Value, ticket_url: Option<&str>) -> Result<Parsed, 
     event.team = text("/ticket/group");
     event.customer = text("/ticket/requester/name").or_else(|| text("/ticket/requester/email"));
     event.company = text("/ticket/company");
-    event.tags = text("/ticket/tags").map(|t| split_tags(&t)).unwrap_or_default();
+    event.tags = text("/ticket/tags")
+        .map(|t| split_tags(&t))
+        .unwrap_or_default();
     event.url = text("/ticket/url")
         .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
         .or_else(|| ticket_url.map(|t| fill_ticket_url(t, &event.conversation_id)));
@@ -134,10 +136,7 @@ impl RatingPayload {
 /// The rating to record from a ticket's list: the most recently updated
 /// one (a ticket can hold several; the newest is the one that just arrived).
 pub fn latest(ratings: &[RatingPayload]) -> Option<&RatingPayload> {
-    ratings.iter().max_by_key(|r| {
-        (
-            r.updated_ms().unwrap_or(0),
-            r.id.as_i64().unwrap_or(0),
-        )
-    })
+    ratings
+        .iter()
+        .max_by_key(|r| (r.updated_ms().unwrap_or(0), r.id.as_i64().unwrap_or(0)))
 }

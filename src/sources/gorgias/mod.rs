@@ -82,14 +82,22 @@ impl GorgiasSource {
                         "is required: a REST API key (Settings → REST API in Gorgias); or set api_key_file",
                     ));
                 }
-                let email = api.email.as_deref().map(str::trim).filter(|e| !e.is_empty());
+                let email = api
+                    .email
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty());
                 if email.is_none() {
                     problems.push(ConfigProblem::new(
                         format!("{key}.api.email"),
                         "is required: the email address of the Gorgias user the API key belongs to",
                     ));
                 }
-                match (base_url(key, api, "https://acme.gorgias.com"), &api.api_key, email) {
+                match (
+                    base_url(key, api, "https://acme.gorgias.com"),
+                    &api.api_key,
+                    email,
+                ) {
                     (Ok(base_url), Some(api_key), Some(email)) => Some(GorgiasClient {
                         base_url,
                         email: email.to_string(),

@@ -76,7 +76,9 @@ pub fn read_body(body: &Value) -> Result<Parsed, ParseError> {
         Survey {
             id: text("/satisfaction_survey/id"),
             ticket_id: text("/ticket/id"),
-            score: body.pointer("/satisfaction_survey/score").map(template_text),
+            score: body
+                .pointer("/satisfaction_survey/score")
+                .map(template_text),
             body_text: text("/satisfaction_survey/body_text"),
             scored_datetime: text("/satisfaction_survey/scored_datetime"),
             agent: text("/assignee/name").or_else(|| text("/assignee/email")),

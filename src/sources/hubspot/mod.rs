@@ -63,7 +63,11 @@ impl HubspotSource {
         }
         problems.extend(check_replay_window(key, s));
         problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        let public_url = match s.public_url.as_deref().map(|u| u.trim().trim_end_matches('/')) {
+        let public_url = match s
+            .public_url
+            .as_deref()
+            .map(|u| u.trim().trim_end_matches('/'))
+        {
             Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
                 Some(url.to_string())
             }
@@ -88,7 +92,10 @@ impl HubspotSource {
                     &format!("{key}.api"),
                     "hubspot",
                     &[
-                        ("api_key", api.api_key.is_some() || api.api_key_file.is_some()),
+                        (
+                            "api_key",
+                            api.api_key.is_some() || api.api_key_file.is_some(),
+                        ),
                         ("email", api.email.is_some()),
                     ],
                 ));

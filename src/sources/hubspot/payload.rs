@@ -141,10 +141,19 @@ impl SubmissionPayload {
         match survey.to_ascii_uppercase().as_str() {
             "NPS" => on(Scale::Nps),
             "CES" => on(Scale::Ces),
-            _ => match self.property("hs_sentiment").map(|s| s.to_ascii_uppercase()) {
-                Some(s) if s == "NEGATIVE" => Ok(Score::new(Scale::ThreePoint, 1).expect("on scale")),
-                Some(s) if s == "NEUTRAL" => Ok(Score::new(Scale::ThreePoint, 2).expect("on scale")),
-                Some(s) if s == "POSITIVE" => Ok(Score::new(Scale::ThreePoint, 3).expect("on scale")),
+            _ => match self
+                .property("hs_sentiment")
+                .map(|s| s.to_ascii_uppercase())
+            {
+                Some(s) if s == "NEGATIVE" => {
+                    Ok(Score::new(Scale::ThreePoint, 1).expect("on scale"))
+                }
+                Some(s) if s == "NEUTRAL" => {
+                    Ok(Score::new(Scale::ThreePoint, 2).expect("on scale"))
+                }
+                Some(s) if s == "POSITIVE" => {
+                    Ok(Score::new(Scale::ThreePoint, 3).expect("on scale"))
+                }
                 _ => match number {
                     Some(n) if (0.0..=2.0).contains(&n) && n.fract() == 0.0 => {
                         Ok(Score::new(Scale::ThreePoint, n as i64 + 1).expect("on scale"))
@@ -164,7 +173,9 @@ impl SubmissionPayload {
         let mut event = RatingEvent::new(conversation, score);
         event.rating_key = id;
         event.comment = self.property("hs_content");
-        event.customer = self.property("hs_contact_id").map(|c| format!("contact {c}"));
+        event.customer = self
+            .property("hs_contact_id")
+            .map(|c| format!("contact {c}"));
         let submitted = self
             .property("hs_submission_timestamp")
             .or_else(|| self.property("hs_createdate"))

@@ -38,7 +38,9 @@ const DECODED: [(&str, &str); 12] = [
 pub fn signed_uri(public_url: &str, path_and_query: &str) -> String {
     let mut uri = format!("{public_url}{path_and_query}");
     for (encoded, plain) in DECODED {
-        uri = uri.replace(encoded, plain).replace(&encoded.to_lowercase(), plain);
+        uri = uri
+            .replace(encoded, plain)
+            .replace(&encoded.to_lowercase(), plain);
     }
     uri
 }
@@ -47,7 +49,12 @@ pub fn signed_uri(public_url: &str, path_and_query: &str) -> String {
 pub fn sign(secret: &[u8], method: &str, uri: &str, body: &[u8], timestamp: &str) -> String {
     Encoding::Base64.encode(&hmac_sha256(
         secret,
-        &[method.as_bytes(), uri.as_bytes(), body, timestamp.as_bytes()],
+        &[
+            method.as_bytes(),
+            uri.as_bytes(),
+            body,
+            timestamp.as_bytes(),
+        ],
     ))
 }
 
@@ -67,9 +74,9 @@ pub fn verify(
     };
     let signature = header(SIGNATURE_HEADER)?;
     let timestamp = header(TIMESTAMP_HEADER)?;
-    let expected = Encoding::Base64.decode(signature).ok_or_else(|| {
-        SignatureError::Malformed(format!("{SIGNATURE_HEADER} is not base64"))
-    })?;
+    let expected = Encoding::Base64
+        .decode(signature)
+        .ok_or_else(|| SignatureError::Malformed(format!("{SIGNATURE_HEADER} is not base64")))?;
     let path_and_query = request
         .uri
         .path_and_query()
