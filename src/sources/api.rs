@@ -226,3 +226,11 @@ pub fn missing_token(
     };
     ConfigProblem::new(format!("{key}.secret"), message)
 }
+
+/// A delivery id for a body that names what to fetch and nothing that
+/// changes between two ratings: the references and the receipt time
+/// (which a stored delivery keeps, so a background retry gets the same id).
+pub fn receipt_delivery_id(references: &[super::FetchRef], now_ms: i64) -> String {
+    let ids: Vec<&str> = references.iter().map(|r| r.id.as_str()).collect();
+    format!("{}@{now_ms}", ids.join(","))
+}

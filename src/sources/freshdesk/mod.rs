@@ -128,7 +128,22 @@ impl Source for FreshdeskSource {
 
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Parsed, ParseError> {
         let body = parse_json(request.body)?;
-        payload::read_rule_body(&body, self.ticket_url.as_deref())
+        Ok(
+            match payload::read_rule_body(&body, self.ticket_url.as_deref())? {
+                // A ticket-only body is the same bytes for every rating of
+                // the ticket, so its hash cannot tell a changed rating from
+                // a retry: the receipt time does. A retry then fetches and
+                // finds the rating unchanged, which records nothing twice.
+                Parsed::Fetch {
+                    delivery_id: None,
+                    references,
+                } => Parsed::Fetch {
+                    delivery_id: Some(super::api::receipt_delivery_id(&references, request.now_ms)),
+                    references,
+                },
+                other => other,
+            },
+        )
     }
 
     fn fetch<'a>(

@@ -151,10 +151,21 @@ impl Source for GorgiasSource {
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Parsed, ParseError> {
         let body = parse_json(request.body)?;
         let mut parsed = payload::read_body(&body)?;
-        if let Parsed::Ratings { ratings, .. } = &mut parsed {
-            for rating in ratings.iter_mut().filter(|r| r.url.is_none()) {
-                rating.url = self.link(&rating.conversation_id);
+        match &mut parsed {
+            Parsed::Ratings { ratings, .. } => {
+                for rating in ratings.iter_mut().filter(|r| r.url.is_none()) {
+                    rating.url = self.link(&rating.conversation_id);
+                }
             }
+            // A body naming only the survey is the same bytes for a changed
+            // score (see Freshdesk): the receipt time tells them apart.
+            Parsed::Fetch {
+                delivery_id: delivery_id @ None,
+                references,
+            } => {
+                *delivery_id = Some(super::api::receipt_delivery_id(references, request.now_ms));
+            }
+            _ => {}
         }
         Ok(parsed)
     }

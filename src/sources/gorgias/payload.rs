@@ -39,6 +39,8 @@ pub struct Survey {
     pub agent: Option<String>,
     pub customer: Option<String>,
     pub tags: Vec<String>,
+    /// An Events API event's own id: the same across retries of one event.
+    pub event_id: Option<String>,
 }
 
 /// Reads a delivery into a rating, a fetch of its survey, or no rating.
@@ -61,6 +63,7 @@ pub fn read_body(body: &Value) -> Result<Parsed, ParseError> {
             score: body.pointer("/data/score").map(template_text),
             body_text: text("/data/body_text"),
             scored_datetime: text("/data/scored_datetime").or_else(|| text("/created_datetime")),
+            event_id: text("/id"),
             ..Survey::default()
         }
     } else if body.get("ticket_id").is_some() {
@@ -92,6 +95,7 @@ pub fn read_body(body: &Value) -> Result<Parsed, ParseError> {
                         .collect()
                 })
                 .unwrap_or_default(),
+            event_id: None,
         }
     };
     survey.into_parsed()
@@ -110,7 +114,7 @@ impl Survey {
             _ => {
                 return match self.id {
                     Some(id) => Ok(Parsed::Fetch {
-                        delivery_id: None,
+                        delivery_id: self.event_id.map(|e| format!("gorgias-event:{e}")),
                         references: vec![FetchRef {
                             kind: SURVEY_REF.to_string(),
                             id,

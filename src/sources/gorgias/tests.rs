@@ -108,7 +108,7 @@ fn events_without_an_answer_carry_no_rating_and_ids_alone_are_fetched() {
     assert_eq!(
         parse(RESPONDED).unwrap(),
         Parsed::Fetch {
-            delivery_id: None,
+            delivery_id: Some("gorgias-event:400".into()),
             references: vec![FetchRef {
                 kind: "satisfaction_survey".into(),
                 id: "50".into()
