@@ -288,7 +288,7 @@ impl Default for RetentionSettings {
 pub struct SourceSettings {
     /// The name in the webhook URL: `POST /webhooks/{name}`.
     pub name: String,
-    /// `zendesk` or `generic`.
+    /// `zendesk`, `freshdesk`, `gorgias`, `hubspot` or `generic`.
     pub kind: String,
     /// The webhook signing secret.
     pub secret: Option<SecretString>,
@@ -317,6 +317,15 @@ pub struct SourceSettings {
     pub signature_encoding: Option<String>,
     /// generic: JSON pointers (RFC 6901) to the fields of the body.
     pub fields: Option<GenericFields>,
+    /// hubspot: the public base URL HubSpot calls, scheme and host (and a
+    /// path prefix if a proxy adds one), e.g. `https://csat.example.com`.
+    /// HubSpot signs the full URL it called; behind a proxy we only see the
+    /// path, so the URL is rebuilt from this.
+    pub public_url: Option<String>,
+    /// The helpdesk's API credentials: used to fetch ratings a webhook only
+    /// names (HubSpot always, Freshdesk and Gorgias when the body carries no
+    /// score), and later by the pollers.
+    pub api: Option<ApiSettings>,
     /// How often to poll the helpdesk's API for ratings (needs the source's
     /// API credentials), e.g. `"5m"`. Unset: no polling.
     #[serde(default, deserialize_with = "optional_duration")]
@@ -334,6 +343,38 @@ pub struct SourceSettings {
     /// (older history is what `csatwatch backfill` is for).
     #[serde(default, deserialize_with = "optional_duration")]
     pub poll_start: Option<Duration>,
+}
+
+/// `[sources.api]`: how to call a helpdesk's API. Which keys a helpdesk
+/// needs is on its page under docs/helpdesks/; secrets may be given as
+/// `…_file` like every other secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// The API's base URL, without a trailing path: `https://acme.freshdesk.com`,
+    /// `https://acme.gorgias.com`, `https://api.hubapi.com`.
+    pub base_url: String,
+    /// A bearer token (HubSpot: the private app's access token).
+    pub token: Option<SecretString>,
+    /// Read the token from this file instead.
+    pub token_file: Option<PathBuf>,
+    /// An API key sent with HTTP basic auth (Freshdesk: the agent's API key,
+    /// sent as `api_key:X`; Gorgias: the REST API key, sent as `email:api_key`).
+    pub api_key: Option<SecretString>,
+    /// Read the API key from this file instead.
+    pub api_key_file: Option<PathBuf>,
+    /// Gorgias: the email address of the user the API key belongs to.
+    pub email: Option<String>,
+    /// How long one API call may take before it is retried later. Default `10s`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+impl ApiSettings {
+    /// The timeout of one call: `request_timeout` or ten seconds.
+    pub fn timeout(&self) -> Duration {
+        self.request_timeout.unwrap_or(Duration::from_secs(10))
+    }
 }
 
 /// `[sources.fields]` of a generic source: where each value sits in the body,
@@ -592,6 +633,20 @@ impl Settings {
                 source.secret_file.as_deref(),
                 &mut problems,
             );
+            if let Some(api) = source.api.as_mut() {
+                api.token = resolve_secret(
+                    &format!("{key}.api.token"),
+                    api.token.take(),
+                    api.token_file.as_deref(),
+                    &mut problems,
+                );
+                api.api_key = resolve_secret(
+                    &format!("{key}.api.api_key"),
+                    api.api_key.take(),
+                    api.api_key_file.as_deref(),
+                    &mut problems,
+                );
+            }
             if let Some(scale) = &source.scale
                 && let Err(e) = scale.parse::<Scale>()
             {

@@ -4,7 +4,11 @@
 //!
 //! Adding a helpdesk means adding a folder here and one line in [`build`].
 
+pub mod api;
+pub mod freshdesk;
 pub mod generic;
+pub mod gorgias;
+pub mod hubspot;
 pub mod registry;
 pub mod signature;
 pub mod zendesk;
@@ -220,7 +224,7 @@ pub trait Source: Send + Sync + 'static {
 }
 
 /// The kinds this build knows, for messages.
-pub const KINDS: &[&str] = &["zendesk", "generic"];
+pub const KINDS: &[&str] = &["zendesk", "freshdesk", "gorgias", "hubspot", "generic"];
 
 /// Builds the source a `[[sources]]` entry describes. `key` is the entry's
 /// settings path (`sources[2]`) for messages.
@@ -228,6 +232,11 @@ pub fn build(key: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Ve
     match settings.kind.as_str() {
         "zendesk" => zendesk::ZendeskSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
         "generic" => generic::GenericSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
+        "freshdesk" => {
+            freshdesk::FreshdeskSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
+        }
+        "gorgias" => gorgias::GorgiasSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
+        "hubspot" => hubspot::HubspotSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
         other => Err(vec![ConfigProblem::new(
             format!("{key}.kind"),
             format!(

@@ -6,6 +6,7 @@ mod alerts;
 mod cli;
 mod concurrency;
 mod ha;
+mod helpdesks_b;
 mod postgres;
 mod support;
 mod webhooks;

@@ -1,0 +1,68 @@
+//! Freshdesk's API v2, as far as ratings go: HTTP basic auth with the
+//! agent's API key as the user name and `X` as the password.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::payload::{RatingPayload, latest};
+use crate::sources::api::get_json;
+use crate::sources::{FetchError, Fetched, fill_ticket_url};
+
+/// A Freshdesk API client for one account.
+#[derive(Clone)]
+pub struct FreshdeskClient {
+    /// `https://acme.freshdesk.com`, no trailing slash.
+    pub base_url: String,
+    pub api_key: SecretString,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for FreshdeskClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FreshdeskClient")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl FreshdeskClient {
+    /// The ticket's newest satisfaction rating, from
+    /// `GET /api/v2/tickets/{id}/satisfaction_ratings` ("List all
+    /// satisfaction ratings of a ticket"; the account-wide list has no
+    /// ticket filter). An empty list is no rating yet.
+    pub async fn ticket_rating(
+        &self,
+        http: &reqwest::Client,
+        ticket_id: &str,
+        ticket_url: Option<&str>,
+    ) -> Result<Fetched, FetchError> {
+        if ticket_id.is_empty() || !ticket_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FetchError::permanent(format!(
+                "Freshdesk ticket ids are numbers; {ticket_id:?} cannot be fetched"
+            )));
+        }
+        let url = format!(
+            "{}/api/v2/tickets/{ticket_id}/satisfaction_ratings",
+            self.base_url
+        );
+        let request = http
+            .get(url)
+            .basic_auth(self.api_key.expose_secret(), Some("X"))
+            .header(reqwest::header::ACCEPT, "application/json");
+        let what = format!("the ratings of Freshdesk ticket {ticket_id}");
+        let ratings: Vec<RatingPayload> = get_json(request, self.timeout, &what).await?;
+        let link = match ticket_url {
+            Some(template) => fill_ticket_url(template, ticket_id),
+            None => format!("{}/a/tickets/{ticket_id}", self.base_url),
+        };
+        Ok(
+            match latest(&ratings).and_then(|r| r.to_event(ticket_id, Some(link))) {
+                Some(event) => Fetched::Rating(Box::new(event)),
+                None => Fetched::NoRating(format!(
+                    "Freshdesk ticket {ticket_id} has no answered satisfaction rating yet"
+                )),
+            },
+        )
+    }
+}

@@ -1,0 +1,171 @@
+//! Freshdesk, delivered by an automation rule ("Ticket updates", event
+//! "Customer feedback is received") whose "Trigger webhook" action posts our
+//! JSON body with a fixed secret header (docs/helpdesks/freshdesk.md).
+//!
+//! Freshdesk cannot sign, so the header is compared in constant time like
+//! the generic `token` scheme. Freshdesk documents no placeholder for the
+//! rating, so the body usually carries only the ticket: its rating is then
+//! fetched from the API (`client.rs`), which also means a forged call
+//! cannot invent a score.
+//!
+//! - `payload.rs`: the rule body and the API's rating object.
+//! - `client.rs`: the API call.
+
+pub mod client;
+pub mod payload;
+
+#[cfg(test)]
+mod tests;
+
+use secrecy::SecretString;
+
+use super::api::{base_url, refuse_keys};
+use super::generic::signature::{DEFAULT_TOKEN_HEADER, Scheme};
+use super::{
+    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, SignatureError, Source,
+    WebhookRequest, check_ticket_url, parse_json,
+};
+use crate::settings::{ConfigProblem, SourceSettings};
+use client::FreshdeskClient;
+
+/// A configured Freshdesk source.
+#[derive(Debug)]
+pub struct FreshdeskSource {
+    secret: SecretString,
+    scheme: Scheme,
+    ticket_url: Option<String>,
+    client: Option<FreshdeskClient>,
+}
+
+impl FreshdeskSource {
+    /// Builds the source from its `[[sources]]` entry, reporting every
+    /// problem with its key.
+    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
+        let mut problems = refuse_keys(
+            key,
+            "freshdesk",
+            &[
+                ("scale", s.scale.is_some()),
+                ("signature", s.signature.is_some()),
+                ("signature_prefix", s.signature_prefix.is_some()),
+                ("signature_encoding", s.signature_encoding.is_some()),
+                ("fields", s.fields.is_some()),
+                ("replay_window", s.replay_window.is_some()),
+                ("public_url", s.public_url.is_some()),
+            ],
+        );
+        if s.secret.is_none() {
+            problems.push(super::api::missing_token(key, s, "the automation rule's"));
+        }
+        problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
+        let header = s
+            .signature_header
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TOKEN_HEADER.to_string());
+        if axum::http::HeaderName::from_bytes(header.trim().as_bytes()).is_err() {
+            problems.push(ConfigProblem::new(
+                format!("{key}.signature_header"),
+                "is not a valid HTTP header name; e.g. X-Csatwatch-Token",
+            ));
+        }
+        let client = match &s.api {
+            None => None,
+            Some(api) => {
+                problems.extend(refuse_keys(
+                    &format!("{key}.api"),
+                    "freshdesk",
+                    &[
+                        ("token", api.token.is_some() || api.token_file.is_some()),
+                        ("email", api.email.is_some()),
+                    ],
+                ));
+                if api.api_key.is_none() && api.api_key_file.is_none() {
+                    problems.push(ConfigProblem::new(
+                        format!("{key}.api.api_key"),
+                        "is required: your Freshdesk API key (profile picture → Profile settings → View API key); or set api_key_file",
+                    ));
+                }
+                match (
+                    base_url(key, api, "https://acme.freshdesk.com"),
+                    &api.api_key,
+                ) {
+                    (Ok(base_url), Some(api_key)) => Some(FreshdeskClient {
+                        base_url,
+                        api_key: api_key.clone(),
+                        timeout: api.timeout(),
+                    }),
+                    (Err(problem), _) => {
+                        problems.push(problem);
+                        None
+                    }
+                    _ => None,
+                }
+            }
+        };
+        match &s.secret {
+            Some(secret) if problems.is_empty() => Ok(FreshdeskSource {
+                secret: secret.clone(),
+                scheme: Scheme::Token {
+                    header: header.trim().to_string(),
+                    prefix: None,
+                },
+                ticket_url: s.ticket_url.clone(),
+                client,
+            }),
+            _ => Err(problems),
+        }
+    }
+}
+
+impl Source for FreshdeskSource {
+    fn kind(&self) -> &'static str {
+        "freshdesk"
+    }
+
+    fn verify(&self, request: &WebhookRequest<'_>) -> Result<(), SignatureError> {
+        self.scheme.verify(&self.secret, request)
+    }
+
+    fn parse(&self, request: &WebhookRequest<'_>) -> Result<Parsed, ParseError> {
+        let body = parse_json(request.body)?;
+        Ok(
+            match payload::read_rule_body(&body, self.ticket_url.as_deref())? {
+                // A ticket-only body is the same bytes for every rating of
+                // the ticket, so its hash cannot tell a changed rating from
+                // a retry: the receipt time does. A retry then fetches and
+                // finds the rating unchanged, which records nothing twice.
+                Parsed::Fetch {
+                    delivery_id: None,
+                    references,
+                } => Parsed::Fetch {
+                    delivery_id: Some(super::api::receipt_delivery_id(&references, request.now_ms)),
+                    references,
+                },
+                other => other,
+            },
+        )
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        reference: &'a FetchRef,
+    ) -> BoxFuture<'a, Result<Fetched, FetchError>> {
+        Box::pin(async move {
+            let Some(client) = &self.client else {
+                return Err(FetchError::permanent(
+                    "the rule body carries no rating and this source has no [sources.api] to fetch it with; add base_url and api_key (docs/helpdesks/freshdesk.md)",
+                ));
+            };
+            if reference.kind != payload::TICKET_REF {
+                return Err(FetchError::permanent(format!(
+                    "a Freshdesk source cannot fetch a {:?}",
+                    reference.kind
+                )));
+            }
+            client
+                .ticket_rating(http, &reference.id, self.ticket_url.as_deref())
+                .await
+        })
+    }
+}

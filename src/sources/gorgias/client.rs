@@ -1,0 +1,66 @@
+//! Gorgias's REST API, as far as surveys go: HTTP basic auth with the
+//! user's email and a REST API key.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+
+use super::payload::survey_from_api;
+use crate::sources::api::get_json;
+use crate::sources::{FetchError, Fetched, fill_ticket_url};
+
+/// A Gorgias API client for one account.
+#[derive(Clone)]
+pub struct GorgiasClient {
+    /// `https://acme.gorgias.com`, no trailing slash.
+    pub base_url: String,
+    pub email: String,
+    pub api_key: SecretString,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for GorgiasClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GorgiasClient")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GorgiasClient {
+    /// One survey, from `GET /api/satisfaction-surveys/{id}`. A survey
+    /// without a score is no rating yet.
+    pub async fn survey(
+        &self,
+        http: &reqwest::Client,
+        id: &str,
+        ticket_url: Option<&str>,
+    ) -> Result<Fetched, FetchError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FetchError::permanent(format!(
+                "Gorgias survey ids are numbers; {id:?} cannot be fetched"
+            )));
+        }
+        let request = http
+            .get(format!("{}/api/satisfaction-surveys/{id}", self.base_url))
+            .basic_auth(&self.email, Some(self.api_key.expose_secret()))
+            .header(reqwest::header::ACCEPT, "application/json");
+        let what = format!("Gorgias satisfaction survey {id}");
+        let body: Value = get_json(request, self.timeout, &what).await?;
+        let survey = survey_from_api(&body);
+        let url = survey.ticket_id.as_deref().map(|ticket| match ticket_url {
+            Some(template) => fill_ticket_url(template, ticket),
+            None => format!("{}/app/ticket/{ticket}", self.base_url),
+        });
+        match survey.into_event(url) {
+            Ok(Some(event)) => Ok(Fetched::Rating(Box::new(event))),
+            Ok(None) => Ok(Fetched::NoRating(format!(
+                "Gorgias satisfaction survey {id} has no score yet"
+            ))),
+            // The API answered something we cannot read: waiting will not
+            // change it, so it is kept as failed with the field named.
+            Err(e) => Err(FetchError::permanent(format!("{what}: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! HubSpot's CRM API, as far as feedback submissions go: a private app's
+//! access token (scope `crm.objects.feedback_submissions.read`) as a
+//! bearer token.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::payload::{PROPERTIES, SubmissionPayload};
+use crate::sources::api::get_json;
+use crate::sources::{FetchError, Fetched, fill_ticket_url};
+
+/// A HubSpot API client for one portal.
+#[derive(Clone)]
+pub struct HubspotClient {
+    /// `https://api.hubapi.com`, no trailing slash.
+    pub base_url: String,
+    pub token: SecretString,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for HubspotClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubspotClient")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HubspotClient {
+    /// One submission with its properties and associated tickets, from
+    /// `GET /crm/v3/objects/feedback_submissions/{id}`.
+    pub async fn submission(
+        &self,
+        http: &reqwest::Client,
+        id: &str,
+        ticket_url: Option<&str>,
+    ) -> Result<Fetched, FetchError> {
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(FetchError::permanent(format!(
+                "HubSpot object ids are numbers; {id:?} cannot be fetched"
+            )));
+        }
+        let request = http
+            // The property names are plain identifiers: no encoding needed.
+            .get(format!(
+                "{}/crm/v3/objects/feedback_submissions/{id}?properties={}&associations=tickets",
+                self.base_url,
+                PROPERTIES.join(",")
+            ))
+            .bearer_auth(self.token.expose_secret());
+        let what = format!("HubSpot feedback submission {id}");
+        let submission: SubmissionPayload = get_json(request, self.timeout, &what).await?;
+        match submission.to_event(id) {
+            Ok(mut event) => {
+                // HubSpot's record links need the portal id, which the
+                // object does not carry: only the operator's template links.
+                event.url = ticket_url.map(|t| fill_ticket_url(t, &event.conversation_id));
+                Ok(Fetched::Rating(Box::new(event)))
+            }
+            // An answer we cannot place on a scale is recorded as no
+            // rating, with the reason, rather than retried for days.
+            Err(reason) => Ok(Fetched::NoRating(format!("{what}: {reason}"))),
+        }
+    }
+}
