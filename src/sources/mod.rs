@@ -4,7 +4,11 @@
 //!
 //! Adding a helpdesk means adding a folder here and one line in [`build`].
 
+pub mod common;
+
 pub mod generic;
+pub mod helpscout;
+pub mod intercom;
 pub mod registry;
 pub mod signature;
 pub mod zendesk;
@@ -172,7 +176,15 @@ pub trait Source: Send + Sync + 'static {
 }
 
 /// The kinds this build knows, for messages.
-pub const KINDS: &[&str] = &["zendesk", "generic"];
+pub const KINDS: &[&str] = &[
+    "zendesk",
+    "zendesk_csat",
+    "intercom",
+    "helpscout",
+    "chatwoot",
+    "devrev",
+    "generic",
+];
 
 /// Builds the source a `[[sources]]` entry describes. `key` is the entry's
 /// settings path (`sources[2]`) for messages.
@@ -180,6 +192,12 @@ pub fn build(key: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Ve
     match settings.kind.as_str() {
         "zendesk" => zendesk::ZendeskSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
         "generic" => generic::GenericSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
+        "intercom" => {
+            intercom::IntercomSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
+        }
+        "helpscout" => {
+            helpscout::HelpScoutSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
+        }
         other => Err(vec![ConfigProblem::new(
             format!("{key}.kind"),
             format!(
