@@ -4,7 +4,9 @@
 //!
 //! Adding a helpdesk means adding a folder here and one line in [`build`].
 
+pub mod chatwoot;
 pub mod common;
+pub mod devrev;
 
 pub mod generic;
 pub mod helpscout;
@@ -195,6 +197,10 @@ pub fn build(key: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Ve
         "intercom" => {
             intercom::IntercomSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
         }
+        "chatwoot" => {
+            chatwoot::ChatwootSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
+        }
+        "devrev" => devrev::DevRevSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
         "helpscout" => {
             helpscout::HelpScoutSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
         }
