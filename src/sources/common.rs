@@ -113,6 +113,8 @@ pub fn integer_at(body: &Value, pointer: &str, field: &str) -> Result<Option<i64
         return Ok(None);
     };
     let n = match value {
+        // Templates render an unanswered value as empty text.
+        Value::String(s) if s.trim().is_empty() => return Ok(None),
         Value::Number(n) => n
             .as_i64()
             .or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as i64)),

@@ -14,6 +14,7 @@ pub mod intercom;
 pub mod registry;
 pub mod signature;
 pub mod zendesk;
+pub mod zendesk_csat;
 
 use std::sync::Arc;
 
@@ -196,6 +197,9 @@ pub fn build(key: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Ve
         "generic" => generic::GenericSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
         "intercom" => {
             intercom::IntercomSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
+        }
+        "zendesk_csat" => {
+            zendesk_csat::ZendeskCsatSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
         }
         "chatwoot" => {
             chatwoot::ChatwootSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
