@@ -5,6 +5,7 @@
 mod alerts;
 mod cli;
 mod concurrency;
+mod helpdesks_a;
 mod postgres;
 mod support;
 mod webhooks;
