@@ -78,9 +78,15 @@ impl Signer {
                 let ts = (now_ms / 1000).to_string();
                 let mac = hmac_sha256(key, &[ts.as_bytes(), b".", body]);
                 vec![
-                    ("X-Chatwoot-Signature".into(), format!("sha256={}", hex::encode(mac))),
+                    (
+                        "X-Chatwoot-Signature".into(),
+                        format!("sha256={}", hex::encode(mac)),
+                    ),
                     ("X-Chatwoot-Timestamp".into(), ts),
-                    ("X-Chatwoot-Delivery".into(), uuid::Uuid::new_v4().to_string()),
+                    (
+                        "X-Chatwoot-Delivery".into(),
+                        uuid::Uuid::new_v4().to_string(),
+                    ),
                 ]
             }
             Signer::DevRev => vec![("X-DevRev-Signature".into(), b64(hmac_sha256(key, &[body])))],
@@ -111,7 +117,11 @@ struct Case {
 
 fn fixture(path: &str) -> &'static [u8] {
     let full = format!("{}/tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
-    Box::leak(std::fs::read(&full).unwrap_or_else(|e| panic!("{full}: {e}")).into_boxed_slice())
+    Box::leak(
+        std::fs::read(&full)
+            .unwrap_or_else(|e| panic!("{full}: {e}"))
+            .into_boxed_slice(),
+    )
 }
 
 /// Runs every expectation of `case` against a fresh app on `backend`.
@@ -134,22 +144,37 @@ async fn exercise(case: Case) {
         // A valid negative: recorded, one alert at Slack.
         let (status, answer) = post(case.negative).await;
         assert_eq!(status, 200, "{ctx}: {answer}");
-        assert_eq!(answer["ratings"][0]["sentiment"], "negative", "{ctx}: {answer}");
+        assert_eq!(
+            answer["ratings"][0]["sentiment"], "negative",
+            "{ctx}: {answer}"
+        );
         app.app.flush_alerts().await.unwrap();
         assert_eq!(slack_posts(&slack).await.len(), 1, "{ctx}: one alert");
         let (conversation, key) = case.negative_key;
         assert!(
-            app.app.store.rating(case.source, conversation, key).await.unwrap().is_some(),
+            app.app
+                .store
+                .rating(case.source, conversation, key)
+                .await
+                .unwrap()
+                .is_some(),
             "{ctx}: stored under ({conversation}, {key:?})"
         );
         // The same delivery again is a duplicate and does not alert.
         let (status, answer) = post(case.negative).await;
-        assert_eq!((status, answer["status"].as_str()), (200, Some("duplicate")), "{ctx}: {answer}");
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (200, Some("duplicate")),
+            "{ctx}: {answer}"
+        );
 
         // A valid positive: recorded, no alert.
         let (status, answer) = post(case.positive).await;
         assert_eq!(status, 200, "{ctx}: {answer}");
-        assert_eq!(answer["ratings"][0]["sentiment"], "positive", "{ctx}: {answer}");
+        assert_eq!(
+            answer["ratings"][0]["sentiment"], "positive",
+            "{ctx}: {answer}"
+        );
         assert_eq!(answer["ratings"][0]["alerts"], 0, "{ctx}");
 
         // The positive changed to negative: the same rating, a history row,
@@ -157,12 +182,25 @@ async fn exercise(case: Case) {
         app.clock.advance(Duration::from_secs(60));
         let (status, answer) = post(case.changed).await;
         assert_eq!(status, 200, "{ctx}: {answer}");
-        assert_eq!(answer["ratings"][0]["outcome"], "changed", "{ctx}: {answer}");
+        assert_eq!(
+            answer["ratings"][0]["outcome"], "changed",
+            "{ctx}: {answer}"
+        );
         assert_eq!(answer["ratings"][0]["alerts"], 1, "{ctx}: {answer}");
         app.app.flush_alerts().await.unwrap();
-        assert_eq!(slack_posts(&slack).await.len(), 2, "{ctx}: the change alerted once");
+        assert_eq!(
+            slack_posts(&slack).await.len(),
+            2,
+            "{ctx}: the change alerted once"
+        );
         let (conversation, key) = case.changed_key;
-        let rating = app.app.store.rating(case.source, conversation, key).await.unwrap().unwrap();
+        let rating = app
+            .app
+            .store
+            .rating(case.source, conversation, key)
+            .await
+            .unwrap()
+            .unwrap();
         let history: Vec<String> = app
             .app
             .store
@@ -175,33 +213,56 @@ async fn exercise(case: Case) {
         assert_eq!(history, ["positive", "negative"], "{ctx}");
 
         // A bad signature: 401.
-        let headers = case.signer.headers("not-the-secret", app.clock.now_ms(), case.negative);
+        let headers = case
+            .signer
+            .headers("not-the-secret", app.clock.now_ms(), case.negative);
         let (status, _) = app.post(case.source, &headers, case.negative).await;
         assert_eq!(status, 401, "{ctx}: wrong secret");
 
         // A valid event without a rating: 202, nothing stored.
-        let mut headers = case.signer.headers(SECRET, app.clock.now_ms(), case.non_rating);
+        let mut headers = case
+            .signer
+            .headers(SECRET, app.clock.now_ms(), case.non_rating);
         for (name, value) in case.non_rating_headers {
             headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
             headers.push((name.to_string(), value.to_string()));
         }
         let (status, answer) = app.post(case.source, &headers, case.non_rating).await;
-        assert_eq!((status, answer["status"].as_str()), (202, Some("ignored")), "{ctx}: {answer}");
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (202, Some("ignored")),
+            "{ctx}: {answer}"
+        );
 
         // Signed but unreadable: 400 naming the field, and kept.
-        let body: &'static [u8] =
-            Box::leak(serde_json::to_vec(&case.malformed).unwrap().into_boxed_slice());
+        let body: &'static [u8] = Box::leak(
+            serde_json::to_vec(&case.malformed)
+                .unwrap()
+                .into_boxed_slice(),
+        );
         let (status, answer) = post(body).await;
         assert_eq!(status, 400, "{ctx}: {answer}");
         assert!(
-            answer["error"].as_str().unwrap_or("").contains(case.malformed_field),
+            answer["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains(case.malformed_field),
             "{ctx}: {answer}"
         );
-        let failed = app.app.store.failed_deliveries(Some(case.source), 10).await.unwrap();
+        let failed = app
+            .app
+            .store
+            .failed_deliveries(Some(case.source), 10)
+            .await
+            .unwrap();
         assert_eq!(failed.len(), 1, "{ctx}");
         assert_eq!(failed[0].body, body, "{ctx}: the raw body is kept");
 
-        assert_eq!(slack_posts(&slack).await.len(), 2, "{ctx}: nothing else alerted");
+        assert_eq!(
+            slack_posts(&slack).await.len(),
+            2,
+            "{ctx}: nothing else alerted"
+        );
         app.stop().await;
     }
 }
@@ -309,11 +370,18 @@ async fn zendesk_new_csat_ratings_alert_change_and_refuse_as_the_table_says() {
 #[tokio::test]
 async fn devrevs_verify_handshake_is_answered_with_the_challenge() {
     let db = TestDatabase::new(Backend::Sqlite).await;
-    let app = TestApp::spawn(settings(&db.url, None, SOURCES), ManualClock::new(FIXTURE_NOW_MS)).await;
+    let app = TestApp::spawn(
+        settings(&db.url, None, SOURCES),
+        ManualClock::new(FIXTURE_NOW_MS),
+    )
+    .await;
     let body = fixture("devrev/verify.json");
     let (status, answer) = app.post("devrev", &[], body).await;
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(answer, json!({"challenge": "DlvV0AeGiqy1uq1iTFBfgmTMRePbmBcsm7MMqJ4FwKM="}));
+    assert_eq!(
+        answer,
+        json!({"challenge": "DlvV0AeGiqy1uq1iTFBfgmTMRePbmBcsm7MMqJ4FwKM="})
+    );
     // A stale envelope with a good signature is a replay: 401.
     app.clock.advance(Duration::from_secs(600));
     let negative = fixture("devrev/negative.json");
@@ -325,7 +393,11 @@ async fn devrevs_verify_handshake_is_answered_with_the_challenge() {
 #[tokio::test]
 async fn chatwoot_without_a_signature_is_refused_unless_the_source_allows_unsigned() {
     let db = TestDatabase::new(Backend::Sqlite).await;
-    let app = TestApp::spawn(settings(&db.url, None, SOURCES), ManualClock::new(FIXTURE_NOW_MS)).await;
+    let app = TestApp::spawn(
+        settings(&db.url, None, SOURCES),
+        ManualClock::new(FIXTURE_NOW_MS),
+    )
+    .await;
     let body = fixture("chatwoot/negative.json");
     assert_eq!(app.post("chatwoot", &[], body).await.0, 401);
     let (status, answer) = app.post("chatwoot-old", &[], body).await;
