@@ -36,7 +36,7 @@ fn settings(db_url: &str) -> Settings {
 }
 
 fn body(run: usize, i: usize) -> Vec<u8> {
-    let rating = if i % 3 == 0 { "bad" } else { "good" };
+    let rating = if i.is_multiple_of(3) { "bad" } else { "good" };
     format!(
         r#"{{"csatwatch":1,"ticket":{{"id":"{run}-{i}","link":"https://x.zendesk.com/agent/tickets/{i}","title":"t","tags":"a b","brand":"B","group":"G"}},"assignee":{{"name":"Sam","email":"s@x"}},"requester":{{"name":"Jo","email":"j@x","organization":"O"}},"satisfaction":{{"current_rating":"{rating}","current_comment":"bench"}},"updated_at":""}}"#
     )

@@ -288,7 +288,8 @@ impl Default for RetentionSettings {
 pub struct SourceSettings {
     /// The name in the webhook URL: `POST /webhooks/{name}`.
     pub name: String,
-    /// `zendesk`, `freshdesk`, `gorgias`, `hubspot` or `generic`.
+    /// `zendesk`, `zendesk_csat`, `intercom`, `helpscout`, `chatwoot`,
+    /// `devrev`, `freshdesk`, `gorgias`, `hubspot` or `generic`.
     pub kind: String,
     /// The webhook signing secret.
     pub secret: Option<SecretString>,
@@ -305,6 +306,9 @@ pub struct SourceSettings {
     /// delivery carries none: `https://acme.zendesk.com/agent/tickets/{conversation_id}`.
     pub ticket_url: Option<String>,
     /// generic: the scale of the score when the body does not say. Default `five_point`.
+    /// devrev: `five_point` (default, the CSAT snap-in) or `nps` (0–10 surveys).
+    /// zendesk_csat: the scale when a delivery does not say how many options
+    /// the survey has (`two_point`, `three_point` or `five_point`; default `five_point`).
     pub scale: Option<String>,
     /// generic: `hmac-sha256` (default), `standard-webhooks`, or `token`
     /// (the secret itself in `signature_header`, for senders that cannot sign).
@@ -343,6 +347,11 @@ pub struct SourceSettings {
     /// (older history is what `csatwatch backfill` is for).
     #[serde(default, deserialize_with = "optional_duration")]
     pub poll_start: Option<Duration>,
+    /// chatwoot: accept deliveries that carry no `X-Chatwoot-Signature`
+    /// (Chatwoot before 4.12 never signs). Default `false`. Risk: anyone who
+    /// learns the webhook URL can then post fake ratings and alerts; signed
+    /// deliveries are still checked when a secret is set.
+    pub allow_unsigned: Option<bool>,
 }
 
 /// `[sources.api]`: how to call a helpdesk's API. Which keys a helpdesk

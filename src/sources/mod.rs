@@ -5,13 +5,19 @@
 //! Adding a helpdesk means adding a folder here and one line in [`build`].
 
 pub mod api;
+pub mod chatwoot;
+pub mod common;
+pub mod devrev;
 pub mod freshdesk;
 pub mod generic;
 pub mod gorgias;
+pub mod helpscout;
 pub mod hubspot;
+pub mod intercom;
 pub mod registry;
 pub mod signature;
 pub mod zendesk;
+pub mod zendesk_csat;
 
 use std::sync::Arc;
 
@@ -224,7 +230,18 @@ pub trait Source: Send + Sync + 'static {
 }
 
 /// The kinds this build knows, for messages.
-pub const KINDS: &[&str] = &["zendesk", "freshdesk", "gorgias", "hubspot", "generic"];
+pub const KINDS: &[&str] = &[
+    "zendesk",
+    "zendesk_csat",
+    "intercom",
+    "helpscout",
+    "chatwoot",
+    "devrev",
+    "freshdesk",
+    "gorgias",
+    "hubspot",
+    "generic",
+];
 
 /// Builds the source a `[[sources]]` entry describes. `key` is the entry's
 /// settings path (`sources[2]`) for messages.
@@ -237,6 +254,19 @@ pub fn build(key: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Ve
         }
         "gorgias" => gorgias::GorgiasSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
         "hubspot" => hubspot::HubspotSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
+        "intercom" => {
+            intercom::IntercomSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
+        }
+        "zendesk_csat" => {
+            zendesk_csat::ZendeskCsatSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
+        }
+        "chatwoot" => {
+            chatwoot::ChatwootSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
+        }
+        "devrev" => devrev::DevRevSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
+        "helpscout" => {
+            helpscout::HelpScoutSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
+        }
         other => Err(vec![ConfigProblem::new(
             format!("{key}.kind"),
             format!(

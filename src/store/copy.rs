@@ -89,10 +89,17 @@ impl Store {
         progress: &mut impl FnMut(&str, u64),
     ) -> StoreResult<u64> {
         let names: Vec<&str> = columns.iter().map(|(n, _)| n.as_str()).collect();
-        let select = format!(
-            "SELECT {} FROM {table} WHERE id > $1 ORDER BY id LIMIT {BATCH}",
-            names.join(", ")
-        );
+        // Tables keyed by id are read in pages; the few small tables with
+        // another key (cursors, leases) are read whole.
+        let paged = names.contains(&"id");
+        let select = if paged {
+            format!(
+                "SELECT {} FROM {table} WHERE id > $1 ORDER BY id LIMIT {BATCH}",
+                names.join(", ")
+            )
+        } else {
+            format!("SELECT {} FROM {table} WHERE $1 = $1", names.join(", "))
+        };
         let placeholders: Vec<String> = (1..=names.len()).map(|i| format!("${i}")).collect();
         let insert = format!(
             "INSERT INTO {table} ({}) VALUES ({})",
@@ -148,6 +155,9 @@ impl Store {
             tx.commit().await?;
             copied += rows.len() as u64;
             progress(table, copied);
+            if !paged {
+                break;
+            }
         }
         Ok(copied)
     }
@@ -225,6 +235,14 @@ impl Store {
     async fn reset_identities(&self, report: &CopyReport) -> StoreResult<()> {
         if let Backend::Postgres(pool) = &self.backend {
             for (table, _) in report {
+                if !self
+                    .columns(table)
+                    .await?
+                    .iter()
+                    .any(|(name, _)| name == "id")
+                {
+                    continue;
+                }
                 let sql = format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)
                      WHERE pg_get_serial_sequence('{table}', 'id') IS NOT NULL"

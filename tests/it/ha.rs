@@ -201,7 +201,18 @@ async fn alerts_claimed_by_a_replica_that_dies_are_sent_by_another_after_the_lea
         let early = survivor.app.flush_alerts().await.unwrap();
         assert_eq!(early.sent, 30 - held, "{backend:?}: {early:?}, {held} held");
         // After it, every alert goes out exactly once.
-        clock.advance(Duration::from_secs(201));
+        // The doomed replica's claims end at its own clock's now + 200 s.
+        let lease_end = survivor
+            .app
+            .store
+            .all_alerts()
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|a| a.claimed_until)
+            .max()
+            .unwrap();
+        clock.set(lease_end + 1);
         let late = survivor.app.flush_alerts().await.unwrap();
         assert_eq!(
             early.sent + late.sent,

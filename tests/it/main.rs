@@ -6,6 +6,7 @@ mod alerts;
 mod cli;
 mod concurrency;
 mod ha;
+mod helpdesks_a;
 mod helpdesks_b;
 mod postgres;
 mod support;

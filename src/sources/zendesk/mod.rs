@@ -4,7 +4,7 @@
 //! - `signature.rs`: Zendesk's signature headers and replay window.
 //! - `payload.rs`: the trigger body and its reading into a rating.
 //!
-//! The newer "CSAT survey responses" product is not handled here yet.
+//! The newer "CSAT survey responses" product is the `zendesk_csat` kind.
 
 pub mod payload;
 pub mod signature;
@@ -47,6 +47,7 @@ impl ZendeskSource {
             ("signature_prefix", s.signature_prefix.is_some()),
             ("signature_encoding", s.signature_encoding.is_some()),
             ("fields", s.fields.is_some()),
+            ("allow_unsigned", s.allow_unsigned.is_some()),
         ];
         for (name, set) in generic_only {
             if set {
