@@ -3,10 +3,12 @@
 //!
 //! - `signature.rs`: Zendesk's signature headers and replay window.
 //! - `payload.rs`: the trigger body and its reading into a rating.
+//! - `poller.rs`: reading ratings from the API (with `[sources.api]`).
 //!
 //! The newer "CSAT survey responses" product is the `zendesk_csat` kind.
 
 pub mod payload;
+pub mod poller;
 pub mod signature;
 
 #[cfg(test)]
@@ -15,8 +17,8 @@ mod tests;
 use secrecy::SecretString;
 
 use super::{
-    ParseError, Parsed, SignatureError, Source, WebhookRequest, check_replay_window,
-    check_ticket_url, parse_json, replay_window_ms,
+    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
+    WebhookRequest, check_replay_window, check_ticket_url, parse_json, replay_window_ms,
 };
 use crate::settings::{ConfigProblem, SourceSettings};
 use payload::TriggerPayload;
@@ -26,6 +28,7 @@ pub struct ZendeskSource {
     secret: SecretString,
     replay_window_ms: i64,
     ticket_url: Option<String>,
+    api: Option<poller::ZendeskApi>,
 }
 
 impl ZendeskSource {
@@ -57,11 +60,47 @@ impl ZendeskSource {
                 ));
             }
         }
+        let api = match &s.api {
+            None => None,
+            Some(api) => {
+                problems.extend(super::api::refuse_keys(
+                    &format!("{key}.api"),
+                    "zendesk",
+                    &[(
+                        "api_key",
+                        api.api_key.is_some() || api.api_key_file.is_some(),
+                    )],
+                ));
+                if api.token.is_none() && api.token_file.is_none() {
+                    problems.push(ConfigProblem::new(
+                        format!("{key}.api.token"),
+                        "is required to poll: a Zendesk API token (Admin Center → Apps and integrations → Zendesk API) with api.email set to the agent's address, or an OAuth access token alone; or set token_file",
+                    ));
+                }
+                match (
+                    super::api::base_url(key, api, "https://acme.zendesk.com"),
+                    &api.token,
+                ) {
+                    (Ok(base_url), Some(token)) => Some(poller::ZendeskApi {
+                        base_url,
+                        email: api.email.clone(),
+                        token: token.clone(),
+                        timeout: api.timeout(),
+                    }),
+                    (Err(problem), _) => {
+                        problems.push(problem);
+                        None
+                    }
+                    _ => None,
+                }
+            }
+        };
         match &s.secret {
             Some(secret) if problems.is_empty() => Ok(ZendeskSource {
                 secret: secret.clone(),
                 replay_window_ms: replay_window_ms(s),
                 ticket_url: s.ticket_url.clone(),
+                api,
             }),
             _ => Err(problems),
         }
@@ -91,5 +130,26 @@ impl Source for ZendeskSource {
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Parsed, ParseError> {
         let body = parse_json(request.body)?;
         TriggerPayload::try_from(&body)?.into_parsed(self.ticket_url.as_deref())
+    }
+
+    fn can_poll(&self) -> bool {
+        self.api.is_some()
+    }
+
+    fn poll_page<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: &'a PollRequest,
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
+        Box::pin(async move {
+            match &self.api {
+                Some(api) => {
+                    poller::poll_page(api, self.ticket_url.as_deref(), http, request).await
+                }
+                None => Err(FetchError::permanent(
+                    "this Zendesk source has no [sources.api] to poll with",
+                )),
+            }
+        })
     }
 }
