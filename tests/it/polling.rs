@@ -74,7 +74,7 @@ async fn a_first_poll_reads_every_page_with_the_api_token_and_alerts_recent_nega
             slack_ok().await,
         );
         let clock = ManualClock::starting_now();
-        let t = clock.now_ms() - 3600_000;
+        let t = clock.now_ms() - 3_600_000;
         Mock::given(method("GET"))
             .and(path(RATINGS))
             .and(query_param_is_missing("page[after]"))
