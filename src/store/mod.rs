@@ -13,6 +13,7 @@
 mod deliveries;
 mod outbox;
 mod ratings;
+mod threads;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
+pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
 use crate::settings::DatabaseSettings;
 
