@@ -6,5 +6,6 @@ mod alerts;
 mod cli;
 mod concurrency;
 mod postgres;
+mod slack;
 mod support;
 mod webhooks;
