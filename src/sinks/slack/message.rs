@@ -462,7 +462,7 @@ pub(crate) mod tests {
     }
 
     /// Every mrkdwn string in the message: the fallback text and each mrkdwn text object.
-    fn mrkdwn_texts(message: &Value) -> Vec<String> {
+    pub(crate) fn mrkdwn_texts(message: &Value) -> Vec<String> {
         fn walk(v: &Value, out: &mut Vec<String>) {
             match v {
                 Value::Object(map) => {
@@ -481,7 +481,7 @@ pub(crate) mod tests {
     }
 
     /// `text` without our own `<!date^…|…>` tokens, which are the only markup expected.
-    fn without_date_tokens(text: &str) -> String {
+    pub(crate) fn without_date_tokens(text: &str) -> String {
         let mut rest = text;
         let mut out = String::new();
         while let Some(start) = rest.find("<!date^") {
@@ -521,12 +521,12 @@ pub(crate) mod tests {
         insta::assert_json_snapshot!(message);
     }
 
-    #[test]
-    fn hostile_input_stays_within_every_limit_and_cannot_mention_or_link() {
+    /// Every field hostile: mentions, links, bidi overrides, far too long.
+    pub(crate) fn hostile_alert() -> AlertView {
         let evil = "<!channel> <@U123> <https://evil.example|x> &lt; \u{202E}evil\u{202C} ";
         let comment = format!("{evil}{}", "😡e\u{301}".repeat(2_500));
         assert!(comment.chars().count() > 5_000);
-        let alert = AlertView {
+        AlertView {
             comment: Some(comment),
             customer: Some(format!("{evil}{}", "N".repeat(300))),
             company: Some(evil.repeat(10)),
@@ -544,7 +544,12 @@ pub(crate) mod tests {
             ],
             rule: Some(evil.repeat(20)),
             ..full_alert()
-        };
+        }
+    }
+
+    #[test]
+    fn hostile_input_stays_within_every_limit_and_cannot_mention_or_link() {
+        let alert = hostile_alert();
         let message = render(&alert, Buttons::AckAndFollowUp);
         assert_within_limits(&message);
         for text in mrkdwn_texts(&message) {

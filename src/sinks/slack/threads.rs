@@ -121,3 +121,128 @@ fn one_line(alert: &AlertView) -> String {
         .unwrap_or_default();
     format!("*{label}* · {person} · ticket {ticket}{link}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Scale, Score, Sentiment};
+    use crate::sinks::Acted;
+    use crate::sinks::slack::message::tests::{
+        assert_within_limits, full_alert, hostile_alert, mrkdwn_texts, without_date_tokens,
+    };
+    use crate::sinks::slack::message::{Buttons, render};
+
+    fn jane(at_ms: i64) -> Acted {
+        Acted {
+            user_id: "U0JANE".into(),
+            user_name: Some("jane.lead".into()),
+            at_ms,
+        }
+    }
+
+    /// Every state an alert's message and its thread go through, for `base`.
+    fn states(base: &AlertView) -> Vec<(&'static str, Value)> {
+        let acked = AlertView {
+            acknowledged: Some(jane(base.rated_at_ms + 120_000)),
+            ..base.clone()
+        };
+        let followed = AlertView {
+            followed_up: Some(jane(base.rated_at_ms + 900_000)),
+            ..acked.clone()
+        };
+        let recovered = AlertView {
+            score: Score::new(Scale::Binary, 1).unwrap(),
+            sentiment: Sentiment::Positive,
+            recovered: true,
+            ..base.clone()
+        };
+        let escalated = AlertView {
+            mentions: vec!["S0ONCALL".into(), "@here".into()],
+            ..base.clone()
+        };
+        let message = |a: &AlertView| render(a, Buttons::AckAndFollowUp);
+        vec![
+            ("new", json!({ "message": message(base) })),
+            (
+                "comment_added",
+                json!({ "message": message(base), "thread_reply": update_reply("Comment added", base) }),
+            ),
+            (
+                "recovered",
+                json!({ "message": message(&recovered), "thread_reply": update_reply("Recovered: now Good (was Bad)", &recovered) }),
+            ),
+            (
+                "acknowledged",
+                json!({ "message": message(&acked), "thread_reply": update_reply(CHANGE_ACK, &acked) }),
+            ),
+            (
+                "followed_up",
+                json!({ "message": message(&followed), "thread_reply": update_reply(CHANGE_FOLLOWUP, &followed) }),
+            ),
+            (
+                "escalated",
+                json!({ "thread_reply": escalation_reply(&escalated, "30m") }),
+            ),
+            (
+                "digest",
+                json!({
+                    "message": digest(&[base.clone(), recovered.clone(), base.clone()], &["@here".into()]),
+                    "thread_reply": digest_item(base),
+                }),
+            ),
+        ]
+    }
+
+    #[test]
+    fn every_alert_state_renders_as_its_snapshot() {
+        for (name, rendered) in states(&full_alert()) {
+            for part in ["message", "thread_reply"] {
+                if let Some(m) = rendered.get(part) {
+                    assert_within_limits(m);
+                }
+            }
+            insta::assert_json_snapshot!(format!("state_{name}"), rendered);
+        }
+    }
+
+    #[test]
+    fn hostile_input_stays_within_limits_and_cannot_mention_in_every_state() {
+        let mut base = hostile_alert();
+        base.mentions.clear();
+        let mut states = states(&base);
+        // A click whose user id is not an id shows the (escaped) name.
+        let odd = AlertView {
+            acknowledged: Some(Acted {
+                user_id: "<!channel>".into(),
+                user_name: Some("<!here> <https://evil.example|x>".into()),
+                at_ms: 0,
+            }),
+            ..base.clone()
+        };
+        states.push((
+            "odd_actor",
+            json!({ "message": render(&odd, Buttons::AckAndFollowUp), "thread_reply": update_reply(CHANGE_ACK, &odd) }),
+        ));
+        states.push((
+            "odd_change",
+            json!({ "thread_reply": update_reply("<!channel> Comment changed", &base) }),
+        ));
+        for (name, rendered) in states {
+            for part in ["message", "thread_reply"] {
+                let Some(m) = rendered.get(part) else {
+                    continue;
+                };
+                assert_within_limits(m);
+                for text in mrkdwn_texts(m) {
+                    let text = without_date_tokens(&text);
+                    // Our own markup only: the escalation target, the clicking user.
+                    let text = text
+                        .replace("<!subteam^S0ONCALL>", "")
+                        .replace("<!here>", "")
+                        .replace("<@U0JANE>", "");
+                    assert!(!text.contains('<'), "{name}/{part}: markup in {text:.200}");
+                }
+            }
+        }
+    }
+}
