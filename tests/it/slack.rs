@@ -541,3 +541,68 @@ async fn a_slack_that_times_out_is_retried() {
     assert!(alert.last_error.unwrap().starts_with("timeout"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn check_config_online_names_what_is_missing_for_each_channel() {
+    install_crypto();
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let slack = mock_slack().await;
+    for (id, reply) in [
+        ("C0GONE", json!({"ok": false, "error": "channel_not_found"})),
+        (
+            "C0OUT",
+            json!({"ok": true, "channel": {"id": "C0OUT", "name": "vip", "is_member": false, "is_private": false}}),
+        ),
+        (
+            "C0OLD",
+            json!({"ok": true, "channel": {"id": "C0OLD", "name": "old", "is_member": true, "is_archived": true}}),
+        ),
+    ] {
+        Mock::given(method("POST"))
+            .and(path("/api/conversations.info"))
+            .and(wiremock::matchers::body_partial_json(
+                json!({"channel": id}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(reply))
+            .with_priority(1)
+            .mount(&slack)
+            .await;
+    }
+    let rules = "[[rules]]\nchannel = \"C0CSAT\"\ncontinue = true\n[[rules]]\nchannel = \"C0GONE\"\ncontinue = true\n[[rules]]\nchannel = \"C0OUT\"\ncontinue = true\n[[rules]]\nchannel = \"C0OLD\"\n";
+    let s = settings(&db.url, Some(&slack.uri()), rules);
+    let result = csatwatch::sinks::slack::preflight::check(&s).await;
+    let text = result.lines.join("\n");
+    assert!(
+        text.contains("ok: token works: bot csatwatch in workspace Acme"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ok: C0CSAT (#csat): the bot is a member"),
+        "{text}"
+    );
+    assert!(text.contains("PROBLEM: C0GONE was not found"), "{text}");
+    assert!(
+        text.contains("PROBLEM: C0OUT (#vip): the bot is not a member; /invite"),
+        "{text}"
+    );
+    assert!(text.contains("PROBLEM: C0OLD (#old) is archived"), "{text}");
+    assert!(
+        text.contains("note: #csat: names cannot be checked"),
+        "{text}"
+    );
+    assert!(text.contains("slack.signing_secret is not set"), "{text}");
+    assert_eq!(result.problems, 3);
+
+    let mut hook = settings(&db.url, None, "");
+    hook.slack.webhook_url = Some(SecretString::from(
+        "https://hooks.slack.com/services/T/B/x".to_string(),
+    ));
+    let text = csatwatch::sinks::slack::preflight::check(&hook)
+        .await
+        .lines
+        .join("\n");
+    assert!(
+        text.contains("only the first post of each alert is possible"),
+        "{text}"
+    );
+}

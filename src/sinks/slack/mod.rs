@@ -8,6 +8,7 @@
 pub mod client;
 pub mod errors;
 pub mod message;
+pub mod preflight;
 pub mod text;
 pub mod threads;
 
