@@ -32,11 +32,11 @@ pub fn update_reply(change: &str, alert: &AlertView) -> Value {
         ),
     };
     let mut blocks = vec![json!({ "type": "section", "text": mrkdwn(&line) })];
-    if change.contains("Comment") {
-        if let Some(text) = non_blank(alert.comment.as_deref()) {
-            let quoted = format!("“{}”", fit(&clean_block(text), limits::COMMENT_CUT));
-            blocks.push(json!({ "type": "section", "text": plain(&quoted) }));
-        }
+    if change.contains("Comment")
+        && let Some(text) = non_blank(alert.comment.as_deref())
+    {
+        let quoted = format!("“{}”", fit(&clean_block(text), limits::COMMENT_CUT));
+        blocks.push(json!({ "type": "section", "text": plain(&quoted) }));
     }
     json!({ "text": fit(&line, limits::FALLBACK_TEXT), "blocks": blocks })
 }
