@@ -61,13 +61,14 @@ impl App {
         };
         let wake = Arc::new(Notify::new());
         let pipeline = Pipeline::new(store.clone(), &settings, clock.clone(), wake.clone());
-        let dispatcher = Arc::new(Dispatcher::new(
+        let dispatcher = Arc::new(Dispatcher::with_workspace_cap(
             store.clone(),
             sink,
             clock.clone(),
             settings.alerts.clone(),
             wake,
             &sources,
+            settings.slack.max_per_minute,
         ));
         let http = reqwest::Client::builder()
             .user_agent(concat!("csatwatch/", env!("CARGO_PKG_VERSION")))

@@ -47,6 +47,15 @@ pub enum Command {
         /// Also show how the rules route a sample negative rating from each source.
         #[arg(long)]
         explain: bool,
+        /// Also call Slack: auth.test, and every configured channel exists
+        /// and the bot can post there. Exits 1 when something must be fixed.
+        #[arg(long)]
+        online: bool,
+        /// Explain how one sample rating is routed, e.g.
+        /// `source=zendesk,score=1,tags=vip|refund,team=Billing,comment=yes`
+        /// (keys: source, scale, score, survey, tags, team, brand, agent, comment).
+        #[arg(long, value_name = "KEY=VALUE,…")]
+        sample: Option<String>,
     },
     /// Post a clearly labelled sample alert through the configured sink.
     SendTestAlert {
@@ -112,8 +121,31 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             println!("migrations applied ({})", store.backend_name());
             Ok(ExitCode::SUCCESS)
         }
-        Command::CheckConfig { explain } => {
+        Command::CheckConfig {
+            explain,
+            online,
+            sample,
+        } => {
             print_check(&settings, explain);
+            if let Some(sample) = sample {
+                match explain_sample(&settings, &sample) {
+                    Ok(line) => println!("  sample {sample}: {line}"),
+                    Err(e) => {
+                        eprintln!("--sample: {e}");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                }
+            }
+            if online {
+                println!("online checks:");
+                let result = crate::sinks::slack::preflight::check(&settings).await;
+                for line in &result.lines {
+                    println!("{line}");
+                }
+                if result.problems > 0 {
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::SendTestAlert { channel } => {
@@ -202,6 +234,62 @@ fn print_check(settings: &Settings, explain: bool) {
             }
         }
     }
+}
+
+/// Routes one sample rating given as `key=value,…`.
+fn explain_sample(settings: &Settings, sample: &str) -> Result<String, String> {
+    let mut source = settings
+        .sources
+        .first()
+        .map(|s| s.name.clone())
+        .unwrap_or_default();
+    let (mut scale, mut score, mut survey) = (Scale::FivePoint, 1, None);
+    let (mut tags, mut team, mut brand, mut agent, mut comment) =
+        (Vec::new(), None, None, None, true);
+    for pair in sample.split(',').filter(|p| !p.trim().is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?} is not key=value"))?;
+        let value = value.trim().to_string();
+        match key.trim() {
+            "source" => source = value,
+            "scale" => scale = value.parse()?,
+            "score" => {
+                score = value
+                    .parse()
+                    .map_err(|_| format!("score {value:?} is not a number"))?
+            }
+            "survey" => survey = Some(value.parse()?),
+            "tags" => tags = value.split('|').map(str::to_string).collect(),
+            "team" => team = Some(value),
+            "brand" => brand = Some(value),
+            "agent" => agent = Some(value),
+            "comment" => comment = matches!(value.as_str(), "yes" | "true" | "1"),
+            other => return Err(format!("unknown key {other:?}")),
+        }
+    }
+    let threshold = settings
+        .sources
+        .iter()
+        .find(|s| s.name == source)
+        .and_then(|s| s.negative_at_or_below);
+    let facts = RatingFacts {
+        source: &source,
+        sentiment: scale.sentiment(score, threshold),
+        survey: survey.unwrap_or(scale.survey()),
+        score,
+        tags: &tags,
+        team: team.as_deref(),
+        brand: brand.as_deref(),
+        agent: agent.as_deref(),
+        has_comment: comment,
+    };
+    Ok(format!(
+        "{} ({}): {}",
+        facts.sentiment,
+        scale.label(score),
+        Rules::from_settings(settings).explain(&facts)
+    ))
 }
 
 async fn reprocess(settings: Settings, only: Option<&str>, limit: i64) -> anyhow::Result<ExitCode> {

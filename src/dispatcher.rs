@@ -10,6 +10,9 @@
 //! alert still failing after `alerts.give_up_after`, or refused for good
 //! (`channel_not_found`, `invalid_auth`, …), is marked dead and logged at ERROR.
 
+mod follow_ons;
+mod pacing;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,9 +24,10 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::{Clock, ms};
 use crate::domain::{Scale, Score, Sentiment};
 use crate::settings::AlertSettings;
-use crate::sinks::{AlertView, Sink, SinkError};
+use crate::sinks::{Acted, AlertView, Sink, SinkError};
 use crate::sources::SourceRegistry;
 use crate::store::{AlertRecord, Store, StoreResult, StoredRating};
+use pacing::Pacer;
 
 /// What one flush did, for tests and logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,6 +38,13 @@ pub struct FlushReport {
     pub superseded: usize,
     /// Sends whose claim had been taken over before they were recorded.
     pub lost_claims: usize,
+    /// Updates and thread replies with nothing to do (webhook mode, or the
+    /// message they belong to was never posted).
+    pub skipped: usize,
+    /// Storm digests that replaced waiting alerts.
+    pub digests: usize,
+    /// Escalations enqueued.
+    pub escalations: usize,
 }
 
 impl FlushReport {
@@ -43,6 +54,9 @@ impl FlushReport {
         self.dead += other.dead;
         self.superseded += other.superseded;
         self.lost_claims += other.lost_claims;
+        self.skipped += other.skipped;
+        self.digests += other.digests;
+        self.escalations += other.escalations;
     }
 }
 
@@ -57,15 +71,17 @@ pub struct Dispatcher {
     /// Prefix of this process's claim tokens.
     instance: String,
     source_kinds: HashMap<String, &'static str>,
-    /// When each channel may next be posted to, in clock milliseconds
-    /// (pacing and Slack's `Retry-After`).
-    channel_ready: Mutex<HashMap<String, i64>>,
+    /// Per-channel and workspace pacing, and Slack's `Retry-After`.
+    pacer: Pacer,
     /// Serialises flushes within this process (the run loop and a manual
     /// `flush` from tests or commands).
     flushing: Mutex<()>,
 }
 
 const BATCH: i64 = 25;
+/// Longest pacing wait a flush sleeps through; longer ones hand the alert
+/// back to the outbox so other channels are not held up.
+const MAX_PACING_WAIT: Duration = Duration::from_secs(5);
 
 impl Dispatcher {
     pub fn new(
@@ -76,7 +92,25 @@ impl Dispatcher {
         wake: Arc<Notify>,
         sources: &SourceRegistry,
     ) -> Self {
+        Self::with_workspace_cap(store, sink, clock, settings, wake, sources, 100)
+    }
+
+    /// As [`Dispatcher::new`], with `slack.max_per_minute`.
+    pub fn with_workspace_cap(
+        store: Store,
+        sink: Sink,
+        clock: Arc<dyn Clock>,
+        settings: AlertSettings,
+        wake: Arc<Notify>,
+        sources: &SourceRegistry,
+        max_per_minute: u32,
+    ) -> Self {
         Dispatcher {
+            pacer: Pacer::new(
+                settings.channel_interval,
+                settings.channel_burst,
+                max_per_minute,
+            ),
             store,
             sink,
             clock,
@@ -87,7 +121,6 @@ impl Dispatcher {
                 .iter()
                 .map(|s| (s.name.to_string(), s.kind()))
                 .collect(),
-            channel_ready: Mutex::new(HashMap::new()),
             flushing: Mutex::new(()),
         }
     }
@@ -148,7 +181,7 @@ impl Dispatcher {
 
     async fn flush_until(&self, cancel: &CancellationToken) -> StoreResult<FlushReport> {
         let _one_at_a_time = self.flushing.lock().await;
-        let mut report = FlushReport::default();
+        let mut report = self.prepare().await?;
         while !cancel.is_cancelled() {
             let token = format!("{}:{}", self.instance, uuid::Uuid::new_v4().simple());
             let now = self.clock.now_ms();
@@ -176,6 +209,9 @@ impl Dispatcher {
     }
 
     async fn deliver(&self, alert: &AlertRecord, token: &str) -> StoreResult<FlushReport> {
+        if alert.kind != "post" {
+            return self.deliver_follow_on(alert, token).await;
+        }
         let mut report = FlushReport::default();
         let Some(rating) = self.store.rating_by_id(alert.rating_id).await? else {
             self.store
@@ -197,27 +233,9 @@ impl Dispatcher {
             return Ok(report);
         }
 
-        // Pacing: about one message per second per channel, and a channel
-        // Slack rate-limited waits out its Retry-After.
-        let ready_at = self.channel_ready.lock().await.get(&alert.channel).copied();
-        if let Some(ready_at) = ready_at {
-            let wait_ms = ready_at - self.clock.now_ms();
-            if wait_ms > ms(self.settings.channel_interval) {
-                // A long wait (Retry-After): hand the slot back and retry later.
-                self.store
-                    .reschedule_alert(
-                        alert.id,
-                        token,
-                        ready_at,
-                        "waiting for the channel's rate limit",
-                    )
-                    .await?;
-                report.retried += 1;
-                return Ok(report);
-            }
-            if wait_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(wait_ms as u64)).await;
-            }
+        if !self.pace(alert, token, &alert.channel).await? {
+            report.retried += 1;
+            return Ok(report);
         }
 
         // Renew the claim right before the send: a batch that took longer
@@ -227,13 +245,9 @@ impl Dispatcher {
             report.lost_claims += 1;
             return Ok(report);
         }
-        let view = self.view(alert, &rating);
+        let view = self.full_view(alert, &rating).await?;
         let outcome = self.sink.post(&view).await;
         let now = self.clock.now_ms();
-        self.channel_ready.lock().await.insert(
-            alert.channel.clone(),
-            now + ms(self.settings.channel_interval),
-        );
         match outcome {
             Ok(posted) => {
                 let recorded = self
@@ -260,46 +274,144 @@ impl Dispatcher {
                     );
                 }
             }
-            Err(error) => {
-                metrics::counter!("csatwatch_sink_errors_total", "class" => error.class().to_string()).increment(1);
-                let age = now - alert.created_at;
-                if !error.is_retryable() || age >= ms(self.settings.give_up_after) {
-                    if self
-                        .store
-                        .finish_alert(alert.id, token, "dead", Some(&error.to_string()))
-                        .await?
-                    {
-                        report.dead += 1;
-                        metrics::counter!("csatwatch_alerts_total", "state" => "dead").increment(1);
-                        tracing::error!(
-                            alert_id = alert.id,
-                            rating_id = alert.rating_id,
-                            channel = %alert.channel,
-                            attempts = alert.attempts + 1,
-                            error = %error,
-                            "alert could not be delivered and was given up; fix the cause, the rating is recorded"
-                        );
-                    }
-                } else {
-                    let retry_after = error.retry_after();
-                    if let Some(after) = retry_after {
-                        self.channel_ready
-                            .lock()
-                            .await
-                            .insert(alert.channel.clone(), now + ms(after));
-                    }
-                    let delay = self
-                        .backoff(alert.attempts)
-                        .max(retry_after.unwrap_or_default());
-                    self.store
-                        .reschedule_alert(alert.id, token, now + ms(delay), &error.to_string())
-                        .await?;
-                    report.retried += 1;
-                    tracing::warn!(alert_id = alert.id, channel = %alert.channel, error = %error, retry_in_ms = ms(delay), "alert delivery failed; will retry");
+            Err(error) => report.add(self.record_failure(alert, token, &error, now).await?),
+        }
+        Ok(report)
+    }
+
+    /// Records a failed send: retried later (honouring `Retry-After`), or
+    /// given up (a permanent error, or past `alerts.give_up_after`).
+    async fn record_failure(
+        &self,
+        alert: &AlertRecord,
+        token: &str,
+        error: &SinkError,
+        now: i64,
+    ) -> StoreResult<FlushReport> {
+        let mut report = FlushReport::default();
+        metrics::counter!("csatwatch_sink_errors_total", "class" => error.class().to_string())
+            .increment(1);
+        let age = now - alert.created_at;
+        // `invalid_blocks` and every other permanent error end here at once:
+        // sending the same refused message again cannot help.
+        if !error.is_retryable() || age >= ms(self.settings.give_up_after) {
+            if self
+                .store
+                .finish_alert(alert.id, token, "dead", Some(&error.to_string()))
+                .await?
+            {
+                report.dead += 1;
+                metrics::counter!("csatwatch_alerts_total", "state" => "dead").increment(1);
+                tracing::error!(
+                    alert_id = alert.id,
+                    rating_id = alert.rating_id,
+                    kind = %alert.kind,
+                    channel = %alert.channel,
+                    attempts = alert.attempts + 1,
+                    error = %error,
+                    "alert could not be delivered and was given up; fix the cause, the rating is recorded"
+                );
+            }
+        } else {
+            let retry_after = error.retry_after();
+            if let Some(after) = retry_after {
+                self.pacer.block(&alert.channel, now + ms(after)).await;
+            }
+            let delay = self
+                .backoff(alert.attempts)
+                .max(retry_after.unwrap_or_default());
+            self.store
+                .reschedule_alert(alert.id, token, now + ms(delay), &error.to_string())
+                .await?;
+            report.retried += 1;
+            tracing::warn!(alert_id = alert.id, kind = %alert.kind, channel = %alert.channel, error = %error, retry_in_ms = ms(delay), "alert delivery failed; will retry");
+        }
+        Ok(report)
+    }
+
+    /// Waits for a slot to post to `channel` (pace, burst, workspace cap).
+    /// False when the alert was handed back for later instead: the channel
+    /// is rate-limited by Slack, or the wait is too long to hold the flush.
+    async fn pace(&self, alert: &AlertRecord, token: &str, channel: &str) -> StoreResult<bool> {
+        let now = self.clock.now_ms();
+        if let Some(until) = self.pacer.blocked_until(channel, now).await {
+            self.store
+                .reschedule_alert(
+                    alert.id,
+                    token,
+                    until,
+                    "waiting for the channel's rate limit",
+                )
+                .await?;
+            return Ok(false);
+        }
+        let wait = self.pacer.reserve(channel).await;
+        if wait > MAX_PACING_WAIT {
+            self.store
+                .reschedule_alert(
+                    alert.id,
+                    token,
+                    now + ms(wait),
+                    "waiting for the workspace's message cap",
+                )
+                .await?;
+            return Ok(false);
+        }
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(true)
+    }
+
+    /// Work decided at the start of each flush: storms folded into digests,
+    /// and escalations of alerts nobody acknowledged.
+    async fn prepare(&self) -> StoreResult<FlushReport> {
+        let mut report = FlushReport::default();
+        let now = self.clock.now_ms();
+        let storm = &self.settings.storm;
+        if storm.threshold > 0 {
+            let since = now - ms(storm.window);
+            for channel in self
+                .store
+                .storm_channels(since, now, i64::from(storm.threshold))
+                .await?
+            {
+                if let Some(digest_id) = self.store.collapse_storm(&channel, since, now).await? {
+                    report.digests += 1;
+                    metrics::counter!("csatwatch_storm_digests_total").increment(1);
+                    tracing::warn!(%channel, digest_id, threshold = storm.threshold, "alert storm: waiting alerts folded into one digest");
                 }
             }
         }
+        report.escalations = self.store.enqueue_due_escalations(now).await? as usize;
         Ok(report)
+    }
+
+    /// The view of `alert` with who acknowledged and followed up its
+    /// rating, and whether it recovered.
+    async fn full_view(
+        &self,
+        alert: &AlertRecord,
+        rating: &StoredRating,
+    ) -> StoreResult<AlertView> {
+        let mut view = self.view(alert, rating);
+        let actions = self.store.rating_actions(rating.id).await?;
+        let acted = |id: Option<String>, name: Option<String>, at: Option<i64>| {
+            Some(Acted {
+                user_id: id?,
+                user_name: name,
+                at_ms: at?,
+            })
+        };
+        view.acknowledged = acted(actions.acked_by, actions.acked_by_name, actions.acked_at);
+        view.followed_up = acted(
+            actions.followed_up_by,
+            actions.followed_up_by_name,
+            actions.followed_up_at,
+        );
+        let positive = Sentiment::Positive.as_str();
+        view.recovered = rating.sentiment == positive && alert.sentiment != positive;
+        Ok(view)
     }
 
     /// Exponential backoff with jitter: between half and all of
@@ -346,6 +458,9 @@ impl Dispatcher {
             mentions: serde_json::from_str(&alert.mentions).unwrap_or_default(),
             rule: alert.rule.clone(),
             test: false,
+            acknowledged: None,
+            followed_up: None,
+            recovered: false,
         }
     }
 }
@@ -382,6 +497,9 @@ pub async fn send_test_alert(
         mentions: Vec::new(),
         rule: None,
         test: true,
+        acknowledged: None,
+        followed_up: None,
+        recovered: false,
     };
     sink.post(&view).await
 }

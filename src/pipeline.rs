@@ -4,8 +4,11 @@
 //! for. Webhooks, pollers, backfills and `reprocess` all come through here,
 //! so a rating seen by two paths is one rating and at most one alert.
 
+mod follow_ons;
+
 use std::sync::Arc;
 
+pub use follow_ons::ActionOutcome;
 use serde::Serialize;
 use tokio::sync::Notify;
 
@@ -52,6 +55,10 @@ pub struct RatingResult {
     pub sentiment: Sentiment,
     /// Alerts enqueued by this rating.
     pub alerts: usize,
+    /// Updates of messages already posted for it (bot mode: `chat.update`
+    /// and a thread reply).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub updates: usize,
     /// Why no alert, when it is negative and none was enqueued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub no_alert_reason: Option<&'static str>,
@@ -81,6 +88,10 @@ impl Recorded {
     pub fn alerts(&self) -> usize {
         self.ratings.iter().map(|r| r.alerts).sum()
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Decides and records.
@@ -161,7 +172,7 @@ impl Pipeline {
             )
             .increment(1);
         }
-        if recorded.alerts() > 0 {
+        if recorded.alerts() + recorded.ratings.iter().map(|r| r.updates).sum::<usize>() > 0 {
             self.wake.notify_one();
         }
         Ok(recorded)
@@ -215,7 +226,16 @@ impl Pipeline {
             tx.insert_history(&history(rating_id, 1)).await?;
             let (alerts, no_alert_reason) = self
                 .enqueue_alerts(
-                    tx, source, event, sentiment, rating_id, 1, updated_at, via, now,
+                    tx,
+                    source,
+                    event,
+                    sentiment,
+                    rating_id,
+                    1,
+                    updated_at,
+                    via,
+                    now,
+                    &[],
                 )
                 .await?;
             return Ok(RatingResult {
@@ -224,6 +244,7 @@ impl Pipeline {
                 outcome: RatingOutcome::New,
                 sentiment,
                 alerts,
+                updates: 0,
                 no_alert_reason,
             });
         }
@@ -232,36 +253,55 @@ impl Pipeline {
             .lock_rating(&record.source, &record.conversation_id, &record.rating_key)
             .await?
             .ok_or_else(|| sqlx::Error::RowNotFound)?;
-        let result = |outcome, alerts, no_alert_reason| RatingResult {
+        let result = |outcome, alerts, updates, no_alert_reason| RatingResult {
             rating_id: current.id,
             conversation_id: event.conversation_id.clone(),
             outcome,
             sentiment,
             alerts,
+            updates,
             no_alert_reason,
         };
         if event.updated_at_ms.is_some() && updated_at < current.updated_at {
             tx.touch_rating(current.id, now).await?;
-            return Ok(result(RatingOutcome::Stale, 0, None));
+            return Ok(result(RatingOutcome::Stale, 0, 0, None));
         }
         if same_version(&current, &record) {
             tx.touch_rating(current.id, now).await?;
-            return Ok(result(RatingOutcome::Unchanged, 0, None));
+            return Ok(result(RatingOutcome::Unchanged, 0, 0, None));
         }
         let revision = current.revision + 1;
         tx.update_rating(current.id, &record, revision, now).await?;
         tx.insert_history(&history(current.id, revision)).await?;
+        // A message already posted (or about to be) for this rating is kept
+        // current: an update per channel, never a second post there.
+        let (updates, updated_channels) =
+            follow_ons::enqueue_updates(tx, &current, &record, revision, via, now).await?;
         // Only a move into an alerting sentiment alerts; a comment added to
         // a rating that is already negative does not post a second message.
         let (alerts, no_alert_reason) = if current.sentiment != sentiment.as_str() {
             self.enqueue_alerts(
-                tx, source, event, sentiment, current.id, revision, updated_at, via, now,
+                tx,
+                source,
+                event,
+                sentiment,
+                current.id,
+                revision,
+                updated_at,
+                via,
+                now,
+                &updated_channels,
             )
             .await?
         } else {
             (0, None)
         };
-        Ok(result(RatingOutcome::Changed, alerts, no_alert_reason))
+        Ok(result(
+            RatingOutcome::Changed,
+            alerts,
+            updates,
+            no_alert_reason,
+        ))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -276,6 +316,7 @@ impl Pipeline {
         updated_at: i64,
         via: Via,
         now: i64,
+        already_posted: &[String],
     ) -> StoreResult<(usize, Option<&'static str>)> {
         let facts = RatingFacts {
             source: source.name.as_str(),
@@ -301,6 +342,10 @@ impl Pipeline {
         }
         let mut enqueued = 0;
         for route in routes {
+            if already_posted.contains(&route.channel) {
+                continue;
+            }
+            let escalation = self.rules.escalation(route.rule.as_deref());
             let alert = NewAlert {
                 rating_id,
                 revision,
@@ -309,6 +354,9 @@ impl Pipeline {
                 mentions: serde_json::to_string(&route.mentions).unwrap_or_else(|_| "[]".into()),
                 sentiment: sentiment.as_str().to_string(),
                 created_at_ms: now,
+                escalate_at: escalation.as_ref().map(|(after, _)| now + ms(*after)),
+                escalate_to: escalation
+                    .map(|(_, to)| serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
             };
             if tx.enqueue_alert(&alert).await?.is_some() {
                 enqueued += 1;

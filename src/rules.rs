@@ -7,6 +7,7 @@
 //! When no rule matches a negative rating, it goes to `slack.default_channel`.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use crate::domain::{Sentiment, SurveyKind};
 use crate::settings::{RuleSettings, Settings};
@@ -61,6 +62,8 @@ struct Rule {
     mentions: Vec<String>,
     mute: bool,
     continue_: bool,
+    escalate_after: Option<Duration>,
+    escalate_to: Vec<String>,
 }
 
 /// The compiled rules.
@@ -68,6 +71,9 @@ struct Rule {
 pub struct Rules {
     rules: Vec<Rule>,
     default_channel: Option<String>,
+    /// `alerts.escalate_after` and `alerts.escalate_to`.
+    escalate_after: Option<Duration>,
+    escalate_to: Vec<String>,
 }
 
 fn lower_set(values: &[String]) -> HashSet<String> {
@@ -96,7 +102,24 @@ impl Rules {
         Rules {
             rules,
             default_channel,
+            escalate_after: settings.alerts.escalate_after,
+            escalate_to: settings.alerts.escalate_to.clone(),
         }
+    }
+
+    /// When an alert routed by `rule` (`None`: the default route) escalates
+    /// and whom it mentions: the rule's own settings, else `[alerts]`'s.
+    /// `None` when escalation is off for it.
+    pub fn escalation(&self, rule: Option<&str>) -> Option<(Duration, Vec<String>)> {
+        let rule = rule.and_then(|name| self.rules.iter().find(|r| r.name == name));
+        let after = rule
+            .and_then(|r| r.escalate_after)
+            .or(self.escalate_after)?;
+        let to = rule
+            .map(|r| r.escalate_to.clone())
+            .filter(|to| !to.is_empty())
+            .unwrap_or_else(|| self.escalate_to.clone());
+        Some((after, to))
     }
 
     /// The channel for alerts no rule routes.
@@ -203,6 +226,8 @@ fn compile(index: usize, r: &RuleSettings) -> Rule {
         mentions: r.mention.clone(),
         mute: r.mute,
         continue_: r.continue_,
+        escalate_after: r.escalate_after,
+        escalate_to: r.escalate_to.clone(),
     }
 }
 

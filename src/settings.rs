@@ -178,6 +178,14 @@ pub struct SlackSettings {
     /// Timeout of one call to Slack. Default `10s`.
     #[serde(deserialize_with = "duration")]
     pub request_timeout: Duration,
+    /// The Slack app's Signing Secret (Basic Information → App Credentials):
+    /// verifies button clicks on `POST /slack/interactions`. With a bot token
+    /// and this set, alerts carry "I'm on it" and "Followed up" buttons.
+    pub signing_secret: Option<SecretString>,
+    pub signing_secret_file: Option<PathBuf>,
+    /// Most messages (posts, updates, thread replies) sent to the whole
+    /// workspace per minute, whatever the channel. Default 100.
+    pub max_per_minute: u32,
 }
 
 impl Default for SlackSettings {
@@ -190,6 +198,9 @@ impl Default for SlackSettings {
             default_channel: None,
             api_base_url: "https://slack.com/api".to_string(),
             request_timeout: Duration::from_secs(10),
+            signing_secret: None,
+            signing_secret_file: None,
+            max_per_minute: 100,
         }
     }
 }
@@ -221,6 +232,42 @@ pub struct AlertSettings {
     /// it over (it should be longer than a Slack call). Default `2m`.
     #[serde(deserialize_with = "duration")]
     pub claim_lease: Duration,
+    /// Messages one channel may take in a quick burst before the pace of one
+    /// per `channel_interval` applies. Default 3.
+    pub channel_burst: u32,
+    /// An alert nobody acknowledged ("I'm on it") or followed up within this
+    /// long gets one thread reply mentioning `escalate_to`. Off by default;
+    /// a rule's own `escalate_after` wins. Needs a bot token.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub escalate_after: Option<Duration>,
+    /// Who an escalation mentions when the rule names no one: `@here`, a
+    /// user id `U0123`, a user group id `S0123`.
+    pub escalate_to: Vec<String>,
+    /// `[alerts.storm]`: many alerts for one channel at once become one digest.
+    pub storm: StormSettings,
+}
+
+/// `[alerts.storm]`: when more than `threshold` alerts wait for one channel,
+/// all raised within `window`, one digest message (count, worst scores,
+/// links) replaces them and each is listed in the digest's thread.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StormSettings {
+    /// Waiting alerts per channel above which a digest is sent; 0 turns
+    /// storm control off. Default 20.
+    pub threshold: u32,
+    /// Only alerts raised within this long count. Default `2m`.
+    #[serde(deserialize_with = "duration")]
+    pub window: Duration,
+}
+
+impl Default for StormSettings {
+    fn default() -> Self {
+        StormSettings {
+            threshold: 20,
+            window: Duration::from_secs(120),
+        }
+    }
 }
 
 impl Default for AlertSettings {
@@ -232,6 +279,10 @@ impl Default for AlertSettings {
             retry_initial: Duration::from_secs(2),
             retry_max: Duration::from_secs(600),
             claim_lease: Duration::from_secs(120),
+            channel_burst: 3,
+            escalate_after: None,
+            escalate_to: Vec::new(),
+            storm: StormSettings::default(),
         }
     }
 }
@@ -458,6 +509,13 @@ pub struct RuleSettings {
     /// Keep evaluating the following rules after this one matched.
     #[serde(default, rename = "continue")]
     pub continue_: bool,
+    /// Escalate this rule's alerts when nobody acknowledged them within this
+    /// long (overrides `alerts.escalate_after`).
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub escalate_after: Option<Duration>,
+    /// Who the escalation mentions (default `alerts.escalate_to`).
+    #[serde(default)]
+    pub escalate_to: Vec<String>,
 }
 
 impl Settings {
@@ -566,6 +624,24 @@ impl Settings {
             self.slack.webhook_url_file.as_deref(),
             &mut problems,
         );
+        self.slack.signing_secret = resolve_secret(
+            "slack.signing_secret",
+            self.slack.signing_secret.take(),
+            self.slack.signing_secret_file.as_deref(),
+            &mut problems,
+        );
+        if self.slack.max_per_minute == 0 {
+            problems.push(ConfigProblem::new(
+                "slack.max_per_minute",
+                "must be at least 1 (Slack allows about one message per second per channel)",
+            ));
+        }
+        if self.alerts.channel_burst == 0 {
+            problems.push(ConfigProblem::new(
+                "alerts.channel_burst",
+                "must be at least 1",
+            ));
+        }
         if self.slack.bot_token.is_some() && self.slack.webhook_url.is_some() {
             problems.push(ConfigProblem::new(
                 "slack",

@@ -1,12 +1,14 @@
 //! The HTTP interface: one listener, a few routes.
 //!
 //! - `POST /webhooks/{source}`: a helpdesk delivery ([`webhooks`]).
+//! - `POST /slack/interactions`: alert button clicks ([`slack`]).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` ([`health`]).
 //!
 //! Every request gets an `x-request-id` (the caller's, or a new UUID),
 //! logged on its span and returned in the response.
 
 pub mod health;
+pub mod slack;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -50,6 +52,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/webhooks/{source}",
             post(webhooks::receive).layer(DefaultBodyLimit::max(max_body)),
+        )
+        .route(
+            "/slack/interactions",
+            post(slack::interactions).layer(DefaultBodyLimit::max(max_body)),
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

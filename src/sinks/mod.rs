@@ -39,6 +39,23 @@ pub struct AlertView {
     pub rule: Option<String>,
     /// A sample from `csatwatch send-test-alert`, labelled as such.
     pub test: bool,
+    /// Who pressed "I'm on it", and when.
+    pub acknowledged: Option<Acted>,
+    /// Who pressed "Followed up", and when.
+    pub followed_up: Option<Acted>,
+    /// Raised for a negative rating that has since turned positive.
+    pub recovered: bool,
+}
+
+/// A person's click on an alert button.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Acted {
+    /// The Slack user id (`U0123…`), rendered as a mention.
+    pub user_id: String,
+    /// Their Slack user name, shown where the id cannot be.
+    pub user_name: Option<String>,
+    /// Unix milliseconds.
+    pub at_ms: i64,
 }
 
 /// What a sink returns on success. A bot-token post returns the channel id
@@ -111,6 +128,49 @@ impl Sink {
                     url = alert.url.as_deref().unwrap_or(""),
                     test = alert.test,
                     "negative rating (no Slack configured, so the alert is logged)"
+                );
+                Ok(Posted::default())
+            }
+        }
+    }
+
+    /// Re-renders a posted alert in place (`chat.update`). Only a bot can;
+    /// the dispatcher skips updates of messages without a `ts`.
+    pub async fn update(
+        &self,
+        channel: &str,
+        ts: &str,
+        alert: &AlertView,
+    ) -> Result<(), SinkError> {
+        match self {
+            Sink::Slack(client) => client.update_alert(channel, ts, alert).await,
+            Sink::Log => {
+                tracing::warn!(
+                    alert_id = alert.alert_id,
+                    channel,
+                    "alert updated (no Slack configured, so logged)"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Posts a rendered message (a digest, or a thread reply under
+    /// `thread_ts`).
+    pub async fn post_message(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        body: serde_json::Value,
+    ) -> Result<Posted, SinkError> {
+        match self {
+            Sink::Slack(client) => client.post_message(channel, thread_ts, body).await,
+            Sink::Log => {
+                // The fallback text holds names, never comments; still, log only the shape.
+                tracing::warn!(
+                    channel,
+                    thread = thread_ts.is_some(),
+                    "message (no Slack configured, so logged)"
                 );
                 Ok(Posted::default())
             }

@@ -15,6 +15,7 @@ mod deliveries;
 mod outbox;
 mod polling;
 mod ratings;
+mod threads;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
+pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
 use crate::settings::DatabaseSettings;
 

@@ -19,6 +19,10 @@ pub struct NewAlert {
     /// The rating's sentiment that raised it.
     pub sentiment: String,
     pub created_at_ms: i64,
+    /// When an unacknowledged alert escalates, and to whom (JSON array of
+    /// mentions); `None` when no escalation applies.
+    pub escalate_at: Option<i64>,
+    pub escalate_to: Option<String>,
 }
 
 /// An alert row.
@@ -31,6 +35,17 @@ pub struct AlertRecord {
     pub channel: String,
     pub mentions: String,
     pub sentiment: String,
+    /// `post`, `update`, `escalation`, `digest` or `digest_item`.
+    pub kind: String,
+    /// Unique per rating, channel and kind: `rev:N`, `ack`, `followup`, …
+    pub event_key: String,
+    /// The post an update or escalation belongs to; the digest of a
+    /// digested post or of a digest item.
+    pub parent_id: Option<i64>,
+    /// What changed, in words (no customer text), for an update's thread reply.
+    pub change: Option<String>,
+    pub escalate_at: Option<i64>,
+    pub escalate_to: Option<String>,
     pub state: String,
     pub attempts: i64,
     pub next_attempt_at: i64,
@@ -51,8 +66,9 @@ pub struct OutboxStats {
     pub dead: i64,
 }
 
-const ALERT_COLUMNS: &str =
-    "id, rating_id, revision, rule, channel, mentions, sentiment, state, attempts, next_attempt_at,
+pub(super) const ALERT_COLUMNS: &str =
+    "id, rating_id, revision, rule, channel, mentions, sentiment, kind, event_key, parent_id, change,
+     escalate_at, escalate_to, state, attempts, next_attempt_at,
      claim_token, claimed_until, last_error, created_at, sent_at, slack_channel, slack_ts";
 
 impl StoreTx {
@@ -61,9 +77,10 @@ impl StoreTx {
     pub async fn enqueue_alert(&mut self, a: &NewAlert) -> StoreResult<Option<i64>> {
         let id = on_tx!(self, |conn| {
             sqlx::query_scalar(
-                "INSERT INTO alerts (rating_id, revision, rule, channel, mentions, sentiment, state, next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $7, 'pending', $6, $6)
-                 ON CONFLICT (rating_id, revision, channel) DO NOTHING
+                "INSERT INTO alerts (rating_id, revision, rule, channel, mentions, sentiment, kind, event_key,
+                    escalate_at, escalate_to, state, next_attempt_at, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $7, 'post', $10, $8, $9, 'pending', $6, $6)
+                 ON CONFLICT (rating_id, channel, kind, event_key) DO NOTHING
                  RETURNING id",
             )
             .bind(a.rating_id)
@@ -73,6 +90,9 @@ impl StoreTx {
             .bind(&a.mentions)
             .bind(a.created_at_ms)
             .bind(&a.sentiment)
+            .bind(a.escalate_at)
+            .bind(&a.escalate_to)
+            .bind(format!("rev:{}", a.revision))
             .fetch_optional(&mut *conn)
             .await?
         });
@@ -234,12 +254,19 @@ impl Store {
         Ok(done)
     }
 
-    /// When the next pending alert falls due (ignoring claims), if any.
+    /// When the next pending alert falls due (ignoring claims), or the next
+    /// sent alert may escalate, if any.
     pub async fn next_alert_due_at(&self) -> StoreResult<Option<i64>> {
         let at = on_pool!(self, |pool| {
-            sqlx::query_scalar("SELECT MIN(next_attempt_at) FROM alerts WHERE state = 'pending'")
-                .fetch_one(pool)
-                .await?
+            sqlx::query_scalar(
+                "SELECT MIN(due) FROM (
+                    SELECT MIN(next_attempt_at) AS due FROM alerts WHERE state = 'pending'
+                    UNION ALL
+                    SELECT MIN(escalate_at) AS due FROM alerts
+                    WHERE escalate_at IS NOT NULL AND state = 'sent') AS d",
+            )
+            .fetch_one(pool)
+            .await?
         });
         Ok(at)
     }

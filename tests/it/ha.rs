@@ -12,6 +12,10 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::support::*;
 
+/// These tests count individual posts: storm control (which would fold
+/// many alerts to one channel into a digest) is off.
+const NO_STORM: &str = "[alerts.storm]\nthreshold = 0\n";
+
 /// Ticket ids from the Slack messages: how many times each was posted.
 async fn posted_tickets(slack: &MockServer) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
@@ -33,7 +37,7 @@ async fn three_replicas_record_each_rating_once_and_alert_each_negative_once() {
         for _ in 0..3 {
             replicas.push(
                 TestApp::spawn_with(
-                    settings(&db.url, Some(&slack.uri()), ""),
+                    settings(&db.url, Some(&slack.uri()), NO_STORM),
                     clock.clone(),
                     true,
                 )
@@ -138,7 +142,7 @@ async fn alerts_claimed_by_a_replica_that_dies_are_sent_by_another_after_the_lea
         std::fs::write(
             &config,
             format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n[slack]\nbot_token = \"xoxb-doomed\"\ndefault_channel = \"#csat\"\napi_base_url = \"{}/api\"\nrequest_timeout = \"100s\"\n[alerts]\nclaim_lease = \"200s\"\nchannel_interval = \"10ms\"\n[log]\nformat = \"json\"\n[[sources]]\nname = \"zendesk\"\nkind = \"zendesk\"\nsecret = \"{ZENDESK_SECRET}\"\n",
+                "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{}\"\n[slack]\nbot_token = \"xoxb-doomed\"\ndefault_channel = \"#csat\"\napi_base_url = \"{}/api\"\nrequest_timeout = \"100s\"\n[alerts]\nclaim_lease = \"200s\"\nchannel_interval = \"10ms\"\n[alerts.storm]\nthreshold = 0\n[log]\nformat = \"json\"\n[[sources]]\nname = \"zendesk\"\nkind = \"zendesk\"\nsecret = \"{ZENDESK_SECRET}\"\n",
                 db.url,
                 stuck.uri()
             ),
@@ -146,8 +150,11 @@ async fn alerts_claimed_by_a_replica_that_dies_are_sent_by_another_after_the_lea
         .unwrap();
         // The survivor shares the database; it only flushes when told to.
         let clock = ManualClock::starting_now();
-        let survivor =
-            TestApp::spawn(settings(&db.url, Some(&slack.uri()), ""), clock.clone()).await;
+        let survivor = TestApp::spawn(
+            settings(&db.url, Some(&slack.uri()), NO_STORM),
+            clock.clone(),
+        )
+        .await;
         for ticket in 0..30 {
             assert_eq!(
                 survivor

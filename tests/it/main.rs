@@ -10,5 +10,6 @@ mod helpdesks_a;
 mod helpdesks_b;
 mod polling;
 mod postgres;
+mod slack;
 mod support;
 mod webhooks;

@@ -37,6 +37,9 @@ pub struct SlackClient {
     http: reqwest::Client,
     mode: Mode,
     timeout: Duration,
+    /// Whether clicks can come back (`slack.signing_secret` is set), so the
+    /// "I'm on it" and "Followed up" buttons are worth showing.
+    interactive: bool,
 }
 
 // `SecretString`'s Debug prints `[REDACTED]`, so deriving Debug is safe.
@@ -50,6 +53,16 @@ enum Mode {
     Webhook {
         url: SecretString,
     },
+}
+
+/// What a webhook cannot do, as a permanent error (the dispatcher checks
+/// first and records such work as skipped).
+fn not_in_webhook_mode(what: &str) -> SinkError {
+    SinkError::Permanent {
+        reason: format!(
+            "not_supported: {what} needs slack.bot_token; an incoming webhook can only post"
+        ),
+    }
 }
 
 /// Who a bot token belongs to, from `auth.test` (`check-config --online`).
@@ -92,6 +105,7 @@ impl SlackClient {
             http,
             mode,
             timeout: settings.request_timeout,
+            interactive: settings.signing_secret.is_some(),
         }))
     }
 
@@ -155,11 +169,31 @@ impl SlackClient {
             .ok_or_else(|| SinkError::Permanent {
                 reason: "no_channel: set slack.default_channel or a channel on the rule".into(),
             })?;
-        // The "I'm on it" / "Followed up" buttons need the /slack/interactions
-        // route, which is not built yet: until it is, a bot posts the ticket
-        // link only, so no button does nothing when clicked.
-        let mut body = message::render(alert, Buttons::LinkOnly);
+        let body = message::render(alert, self.buttons());
+        self.post_body_as_bot(channel, None, body).await
+    }
+
+    /// The buttons a bot's alerts carry: "I'm on it" and "Followed up" only
+    /// when their clicks can be verified and received.
+    fn buttons(&self) -> Buttons {
+        if self.interactive && self.can_update() {
+            Buttons::AckAndFollowUp
+        } else {
+            Buttons::LinkOnly
+        }
+    }
+
+    async fn post_body_as_bot(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        mut body: Value,
+    ) -> Result<Posted, SinkError> {
         body["channel"] = json!(channel);
+        if let Some(ts) = thread_ts {
+            // The parent's ts, never a reply's: Slack threads under the parent.
+            body["thread_ts"] = json!(ts);
+        }
         // A ticket link would otherwise unfurl into a preview of the helpdesk page.
         body["unfurl_links"] = json!(false);
         body["unfurl_media"] = json!(false);
@@ -170,6 +204,92 @@ impl SlackClient {
             channel: Some(reply["channel"].as_str().unwrap_or(channel).to_string()),
             ts: reply["ts"].as_str().map(str::to_string),
         })
+    }
+
+    /// Re-renders a posted alert in place (`chat.update`; bot mode only).
+    /// `channel` is the channel id Slack returned with the post.
+    pub async fn update_alert(
+        &self,
+        channel: &str,
+        ts: &str,
+        alert: &AlertView,
+    ) -> Result<(), SinkError> {
+        if !self.can_update() {
+            return Err(not_in_webhook_mode("chat.update"));
+        }
+        let mut body = message::render(alert, self.buttons());
+        body["channel"] = json!(channel);
+        body["ts"] = json!(ts);
+        self.call_api("chat.update", &body, Some(channel))
+            .await
+            .map(drop)
+            .map_err(|error| self.redact(error))
+    }
+
+    /// Posts a rendered message (`{"text", "blocks"}`): to `channel` in bot
+    /// mode, in the thread of `thread_ts` if given; to the webhook's own
+    /// channel in webhook mode, where threads are impossible.
+    pub async fn post_message(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        body: Value,
+    ) -> Result<Posted, SinkError> {
+        let result = match &self.mode {
+            Mode::Bot { .. } => self.post_body_as_bot(channel, thread_ts, body).await,
+            Mode::Webhook { .. } if thread_ts.is_some() => {
+                Err(not_in_webhook_mode("thread replies"))
+            }
+            Mode::Webhook { url } => self.post_body_to_webhook(url, &body).await,
+        };
+        result.map_err(|error| self.redact(error))
+    }
+
+    /// Calls `conversations.info` for `channel` (an id; names are looked up
+    /// by Slack only for ids): whether it exists, is archived, and whether
+    /// the bot is a member. For `check-config --online`.
+    pub async fn channel_info(&self, channel: &str) -> Result<Value, SinkError> {
+        if !self.can_update() {
+            return Err(not_in_webhook_mode("conversations.info"));
+        }
+        self.call_api(
+            "conversations.info",
+            &json!({ "channel": channel }),
+            Some(channel),
+        )
+        .await
+        .map(|reply| reply["channel"].clone())
+        .map_err(|error| self.redact(error))
+    }
+
+    /// The scopes the token was granted, from the `x-oauth-scopes` header
+    /// of `auth.test` (empty if Slack did not send it).
+    pub async fn granted_scopes(&self) -> Vec<String> {
+        let Mode::Bot {
+            token,
+            api_base_url,
+            ..
+        } = &self.mode
+        else {
+            return Vec::new();
+        };
+        let response = self
+            .http
+            .post(format!("{api_base_url}/auth.test"))
+            .bearer_auth(token.expose_secret())
+            .json(&json!({}))
+            .send()
+            .await;
+        response
+            .ok()
+            .and_then(|r| {
+                r.headers()
+                    .get("x-oauth-scopes")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string)
+            })
+            .map(|s| s.split(',').map(|x| x.trim().to_string()).collect())
+            .unwrap_or_default()
     }
 
     /// One Web API call; `Ok` is the reply with `"ok": true`.
@@ -230,10 +350,18 @@ impl SlackClient {
         alert: &AlertView,
     ) -> Result<Posted, SinkError> {
         let body = message::render(alert, Buttons::LinkOnly);
+        self.post_body_to_webhook(url, &body).await
+    }
+
+    async fn post_body_to_webhook(
+        &self,
+        url: &SecretString,
+        body: &Value,
+    ) -> Result<Posted, SinkError> {
         let response = self
             .http
             .post(url.expose_secret())
-            .json(&body)
+            .json(body)
             .send()
             .await
             .map_err(|e| self.transport_error(&e))?;
@@ -395,10 +523,51 @@ mod tests {
         let request = &server.received_requests().await.unwrap()[0];
         let body: Value = serde_json::from_slice(&request.body).unwrap();
         assert!(body["text"].as_str().unwrap().contains("Negative CSAT"));
-        // No ack buttons until /slack/interactions exists to receive them.
+        // No signing secret: clicks could not be verified, so no ack buttons.
         assert!(!body.to_string().contains(message::ACK_ACTION_ID));
         let agent = request.headers.get("user-agent").unwrap().to_str().unwrap();
         assert!(agent.starts_with("csatwatch/"));
+    }
+
+    #[tokio::test]
+    async fn a_bot_with_a_signing_secret_posts_ack_buttons_and_updates_in_place() {
+        let server = slack_answering(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "channel": "C0CSAT", "ts": "1772360100.000200",
+        })))
+        .await;
+        let client = client(SlackSettings {
+            bot_token: Some(SecretString::from(TOKEN.to_string())),
+            api_base_url: server.uri(),
+            signing_secret: Some(SecretString::from("s".to_string())),
+            ..SlackSettings::default()
+        });
+        client.post_alert(&full_alert()).await.unwrap();
+        client
+            .update_alert("C0CSAT", "1772360100.000200", &full_alert())
+            .await
+            .unwrap();
+        client
+            .post_message("C0CSAT", Some("1772360100.000200"), json!({"text": "x"}))
+            .await
+            .unwrap();
+        let requests = server.received_requests().await.unwrap();
+        let bodies: Vec<(String, Value)> = requests
+            .iter()
+            .map(|r| {
+                (
+                    r.url.path().to_string(),
+                    serde_json::from_slice(&r.body).unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(bodies[0].0, "/chat.postMessage");
+        assert!(bodies[0].1.to_string().contains(message::ACK_ACTION_ID));
+        assert_eq!(bodies[1].0, "/chat.update");
+        assert_eq!(
+            (&bodies[1].1["channel"], &bodies[1].1["ts"]),
+            (&json!("C0CSAT"), &json!("1772360100.000200"))
+        );
+        assert_eq!(bodies[2].1["thread_ts"], "1772360100.000200");
     }
 
     #[tokio::test]

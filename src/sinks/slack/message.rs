@@ -72,7 +72,9 @@ pub enum Buttons {
 
 /// The message body, `{"text": …, "blocks": […]}`, without a channel.
 pub fn render(alert: &AlertView, buttons: Buttons) -> Value {
-    let mut blocks = vec![header(alert), facts(alert), comment(alert)];
+    let mut blocks = vec![header(alert)];
+    blocks.extend(state(alert));
+    blocks.extend([facts(alert), comment(alert)]);
     blocks.extend(mentions(alert));
     blocks.extend(actions(alert, buttons));
     blocks.push(context(alert));
@@ -96,8 +98,53 @@ fn header(alert: &AlertView) -> Value {
     json!({ "type": "header", "text": plain(&fit(&text, limits::HEADER_TEXT)) })
 }
 
+/// What happened since the alert was raised, one line each: recovered,
+/// acknowledged, followed up. `None` for a fresh alert.
+fn state(alert: &AlertView) -> Option<Value> {
+    let mut lines = Vec::new();
+    if alert.recovered {
+        let label = fit_escaped(&clean_inline(&alert.score.label()), limits::NAME_CUT);
+        lines.push(mrkdwn(&format!("🙂 *Recovered:* now {label}")));
+    }
+    if let Some(acted) = &alert.acknowledged {
+        lines.push(mrkdwn(&format!(
+            "👀 *Acknowledged* by {} at {}",
+            actor(acted),
+            slack_date(acted.at_ms)
+        )));
+    }
+    if let Some(acted) = &alert.followed_up {
+        lines.push(mrkdwn(&format!(
+            "✅ *Followed up* by {} at {}",
+            actor(acted),
+            slack_date(acted.at_ms)
+        )));
+    }
+    (!lines.is_empty()).then(|| json!({ "type": "context", "elements": lines }))
+}
+
+/// A Slack user as a mention when the id is well-formed, else their name as
+/// escaped text (both came in a signed request, but stay defensive).
+pub(crate) fn actor(acted: &crate::sinks::Acted) -> String {
+    let id = acted.user_id.trim();
+    if id.starts_with(['U', 'W']) && is_slack_id(id) {
+        format!("<@{id}>")
+    } else {
+        let name = non_blank(acted.user_name.as_deref()).unwrap_or("someone");
+        fit_escaped(&clean_inline(name), limits::NAME_CUT)
+    }
+}
+
+/// `U0123ABC`-shaped: 2 to 32 upper-case letters and digits.
+fn is_slack_id(id: &str) -> bool {
+    (2..=32).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
 /// "Jane Doe (Acme)", "a customer at Acme", or "a customer": plain text.
-fn who(alert: &AlertView) -> String {
+pub(crate) fn who(alert: &AlertView) -> String {
     let name =
         non_blank(alert.customer.as_deref()).map(|s| fit(&clean_inline(s), limits::NAME_CUT));
     let company =
@@ -150,7 +197,7 @@ fn field(title: &str, value: &str) -> Value {
 }
 
 /// Slack shows the date in the reader's own time zone; the fallback is UTC.
-fn slack_date(rated_at_ms: i64) -> String {
+pub(crate) fn slack_date(rated_at_ms: i64) -> String {
     let secs = rated_at_ms.div_euclid(1000);
     match OffsetDateTime::from_unix_timestamp(secs).map(|t| t.format(&Rfc3339)) {
         Ok(Ok(utc)) => format!("<!date^{secs}^{{date_short_pretty}} {{time}}|{utc}>"),
@@ -190,13 +237,8 @@ fn mentions(alert: &AlertView) -> Option<Value> {
     (!text.is_empty()).then(|| json!({ "type": "section", "text": mrkdwn(&text) }))
 }
 
-fn mention_token(mention: &str) -> String {
-    let is_id = |id: &str| {
-        (2..=32).contains(&id.len())
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-    };
+pub(crate) fn mention_token(mention: &str) -> String {
+    let is_id = is_slack_id;
     match mention {
         "@here" => "<!here>".to_string(),
         "@channel" => "<!channel>".to_string(),
@@ -216,15 +258,19 @@ fn actions(alert: &AlertView, buttons: Buttons) -> Option<Value> {
             "url": url,
         }));
     }
-    if buttons == Buttons::AckAndFollowUp {
+    // A button whose step is done goes: "I'm on it" once someone is, both
+    // once someone followed up.
+    if buttons == Buttons::AckAndFollowUp && alert.followed_up.is_none() {
         let value = fit(&alert.alert_id.to_string(), limits::BUTTON_VALUE);
-        elements.push(json!({
-            "type": "button",
-            "action_id": ACK_ACTION_ID,
-            "text": plain("I'm on it"),
-            "style": "primary",
-            "value": value,
-        }));
+        if alert.acknowledged.is_none() {
+            elements.push(json!({
+                "type": "button",
+                "action_id": ACK_ACTION_ID,
+                "text": plain("I'm on it"),
+                "style": "primary",
+                "value": value,
+            }));
+        }
         elements.push(json!({
             "type": "button",
             "action_id": FOLLOWUP_ACTION_ID,
@@ -240,7 +286,7 @@ fn actions(alert: &AlertView, buttons: Buttons) -> Option<Value> {
 
 /// The link for "Open ticket", if it is an absolute http(s) URL within
 /// Slack's limit; anything else (a `javascript:` URL, a relative path) is dropped.
-fn ticket_url(url: Option<&str>) -> Option<String> {
+pub(crate) fn ticket_url(url: Option<&str>) -> Option<String> {
     let parsed = reqwest::Url::parse(non_blank(url)?.trim()).ok()?;
     let ok = matches!(parsed.scheme(), "http" | "https")
         && parsed.host().is_some()
@@ -294,17 +340,17 @@ fn test_prefix(alert: &AlertView) -> &'static str {
     if alert.test { "[TEST] " } else { "" }
 }
 
-fn plain(text: &str) -> Value {
+pub(crate) fn plain(text: &str) -> Value {
     json!({ "type": "plain_text", "text": text, "emoji": true })
 }
 
 /// `verbatim` stops Slack auto-linking URLs and `#channel` names in the
 /// escaped helpdesk text; our own `<!date^…>` and mention markup still work.
-fn mrkdwn(text: &str) -> Value {
+pub(crate) fn mrkdwn(text: &str) -> Value {
     json!({ "type": "mrkdwn", "text": text, "verbatim": true })
 }
 
-fn non_blank(text: Option<&str>) -> Option<&str> {
+pub(crate) fn non_blank(text: Option<&str>) -> Option<&str> {
     text.filter(|s| !s.trim().is_empty())
 }
 
@@ -336,6 +382,9 @@ pub(crate) mod tests {
             mentions: vec!["@here".to_string(), "S0BILLING".to_string()],
             rule: Some("billing".to_string()),
             test: false,
+            acknowledged: None,
+            followed_up: None,
+            recovered: false,
         }
     }
 
@@ -413,7 +462,7 @@ pub(crate) mod tests {
     }
 
     /// Every mrkdwn string in the message: the fallback text and each mrkdwn text object.
-    fn mrkdwn_texts(message: &Value) -> Vec<String> {
+    pub(crate) fn mrkdwn_texts(message: &Value) -> Vec<String> {
         fn walk(v: &Value, out: &mut Vec<String>) {
             match v {
                 Value::Object(map) => {
@@ -432,7 +481,7 @@ pub(crate) mod tests {
     }
 
     /// `text` without our own `<!date^…|…>` tokens, which are the only markup expected.
-    fn without_date_tokens(text: &str) -> String {
+    pub(crate) fn without_date_tokens(text: &str) -> String {
         let mut rest = text;
         let mut out = String::new();
         while let Some(start) = rest.find("<!date^") {
@@ -472,12 +521,12 @@ pub(crate) mod tests {
         insta::assert_json_snapshot!(message);
     }
 
-    #[test]
-    fn hostile_input_stays_within_every_limit_and_cannot_mention_or_link() {
+    /// Every field hostile: mentions, links, bidi overrides, far too long.
+    pub(crate) fn hostile_alert() -> AlertView {
         let evil = "<!channel> <@U123> <https://evil.example|x> &lt; \u{202E}evil\u{202C} ";
         let comment = format!("{evil}{}", "😡e\u{301}".repeat(2_500));
         assert!(comment.chars().count() > 5_000);
-        let alert = AlertView {
+        AlertView {
             comment: Some(comment),
             customer: Some(format!("{evil}{}", "N".repeat(300))),
             company: Some(evil.repeat(10)),
@@ -495,7 +544,12 @@ pub(crate) mod tests {
             ],
             rule: Some(evil.repeat(20)),
             ..full_alert()
-        };
+        }
+    }
+
+    #[test]
+    fn hostile_input_stays_within_every_limit_and_cannot_mention_or_link() {
+        let alert = hostile_alert();
         let message = render(&alert, Buttons::AckAndFollowUp);
         assert_within_limits(&message);
         for text in mrkdwn_texts(&message) {
