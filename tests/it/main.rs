@@ -5,6 +5,7 @@
 mod alerts;
 mod cli;
 mod concurrency;
+mod ops;
 mod postgres;
 mod support;
 mod webhooks;
