@@ -186,14 +186,6 @@ impl App {
                 cancel.clone(),
             ));
         }
-        if let Some(interval) = crate::service::watchdog_interval() {
-            tasks.spawn(crate::service::run_watchdog(
-                self.store.clone(),
-                interval,
-                cancel.clone(),
-            ));
-        }
-        tasks.close();
         let local: SocketAddr = listener.local_addr()?;
         tracing::info!(
             listen = %local,
@@ -203,8 +195,17 @@ impl App {
             "csatwatch is ready"
         );
         // Migrations ran in `build` and the listener is bound: connections
-        // queue in the backlog from here on.
+        // queue in the backlog from here on. READY before the first
+        // watchdog ping, as the service manager expects.
         crate::service::notify_ready(&format!("listening on {local}"));
+        if let Some(interval) = crate::service::watchdog_interval() {
+            tasks.spawn(crate::service::run_watchdog(
+                self.store.clone(),
+                interval,
+                cancel.clone(),
+            ));
+        }
+        tasks.close();
         let shutdown = cancel.clone();
         axum::serve(listener, self.router())
             .with_graceful_shutdown(async move {

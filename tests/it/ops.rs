@@ -423,7 +423,10 @@ async fn under_systemd_it_reports_ready_pings_the_watchdog_and_reports_stopping(
     );
     let mut seen = Vec::new();
     read_until(&socket, "READY=1", &mut seen);
-    let ready = seen.iter().find(|m| m.contains("READY=1")).unwrap();
+    // READY comes first: no watchdog ping before the service manager knows
+    // the daemon started.
+    let ready = &seen[0];
+    assert!(ready.contains("READY=1"), "{seen:?}");
     assert!(
         ready.contains(&format!("STATUS=listening on {}", daemon.addr)),
         "{ready}"
