@@ -126,6 +126,12 @@ impl App {
         self.dispatcher.flush().await
     }
 
+    /// Reads the database-derived gauges now (the background task does it
+    /// every 15 s).
+    pub async fn refresh_gauges(&self) -> StoreResult<crate::gauges::Gauges> {
+        crate::gauges::refresh(&self.store, self.clock.now_ms()).await
+    }
+
     /// Deletes raw deliveries older than `retention.raw_deliveries`; their
     /// ratings stay. Returns how many were deleted.
     pub async fn apply_retention(&self) -> StoreResult<u64> {
@@ -188,8 +194,13 @@ impl App {
             tasks.spawn(self.clone().run_retention(cancel.clone()));
             tasks.spawn(self.fetcher.clone().run(cancel.clone()));
             tasks.spawn(self.pollers.clone().run(cancel.clone()));
+            tasks.spawn(crate::gauges::run(
+                self.store.clone(),
+                self.clock.clone(),
+                crate::telemetry::metrics_handle(),
+                cancel.clone(),
+            ));
         }
-        tasks.close();
         let local: SocketAddr = listener.local_addr()?;
         tracing::info!(
             listen = %local,
@@ -198,9 +209,24 @@ impl App {
             sink = self.dispatcher.sink().name(),
             "csatwatch is ready"
         );
+        // Migrations ran in `build` and the listener is bound: connections
+        // queue in the backlog from here on. READY before the first
+        // watchdog ping, as the service manager expects.
+        crate::service::notify_ready(&format!("listening on {local}"));
+        if let Some(interval) = crate::service::watchdog_interval() {
+            tasks.spawn(crate::service::run_watchdog(
+                self.store.clone(),
+                interval,
+                cancel.clone(),
+            ));
+        }
+        tasks.close();
         let shutdown = cancel.clone();
         axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .with_graceful_shutdown(async move {
+                shutdown.cancelled().await;
+                crate::service::notify_stopping();
+            })
             .await
             .context("the HTTP server failed")?;
         // The server returns once in-flight requests are answered; give the

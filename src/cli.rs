@@ -1,5 +1,5 @@
 //! The command line: `serve` (the default), `migrate`, `check-config`,
-//! `send-test-alert` and `reprocess`.
+//! `send-test-alert`, `reprocess` and `healthcheck`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -95,6 +95,14 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         limit: i64,
     },
+    /// Ask a running daemon whether it is ready (GET /readyz); exit 0 if so,
+    /// 1 if not. For container health checks: the image needs no curl.
+    Healthcheck {
+        /// The URL to ask. Default: /readyz on server.listen (127.0.0.1 when
+        /// it listens on every address).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
 }
 
 impl Cli {
@@ -182,6 +190,49 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             since,
             until,
         } => backfill(settings, &source, &since, until.as_deref()).await,
+        Command::Healthcheck { url } => Ok(healthcheck(&settings, url).await),
+    }
+}
+
+/// `/readyz` on the address the daemon listens on.
+fn readyz_url(settings: &Settings) -> String {
+    let mut addr = settings.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    format!("http://{addr}/readyz")
+}
+
+async fn healthcheck(settings: &Settings, url: Option<String>) -> ExitCode {
+    let url = url.unwrap_or_else(|| readyz_url(settings));
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    {
+        Ok(client) => client,
+        Err(e) => {
+            eprintln!("healthcheck: cannot build an HTTP client: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match client.get(&url).send().await {
+        Ok(response) if response.status().is_success() => {
+            println!("ready ({url})");
+            ExitCode::SUCCESS
+        }
+        Ok(response) => {
+            let status = response.status();
+            let body = response.text().await.unwrap_or_default();
+            eprintln!("not ready ({url}): {status} {body}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("not ready ({url}): {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

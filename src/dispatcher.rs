@@ -204,7 +204,9 @@ impl Dispatcher {
                 break;
             }
         }
-        update_gauges(&self.store).await;
+        // Fresh gauges right after a flush; the periodic task keeps them
+        // current in between.
+        let _ = crate::gauges::refresh(&self.store, self.clock.now_ms()).await;
         Ok(report)
     }
 
@@ -218,6 +220,8 @@ impl Dispatcher {
                 .finish_alert(alert.id, token, "dead", Some("the rating no longer exists"))
                 .await?;
             report.dead += 1;
+            metrics::counter!("csatwatch_alerts_total", "source" => "unknown", "state" => "dead")
+                .increment(1);
             return Ok(report);
         };
         let positive = Sentiment::Positive.as_str();
@@ -229,6 +233,7 @@ impl Dispatcher {
                 .await?
             {
                 report.superseded += 1;
+                metrics::counter!("csatwatch_alerts_total", "source" => rating.source.clone(), "state" => "superseded").increment(1);
             }
             return Ok(report);
         }
@@ -262,8 +267,8 @@ impl Dispatcher {
                     .await?;
                 if recorded {
                     report.sent += 1;
-                    metrics::counter!("csatwatch_alerts_total", "state" => "sent").increment(1);
-                    metrics::histogram!("csatwatch_alert_latency_seconds")
+                    metrics::counter!("csatwatch_alerts_total", "source" => rating.source.clone(), "state" => "sent").increment(1);
+                    metrics::histogram!("csatwatch_alert_latency_seconds", "source" => rating.source.clone())
                         .record((now - alert.created_at).max(0) as f64 / 1000.0);
                     tracing::info!(alert_id = alert.id, rating_id = alert.rating_id, channel = %alert.channel, sink = self.sink.name(), "alert delivered");
                 } else {
@@ -301,7 +306,13 @@ impl Dispatcher {
                 .await?
             {
                 report.dead += 1;
-                metrics::counter!("csatwatch_alerts_total", "state" => "dead").increment(1);
+                // A rare path: one more read to label the metric by source.
+                let source = match self.store.rating_by_id(alert.rating_id).await {
+                    Ok(Some(rating)) => rating.source,
+                    _ => "unknown".to_string(),
+                };
+                metrics::counter!("csatwatch_alerts_total", "source" => source, "state" => "dead")
+                    .increment(1);
                 tracing::error!(
                     alert_id = alert.id,
                     rating_id = alert.rating_id,
@@ -502,11 +513,4 @@ pub async fn send_test_alert(
         recovered: false,
     };
     sink.post(&view).await
-}
-
-async fn update_gauges(store: &Store) {
-    if let Ok(stats) = store.outbox_stats().await {
-        metrics::gauge!("csatwatch_outbox_pending").set(stats.pending as f64);
-        metrics::gauge!("csatwatch_outbox_dead").set(stats.dead as f64);
-    }
 }

@@ -16,17 +16,21 @@
 //! - [`intake`]: from a parsed delivery to recorded ratings, fetching from
 //!   a helpdesk's API where a delivery only names them.
 //! - [`http`]: the axum routes; [`app`] wires it all; [`cli`] the commands.
+//! - [`telemetry`], [`gauges`], [`service`]: logs, metrics, and systemd's
+//!   readiness and watchdog protocol.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod dispatcher;
 pub mod domain;
+pub mod gauges;
 pub mod http;
 pub mod intake;
 pub mod pipeline;
 pub mod polling;
 pub mod rules;
+pub mod service;
 pub mod settings;
 pub mod shutdown;
 pub mod sinks;

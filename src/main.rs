@@ -19,7 +19,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !matches!(cli.command, Some(Command::CheckConfig { .. })) {
+    // check-config and healthcheck answer on stdout/stderr; log lines
+    // would only clutter them.
+    if !matches!(
+        cli.command,
+        Some(Command::CheckConfig { .. } | Command::Healthcheck { .. })
+    ) {
         csatwatch::telemetry::init_logging(&settings.log);
     }
     match csatwatch::cli::run(cli, settings).await {

@@ -135,12 +135,14 @@ impl Pipeline {
         via: Via,
     ) -> StoreResult<Recorded> {
         let now = self.clock.now_ms();
+        let started = std::time::Instant::now();
         let mut tx = self.store.begin().await?;
         let delivery_id = match delivery {
             Some(d) => match tx.insert_delivery(d).await? {
                 Some(id) => Some(id),
                 None => {
                     tx.commit().await?;
+                    crate::telemetry::observe_db("record", started);
                     return Ok(Recorded {
                         delivery_id: None,
                         duplicate_delivery: true,
@@ -158,6 +160,7 @@ impl Pipeline {
             );
         }
         tx.commit().await?;
+        crate::telemetry::observe_db("record", started);
         let recorded = Recorded {
             delivery_id,
             duplicate_delivery: false,
@@ -171,6 +174,10 @@ impl Pipeline {
                 "outcome" => r.outcome.as_str(),
             )
             .increment(1);
+        }
+        if recorded.alerts() > 0 {
+            metrics::counter!("csatwatch_alerts_total", "source" => source.name.to_string(), "state" => "raised")
+                .increment(recorded.alerts() as u64);
         }
         if recorded.alerts() + recorded.ratings.iter().map(|r| r.updates).sum::<usize>() > 0 {
             self.wake.notify_one();

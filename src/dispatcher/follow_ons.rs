@@ -138,7 +138,7 @@ impl Dispatcher {
                     .await?
                 {
                     report.sent += 1;
-                    metrics::counter!("csatwatch_alerts_total", "state" => "sent", "kind" => alert.kind.clone()).increment(1);
+                    metrics::counter!("csatwatch_alert_follow_ons_total", "kind" => alert.kind.clone(), "state" => "sent").increment(1);
                     tracing::info!(alert_id = alert.id, kind = %alert.kind, parent_id = parent.id, %channel, "alert message updated in Slack");
                 } else {
                     report.lost_claims += 1;

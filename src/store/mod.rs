@@ -213,11 +213,13 @@ impl Store {
             Backend::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
             Backend::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
         } as i64;
+        let started = std::time::Instant::now();
         let applied: i64 = on_pool!(self, |pool| {
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
                 .fetch_one(pool)
                 .await?
         });
+        crate::telemetry::observe_db("ping", started);
         Ok(applied >= expected)
     }
 

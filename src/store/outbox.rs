@@ -290,6 +290,17 @@ impl Store {
         })
     }
 
+    /// How many alerts are in each state (`pending`, `sent`, `dead`,
+    /// `superseded`), for the gauges.
+    pub async fn alert_counts_by_state(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT state, COUNT(*) FROM alerts GROUP BY state ORDER BY state")
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows)
+    }
+
     /// Every alert of a rating, oldest first.
     pub async fn alerts_for_rating(&self, rating_id: i64) -> StoreResult<Vec<AlertRecord>> {
         let rows = on_pool!(self, |pool| {

@@ -8,6 +8,7 @@ mod concurrency;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
+mod ops;
 mod polling;
 mod postgres;
 mod slack;
