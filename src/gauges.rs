@@ -1,5 +1,5 @@
-//! Gauges read from the database: the outbox's depth and age, and how many
-//! alerts are in each state. They are refreshed by a background task every
+//! Gauges read from the database: the outbox's depth and age, how many
+//! alerts are in each state, and how far behind each poller is. They are refreshed by a background task every
 //! [`REFRESH`] (and after each dispatcher flush), never per scrape, so a
 //! scraper hitting `/metrics` often costs no queries.
 //!
@@ -53,6 +53,12 @@ pub async fn refresh(store: &Store, now_ms: i64) -> StoreResult<Gauges> {
             .unwrap_or(0);
         metrics::gauge!("csatwatch_alerts", "state" => state).set(n as f64);
         alerts.push((state, n));
+    }
+    // Poller lag: how long since each poller last read a page (its cursor
+    // is saved after every page, empty or not).
+    for (source, updated_at) in store.poll_cursor_times().await? {
+        metrics::gauge!("csatwatch_poll_lag_seconds", "source" => source)
+            .set((now_ms - updated_at).max(0) as f64 / 1000.0);
     }
     Ok(Gauges {
         outbox_pending: stats.pending,

@@ -43,6 +43,21 @@ impl Store {
         Ok(at)
     }
 
+    /// Every poller's cursor and when it last moved: (source, updated_at).
+    pub async fn poll_cursor_times(&self) -> StoreResult<Vec<(String, i64)>> {
+        let rows: Vec<(String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT name, updated_at FROM poll_cursors WHERE name LIKE 'poll:%' ORDER BY name",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(name, at)| (name.trim_start_matches("poll:").to_string(), at))
+            .collect())
+    }
+
     /// Takes or renews the lease `name` for `holder` until `until_ms`.
     /// True when `holder` now holds it: it was free, expired, or already
     /// ours. One statement, so two replicas cannot both win.

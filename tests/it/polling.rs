@@ -504,3 +504,25 @@ async fn the_backfill_command_prints_plain_progress_and_a_summary() {
             .contains(&format!("start_time={since}"))
     );
 }
+
+#[tokio::test]
+async fn the_poller_lag_gauge_measures_time_since_the_last_page() {
+    let (db, api, slack) = (
+        TestDatabase::new(Backend::Sqlite).await,
+        MockServer::start().await,
+        slack_ok().await,
+    );
+    let clock = ManualClock::starting_now();
+    Mock::given(path(RATINGS))
+        .respond_with(page(vec![], None))
+        .mount(&api)
+        .await;
+    let app = spawn(&api, &slack, &db, &clock).await;
+    poll(&app).await.unwrap();
+    clock.advance(Duration::from_secs(420));
+    let times = app.app.store.poll_cursor_times().await.unwrap();
+    assert_eq!(times.len(), 1);
+    assert_eq!(times[0].0, "zd");
+    assert_eq!(clock.now_ms() - times[0].1, 420_000);
+    app.stop().await;
+}
