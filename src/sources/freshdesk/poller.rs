@@ -32,6 +32,10 @@ struct Cursor {
     /// The next page of this window; `None` once the window is read.
     #[serde(default)]
     page: Option<u32>,
+    /// This cycle's pages came with `Link` headers, so a page without one
+    /// is the last (even when full).
+    #[serde(default)]
+    linked: bool,
 }
 
 /// Whether a `Link` header names a next page.
@@ -71,11 +75,13 @@ pub async fn poll_page(
         "Freshdesk satisfaction ratings",
     )
     .await?;
-    let more = match headers
+    let linked_before = resume && saved.as_ref().is_some_and(|c| c.linked);
+    let link = headers
         .get(reqwest::header::LINK)
-        .and_then(|v| v.to_str().ok())
-    {
+        .and_then(|v| v.to_str().ok());
+    let more = match link {
         Some(link) => has_next_link(link),
+        None if linked_before => false,
         None => ratings.len() >= PER_PAGE,
     };
     let events = ratings
@@ -99,6 +105,7 @@ pub async fn poll_page(
     let cursor = Cursor {
         window,
         page: more.then_some(page + 1),
+        linked: linked_before || link.is_some(),
     };
     Ok(PollPage {
         ratings: events,
