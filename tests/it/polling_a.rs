@@ -706,3 +706,29 @@ per_helpdesk!(a_backfill_records_everything_and_posts_nothing:
     gorgias_a_backfill_records_everything_and_posts_nothing => Desk::Gorgias,
     devrev_a_backfill_records_everything_and_posts_nothing => Desk::DevRev,
 );
+
+#[tokio::test]
+async fn a_freshdesk_rule_body_with_the_rating_but_no_id_is_fetched_so_the_poll_finds_the_same_rating()
+ {
+    for backend in backends() {
+        let rig = Rig::new(Desk::Freshdesk, backend).await;
+        let mut item = rig.add(1, rig.clock.now_ms() - 60_000).remove(0);
+        item.score = -103;
+        *rig.state.items.lock().unwrap() = vec![item.clone()];
+        // Freshdesk renders the value, not the rating's id: keyed by
+        // nothing, it would be a second rating beside the polled one.
+        let body =
+            json!({"ticket": {"id": item.conversation.to_string()}, "rating": {"value": "-103"}});
+        let headers = vec![("X-Csatwatch-Token".to_string(), TOKEN.to_string())];
+        let (status, answer) = rig
+            .app
+            .post("fd", &headers, body.to_string().as_bytes())
+            .await;
+        assert_eq!(status, 200, "{backend:?}: {answer}");
+        let report = rig.poll().await.unwrap();
+        assert_eq!((report.new, report.alerts), (0, 0), "{backend:?}");
+        assert_eq!(rig.app.app.store.count_ratings().await.unwrap(), 1);
+        assert_eq!(rig.posts().await, 1);
+        rig.app.stop().await;
+    }
+}
