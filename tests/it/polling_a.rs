@@ -359,7 +359,7 @@ impl Rig {
             .map(|i| Item {
                 id: 1_000 + first + i,
                 conversation: 500 + first + i,
-                score: if (first + i) % 3 == 0 {
+                score: if (first + i).is_multiple_of(3) {
                     self.desk.negative()
                 } else {
                     self.desk.positive()
