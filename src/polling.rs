@@ -57,6 +57,8 @@ pub enum PollError {
 fn default_overlap(kind: &str) -> Duration {
     match kind {
         "chatwoot" => Duration::from_secs(14 * 24 * 3600),
+        // Gorgias's list is read by survey creation; answers come days later.
+        "gorgias" => Duration::from_secs(7 * 24 * 3600),
         _ => Duration::from_secs(24 * 3600),
     }
 }

@@ -425,6 +425,9 @@ pub struct ApiSettings {
     pub api_key_file: Option<PathBuf>,
     /// Gorgias: the email address of the user the API key belongs to.
     pub email: Option<String>,
+    /// Chatwoot: the account's numeric id (the number after `/app/accounts/`
+    /// in Chatwoot's address bar), needed to poll its CSAT responses.
+    pub account_id: Option<String>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
     pub request_timeout: Option<Duration>,

@@ -41,6 +41,18 @@ pub async fn get_json<T: DeserializeOwned>(
     timeout: Duration,
     what: &str,
 ) -> Result<T, FetchError> {
+    get_json_and_headers(request, timeout, what)
+        .await
+        .map(|(body, _)| body)
+}
+
+/// As [`get_json`], also returning the answer's headers (pollers read
+/// rate-limit and `Link` headers from them).
+pub async fn get_json_and_headers<T: DeserializeOwned>(
+    request: RequestBuilder,
+    timeout: Duration,
+    what: &str,
+) -> Result<(T, reqwest::header::HeaderMap), FetchError> {
     let response = request.timeout(timeout).send().await.map_err(|e| {
         let why = if e.is_timeout() {
             "timed out"
@@ -55,16 +67,21 @@ pub async fn get_json<T: DeserializeOwned>(
     })?;
     let status = response.status();
     if status.is_success() {
-        return response.json::<T>().await.map_err(|e| {
-            FetchError::retryable(format!(
-                "the API's answer for {what} is not the expected JSON ({})",
-                if e.is_decode() {
-                    "unexpected shape"
-                } else {
-                    "cut short"
-                }
-            ))
-        });
+        let headers = response.headers().clone();
+        return response
+            .json::<T>()
+            .await
+            .map(|body| (body, headers))
+            .map_err(|e| {
+                FetchError::retryable(format!(
+                    "the API's answer for {what} is not the expected JSON ({})",
+                    if e.is_decode() {
+                        "unexpected shape"
+                    } else {
+                        "cut short"
+                    }
+                ))
+            });
     }
     Err(status_error(status, retry_after(response.headers()), what))
 }
@@ -150,6 +167,7 @@ mod tests {
             api_key: None,
             api_key_file: None,
             email: None,
+            account_id: None,
             request_timeout: None,
         };
         assert_eq!(
@@ -233,4 +251,22 @@ pub fn missing_token(
 pub fn receipt_delivery_id(references: &[super::FetchRef], now_ms: i64) -> String {
     let ids: Vec<&str> = references.iter().map(|r| r.id.as_str()).collect();
     format!("{}@{now_ms}", ids.join(","))
+}
+
+/// A numeric header's value (`X-RateLimit-Remaining` and its spellings;
+/// header names are case-insensitive).
+pub fn header_number(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A time as RFC 3339 text in UTC, whole seconds (`2026-11-23T14:05:00Z`),
+/// for APIs that filter on ISO-8601 times.
+pub fn rfc3339(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
 }

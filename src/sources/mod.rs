@@ -16,6 +16,7 @@ pub mod hubspot;
 pub mod intercom;
 pub mod registry;
 pub mod signature;
+pub mod window;
 pub mod zendesk;
 pub mod zendesk_csat;
 

@@ -10,6 +10,7 @@ mod helpdesks_a;
 mod helpdesks_b;
 mod ops;
 mod polling;
+mod polling_a;
 mod postgres;
 mod slack;
 mod support;

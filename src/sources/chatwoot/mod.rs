@@ -6,8 +6,10 @@
 //!   `"{X-Chatwoot-Timestamp}.{body}"` (Chatwoot 4.12 and later), and the
 //!   choice of accepting unsigned deliveries from older versions.
 //! - `payload.rs`: the message and its survey answer.
+//! - `poller.rs`: reading the account's CSAT responses (with `[sources.api]`).
 
 pub mod payload;
+pub mod poller;
 pub mod signature;
 
 #[cfg(test)]
@@ -17,8 +19,8 @@ use secrecy::SecretString;
 
 use super::common::refuse_foreign_keys;
 use super::{
-    ParseError, Parsed, SignatureError, Source, WebhookRequest, check_replay_window,
-    check_ticket_url, parse_json, replay_window_ms,
+    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
+    WebhookRequest, check_replay_window, check_ticket_url, parse_json, replay_window_ms,
 };
 use crate::settings::{ConfigProblem, SourceSettings};
 
@@ -32,6 +34,7 @@ pub struct ChatwootSource {
     allow_unsigned: bool,
     replay_window_ms: i64,
     ticket_url: Option<String>,
+    api: Option<poller::ChatwootApi>,
 }
 
 impl ChatwootSource {
@@ -50,6 +53,10 @@ impl ChatwootSource {
             };
             problems.push(ConfigProblem::new(format!("{key}.secret"), message));
         }
+        let api = s
+            .api
+            .as_ref()
+            .and_then(|api| read_api(key, api, &mut problems));
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -58,8 +65,55 @@ impl ChatwootSource {
             allow_unsigned,
             replay_window_ms: replay_window_ms(s),
             ticket_url: s.ticket_url.clone(),
+            api,
         })
     }
+}
+
+/// Reads `[sources.api]`: `base_url`, `token` (a user's access token) and
+/// `account_id`, all required to poll.
+fn read_api(
+    key: &str,
+    api: &crate::settings::ApiSettings,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<poller::ChatwootApi> {
+    problems.extend(super::api::refuse_keys(
+        &format!("{key}.api"),
+        "chatwoot",
+        &[
+            (
+                "api_key",
+                api.api_key.is_some() || api.api_key_file.is_some(),
+            ),
+            ("email", api.email.is_some()),
+        ],
+    ));
+    if api.token.is_none() && api.token_file.is_none() {
+        problems.push(ConfigProblem::new(
+            format!("{key}.api.token"),
+            "is required to poll: an access token (Profile settings → Access Token in Chatwoot), sent as api_access_token; or set token_file",
+        ));
+    }
+    let account_id = api
+        .account_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()));
+    if account_id.is_none() {
+        problems.push(ConfigProblem::new(
+            format!("{key}.api.account_id"),
+            "is required to poll: the account's number, as in https://app.chatwoot.com/app/accounts/<account_id>/dashboard",
+        ));
+    }
+    let base_url = super::api::base_url(key, api, "https://app.chatwoot.com")
+        .map_err(|p| problems.push(p))
+        .ok()?;
+    Some(poller::ChatwootApi {
+        base_url,
+        account_id: account_id?.to_string(),
+        token: api.token.clone()?,
+        timeout: api.timeout(),
+    })
 }
 
 impl Source for ChatwootSource {
@@ -93,6 +147,27 @@ impl Source for ChatwootSource {
                 ratings,
             },
             other => other,
+        })
+    }
+
+    fn can_poll(&self) -> bool {
+        self.api.is_some()
+    }
+
+    fn poll_page<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: &'a PollRequest,
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
+        Box::pin(async move {
+            match &self.api {
+                Some(api) => {
+                    poller::poll_page(api, self.ticket_url.as_deref(), http, request).await
+                }
+                None => Err(FetchError::permanent(
+                    "this Chatwoot source has no [sources.api] to poll with",
+                )),
+            }
         })
     }
 }

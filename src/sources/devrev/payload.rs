@@ -51,6 +51,27 @@ pub fn read(body: &Value, scale: Scale, ticket_url: Option<&str>) -> Result<Pars
             "timestamp is missing; DevRev's envelope always carries one",
         ));
     }
+    let Some(event) = response_to_event(response, &path, scale, ticket_url)? else {
+        return Ok(Parsed::NoRating {
+            reason: "the survey response holds no score yet".to_string(),
+        });
+    };
+    Ok(Parsed::Ratings {
+        delivery_id: text_at(body, "/id"),
+        ratings: vec![event],
+    })
+}
+
+/// One `survey_response` object (a webhook's, or one of
+/// `surveys.responses.list`) as a rating: the object rated is the
+/// conversation and the response id the key. `None` when it holds no score
+/// yet; `path` names the object in error messages.
+pub fn response_to_event(
+    response: &Value,
+    path: &str,
+    scale: Scale,
+    ticket_url: Option<&str>,
+) -> Result<Option<RatingEvent>, ParseError> {
     let Some(response_id) = text_at(response, "/id") else {
         return Err(ParseError::new(format!("{path}.id is missing")));
     };
@@ -70,9 +91,7 @@ pub fn read(body: &Value, scale: Scale, ticket_url: Option<&str>) -> Result<Pars
         )?,
     };
     let Some(value) = value else {
-        return Ok(Parsed::NoRating {
-            reason: "the survey response holds no score yet".to_string(),
-        });
+        return Ok(None);
     };
     let score = Score::new(scale, value).ok_or_else(|| {
         ParseError::new(format!(
@@ -100,8 +119,5 @@ pub fn read(body: &Value, scale: Scale, ticket_url: Option<&str>) -> Result<Pars
     event.rated_at_ms = time_at(response, "/created_date", &format!("{path}.created_date"))?;
     event.updated_at_ms = time_at(response, "/modified_date", &format!("{path}.modified_date"))?
         .or(event.rated_at_ms);
-    Ok(Parsed::Ratings {
-        delivery_id: text_at(body, "/id"),
-        ratings: vec![event],
-    })
+    Ok(Some(event))
 }

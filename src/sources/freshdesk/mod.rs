@@ -10,9 +10,11 @@
 //!
 //! - `payload.rs`: the rule body and the API's rating object.
 //! - `client.rs`: the API call.
+//! - `poller.rs`: reading the account's ratings list (with `poll_interval`).
 
 pub mod client;
 pub mod payload;
+pub mod poller;
 
 #[cfg(test)]
 mod tests;
@@ -22,8 +24,8 @@ use secrecy::SecretString;
 use super::api::{base_url, refuse_keys};
 use super::generic::signature::{DEFAULT_TOKEN_HEADER, Scheme};
 use super::{
-    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, SignatureError, Source,
-    WebhookRequest, check_ticket_url, parse_json,
+    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, PollPage, PollRequest,
+    SignatureError, Source, WebhookRequest, check_ticket_url, parse_json,
 };
 use crate::settings::{ConfigProblem, SourceSettings};
 use client::FreshdeskClient;
@@ -35,6 +37,9 @@ pub struct FreshdeskSource {
     scheme: Scheme,
     ticket_url: Option<String>,
     client: Option<FreshdeskClient>,
+    /// `poll_interval` is set: ratings also arrive by poll, keyed by their
+    /// id, so a webhook body without `rating.id` is fetched to learn it.
+    polls: bool,
 }
 
 impl FreshdeskSource {
@@ -77,6 +82,7 @@ impl FreshdeskSource {
                     &[
                         ("token", api.token.is_some() || api.token_file.is_some()),
                         ("email", api.email.is_some()),
+                        ("account_id", api.account_id.is_some()),
                     ],
                 ));
                 if api.api_key.is_none() && api.api_key_file.is_none() {
@@ -110,6 +116,7 @@ impl FreshdeskSource {
                     prefix: None,
                 },
                 ticket_url: s.ticket_url.clone(),
+                polls: s.poll_interval.is_some() && client.is_some(),
                 client,
             }),
             _ => Err(problems),
@@ -141,6 +148,27 @@ impl Source for FreshdeskSource {
                     delivery_id: Some(super::api::receipt_delivery_id(&references, request.now_ms)),
                     references,
                 },
+                // A rendered value without the rating's id would be keyed
+                // apart from the polled copy of the same rating (keyed by
+                // id): fetch it, as for a ticket-only body.
+                Parsed::Ratings { ratings, .. }
+                    if self.polls && ratings.iter().any(|r| r.rating_key.is_empty()) =>
+                {
+                    let references: Vec<FetchRef> = ratings
+                        .iter()
+                        .map(|r| FetchRef {
+                            kind: payload::TICKET_REF.to_string(),
+                            id: r.conversation_id.clone(),
+                        })
+                        .collect();
+                    Parsed::Fetch {
+                        delivery_id: Some(super::api::receipt_delivery_id(
+                            &references,
+                            request.now_ms,
+                        )),
+                        references,
+                    }
+                }
                 other => other,
             },
         )
@@ -166,6 +194,27 @@ impl Source for FreshdeskSource {
             client
                 .ticket_rating(http, &reference.id, self.ticket_url.as_deref())
                 .await
+        })
+    }
+
+    fn can_poll(&self) -> bool {
+        self.client.is_some()
+    }
+
+    fn poll_page<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: &'a PollRequest,
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
+        Box::pin(async move {
+            match &self.client {
+                Some(client) => {
+                    poller::poll_page(client, self.ticket_url.as_deref(), http, request).await
+                }
+                None => Err(FetchError::permanent(
+                    "this Freshdesk source has no [sources.api] to poll with",
+                )),
+            }
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Gorgias, delivered by an HTTP integration that a Rule on the
 //! `satisfaction-survey-responded` event calls (docs/helpdesks/gorgias.md).
 //! HTTP integrations have no survey trigger of their own, and where a plan
-//! has no such Rule, polling (a later issue) is the only way.
+//! has no such Rule, polling (`poller.rs`) is the only way.
 //!
 //! Gorgias cannot sign; its integrations send fixed custom headers, so the
 //! token header is compared in constant time like the generic `token`
@@ -10,9 +10,11 @@
 //!
 //! - `payload.rs`: the accepted bodies and the survey object.
 //! - `client.rs`: the API call.
+//! - `poller.rs`: reading the survey list (with `poll_interval`).
 
 pub mod client;
 pub mod payload;
+pub mod poller;
 
 #[cfg(test)]
 mod tests;
@@ -22,8 +24,8 @@ use secrecy::SecretString;
 use super::api::{base_url, refuse_keys};
 use super::generic::signature::{DEFAULT_TOKEN_HEADER, Scheme};
 use super::{
-    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, SignatureError, Source,
-    WebhookRequest, check_ticket_url, parse_json,
+    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, PollPage, PollRequest,
+    SignatureError, Source, WebhookRequest, check_ticket_url, parse_json,
 };
 use crate::settings::{ConfigProblem, SourceSettings};
 use client::GorgiasClient;
@@ -74,7 +76,10 @@ impl GorgiasSource {
                 problems.extend(refuse_keys(
                     &format!("{key}.api"),
                     "gorgias",
-                    &[("token", api.token.is_some() || api.token_file.is_some())],
+                    &[
+                        ("token", api.token.is_some() || api.token_file.is_some()),
+                        ("account_id", api.account_id.is_some()),
+                    ],
                 ));
                 if api.api_key.is_none() && api.api_key_file.is_none() {
                     problems.push(ConfigProblem::new(
@@ -190,6 +195,27 @@ impl Source for GorgiasSource {
             client
                 .survey(http, &reference.id, self.ticket_url.as_deref())
                 .await
+        })
+    }
+
+    fn can_poll(&self) -> bool {
+        self.client.is_some()
+    }
+
+    fn poll_page<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: &'a PollRequest,
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
+        Box::pin(async move {
+            match &self.client {
+                Some(client) => {
+                    poller::poll_page(client, self.ticket_url.as_deref(), http, request).await
+                }
+                None => Err(FetchError::permanent(
+                    "this Gorgias source has no [sources.api] to poll with",
+                )),
+            }
         })
     }
 }

@@ -1,0 +1,176 @@
+//! Polling Chatwoot's CSAT responses:
+//! `GET /api/v1/accounts/{account_id}/csat_survey_responses?since=…&until=…&page=N`
+//! with the `api_access_token` header.
+//!
+//! Chatwoot applies `since`/`until` (Unix seconds) only when both are
+//! given, and filters on `created_at`; an edit changes `updated_at`, which
+//! the API does not expose. A customer can change an answer for 14 days,
+//! so each cycle re-reads the overlap (`poll_overlap`, default 14 days).
+//! Pages hold 25 responses, fixed: a shorter page is the last.
+//!
+//! Each response becomes the rating the `message_updated` webhook gives:
+//! the conversation's `display_id` (the API's `conversation_id`) and the
+//! survey message's id as the key.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{RatingEvent, Scale, Score};
+use crate::sources::api::{get_json_and_headers, time_ms};
+use crate::sources::common::{first_text, text_at};
+use crate::sources::window::Window;
+use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
+
+/// Chatwoot's fixed page size.
+const PER_PAGE: usize = 25;
+
+/// How to call one Chatwoot account's API.
+#[derive(Clone)]
+pub struct ChatwootApi {
+    /// `https://app.chatwoot.com` or a self-hosted address, no trailing slash.
+    pub base_url: String,
+    pub account_id: String,
+    /// A user's (or agent bot's) access token, sent as `api_access_token`.
+    pub token: SecretString,
+    pub timeout: std::time::Duration,
+}
+
+/// Our poll cursor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Cursor {
+    #[serde(flatten)]
+    window: Window,
+    #[serde(default)]
+    page: Option<u32>,
+}
+
+/// One response as `_csat_survey_response.json.jbuilder` renders it.
+fn to_event(item: &Value, ticket_url: Option<&str>) -> Option<RatingEvent> {
+    let value = item.get("rating").and_then(Value::as_i64)?;
+    let score = Score::new(Scale::FivePoint, value)?;
+    let conversation_id = text_at(item, "/conversation_id")?;
+    let mut event = RatingEvent::new(conversation_id.clone(), score);
+    event.rating_key = text_at(item, "/message_id")?;
+    event.comment = text_at(item, "/feedback_message");
+    event.agent = first_text(item, &["/assigned_agent/name", "/assigned_agent/email"]);
+    event.customer = first_text(item, &["/contact/name", "/contact/email"]);
+    event.url = ticket_url.map(|template| {
+        let with_account = match text_at(item, "/account_id") {
+            Some(account) => template.replace("{account_id}", &account),
+            None => template.to_string(),
+        };
+        fill_ticket_url(&with_account, &conversation_id)
+    });
+    event.rated_at_ms = item
+        .get("created_at")
+        .and_then(scalar_text)
+        .as_deref()
+        .and_then(time_ms);
+    // Only a newer Chatwoot might send `updated_at` [U]. Without it the
+    // version has no time of its own, so a change found by a re-read is
+    // never mistaken for an older copy of what a webhook recorded.
+    event.updated_at_ms = item
+        .get("updated_at")
+        .and_then(scalar_text)
+        .as_deref()
+        .and_then(time_ms);
+    Some(event)
+}
+
+/// Reads one page.
+pub async fn poll_page(
+    api: &ChatwootApi,
+    ticket_url: Option<&str>,
+    http: &reqwest::Client,
+    request: &PollRequest,
+) -> Result<PollPage, FetchError> {
+    let saved: Option<Cursor> = request
+        .cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok());
+    let resume = saved.as_ref().is_some_and(|c| c.page.is_some());
+    let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
+    let page = match &saved {
+        Some(Cursor { page: Some(p), .. }) if resume => *p,
+        _ => 1,
+    };
+    let url = format!(
+        "{}/api/v1/accounts/{}/csat_survey_responses",
+        api.base_url, api.account_id
+    );
+    let (items, _headers): (Vec<Value>, _) = get_json_and_headers(
+        http.get(&url)
+            .query(&[
+                ("since", (window.start_ms / 1000).to_string()),
+                // Rounded up so a response in the window's last second is in.
+                ("until", ((window.until_ms + 999) / 1000).to_string()),
+                ("page", page.to_string()),
+                // Stable pages: Chatwoot sorts on created_at when asked.
+                ("sort", "created_at".to_string()),
+            ])
+            .header("api_access_token", api.token.expose_secret())
+            .header(reqwest::header::ACCEPT, "application/json"),
+        api.timeout,
+        "Chatwoot CSAT survey responses",
+    )
+    .await?;
+    let more = items.len() >= PER_PAGE;
+    let mut ratings = Vec::with_capacity(items.len());
+    for item in &items {
+        match to_event(item, ticket_url) {
+            Some(event) => ratings.push(event),
+            None => tracing::warn!(
+                response_id = text_at(item, "/id").unwrap_or_default(),
+                "a Chatwoot CSAT response without a readable rating, conversation or message id was skipped"
+            ),
+        }
+    }
+    let cursor = Cursor {
+        window,
+        page: more.then_some(page + 1),
+    };
+    Ok(PollPage {
+        ratings,
+        cursor: serde_json::to_string(&cursor).unwrap_or_default(),
+        more,
+        remaining: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_response_is_keyed_as_the_webhook_keys_it() {
+        let item = serde_json::json!({
+            "id": 5, "rating": 2, "feedback_message": "slow", "account_id": 7,
+            "message_id": 90211, "conversation_id": 301, "created_at": 1_795_442_400,
+            "assigned_agent": {"id": 12, "name": "Priya Raman"},
+            "contact": {"id": 55, "name": "Jordan Lee"}
+        });
+        let event = to_event(
+            &item,
+            Some("https://c.example/app/accounts/{account_id}/conversations/{conversation_id}"),
+        )
+        .unwrap();
+        assert_eq!(
+            (event.conversation_id.as_str(), event.rating_key.as_str()),
+            ("301", "90211")
+        );
+        assert_eq!(
+            event.url.as_deref(),
+            Some("https://c.example/app/accounts/7/conversations/301")
+        );
+        assert_eq!(event.rated_at_ms, Some(1_795_442_400_000));
+        assert_eq!(event.updated_at_ms, None);
+        assert!(
+            to_event(
+                &serde_json::json!({"rating": 9, "conversation_id": 1, "message_id": 2}),
+                None
+            )
+            .is_none()
+        );
+    }
+}

@@ -1,0 +1,147 @@
+//! Polling Gorgias's survey list:
+//! `GET /api/satisfaction-surveys?limit=100&order_by=created_datetime:desc&cursor=…`.
+//!
+//! The list has no time filter, so it is read newest first and each cycle
+//! stops at the first page that reaches surveys created before its window
+//! (the previous cycle's end minus `poll_overlap`, default 7 days: a
+//! survey is created when it is sent and may be answered days later).
+//! Unanswered surveys (`score` null) are skipped, as are surveys outside
+//! the window. The `/api/events` feed (`created_datetime[gte]`) was not
+//! chosen: its `satisfaction-survey-responded` events do not carry the
+//! comment, which would cost one more call per rating.
+//!
+//! Each survey becomes the rating the webhook gives: the ticket is the
+//! conversation and the key is empty (one survey per ticket).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::client::GorgiasClient;
+use super::payload::survey_from_api;
+use crate::sources::api::{get_json_and_headers, time_ms};
+use crate::sources::window::Window;
+use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
+use secrecy::ExposeSecret;
+
+/// Our poll cursor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Cursor {
+    #[serde(flatten)]
+    window: Window,
+    /// Gorgias's cursor for the next (older) page of this cycle.
+    #[serde(default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ListPayload {
+    #[serde(default)]
+    data: Vec<Value>,
+    #[serde(default)]
+    meta: Option<MetaPayload>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MetaPayload {
+    #[serde(default)]
+    next_cursor: Option<String>,
+}
+
+/// `X-Gorgias-Account-Api-Call-Limit: 10/40` → 30 calls left.
+fn remaining(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    let text = headers
+        .get("x-gorgias-account-api-call-limit")?
+        .to_str()
+        .ok()?;
+    let (used, limit) = text.split_once('/')?;
+    let (used, limit): (u64, u64) = (used.trim().parse().ok()?, limit.trim().parse().ok()?);
+    Some(limit.saturating_sub(used))
+}
+
+/// Reads one page.
+pub async fn poll_page(
+    client: &GorgiasClient,
+    ticket_url: Option<&str>,
+    http: &reqwest::Client,
+    request: &PollRequest,
+) -> Result<PollPage, FetchError> {
+    let saved: Option<Cursor> = request
+        .cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok());
+    let resume = saved.as_ref().is_some_and(|c| c.next.is_some());
+    let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
+    let mut query = vec![
+        ("limit", "100".to_string()),
+        ("order_by", "created_datetime:desc".to_string()),
+    ];
+    if let Some(Cursor {
+        next: Some(next), ..
+    }) = &saved
+        && resume
+    {
+        query.push(("cursor", next.clone()));
+    }
+    let url = format!("{}/api/satisfaction-surveys", client.base_url);
+    let (list, headers): (ListPayload, _) = get_json_and_headers(
+        http.get(&url)
+            .query(&query)
+            .basic_auth(&client.email, Some(client.api_key.expose_secret()))
+            .header(reqwest::header::ACCEPT, "application/json"),
+        client.timeout,
+        "Gorgias satisfaction surveys",
+    )
+    .await?;
+    let mut ratings = Vec::new();
+    let mut reached_older = false;
+    for item in &list.data {
+        let created = item
+            .get("created_datetime")
+            .and_then(scalar_text)
+            .as_deref()
+            .and_then(time_ms);
+        if created.is_some_and(|c| c < window.start_ms) {
+            reached_older = true;
+            continue;
+        }
+        if created.is_some_and(|c| c > window.until_ms) {
+            continue;
+        }
+        let survey = survey_from_api(item);
+        let id = survey.id.clone().unwrap_or_default();
+        let url = survey.ticket_id.as_deref().map(|ticket| match ticket_url {
+            Some(template) => fill_ticket_url(template, ticket),
+            None => format!("{}/app/ticket/{ticket}", client.base_url),
+        });
+        match survey.into_event(url) {
+            Ok(Some(event)) => ratings.push(event),
+            Ok(None) => {} // not answered yet
+            Err(e) => {
+                tracing::warn!(survey_id = %id, error = %e, "a Gorgias survey that cannot be read was skipped")
+            }
+        }
+    }
+    let next = list
+        .meta
+        .and_then(|m| m.next_cursor)
+        .filter(|n| !n.is_empty() && !reached_older);
+    let more = next.is_some();
+    Ok(PollPage {
+        ratings,
+        cursor: serde_json::to_string(&Cursor { window, next }).unwrap_or_default(),
+        more,
+        remaining: remaining(&headers),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remaining;
+
+    #[test]
+    fn the_call_limit_header_gives_the_calls_left() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("X-Gorgias-Account-Api-Call-Limit", "10/40".parse().unwrap());
+        assert_eq!(remaining(&headers), Some(30));
+    }
+}
