@@ -391,7 +391,12 @@ async fn spawn(
     clock: &ManualClock,
 ) -> TestApp {
     TestApp::spawn(
-        settings(&db.url, Some(&slack.uri()), &desk.config(&api.uri())),
+        // Storm control off: these tests count individual posts.
+        settings(
+            &db.url,
+            Some(&slack.uri()),
+            &format!("[alerts.storm]\nthreshold = 0\n{}", desk.config(&api.uri())),
+        ),
         clock.clone(),
     )
     .await
