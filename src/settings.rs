@@ -374,6 +374,16 @@ pub struct ApiSettings {
     pub api_key_file: Option<PathBuf>,
     /// Gorgias: the email address of the user the API key belongs to.
     pub email: Option<String>,
+    /// Help Scout: the OAuth2 app's App ID (client credentials flow; My Apps
+    /// → Create App in Help Scout).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Help Scout: the OAuth2 app's App Secret.
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// Read the client secret from this file instead.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
     pub request_timeout: Option<Duration>,
@@ -653,6 +663,12 @@ impl Settings {
                     &format!("{key}.api.api_key"),
                     api.api_key.take(),
                     api.api_key_file.as_deref(),
+                    &mut problems,
+                );
+                api.client_secret = resolve_secret(
+                    &format!("{key}.api.client_secret"),
+                    api.client_secret.take(),
+                    api.client_secret_file.as_deref(),
                     &mut problems,
                 );
             }

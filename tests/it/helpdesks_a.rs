@@ -291,7 +291,7 @@ async fn help_scout_ratings_alert_change_and_refuse_as_the_table_says() {
         source: "helpscout",
         signer: Signer::HelpScout,
         negative: fixture("helpscout/negative.json"),
-        negative_key: ("1560011", "8812"),
+        negative_key: ("1560011", "3002084"),
         positive: fixture("helpscout/positive.json"),
         changed: fixture("helpscout/changed.json"),
         changed_key: ("1560020", "8813"),
