@@ -57,6 +57,9 @@ pub enum PollError {
 fn default_overlap(kind: &str) -> Duration {
     match kind {
         "chatwoot" => Duration::from_secs(14 * 24 * 3600),
+        // These filter on the modification time, so a change is found
+        // anyway: the overlap only covers their search index's lag.
+        "intercom" | "hubspot" => Duration::from_secs(10 * 60),
         _ => Duration::from_secs(24 * 3600),
     }
 }
