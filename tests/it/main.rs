@@ -9,6 +9,7 @@ mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
 mod polling;
+mod polling_b;
 mod postgres;
 mod support;
 mod webhooks;

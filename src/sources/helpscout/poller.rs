@@ -140,7 +140,9 @@ pub async fn poll_page(
     let page = cursor.next_page.unwrap_or(1);
     let query = [
         ("start", rfc3339(cursor.start_ms)),
-        ("end", rfc3339(cursor.end_ms)),
+        // Whole seconds: the start rounds down and the end up, so no rating
+        // given in a window's last second falls between two windows.
+        ("end", rfc3339(cursor.end_ms + 999)),
         ("page", page.to_string()),
         // Oldest change first: a rating changed while the window is read
         // moves to its end and is read again rather than skipped.
