@@ -225,3 +225,46 @@ async fn hubspot_a_rating_changed_inside_the_overlap_window_is_picked_up() {
 async fn hubspot_a_small_backfill_records_all_and_posts_nothing() {
     a_small_backfill_records_all_and_posts_nothing(Hubspot).await;
 }
+
+#[tokio::test]
+async fn hubspot_a_backfill_past_ten_thousand_results_moves_its_window_forward() {
+    let (db, slack, clock) = (
+        TestDatabase::new(Backend::Sqlite).await,
+        slack_ok().await,
+        ManualClock::starting_now(),
+    );
+    let t = clock.now_ms() - 3_600_000;
+    let ratings = (0..10_050)
+        .map(|i| Rating::new(20_000 + i, false, t + i as i64))
+        .collect();
+    let (api, _state) = super::emulator(Hubspot, ratings, 100).await;
+    let app = spawn(Hubspot, &api, &slack, &db, &clock).await;
+    let source = app.app.sources.get("hub").unwrap();
+    let report = app
+        .app
+        .pollers
+        .backfill(
+            source,
+            t - 1000,
+            None,
+            &CancellationToken::new(),
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    // HubSpot refuses `after` = 10,000 (the emulator answers 400), so the
+    // poller started a second query at the last modified date it read.
+    assert_eq!(report.new, 10_050);
+    let starts: Vec<i64> = pages(Hubspot, &api)
+        .await
+        .iter()
+        .map(|r| Hubspot.window_start_ms(r))
+        .collect();
+    assert_eq!(starts.iter().filter(|s| **s == t - 1000).count(), 100);
+    assert_eq!(
+        starts.last(),
+        Some(&(t + 9_999)),
+        "the new window starts at the 10,000th"
+    );
+    app.stop().await;
+}
