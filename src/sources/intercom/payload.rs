@@ -150,7 +150,7 @@ pub fn read_item(
         (None, Some(app)) => Some(fill_ticket_url(
             &format!(
                 "https://app.intercom.com/a/inbox/{}/inbox/conversation/{{conversation_id}}",
-                encode(&app)
+                encode(app)
             ),
             &item_id,
         )),
