@@ -920,4 +920,36 @@ mod tests {
         let err = load("[alerts]\nmax_age = \"three days\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("\"72h\""), "{err}");
     }
+
+    #[test]
+    fn a_help_scout_client_secret_is_read_from_its_file_and_required_with_the_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hs");
+        fs::write(&file, "app-secret-from-file\n").unwrap();
+        let source = |api: &str| {
+            format!(
+                "[[sources]]\nname = \"hs\"\nkind = \"helpscout\"\nsecret = \"s\"\n[sources.api]\nbase_url = \"https://api.helpscout.net\"\n{api}"
+            )
+        };
+        let s = load(
+            &source(&format!(
+                "client_id = \"app\"\nclient_secret_file = {file:?}\n"
+            )),
+            &[],
+        )
+        .unwrap();
+        let api = s.sources[0].api.as_ref().unwrap();
+        assert_eq!(
+            api.client_secret.as_ref().unwrap().expose_secret(),
+            "app-secret-from-file"
+        );
+        let err = load(&source("client_secret = \"x\"\ntoken = \"t\"\n"), &[]).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"sources[0].api.client_id"), "{err}");
+        assert!(keys.contains(&"sources[0].api.token"), "{err}");
+        assert!(
+            !err.to_string().contains("\"x\""),
+            "the secret is never echoed"
+        );
+    }
 }
