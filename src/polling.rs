@@ -59,6 +59,9 @@ fn default_overlap(kind: &str) -> Duration {
         "chatwoot" => Duration::from_secs(14 * 24 * 3600),
         // Gorgias's list is read by survey creation; answers come days later.
         "gorgias" => Duration::from_secs(7 * 24 * 3600),
+        // These filter on the modification time, so a change is found
+        // anyway: the overlap only covers their search index's lag.
+        "intercom" | "hubspot" => Duration::from_secs(10 * 60),
         _ => Duration::from_secs(24 * 3600),
     }
 }

@@ -428,6 +428,16 @@ pub struct ApiSettings {
     /// Chatwoot: the account's numeric id (the number after `/app/accounts/`
     /// in Chatwoot's address bar), needed to poll its CSAT responses.
     pub account_id: Option<String>,
+    /// Help Scout: the OAuth2 app's App ID (client credentials flow; My Apps
+    /// → Create App in Help Scout).
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Help Scout: the OAuth2 app's App Secret.
+    #[serde(default)]
+    pub client_secret: Option<SecretString>,
+    /// Read the client secret from this file instead.
+    #[serde(default)]
+    pub client_secret_file: Option<PathBuf>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
     pub request_timeout: Option<Duration>,
@@ -734,6 +744,12 @@ impl Settings {
                     api.api_key_file.as_deref(),
                     &mut problems,
                 );
+                api.client_secret = resolve_secret(
+                    &format!("{key}.api.client_secret"),
+                    api.client_secret.take(),
+                    api.client_secret_file.as_deref(),
+                    &mut problems,
+                );
             }
             if let Some(scale) = &source.scale
                 && let Err(e) = scale.parse::<Scale>()
@@ -982,5 +998,37 @@ mod tests {
     fn a_bad_duration_says_how_to_write_one() {
         let err = load("[alerts]\nmax_age = \"three days\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("\"72h\""), "{err}");
+    }
+
+    #[test]
+    fn a_help_scout_client_secret_is_read_from_its_file_and_required_with_the_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hs");
+        fs::write(&file, "app-secret-from-file\n").unwrap();
+        let source = |api: &str| {
+            format!(
+                "[[sources]]\nname = \"hs\"\nkind = \"helpscout\"\nsecret = \"s\"\n[sources.api]\nbase_url = \"https://api.helpscout.net\"\n{api}"
+            )
+        };
+        let s = load(
+            &source(&format!(
+                "client_id = \"app\"\nclient_secret_file = {file:?}\n"
+            )),
+            &[],
+        )
+        .unwrap();
+        let api = s.sources[0].api.as_ref().unwrap();
+        assert_eq!(
+            api.client_secret.as_ref().unwrap().expose_secret(),
+            "app-secret-from-file"
+        );
+        let err = load(&source("client_secret = \"x\"\ntoken = \"t\"\n"), &[]).unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"sources[0].api.client_id"), "{err}");
+        assert!(keys.contains(&"sources[0].api.token"), "{err}");
+        assert!(
+            !err.to_string().contains("\"x\""),
+            "the secret is never echoed"
+        );
     }
 }

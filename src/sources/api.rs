@@ -168,6 +168,9 @@ mod tests {
             api_key_file: None,
             email: None,
             account_id: None,
+            client_id: None,
+            client_secret: None,
+            client_secret_file: None,
             request_timeout: None,
         };
         assert_eq!(

@@ -291,10 +291,10 @@ async fn help_scout_ratings_alert_change_and_refuse_as_the_table_says() {
         source: "helpscout",
         signer: Signer::HelpScout,
         negative: fixture("helpscout/negative.json"),
-        negative_key: ("1560011", "8812"),
+        negative_key: ("1560011", "3002084"),
         positive: fixture("helpscout/positive.json"),
         changed: fixture("helpscout/changed.json"),
-        changed_key: ("1560020", "8813"),
+        changed_key: ("1560020", "3002090"),
         // The body of Help Scout's test event is the SDK's; its header says helpscout.test.
         non_rating: fixture("helpscout/test_event.json"),
         non_rating_headers: &[("X-HelpScout-Event", "helpscout.test")],

@@ -11,6 +11,7 @@ mod helpdesks_b;
 mod ops;
 mod polling;
 mod polling_a;
+mod polling_b;
 mod postgres;
 mod slack;
 mod support;

@@ -54,7 +54,10 @@ pub fn read(body: &Value, ticket_url: Option<&str>) -> Result<Parsed, ParseError
     let score = Score::new(Scale::ThreePoint, value).expect("parse_value stays on the scale");
 
     let mut event = RatingEvent::new(conversation_id.clone(), score);
-    event.rating_key = rating_id;
+    // The rated reply is the key (see the module docs of `helpscout`): the
+    // report the poller reads names the thread, never the rating id. A body
+    // without a thread falls back to the rating id.
+    event.rating_key = text_at(body, "/threadId").unwrap_or(rating_id);
     event.comment = text_at(body, "/comments");
     event.agent = full_name(
         text_at(body, "/user/firstName"),

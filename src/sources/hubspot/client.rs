@@ -51,16 +51,27 @@ impl HubspotClient {
             .bearer_auth(self.token.expose_secret());
         let what = format!("HubSpot feedback submission {id}");
         let submission: SubmissionPayload = get_json(request, self.timeout, &what).await?;
-        match submission.to_event(id) {
-            Ok(mut event) => {
-                // HubSpot's record links need the portal id, which the
-                // object does not carry: only the operator's template links.
-                event.url = ticket_url.map(|t| fill_ticket_url(t, &event.conversation_id));
-                Ok(Fetched::Rating(Box::new(event)))
-            }
-            // An answer we cannot place on a scale is recorded as no
-            // rating, with the reason, rather than retried for days.
-            Err(reason) => Ok(Fetched::NoRating(format!("{what}: {reason}"))),
+        Ok(to_fetched(&submission, id, ticket_url, &what))
+    }
+}
+
+/// A submission as both paths record it (the webhook's fetch and the
+/// poller's search), so a rating seen both ways is one rating.
+pub fn to_fetched(
+    submission: &SubmissionPayload,
+    id: &str,
+    ticket_url: Option<&str>,
+    what: &str,
+) -> Fetched {
+    match submission.to_event(id) {
+        Ok(mut event) => {
+            // HubSpot's record links need the portal id, which the
+            // object does not carry: only the operator's template links.
+            event.url = ticket_url.map(|t| fill_ticket_url(t, &event.conversation_id));
+            Fetched::Rating(Box::new(event))
         }
+        // An answer we cannot place on a scale is recorded as no
+        // rating, with the reason, rather than retried for days.
+        Err(reason) => Fetched::NoRating(format!("{what}: {reason}")),
     }
 }

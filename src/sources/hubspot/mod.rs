@@ -9,9 +9,11 @@
 //! - `signature.rs`: the v3 signature and its five-minute window.
 //! - `payload.rs`: the event array and the feedback submission object.
 //! - `client.rs`: the API call.
+//! - `poller.rs`: the search by last-modified date (with `poll_interval`).
 
 pub mod client;
 pub mod payload;
+pub mod poller;
 pub mod signature;
 
 #[cfg(test)]
@@ -21,8 +23,9 @@ use secrecy::SecretString;
 
 use super::api::{base_url, refuse_keys};
 use super::{
-    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, SignatureError, Source,
-    WebhookRequest, check_replay_window, check_ticket_url, parse_json, replay_window_ms,
+    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, PollPage, PollRequest,
+    SignatureError, Source, WebhookRequest, check_replay_window, check_ticket_url, parse_json,
+    replay_window_ms,
 };
 use crate::settings::{ConfigProblem, SourceSettings};
 use client::HubspotClient;
@@ -163,5 +166,23 @@ impl Source for HubspotSource {
                 .submission(http, &reference.id, self.ticket_url.as_deref())
                 .await
         })
+    }
+
+    /// HubSpot sources always have API credentials (webhooks need them).
+    fn can_poll(&self) -> bool {
+        true
+    }
+
+    fn poll_page<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: &'a PollRequest,
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
+        Box::pin(poller::poll_page(
+            &self.client,
+            self.ticket_url.as_deref(),
+            http,
+            request,
+        ))
     }
 }

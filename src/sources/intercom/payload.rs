@@ -45,6 +45,39 @@ pub fn read(body: &Value, ticket_url: Option<&str>) -> Result<Parsed, ParseError
         .pointer("/data/item")
         .filter(|v| v.is_object())
         .ok_or_else(|| ParseError::new("data.item is missing or not an object"))?;
+    let app_id = text_at(body, "/app_id");
+    let fallback_updated = time_at(body, "/created_at", "created_at")?;
+    let Some(event) = read_item(
+        item,
+        is_ticket,
+        app_id.as_deref(),
+        ticket_url,
+        fallback_updated,
+    )?
+    else {
+        return Ok(Parsed::NoRating {
+            reason: "the item has no rating yet".to_string(),
+        });
+    };
+    Ok(Parsed::Ratings {
+        delivery_id: text_at(body, "/id"),
+        ratings: vec![event],
+    })
+}
+
+/// Reads the rating of a conversation (or ticket) object, as the webhook
+/// carries it in `data.item` and as `POST /conversations/search` returns
+/// it, so the poller records exactly what the webhook would. `None` when
+/// the item holds no rating yet. `app_id` links the inbox; without it (a
+/// search result) only `ticket_url` gives a link. `fallback_updated_ms` is
+/// the version time when the rating has no `updated_at`.
+pub fn read_item(
+    item: &Value,
+    is_ticket: bool,
+    app_id: Option<&str>,
+    ticket_url: Option<&str>,
+    fallback_updated_ms: Option<i64>,
+) -> Result<Option<RatingEvent>, ParseError> {
     let Some(item_id) = text_at(item, "/id") else {
         return Err(ParseError::new("data.item.id is missing"));
     };
@@ -63,9 +96,7 @@ pub fn read(body: &Value, ticket_url: Option<&str>) -> Result<Parsed, ParseError
         )));
     };
     if rating.is_null() {
-        return Ok(Parsed::NoRating {
-            reason: "the item has no rating yet".to_string(),
-        });
+        return Ok(None);
     }
     if !rating.is_object() {
         return Err(ParseError::new(format!(
@@ -76,9 +107,7 @@ pub fn read(body: &Value, ticket_url: Option<&str>) -> Result<Parsed, ParseError
     let path = format!("data.item.{field}");
     let Some(value) = integer_at(rating, "/rating", &format!("{path}.rating"))? else {
         // Older API versions send the object with every field null when unrated.
-        return Ok(Parsed::NoRating {
-            reason: "the rating object holds no rating yet".to_string(),
-        });
+        return Ok(None);
     };
     let score = Score::new(Scale::FivePoint, value).ok_or_else(|| {
         ParseError::new(format!(
@@ -116,12 +145,12 @@ pub fn read(body: &Value, ticket_url: Option<&str>) -> Result<Parsed, ParseError
         .and_then(Value::as_array)
         .map(|tags| tags.iter().filter_map(|t| text_at(t, "/name")).collect())
         .unwrap_or_default();
-    event.url = match (ticket_url, text_at(body, "/app_id")) {
+    event.url = match (ticket_url, app_id) {
         (Some(template), _) => Some(fill_ticket_url(template, &item_id)),
         (None, Some(app)) => Some(fill_ticket_url(
             &format!(
                 "https://app.intercom.com/a/inbox/{}/inbox/conversation/{{conversation_id}}",
-                encode(&app)
+                encode(app)
             ),
             &item_id,
         )),
@@ -132,12 +161,9 @@ pub fn read(body: &Value, ticket_url: Option<&str>) -> Result<Parsed, ParseError
     event.rated_at_ms = time_at(rating, "/replied_at", &format!("{path}.replied_at"))?;
     event.updated_at_ms = match time_at(rating, "/updated_at", &format!("{path}.updated_at"))? {
         Some(at) => Some(at),
-        None => time_at(body, "/created_at", "created_at")?,
+        None => fallback_updated_ms,
     };
-    Ok(Parsed::Ratings {
-        delivery_id: text_at(body, "/id"),
-        ratings: vec![event],
-    })
+    Ok(Some(event))
 }
 
 /// An app id is alphanumeric; anything else is percent-encoded so it cannot

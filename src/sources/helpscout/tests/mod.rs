@@ -92,7 +92,10 @@ fn a_wrong_secret_a_tampered_body_or_no_header_is_refused() {
 fn a_v2_not_good_rating_is_read_with_every_field() {
     let event = one_rating(parse(NEGATIVE).unwrap());
     assert_eq!(event.conversation_id, "1560011");
-    assert_eq!(event.rating_key, "8812", "each reply's rating is its own");
+    assert_eq!(
+        event.rating_key, "3002084",
+        "each rated reply (thread) is its own rating"
+    );
     assert_eq!(
         (event.score.scale, event.score.value),
         (Scale::ThreePoint, 1)
@@ -116,7 +119,7 @@ fn a_v2_not_good_rating_is_read_with_every_field() {
 fn a_v1_bad_rating_is_read_too() {
     let event = one_rating(parse(V1_BAD).unwrap());
     assert_eq!(event.conversation_id, "1560011");
-    assert_eq!(event.rating_key, "5434");
+    assert_eq!(event.rating_key, "3002085", "v1 bodies name the thread too");
     assert_eq!(event.score.value, 1);
     assert_eq!(event.team.as_deref(), Some("My Mailbox"));
     assert_eq!(event.agent, None);

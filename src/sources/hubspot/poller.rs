@@ -1,0 +1,262 @@
+//! Polling HubSpot's feedback submissions by last-modified date:
+//! `POST /crm/v3/objects/feedback_submissions/search` with
+//! `hs_lastmodifieddate GTE <window start>`, ascending, 100 per page, paged
+//! with `after`; then one `POST /crm/v4/associations/feedback_submissions/tickets/batch/read`
+//! per page, because search results carry no associations and the webhook
+//! keys a rating by its ticket.
+//!
+//! Each submission goes through the webhook fetch's own mapping
+//! ([`super::client::to_fetched`]): same conversation (the ticket, else the
+//! submission), rating key (the submission) and scale.
+//!
+//! HubSpot's search stops at 10,000 results per query, so before `after`
+//! reaches that, a new window starts at the last modified date read (GTE:
+//! the boundary submissions come again and are seen as unchanged). The
+//! search API allows 4 requests a second per token; a 429 without
+//! `Retry-After` is waited out for a second (HubSpot's limits are per
+//! second or per day; a daily one ends the run).
+
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::client::{HubspotClient, to_fetched};
+use super::payload::{PROPERTIES, SubmissionPayload};
+use crate::sources::api::{retry_after, status_error};
+use crate::sources::{FetchError, Fetched, PollPage, PollRequest, scalar_text};
+
+/// HubSpot's page size limit for search.
+const PAGE_SIZE: u64 = 100;
+/// HubSpot's search returns at most this many results per query.
+const SEARCH_LIMIT: u64 = 10_000;
+
+/// Our poll cursor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Cursor {
+    /// The window's start: `hs_lastmodifieddate` GTE this, Unix ms.
+    start_ms: i64,
+    /// HubSpot's `after` for the next page of this window.
+    #[serde(default)]
+    after: Option<String>,
+    /// The newest `hs_lastmodifieddate` read, Unix ms.
+    #[serde(default)]
+    high_water_ms: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchPayload {
+    #[serde(default)]
+    results: Vec<SubmissionPayload>,
+    #[serde(default)]
+    paging: Option<Value>,
+}
+
+/// POSTs `body` to `path` and reads JSON; a 429 says how long to wait.
+async fn post_json<T: serde::de::DeserializeOwned>(
+    client: &HubspotClient,
+    http: &reqwest::Client,
+    path: &str,
+    body: &Value,
+    what: &str,
+) -> Result<T, FetchError> {
+    let response = http
+        .post(format!("{}{path}", client.base_url))
+        .bearer_auth(client.token.expose_secret())
+        .json(body)
+        .timeout(client.timeout)
+        .send()
+        .await
+        .map_err(|e| {
+            FetchError::retryable(format!(
+                "{what} {}",
+                if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                }
+            ))
+        })?;
+    let status = response.status();
+    // 207: some inputs failed (a submission without tickets); the rest stand.
+    if status.is_success() {
+        return response.json::<T>().await.map_err(|_| {
+            FetchError::retryable(format!("the answer to the {what} is not the expected JSON"))
+        });
+    }
+    let header_wait = retry_after(response.headers());
+    if status.as_u16() == 429 {
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        let daily = body
+            .get("policyName")
+            .and_then(Value::as_str)
+            .is_some_and(|p| p.eq_ignore_ascii_case("DAILY"));
+        let wait = match (header_wait, daily) {
+            (Some(wait), _) => Some(wait),
+            // The day's quota is spent: the next interval tries again.
+            (None, true) => None,
+            (None, false) => Some(std::time::Duration::from_secs(1)),
+        };
+        return Err(status_error(status, wait, what));
+    }
+    Err(status_error(status, header_wait, what))
+}
+
+/// The first ticket of each submission, from one batch read.
+async fn tickets(
+    client: &HubspotClient,
+    http: &reqwest::Client,
+    ids: &[String],
+) -> Result<Map<String, Value>, FetchError> {
+    let inputs: Vec<Value> = ids.iter().map(|id| json!({"id": id})).collect();
+    let answer: Value = post_json(
+        client,
+        http,
+        "/crm/v4/associations/feedback_submissions/tickets/batch/read",
+        &json!({"inputs": inputs}),
+        "HubSpot feedback submission associations",
+    )
+    .await?;
+    let mut found = Map::new();
+    for result in answer
+        .get("results")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let from = result.pointer("/from/id").and_then(scalar_text);
+        let to = result.pointer("/to/0/toObjectId").and_then(scalar_text);
+        if let (Some(from), Some(to)) = (from, to) {
+            // The shape of `GET …/{id}?associations=tickets`, which the
+            // webhook's mapping reads.
+            found.insert(from, json!({"tickets": {"results": [{"id": to}]}}));
+        }
+    }
+    Ok(found)
+}
+
+/// Reads one page.
+pub async fn poll_page(
+    client: &HubspotClient,
+    ticket_url: Option<&str>,
+    http: &reqwest::Client,
+    request: &PollRequest,
+) -> Result<PollPage, FetchError> {
+    let saved: Option<Cursor> = request
+        .cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok());
+    let mut cursor = match saved {
+        Some(saved) if !request.new_cycle || saved.after.is_some() => saved,
+        // The filter is on the modified date, so a change is found anyway;
+        // the overlap covers the search index's lag.
+        Some(saved) => Cursor {
+            start_ms: (saved.high_water_ms - request.overlap_ms).max(saved.start_ms),
+            after: None,
+            high_water_ms: saved.high_water_ms,
+        },
+        None => Cursor {
+            start_ms: request.since_ms,
+            after: None,
+            high_water_ms: request.since_ms,
+        },
+    };
+    let mut filters = vec![json!({
+        "propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": cursor.start_ms.to_string()
+    })];
+    if let Some(until) = request.until_ms {
+        filters.push(json!({
+            "propertyName": "hs_lastmodifieddate", "operator": "LTE", "value": until.to_string()
+        }));
+    }
+    let mut body = json!({
+        "filterGroups": [{"filters": filters}],
+        "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+        "properties": PROPERTIES,
+        "limit": PAGE_SIZE,
+    });
+    if let Some(after) = &cursor.after {
+        body["after"] = Value::from(after.clone());
+    }
+    let page: SearchPayload = post_json(
+        client,
+        http,
+        "/crm/v3/objects/feedback_submissions/search",
+        &body,
+        "HubSpot feedback submissions search",
+    )
+    .await?;
+    let ids: Vec<String> = page
+        .results
+        .iter()
+        .filter_map(|s| scalar_text(&s.id))
+        .collect();
+    let associations = if ids.is_empty() {
+        Map::new()
+    } else {
+        tickets(client, http, &ids).await?
+    };
+    let mut ratings = Vec::new();
+    for mut submission in page.results {
+        let Some(id) = scalar_text(&submission.id) else {
+            continue;
+        };
+        if let Some(modified) = submission
+            .properties
+            .get("hs_lastmodifieddate")
+            .and_then(scalar_text)
+            .and_then(|t| crate::sources::api::time_ms(&t))
+        {
+            cursor.high_water_ms = cursor.high_water_ms.max(modified);
+        }
+        submission.associations = associations.get(&id).cloned();
+        let what = format!("HubSpot feedback submission {id}");
+        match to_fetched(&submission, &id, ticket_url, &what) {
+            Fetched::Rating(event) => ratings.push(*event),
+            Fetched::NoRating(reason) => {
+                tracing::debug!(submission = %id, reason = %reason, "a HubSpot submission holds no rating we can place; skipped");
+            }
+        }
+    }
+    let next = page
+        .paging
+        .as_ref()
+        .and_then(|p| p.pointer("/next/after"))
+        .and_then(scalar_text);
+    let more = match next {
+        // Paging further would pass the 10,000-result cap: a new window
+        // from the last modified date read.
+        Some(after)
+            if after
+                .parse::<u64>()
+                .is_ok_and(|a| a + PAGE_SIZE > SEARCH_LIMIT) =>
+        {
+            let start = if cursor.high_water_ms > cursor.start_ms {
+                cursor.high_water_ms
+            } else {
+                // 10,000 submissions modified in one millisecond (a bulk
+                // import): step past it rather than loop.
+                tracing::warn!(
+                    "more than 10,000 HubSpot submissions share one modified time; some may be skipped"
+                );
+                cursor.start_ms + 1
+            };
+            cursor.start_ms = start;
+            cursor.after = None;
+            true
+        }
+        Some(after) => {
+            cursor.after = Some(after);
+            true
+        }
+        None => {
+            cursor.after = None;
+            false
+        }
+    };
+    Ok(PollPage {
+        ratings,
+        cursor: serde_json::to_string(&cursor).unwrap_or_default(),
+        more,
+        remaining: None,
+    })
+}

@@ -1,0 +1,211 @@
+//! Polling Intercom's rated conversations:
+//! `POST /conversations/search` (API version 2.14), 150 per page, paged
+//! with `pages.next.starting_after`.
+//!
+//! The query asks for conversations whose rating was given since the
+//! window's start, or that changed since then and hold a rating:
+//! `conversation_rating.replied_at > T OR (updated_at > T AND
+//! conversation_rating.score > 0)`. Whether a changed rating moves
+//! `replied_at` or only the conversation's `updated_at` is unconfirmed, so
+//! both are asked for. Intercom's `>` is "greater or equal": the boundary
+//! conversation comes back again, and the pipeline sees it as unchanged.
+//!
+//! Each conversation is read by the webhook's own code
+//! ([`super::payload::read_item`]), so both paths record one rating.
+//! Rate limits: `X-RateLimit-Remaining`, `X-RateLimit-Reset` (a Unix time)
+//! and 429.
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::payload::read_item;
+use crate::domain::RatingEvent;
+use crate::sources::api::status_error;
+use crate::sources::{FetchError, PollPage, PollRequest};
+
+/// The API version the poller speaks (its search fields and shapes).
+pub const API_VERSION: &str = "2.14";
+/// Intercom's largest page.
+const PER_PAGE: u32 = 150;
+
+/// How to call Intercom's API.
+#[derive(Clone)]
+pub struct IntercomApi {
+    /// `https://api.intercom.io` (or the EU/AU region's), no trailing slash.
+    pub base_url: String,
+    pub token: SecretString,
+    pub timeout: std::time::Duration,
+}
+
+impl std::fmt::Debug for IntercomApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntercomApi")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Our poll cursor.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Cursor {
+    /// The window's start, Unix seconds.
+    since_s: i64,
+    /// Intercom's cursor for the next page of this window.
+    #[serde(default)]
+    starting_after: Option<String>,
+    /// The newest rating or conversation change seen, Unix seconds.
+    #[serde(default)]
+    high_water_s: i64,
+}
+
+#[derive(Debug, Deserialize)]
+struct SearchPayload {
+    #[serde(default)]
+    conversations: Vec<Value>,
+    #[serde(default)]
+    pages: Option<Value>,
+}
+
+fn query(since_s: i64, until_s: Option<i64>) -> Value {
+    let mut changed = vec![
+        json!({"field": "updated_at", "operator": ">", "value": since_s}),
+        json!({"field": "conversation_rating.score", "operator": ">", "value": 0}),
+    ];
+    let mut given =
+        vec![json!({"field": "conversation_rating.replied_at", "operator": ">", "value": since_s})];
+    if let Some(until) = until_s {
+        changed.push(json!({"field": "updated_at", "operator": "<", "value": until}));
+        given.push(
+            json!({"field": "conversation_rating.replied_at", "operator": "<", "value": until}),
+        );
+    }
+    json!({"operator": "OR", "value": [
+        {"operator": "AND", "value": given},
+        {"operator": "AND", "value": changed},
+    ]})
+}
+
+/// The wait a 429 asks for: `Retry-After` if sent, else until
+/// `X-RateLimit-Reset` (a Unix time in seconds), at least a second.
+fn rate_limit_wait(headers: &reqwest::header::HeaderMap, now_ms: i64) -> std::time::Duration {
+    crate::sources::api::retry_after(headers).unwrap_or_else(|| {
+        let reset_s = headers
+            .get("X-RateLimit-Reset")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<i64>().ok());
+        let wait_ms = reset_s.map_or(1000, |r| r * 1000 - now_ms).max(1000);
+        std::time::Duration::from_millis(wait_ms as u64)
+    })
+}
+
+/// Reads one page.
+pub async fn poll_page(
+    api: &IntercomApi,
+    ticket_url: Option<&str>,
+    http: &reqwest::Client,
+    request: &PollRequest,
+) -> Result<PollPage, FetchError> {
+    let saved: Option<Cursor> = request
+        .cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok());
+    let mut cursor = match saved {
+        Some(saved) if !request.new_cycle || saved.starting_after.is_some() => saved,
+        // A new cycle from just before the newest change seen (the overlap
+        // covers the search index's lag).
+        Some(saved) => Cursor {
+            since_s: (saved.high_water_s - request.overlap_ms / 1000).max(saved.since_s),
+            starting_after: None,
+            high_water_s: saved.high_water_s,
+        },
+        None => Cursor {
+            since_s: request.since_ms / 1000,
+            starting_after: None,
+            high_water_s: request.since_ms / 1000,
+        },
+    };
+    let mut pagination = json!({"per_page": PER_PAGE});
+    if let Some(after) = &cursor.starting_after {
+        pagination["starting_after"] = Value::from(after.clone());
+    }
+    let body = json!({
+        "query": query(cursor.since_s, request.until_ms.map(|u| u / 1000)),
+        "pagination": pagination,
+    });
+    let what = "Intercom conversations search";
+    let response = http
+        .post(format!("{}/conversations/search", api.base_url))
+        .bearer_auth(api.token.expose_secret())
+        .header("Intercom-Version", API_VERSION)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .json(&body)
+        .timeout(api.timeout)
+        .send()
+        .await
+        .map_err(|e| {
+            FetchError::retryable(format!(
+                "{what} {}",
+                if e.is_timeout() {
+                    "timed out"
+                } else {
+                    "failed"
+                }
+            ))
+        })?;
+    let status = response.status();
+    let remaining = response
+        .headers()
+        .get("X-RateLimit-Remaining")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if status.as_u16() == 429 {
+        let wait = rate_limit_wait(response.headers(), request.now_ms);
+        return Err(status_error(status, Some(wait), what));
+    }
+    if !status.is_success() {
+        return Err(status_error(
+            status,
+            crate::sources::api::retry_after(response.headers()),
+            what,
+        ));
+    }
+    let page: SearchPayload = response.json().await.map_err(|_| {
+        FetchError::retryable(format!("the answer to the {what} is not the expected JSON"))
+    })?;
+    let mut ratings: Vec<RatingEvent> = Vec::new();
+    for conversation in &page.conversations {
+        for at in ["/updated_at", "/conversation_rating/replied_at"] {
+            if let Some(t) = conversation.pointer(at).and_then(Value::as_i64) {
+                cursor.high_water_s = cursor.high_water_s.max(t);
+            }
+        }
+        match read_item(conversation, false, None, ticket_url, None) {
+            Ok(Some(event)) => ratings.push(event),
+            Ok(None) => {}
+            // One odd conversation must not stop the poll; the error names
+            // the field, never customer text.
+            Err(e) => {
+                let id = conversation.pointer("/id").and_then(Value::as_str);
+                tracing::warn!(
+                    conversation = id.unwrap_or("?"),
+                    error = %e,
+                    "an Intercom conversation's rating could not be read; skipped"
+                );
+            }
+        }
+    }
+    cursor.starting_after = page
+        .pages
+        .as_ref()
+        .and_then(|p| p.pointer("/next/starting_after"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let more = cursor.starting_after.is_some();
+    Ok(PollPage {
+        ratings,
+        cursor: serde_json::to_string(&cursor).unwrap_or_default(),
+        more,
+        remaining,
+    })
+}
