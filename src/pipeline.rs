@@ -294,7 +294,10 @@ impl Pipeline {
                 sentiment,
                 current.id,
                 revision,
-                updated_at,
+                // A change the helpdesk gives no time for (a poll of an API
+                // that only dates the first answer) happened no earlier
+                // than when we first saw it: its freshness is now.
+                event.updated_at_ms.unwrap_or(now),
                 via,
                 now,
                 &updated_channels,

@@ -541,3 +541,38 @@ async fn a_five_thousand_character_comment_posts_within_slack_limits_and_cannot_
     assert!(!post["text"].as_str().unwrap().contains("<!channel>"));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_undated_change_to_an_old_rating_is_as_fresh_as_when_it_was_seen() {
+    // Some APIs date only the first answer (Chatwoot's responses list): a
+    // change to a five-day-old rating that arrives now is news now.
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let slack = slack_ok().await;
+    let app = TestApp::spawn(
+        settings(&db.url, Some(&slack.uri()), ""),
+        ManualClock::starting_now(),
+    )
+    .await;
+    let five_days_ago = app.clock.now_ms() / 1000 - 5 * 24 * 3600;
+    let body = |score: u8| {
+        serde_json::to_vec(&json!({"ticket": {"id": "u-1"}, "rating": {"score": score}, "rated_at": five_days_ago}))
+            .unwrap()
+    };
+    let (_, answer) = app
+        .post("inhouse", &generic_headers(&body(4)), &body(4))
+        .await;
+    assert_eq!(answer["ratings"][0]["outcome"], "new");
+    let (_, answer) = app
+        .post("inhouse", &generic_headers(&body(1)), &body(1))
+        .await;
+    assert_eq!(answer["ratings"][0]["outcome"], "changed", "{answer}");
+    assert_eq!(answer["ratings"][0]["alerts"], 1, "{answer}");
+    // A first answer that old, negative from the start, stays quiet.
+    let old = serde_json::to_vec(
+        &json!({"ticket": {"id": "u-2"}, "rating": {"score": 1}, "rated_at": five_days_ago}),
+    )
+    .unwrap();
+    let (_, answer) = app.post("inhouse", &generic_headers(&old), &old).await;
+    assert_eq!(answer["ratings"][0]["alerts"], 0, "{answer}");
+    app.stop().await;
+}
