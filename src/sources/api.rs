@@ -118,6 +118,47 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// The settings every token-header source shares (Freshdesk, Gorgias):
+/// the keys it refuses, its required secret (`whose` names where the token
+/// is pasted on the helpdesk's side), the ticket link template, and the
+/// header name (default `X-Csatwatch-Token`). Returns the problems found and
+/// the header.
+pub fn token_source_settings(
+    key: &str,
+    kind: &str,
+    s: &crate::settings::SourceSettings,
+    whose: &str,
+) -> (Vec<ConfigProblem>, String) {
+    let mut problems = refuse_keys(
+        key,
+        kind,
+        &[
+            ("scale", s.scale.is_some()),
+            ("signature", s.signature.is_some()),
+            ("signature_prefix", s.signature_prefix.is_some()),
+            ("signature_encoding", s.signature_encoding.is_some()),
+            ("fields", s.fields.is_some()),
+            ("replay_window", s.replay_window.is_some()),
+            ("public_url", s.public_url.is_some()),
+        ],
+    );
+    if s.secret.is_none() {
+        problems.push(missing_token(key, s, whose));
+    }
+    problems.extend(super::check_ticket_url(key, s.ticket_url.as_deref()));
+    let header = s
+        .signature_header
+        .clone()
+        .unwrap_or_else(|| super::generic::signature::DEFAULT_TOKEN_HEADER.to_string());
+    if axum::http::HeaderName::from_bytes(header.trim().as_bytes()).is_err() {
+        problems.push(ConfigProblem::new(
+            format!("{key}.signature_header"),
+            "is not a valid HTTP header name; e.g. X-Csatwatch-Token",
+        ));
+    }
+    (problems, header)
+}
+
 /// Refuses keys that do not apply to `kind`: set, they would be silently
 /// ignored, which hides a mistake.
 pub fn refuse_keys(key: &str, kind: &str, keys: &[(&str, bool)]) -> Vec<ConfigProblem> {

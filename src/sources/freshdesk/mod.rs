@@ -22,10 +22,10 @@ mod tests;
 use secrecy::SecretString;
 
 use super::api::{base_url, refuse_keys};
-use super::generic::signature::{DEFAULT_TOKEN_HEADER, Scheme};
+use super::generic::signature::Scheme;
 use super::{
     BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, PollPage, PollRequest,
-    SignatureError, Source, WebhookRequest, check_ticket_url, parse_json,
+    SignatureError, Source, WebhookRequest, parse_json,
 };
 use crate::settings::{ConfigProblem, SourceSettings};
 use client::FreshdeskClient;
@@ -46,33 +46,8 @@ impl FreshdeskSource {
     /// Builds the source from its `[[sources]]` entry, reporting every
     /// problem with its key.
     pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        let mut problems = refuse_keys(
-            key,
-            "freshdesk",
-            &[
-                ("scale", s.scale.is_some()),
-                ("signature", s.signature.is_some()),
-                ("signature_prefix", s.signature_prefix.is_some()),
-                ("signature_encoding", s.signature_encoding.is_some()),
-                ("fields", s.fields.is_some()),
-                ("replay_window", s.replay_window.is_some()),
-                ("public_url", s.public_url.is_some()),
-            ],
-        );
-        if s.secret.is_none() {
-            problems.push(super::api::missing_token(key, s, "the automation rule's"));
-        }
-        problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        let header = s
-            .signature_header
-            .clone()
-            .unwrap_or_else(|| DEFAULT_TOKEN_HEADER.to_string());
-        if axum::http::HeaderName::from_bytes(header.trim().as_bytes()).is_err() {
-            problems.push(ConfigProblem::new(
-                format!("{key}.signature_header"),
-                "is not a valid HTTP header name; e.g. X-Csatwatch-Token",
-            ));
-        }
+        let (mut problems, header) =
+            super::api::token_source_settings(key, "freshdesk", s, "the automation rule's");
         let client = match &s.api {
             None => None,
             Some(api) => {
