@@ -53,6 +53,11 @@ pub enum PollError {
     Cancelled,
 }
 
+/// When a helpdesk reports this few requests left in its window, the next
+/// page waits [`LOW_REMAINING_PAUSE`] (windows are a minute or less).
+const LOW_REMAINING: u64 = 2;
+const LOW_REMAINING_PAUSE: Duration = Duration::from_secs(10);
+
 /// Default re-read window per helpdesk kind (ratings change after creation).
 fn default_overlap(kind: &str) -> Duration {
     match kind {
@@ -336,6 +341,15 @@ impl Pollers {
             }
             if !page.more {
                 break;
+            }
+            // The helpdesk says its window is (nearly) spent: slow down
+            // rather than spend the team's last requests and hit a 429.
+            if page.remaining.is_some_and(|left| left <= LOW_REMAINING) {
+                tracing::info!(source = %source.name, remaining = page.remaining, "helpdesk API rate limit nearly spent; pausing between pages");
+                tokio::select! {
+                    _ = cancel.cancelled() => return Err(PollError::Cancelled),
+                    _ = tokio::time::sleep(LOW_REMAINING_PAUSE) => {}
+                }
             }
         }
         Ok(report)

@@ -198,6 +198,8 @@ struct State {
     broken: Arc<AtomicBool>,
     /// The offset of every list page served.
     offsets: Arc<Mutex<Vec<usize>>>,
+    /// DevRev: report only this many requests left in the window.
+    nearly_spent: Arc<AtomicBool>,
 }
 
 struct Api {
@@ -307,7 +309,14 @@ impl Respond for Api {
                 .insert_header("X-Gorgias-Account-Api-Call-Limit", "1/40"),
             Desk::DevRev => ResponseTemplate::new(200)
                 .set_body_json(json!({"survey_responses": page, "next_cursor": next}))
-                .insert_header("X-Ratelimit-Remaining", "99"),
+                .insert_header(
+                    "X-Ratelimit-Remaining",
+                    if self.state.nearly_spent.load(Ordering::Relaxed) {
+                        "1"
+                    } else {
+                        "99"
+                    },
+                ),
         }
     }
 }
@@ -736,4 +745,19 @@ async fn a_freshdesk_rule_body_with_the_rating_but_no_id_is_fetched_so_the_poll_
         assert_eq!(rig.posts().await, 1);
         rig.app.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_nearly_spent_rate_limit_slows_the_poller_between_pages() {
+    let rig = Rig::new(Desk::DevRev, Backend::Sqlite).await;
+    rig.add(Desk::DevRev.page_size() + 5, rig.clock.now_ms() - 3_600_000);
+    rig.state.nearly_spent.store(true, Ordering::Relaxed);
+    let started = std::time::Instant::now();
+    let report = rig.poll().await.unwrap();
+    assert_eq!(report.pages, 2);
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(10),
+        "the second page waited: the helpdesk said its window was nearly spent"
+    );
+    rig.app.stop().await;
 }
