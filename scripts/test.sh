@@ -41,7 +41,7 @@ fi
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --all-targets "$@"
+cargo test --locked "$@"
 
 if command -v psql >/dev/null 2>&1; then
   psql -qAt "$TEST_DATABASE_URL" -c \
