@@ -204,9 +204,12 @@ impl Dispatcher {
                 break;
             }
         }
-        // Fresh gauges right after a flush; the periodic task keeps them
-        // current in between.
-        let _ = crate::gauges::refresh(&self.store, self.clock.now_ms()).await;
+        // Fresh gauges right after a flush that changed the outbox; the
+        // periodic task keeps them current in between (an idle wake-up
+        // would only repeat its queries).
+        if report != FlushReport::default() {
+            let _ = crate::gauges::refresh(&self.store, self.clock.now_ms()).await;
+        }
         Ok(report)
     }
 

@@ -30,6 +30,8 @@ pub struct Gauges {
     pub oldest_pending_age_seconds: f64,
     /// Alerts per state, every state in [`STATES`] order.
     pub alerts: Vec<(&'static str, i64)>,
+    /// Seconds since each polling source last read a page.
+    pub poll_lag_seconds: Vec<(String, f64)>,
 }
 
 /// Reads the outbox and sets the gauges.
@@ -56,15 +58,18 @@ pub async fn refresh(store: &Store, now_ms: i64) -> StoreResult<Gauges> {
     }
     // Poller lag: how long since each poller last read a page (its cursor
     // is saved after every page, empty or not).
+    let mut poll_lag_seconds = Vec::new();
     for (source, updated_at) in store.poll_cursor_times().await? {
-        metrics::gauge!("csatwatch_poll_lag_seconds", "source" => source)
-            .set((now_ms - updated_at).max(0) as f64 / 1000.0);
+        let lag = (now_ms - updated_at).max(0) as f64 / 1000.0;
+        metrics::gauge!("csatwatch_poll_lag_seconds", "source" => source.clone()).set(lag);
+        poll_lag_seconds.push((source, lag));
     }
     Ok(Gauges {
         outbox_pending: stats.pending,
         outbox_dead: stats.dead,
         oldest_pending_age_seconds: age,
         alerts,
+        poll_lag_seconds,
     })
 }
 

@@ -520,9 +520,7 @@ async fn the_poller_lag_gauge_measures_time_since_the_last_page() {
     let app = spawn(&api, &slack, &db, &clock).await;
     poll(&app).await.unwrap();
     clock.advance(Duration::from_secs(420));
-    let times = app.app.store.poll_cursor_times().await.unwrap();
-    assert_eq!(times.len(), 1);
-    assert_eq!(times[0].0, "zd");
-    assert_eq!(clock.now_ms() - times[0].1, 420_000);
+    let gauges = app.app.refresh_gauges().await.unwrap();
+    assert_eq!(gauges.poll_lag_seconds, vec![("zd".to_string(), 420.0)]);
     app.stop().await;
 }
