@@ -5,6 +5,7 @@
 //! so a rating seen by two paths is one rating and at most one alert.
 
 mod follow_ons;
+mod writer;
 
 use std::sync::Arc;
 
@@ -103,21 +104,49 @@ pub struct Pipeline {
     max_age_ms: i64,
     /// Woken after a commit that enqueued alerts, so they go out at once.
     wake: Arc<Notify>,
+    /// The queue of the writer task that records everything (see
+    /// [`writer`]); `None` in the writer's own copy, which records directly.
+    writer: Option<writer::Queue>,
+}
+
+/// What the pipeline needs to know about the source of a rating.
+#[derive(Debug, Clone)]
+struct SourceFacts {
+    name: String,
+    negative_at_or_below: Option<i64>,
+}
+
+impl SourceFacts {
+    fn of(source: &ConfiguredSource) -> SourceFacts {
+        SourceFacts {
+            name: source.name.to_string(),
+            negative_at_or_below: source.negative_at_or_below,
+        }
+    }
 }
 
 impl Pipeline {
+    /// Builds the pipeline and starts its writer task (so it must be called
+    /// inside a tokio runtime). The writer stops once every clone of the
+    /// returned pipeline is dropped and its queue is empty.
     pub fn new(
         store: Store,
         settings: &Settings,
         clock: Arc<dyn Clock>,
         wake: Arc<Notify>,
     ) -> Self {
-        Pipeline {
+        let direct = Pipeline {
             store,
             rules: Arc::new(Rules::from_settings(settings)),
             clock,
             max_age_ms: ms(settings.alerts.max_age),
             wake,
+            writer: None,
+        };
+        let queue = writer::start(direct.clone());
+        Pipeline {
+            writer: Some(queue),
+            ..direct
         }
     }
 
@@ -126,7 +155,12 @@ impl Pipeline {
     }
 
     /// Records `ratings` from `source`, with the raw `delivery` they came in
-    /// (none for polls), in one transaction. Returns after commit.
+    /// (none for polls), and returns after the commit that holds them.
+    ///
+    /// The work is done by the writer task, which commits many deliveries
+    /// and poll pages in one transaction (group commit). It runs to its end
+    /// even when the caller goes away (a webhook client that disconnects):
+    /// a cancelled request never leaves a transaction half done.
     pub async fn record(
         &self,
         source: &ConfiguredSource,
@@ -134,71 +168,58 @@ impl Pipeline {
         ratings: &[RatingEvent],
         via: Via,
     ) -> StoreResult<Recorded> {
-        let now = self.clock.now_ms();
-        let started = std::time::Instant::now();
-        let mut tx = self.store.begin().await?;
-        let delivery_id = match delivery {
-            Some(d) => match tx.insert_delivery(d).await? {
-                Some(id) => Some(id),
-                None => {
-                    tx.commit().await?;
-                    crate::telemetry::observe_db("record", started);
-                    return Ok(Recorded {
-                        delivery_id: None,
-                        duplicate_delivery: true,
-                        ratings: Vec::new(),
-                    });
-                }
-            },
-            None => None,
+        let job = writer::Write {
+            source: SourceFacts::of(source),
+            delivery: delivery.cloned(),
+            ratings: ratings.to_vec(),
+            via,
         };
-        let mut results = Vec::with_capacity(ratings.len());
-        for event in ratings {
-            results.push(
-                self.record_one(&mut tx, source, event, via, delivery_id, now)
-                    .await?,
-            );
+        match &self.writer {
+            Some(queue) => queue.submit(job).await,
+            None => {
+                let recorded = self
+                    .write_batch(std::slice::from_ref(&job))
+                    .await?
+                    .pop()
+                    .expect("one result per write");
+                self.count(&job.source, &recorded);
+                Ok(recorded)
+            }
         }
-        tx.commit().await?;
-        crate::telemetry::observe_db("record", started);
-        let recorded = Recorded {
-            delivery_id,
-            duplicate_delivery: false,
-            ratings: results,
-        };
+    }
+
+    /// Counts what a committed write did, and wakes the dispatcher when it
+    /// enqueued alerts or updates.
+    fn count(&self, source: &SourceFacts, recorded: &Recorded) {
         for r in &recorded.ratings {
             metrics::counter!(
                 "csatwatch_ratings_total",
-                "source" => source.name.to_string(),
+                "source" => source.name.clone(),
                 "sentiment" => r.sentiment.as_str(),
                 "outcome" => r.outcome.as_str(),
             )
             .increment(1);
         }
         if recorded.alerts() > 0 {
-            metrics::counter!("csatwatch_alerts_total", "source" => source.name.to_string(), "state" => "raised")
+            metrics::counter!("csatwatch_alerts_total", "source" => source.name.clone(), "state" => "raised")
                 .increment(recorded.alerts() as u64);
         }
         if recorded.alerts() + recorded.ratings.iter().map(|r| r.updates).sum::<usize>() > 0 {
             self.wake.notify_one();
         }
-        Ok(recorded)
     }
 
-    async fn record_one(
-        &self,
-        tx: &mut StoreTx,
-        source: &ConfiguredSource,
+    /// The rating row `event` becomes, its sentiment, and its version's time.
+    fn rating_record(
+        source: &SourceFacts,
         event: &RatingEvent,
-        via: Via,
-        delivery_id: Option<i64>,
         now: i64,
-    ) -> StoreResult<RatingResult> {
+    ) -> (RatingRecord, Sentiment, i64) {
         let sentiment = event.sentiment(source.negative_at_or_below);
         // A version's time: the helpdesk's when it says, else when we saw it.
         let updated_at = event.updated_at_ms.or(event.rated_at_ms).unwrap_or(now);
         let record = RatingRecord {
-            source: source.name.to_string(),
+            source: source.name.clone(),
             conversation_id: event.conversation_id.clone(),
             rating_key: event.rating_key.clone(),
             survey: event.score.survey().as_str().to_string(),
@@ -217,45 +238,23 @@ impl Pipeline {
             rated_at: event.rated_at_ms.unwrap_or(updated_at),
             updated_at,
         };
-        let history = |rating_id: i64, revision: i64| HistoryRecord {
-            rating_id,
-            revision,
-            score: record.score,
-            sentiment: record.sentiment.clone(),
-            comment: record.comment.clone(),
-            updated_at,
-            recorded_at: now,
-            via: via.as_str().to_string(),
-            delivery_id,
-        };
+        (record, sentiment, updated_at)
+    }
 
-        if let Some(rating_id) = tx.insert_rating(&record, now).await? {
-            tx.insert_history(&history(rating_id, 1)).await?;
-            let (alerts, no_alert_reason) = self
-                .enqueue_alerts(
-                    tx,
-                    source,
-                    event,
-                    sentiment,
-                    rating_id,
-                    1,
-                    updated_at,
-                    via,
-                    now,
-                    &[],
-                )
-                .await?;
-            return Ok(RatingResult {
-                rating_id,
-                conversation_id: event.conversation_id.clone(),
-                outcome: RatingOutcome::New,
-                sentiment,
-                alerts,
-                updates: 0,
-                no_alert_reason,
-            });
-        }
-
+    /// Records a new version of a rating that already exists (the writer
+    /// inserts first-seen ratings many at a time): a duplicate, a stale
+    /// delivery, or a change with its history row and alerts.
+    #[allow(clippy::too_many_arguments)]
+    async fn record_existing(
+        &self,
+        tx: &mut StoreTx,
+        source: &SourceFacts,
+        event: &RatingEvent,
+        via: Via,
+        delivery_id: Option<i64>,
+        now: i64,
+    ) -> StoreResult<RatingResult> {
+        let (record, sentiment, updated_at) = Self::rating_record(source, event, now);
         let current = tx
             .lock_rating(&record.source, &record.conversation_id, &record.rating_key)
             .await?
@@ -279,7 +278,15 @@ impl Pipeline {
         }
         let revision = current.revision + 1;
         tx.update_rating(current.id, &record, revision, now).await?;
-        tx.insert_history(&history(current.id, revision)).await?;
+        tx.insert_history(&history_row(
+            &record,
+            current.id,
+            revision,
+            via,
+            delivery_id,
+            now,
+        ))
+        .await?;
         // A message already posted (or about to be) for this rating is kept
         // current: an update per channel, never a second post there.
         let (updates, updated_channels) =
@@ -287,8 +294,7 @@ impl Pipeline {
         // Only a move into an alerting sentiment alerts; a comment added to
         // a rating that is already negative does not post a second message.
         let (alerts, no_alert_reason) = if current.sentiment != sentiment.as_str() {
-            self.enqueue_alerts(
-                tx,
+            let planned = self.plan_alerts(
                 source,
                 event,
                 sentiment,
@@ -301,8 +307,15 @@ impl Pipeline {
                 via,
                 now,
                 &updated_channels,
-            )
-            .await?
+            );
+            match planned {
+                Ok(alerts) if alerts.is_empty() => (0, None),
+                Ok(alerts) => {
+                    let enqueued = tx.enqueue_alerts(&alerts).await?;
+                    (enqueued.iter().filter(|e| **e).count(), None)
+                }
+                Err(reason) => (0, reason),
+            }
         } else {
             (0, None)
         };
@@ -314,11 +327,12 @@ impl Pipeline {
         ))
     }
 
+    /// The alerts the rules ask for when a rating revision turns
+    /// `sentiment`, or why none (`None`: no rule alerts on it).
     #[allow(clippy::too_many_arguments)]
-    async fn enqueue_alerts(
+    fn plan_alerts(
         &self,
-        tx: &mut StoreTx,
-        source: &ConfiguredSource,
+        source: &SourceFacts,
         event: &RatingEvent,
         sentiment: Sentiment,
         rating_id: i64,
@@ -327,7 +341,7 @@ impl Pipeline {
         via: Via,
         now: i64,
         already_posted: &[String],
-    ) -> StoreResult<(usize, Option<&'static str>)> {
+    ) -> Result<Vec<NewAlert>, Option<&'static str>> {
         let facts = RatingFacts {
             source: source.name.as_str(),
             sentiment,
@@ -341,38 +355,57 @@ impl Pipeline {
         };
         let routes = match self.rules.route(&facts) {
             Routing::Alert(routes) => routes,
-            Routing::Muted { .. } => return Ok((0, Some("muted by a rule"))),
-            Routing::NoAlert => return Ok((0, None)),
+            Routing::Muted { .. } => return Err(Some("muted by a rule")),
+            Routing::NoAlert => return Err(None),
         };
         if !via.may_alert() {
-            return Ok((0, Some("backfills never alert")));
+            return Err(Some("backfills never alert"));
         }
         if now - updated_at > self.max_age_ms {
-            return Ok((0, Some("older than alerts.max_age")));
+            return Err(Some("older than alerts.max_age"));
         }
-        let mut enqueued = 0;
-        for route in routes {
-            if already_posted.contains(&route.channel) {
-                continue;
-            }
-            let escalation = self.rules.escalation(route.rule.as_deref());
-            let alert = NewAlert {
-                rating_id,
-                revision,
-                rule: route.rule,
-                channel: route.channel,
-                mentions: serde_json::to_string(&route.mentions).unwrap_or_else(|_| "[]".into()),
-                sentiment: sentiment.as_str().to_string(),
-                created_at_ms: now,
-                escalate_at: escalation.as_ref().map(|(after, _)| now + ms(*after)),
-                escalate_to: escalation
-                    .map(|(_, to)| serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
-            };
-            if tx.enqueue_alert(&alert).await?.is_some() {
-                enqueued += 1;
-            }
-        }
-        Ok((enqueued, None))
+        Ok(routes
+            .into_iter()
+            .filter(|route| !already_posted.contains(&route.channel))
+            .map(|route| {
+                let escalation = self.rules.escalation(route.rule.as_deref());
+                NewAlert {
+                    rating_id,
+                    revision,
+                    rule: route.rule,
+                    channel: route.channel,
+                    mentions: serde_json::to_string(&route.mentions)
+                        .unwrap_or_else(|_| "[]".into()),
+                    sentiment: sentiment.as_str().to_string(),
+                    created_at_ms: now,
+                    escalate_at: escalation.as_ref().map(|(after, _)| now + ms(*after)),
+                    escalate_to: escalation
+                        .map(|(_, to)| serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
+                }
+            })
+            .collect())
+    }
+}
+
+/// The history row of `record` at `revision`.
+fn history_row(
+    record: &RatingRecord,
+    rating_id: i64,
+    revision: i64,
+    via: Via,
+    delivery_id: Option<i64>,
+    now: i64,
+) -> HistoryRecord {
+    HistoryRecord {
+        rating_id,
+        revision,
+        score: record.score,
+        sentiment: record.sentiment.clone(),
+        comment: record.comment.clone(),
+        updated_at: record.updated_at,
+        recorded_at: now,
+        via: via.as_str().to_string(),
+        delivery_id,
     }
 }
 

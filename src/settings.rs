@@ -136,6 +136,36 @@ pub struct DatabaseSettings {
     /// lock. Default `5s`.
     #[serde(deserialize_with = "duration")]
     pub acquire_timeout: Duration,
+    /// SQLite only: when a commit counts as done. `full` (default): the
+    /// write-ahead log is synced to disk at every commit, so a rating
+    /// answered 2xx survives a crash of the process, of the operating system
+    /// and a power loss. `normal`: synced only at checkpoints; survives a
+    /// process crash, but the last commits before an OS crash or power loss
+    /// can be lost. Group commit makes `full` cheap (one sync per batch).
+    pub sqlite_synchronous: SqliteSync,
+    /// PostgreSQL only: the server ends any statement that runs longer
+    /// (`statement_timeout`), so nothing waits on a lock forever.
+    /// Migrations are exempt. `0s` turns it off. Default `30s`.
+    #[serde(deserialize_with = "duration")]
+    pub statement_timeout: Duration,
+    /// PostgreSQL only: the server ends a session left idle inside a
+    /// transaction for this long (`idle_in_transaction_session_timeout`),
+    /// releasing its row locks. `0s` turns it off. Default `60s`.
+    #[serde(deserialize_with = "duration")]
+    pub idle_in_transaction_timeout: Duration,
+}
+
+/// `database.sqlite_synchronous`: SQLite's `PRAGMA synchronous` in WAL mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// Power-loss durable: every commit is synced.
+    #[default]
+    #[serde(alias = "FULL")]
+    Full,
+    /// Crash-safe but not power-loss durable.
+    #[serde(alias = "NORMAL")]
+    Normal,
 }
 
 impl DatabaseSettings {
@@ -151,6 +181,9 @@ impl Default for DatabaseSettings {
             url_file: None,
             max_connections: 5,
             acquire_timeout: Duration::from_secs(5),
+            sqlite_synchronous: SqliteSync::Full,
+            statement_timeout: Duration::from_secs(30),
+            idle_in_transaction_timeout: Duration::from_secs(60),
         }
     }
 }

@@ -10,8 +10,10 @@
 //! | signed but unparseable (raw body kept for `reprocess`) | 400 |
 //! | database unavailable | 503 |
 //!
-//! A 2xx is sent only after the transaction has committed. The body is
-//! never logged: it holds customer text.
+//! A 2xx is sent only after the transaction has committed (the writer task
+//! commits many deliveries at once, see `pipeline::writer`); what a request
+//! starts in the database runs to its end even if the client disconnects.
+//! The body is never logged: it holds customer text.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -90,7 +92,12 @@ pub async fn receive(
     let parsed = match parsed {
         Ok(parsed) => parsed,
         Err(error) => {
-            return match state.store.save_failed_delivery(&delivery, &error.0).await {
+            let (store, problem) = (state.store.clone(), error.0.clone());
+            let saved = crate::store::to_completion(async move {
+                store.save_failed_delivery(&delivery, &problem).await
+            })
+            .await;
+            return match saved {
                 Ok(id) => {
                     count(name, "unparseable");
                     tracing::warn!(source = name, delivery_id = id, problem = %error, "signed webhook could not be read; kept for `csatwatch reprocess`");
@@ -103,15 +110,20 @@ pub async fn receive(
             };
         }
     };
-    let taken = intake::take(
-        source,
-        &state.pipeline,
-        &state.store,
-        &state.http,
-        delivery,
-        parsed,
-        &state.fetch_wake,
-    )
+    // Recording runs to its end even if the client goes away meanwhile.
+    let (task_state, task_source) = (state.clone(), source.clone());
+    let taken = crate::store::to_completion(async move {
+        intake::take(
+            &task_source,
+            &task_state.pipeline,
+            &task_state.store,
+            &task_state.http,
+            delivery,
+            parsed,
+            &task_state.fetch_wake,
+        )
+        .await
+    })
     .await;
     match taken {
         Err(e) => unavailable(&e),

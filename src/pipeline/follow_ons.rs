@@ -98,7 +98,27 @@ impl Pipeline {
     /// Records a click on an alert's button (by Slack user `user_id`) and
     /// enqueues an update of every message of that rating, in one
     /// transaction. The first acknowledgement (or follow-up) wins.
+    /// Runs to its end even when the click's request is dropped.
     pub async fn record_action(
+        &self,
+        alert_id: i64,
+        action: RatingAction,
+        user_id: &str,
+        user_name: Option<&str>,
+    ) -> StoreResult<ActionOutcome> {
+        let (this, user_id, user_name) = (
+            self.clone(),
+            user_id.to_string(),
+            user_name.map(str::to_string),
+        );
+        crate::store::to_completion(async move {
+            this.record_action_now(alert_id, action, &user_id, user_name.as_deref())
+                .await
+        })
+        .await
+    }
+
+    async fn record_action_now(
         &self,
         alert_id: i64,
         action: RatingAction,

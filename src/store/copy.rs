@@ -8,7 +8,7 @@
 
 use sqlx::Row as _;
 
-use super::{Backend, Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, on_pool};
 
 /// Tables in an order that satisfies their foreign keys; tables added by
 /// later migrations that are not listed are copied after these.
@@ -47,7 +47,7 @@ impl Store {
         let tables = target.tables().await?;
         for table in ["deliveries", "ratings"] {
             let sql = format!("SELECT COUNT(*) FROM {table}");
-            let n: i64 = super::on_pool!(target, |pool| {
+            let n: i64 = on_pool!(target, |pool| {
                 sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
                     .fetch_one(pool)
                     .await
@@ -109,7 +109,7 @@ impl Store {
         let id_at = names.iter().position(|n| *n == "id").unwrap_or(0);
         let (mut last_id, mut copied) = (i64::MIN, 0u64);
         loop {
-            let rows: Vec<Vec<Value>> = super::on_pool!(self, |pool| {
+            let rows: Vec<Vec<Value>> = on_pool!(self, |pool| {
                 let raw = sqlx::query(sqlx::AssertSqlSafe(select.clone()))
                     .bind(last_id)
                     .fetch_all(pool)
@@ -164,48 +164,19 @@ impl Store {
 
     /// The application's tables (not sqlx's own).
     async fn tables(&self) -> StoreResult<Vec<String>> {
-        let names: Vec<String> = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlx::query_scalar(
-                    "SELECT name FROM sqlite_master WHERE type = 'table'
-                     AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
-                )
-                .fetch_all(pool)
-                .await?
-            }
-            Backend::Postgres(pool) => {
-                sqlx::query_scalar(
-                    "SELECT table_name::text FROM information_schema.tables
-                     WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
-                       AND table_name <> '_sqlx_migrations' ORDER BY table_name",
-                )
-                .fetch_all(pool)
-                .await?
-            }
-        };
+        let sql = self.dialect().list_tables();
+        let names: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar(sql).fetch_all(pool).await?
+        });
         Ok(names)
     }
 
     /// A table's columns and how to carry their values.
     async fn columns(&self, table: &str) -> StoreResult<Vec<(String, Kind)>> {
-        let raw: Vec<(String, String)> = match &self.backend {
-            Backend::Sqlite(pool) => {
-                sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT name, type FROM pragma_table_info('{table}') ORDER BY cid"
-                )))
-                .fetch_all(pool)
-                .await?
-            }
-            Backend::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT column_name::text, data_type::text FROM information_schema.columns
-                     WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
-                )
-                .bind(table)
-                .fetch_all(pool)
-                .await?
-            }
-        };
+        let sql = self.dialect().list_columns();
+        let raw: Vec<(String, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(sql).bind(table).fetch_all(pool).await?
+        });
         Ok(raw
             .into_iter()
             .map(|(name, ty)| {
@@ -230,25 +201,26 @@ impl Store {
             .collect())
     }
 
-    /// After explicit ids were inserted, moves PostgreSQL's identity
-    /// sequences past them (SQLite's AUTOINCREMENT follows by itself).
+    /// After explicit ids were inserted, moves the id generators past them.
     async fn reset_identities(&self, report: &CopyReport) -> StoreResult<()> {
-        if let Backend::Postgres(pool) = &self.backend {
-            for (table, _) in report {
-                if !self
-                    .columns(table)
-                    .await?
-                    .iter()
-                    .any(|(name, _)| name == "id")
-                {
-                    continue;
-                }
-                let sql = format!(
-                    "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)
-                     WHERE pg_get_serial_sequence('{table}', 'id') IS NOT NULL"
-                );
-                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(pool).await?;
+        for (table, _) in report {
+            let Some(sql) = self.dialect().reset_identity(table) else {
+                continue;
+            };
+            if !self
+                .columns(table)
+                .await?
+                .iter()
+                .any(|(name, _)| name == "id")
+            {
+                continue;
             }
+            on_pool!(self, |pool| {
+                sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
         }
         Ok(())
     }

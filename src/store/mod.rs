@@ -3,15 +3,18 @@
 //! several replicas). Callers never see which one they have.
 //!
 //! Most statements are the same text in both dialects (`$1` placeholders
-//! work in both); the [`on_pool!`] and [`on_tx!`] macros compile one body
-//! once per backend. Where the dialects differ (row locks, `SKIP LOCKED`,
-//! `BEGIN IMMEDIATE`), the method says so.
+//! work in both). Everything that differs lives in one seam,
+//! [`dialect`]: the `on_pool!`/`on_tx!` macros that compile one body once
+//! per backend, and [`Dialect`]'s few SQL fragments (row locks,
+//! `BEGIN IMMEDIATE`, catalogue queries).
 //!
 //! Idempotency lives in the schema: unique keys plus `ON CONFLICT`, never a
 //! check-then-insert that two replicas could race.
 
+mod batch;
 mod copy;
 mod deliveries;
+pub(crate) mod dialect;
 mod outbox;
 mod polling;
 mod ratings;
@@ -21,11 +24,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
@@ -33,10 +35,10 @@ pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
-use crate::settings::DatabaseSettings;
+pub use dialect::Dialect;
+use dialect::{Backend, TxInner, on_pool, on_tx};
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+use crate::settings::{DatabaseSettings, SqliteSync};
 
 /// A store failure. Every one of them means "try again later" to a
 /// helpdesk (503), since nothing was committed.
@@ -50,6 +52,10 @@ pub enum StoreError {
     Query(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The batch this write was to be committed with failed (group commit:
+    /// many writes share one error, logged once).
+    #[error("{0}")]
+    Batch(std::sync::Arc<StoreError>),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -74,51 +80,27 @@ impl From<sqlx::Error> for StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-#[derive(Debug, Clone)]
-enum Backend {
-    Sqlite(SqlitePool),
-    Postgres(PgPool),
+/// Runs `work` (database work started by a request) to its end in a task of
+/// its own, even when the caller is dropped: a webhook or Slack client that
+/// disconnects cancels its wait for the answer, never a transaction half
+/// way (which on PostgreSQL could leave a pooled connection inside an open
+/// transaction holding row locks). A panic in `work` is resumed here.
+pub async fn to_completion<T, F>(work: F) -> StoreResult<T>
+where
+    F: Future<Output = StoreResult<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_) => Err(StoreError::Unavailable(sqlx::Error::WorkerCrashed)),
+    }
 }
 
 /// The database, shared by every task (a pool inside; cheap to clone).
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
-}
-
-/// Runs `$body` with `$pool` bound to the backend's pool; the body is
-/// compiled once per backend.
-macro_rules! on_pool {
-    ($store:expr, |$pool:ident| $body:expr) => {
-        match &$store.backend {
-            $crate::store::Backend::Sqlite($pool) => $body,
-            $crate::store::Backend::Postgres($pool) => $body,
-        }
-    };
-}
-
-/// Runs `$body` with `$conn` bound to the transaction's connection
-/// (`&mut Connection`; reborrow with `&mut *$conn` per statement).
-macro_rules! on_tx {
-    ($tx:expr, |$conn:ident| $body:expr) => {
-        match &mut $tx.inner {
-            $crate::store::TxInner::Sqlite(t) => {
-                let $conn = &mut **t;
-                $body
-            }
-            $crate::store::TxInner::Postgres(t) => {
-                let $conn = &mut **t;
-                $body
-            }
-        }
-    };
-}
-
-pub(crate) use {on_pool, on_tx};
-
-enum TxInner {
-    Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
 }
 
 /// A write transaction. Dropped without [`StoreTx::commit`], it rolls back.
@@ -128,15 +110,13 @@ pub struct StoreTx {
 
 impl StoreTx {
     pub async fn commit(self) -> StoreResult<()> {
-        match self.inner {
-            TxInner::Sqlite(t) => t.commit().await?,
-            TxInner::Postgres(t) => t.commit().await?,
-        }
+        self.inner.commit().await?;
         Ok(())
     }
 
-    fn is_postgres(&self) -> bool {
-        matches!(self.inner, TxInner::Postgres(_))
+    /// The dialect this transaction speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.inner.dialect()
     }
 }
 
@@ -144,27 +124,27 @@ impl Store {
     /// Connects (creating a SQLite file and its folder on first start). Does
     /// not migrate: call [`Store::migrate`].
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Store> {
-        Self::connect_url(
-            &settings.url,
-            settings.max_connections,
-            settings.acquire_timeout,
-        )
-        .await
+        Self::connect_url(&settings.url, settings).await
     }
 
+    /// As [`Store::connect`], to `url` instead of `settings.url`
+    /// (`migrate-data` opens two databases with the same settings).
     pub async fn connect_url(
         url: &SecretString,
-        max_connections: u32,
-        acquire_timeout: Duration,
+        settings: &DatabaseSettings,
     ) -> anyhow::Result<Store> {
         use anyhow::Context as _;
         let url = url.expose_secret();
         let backend = if url.starts_with("sqlite:") {
+            let synchronous = match settings.sqlite_synchronous {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            };
             let options = SqliteConnectOptions::from_str(url)
                 .context("database.url is not a valid sqlite:// URL")?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
+                .synchronous(synchronous)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true);
             if let Some(parent) = options.get_filename().parent()
@@ -175,19 +155,37 @@ impl Store {
                 })?;
             }
             let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(acquire_timeout)
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout)
                 .connect_with(options)
                 .await
                 .context("cannot open the SQLite database (database.url)")?;
             Backend::Sqlite(pool)
         } else {
+            let mut session = Vec::new();
+            // A second line of defence behind the writer task: a session
+            // left inside a transaction (a cancelled future, a hung client
+            // library) is ended by the server, releasing its row locks, and
+            // no statement waits on a lock forever. `0` turns either off.
+            if !settings.statement_timeout.is_zero() {
+                session.push((
+                    "statement_timeout",
+                    settings.statement_timeout.as_millis().to_string(),
+                ));
+            }
+            if !settings.idle_in_transaction_timeout.is_zero() {
+                session.push((
+                    "idle_in_transaction_session_timeout",
+                    settings.idle_in_transaction_timeout.as_millis().to_string(),
+                ));
+            }
             let options = PgConnectOptions::from_str(url)
                 .context("database.url is not a valid postgres:// URL")?
-                .application_name("csatwatch");
+                .application_name("csatwatch")
+                .options(session);
             let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
-                .acquire_timeout(acquire_timeout)
+                .max_connections(settings.max_connections)
+                .acquire_timeout(settings.acquire_timeout)
                 // Connect lazily: a replica that starts while the database is
                 // down still serves /healthz and answers webhooks 503.
                 .connect_lazy_with(options);
@@ -196,12 +194,29 @@ impl Store {
         Ok(Store { backend })
     }
 
+    /// The dialect this store speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.backend.dialect()
+    }
+
     /// Applies the embedded migrations. Safe when several replicas start at
-    /// once: sqlx takes an advisory lock on PostgreSQL, and SQLite has one writer.
+    /// once: sqlx takes an advisory lock on PostgreSQL, and SQLite has one
+    /// writer. On PostgreSQL they run on a connection of their own without
+    /// `database.statement_timeout` (building an index on a large table may
+    /// take longer), which is closed afterwards.
     pub async fn migrate(&self) -> StoreResult<()> {
+        let migrator = self.dialect().migrator();
         match &self.backend {
-            Backend::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
-            Backend::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+            Backend::Sqlite(pool) => migrator.run(pool).await?,
+            Backend::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut *conn)
+                    .await?;
+                let ran = migrator.run(&mut *conn).await;
+                let _ = sqlx::Connection::close(conn.detach()).await;
+                ran?
+            }
         }
         Ok(())
     }
@@ -209,10 +224,7 @@ impl Store {
     /// Whether the database answers and every embedded migration is applied
     /// (for `/readyz`).
     pub async fn ready(&self) -> StoreResult<bool> {
-        let expected = match &self.backend {
-            Backend::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
-            Backend::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
-        } as i64;
+        let expected = self.dialect().migrator().iter().count() as i64;
         let started = std::time::Instant::now();
         let applied: i64 = on_pool!(self, |pool| {
             sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = TRUE")
@@ -225,21 +237,14 @@ impl Store {
 
     /// `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite(_) => "sqlite",
-            Backend::Postgres(_) => "postgres",
-        }
+        self.dialect().name()
     }
 
-    /// Starts a write transaction. On SQLite it is `BEGIN IMMEDIATE`, so the
-    /// write lock is taken up front and the busy timeout applies (a deferred
-    /// transaction that reads then writes fails at once with BUSY_SNAPSHOT).
+    /// Starts a write transaction (see [`Dialect::begin`]).
     pub async fn begin(&self) -> StoreResult<StoreTx> {
-        let inner = match &self.backend {
-            Backend::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),
-        };
-        Ok(StoreTx { inner })
+        Ok(StoreTx {
+            inner: self.backend.begin().await?,
+        })
     }
 
     /// Closes the pool, waiting for connections in use.

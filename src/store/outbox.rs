@@ -112,10 +112,7 @@ impl Store {
         token: &str,
         limit: i64,
     ) -> StoreResult<Vec<AlertRecord>> {
-        let lock = match self.backend_name() {
-            "postgres" => "FOR UPDATE SKIP LOCKED",
-            _ => "",
-        };
+        let lock = self.dialect().row_lock("FOR UPDATE SKIP LOCKED");
         let sql = format!(
             "UPDATE alerts SET claim_token = $1, claimed_until = $2
              WHERE id IN (

@@ -68,55 +68,12 @@ pub struct HistoryRecord {
     pub delivery_id: Option<i64>,
 }
 
-const RATING_COLUMNS: &str =
+pub(super) const RATING_COLUMNS: &str =
     "id, source, conversation_id, rating_key, survey, scale, score, normalised, sentiment,
      comment, agent, team, customer, company, brand, tags, url, rated_at, updated_at,
      first_seen_at, last_seen_at, revision";
 
 impl StoreTx {
-    /// Inserts a rating seen for the first time, at revision 1. Returns its
-    /// id, or `None` if it already exists (then [`StoreTx::lock_rating`] it).
-    /// On PostgreSQL a concurrent insert of the same key waits for the other
-    /// transaction and then returns `None`: the unique key decides, not a check.
-    pub async fn insert_rating(
-        &mut self,
-        r: &RatingRecord,
-        now_ms: i64,
-    ) -> StoreResult<Option<i64>> {
-        let id = on_tx!(self, |conn| {
-            sqlx::query_scalar(
-                "INSERT INTO ratings (source, conversation_id, rating_key, survey, scale, score, normalised,
-                    sentiment, comment, agent, team, customer, company, brand, tags, url, rated_at, updated_at,
-                    first_seen_at, last_seen_at, revision)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $19, 1)
-                 ON CONFLICT (source, conversation_id, rating_key) DO NOTHING
-                 RETURNING id",
-            )
-            .bind(&r.source)
-            .bind(&r.conversation_id)
-            .bind(&r.rating_key)
-            .bind(&r.survey)
-            .bind(&r.scale)
-            .bind(r.score)
-            .bind(r.normalised)
-            .bind(&r.sentiment)
-            .bind(&r.comment)
-            .bind(&r.agent)
-            .bind(&r.team)
-            .bind(&r.customer)
-            .bind(&r.company)
-            .bind(&r.brand)
-            .bind(&r.tags)
-            .bind(&r.url)
-            .bind(r.rated_at)
-            .bind(r.updated_at)
-            .bind(now_ms)
-            .fetch_optional(&mut *conn)
-            .await?
-        });
-        Ok(id)
-    }
-
     /// Reads a rating and holds it until commit (`FOR UPDATE` on
     /// PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the write lock).
     pub async fn lock_rating(
@@ -125,31 +82,18 @@ impl StoreTx {
         conversation_id: &str,
         rating_key: &str,
     ) -> StoreResult<Option<StoredRating>> {
-        let row = if self.is_postgres() {
-            on_tx!(self, |conn| {
-                sqlx::query_as::<_, StoredRating>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {RATING_COLUMNS} FROM ratings
-                     WHERE source = $1 AND conversation_id = $2 AND rating_key = $3 FOR UPDATE"
-                )))
-                .bind(source)
-                .bind(conversation_id)
-                .bind(rating_key)
-                .fetch_optional(&mut *conn)
-                .await?
-            })
-        } else {
-            on_tx!(self, |conn| {
-                sqlx::query_as::<_, StoredRating>(sqlx::AssertSqlSafe(format!(
-                    "SELECT {RATING_COLUMNS} FROM ratings
-                     WHERE source = $1 AND conversation_id = $2 AND rating_key = $3"
-                )))
-                .bind(source)
-                .bind(conversation_id)
-                .bind(rating_key)
-                .fetch_optional(&mut *conn)
-                .await?
-            })
-        };
+        let lock = self.dialect().row_lock("FOR UPDATE");
+        let row = on_tx!(self, |conn| {
+            sqlx::query_as::<_, StoredRating>(sqlx::AssertSqlSafe(format!(
+                "SELECT {RATING_COLUMNS} FROM ratings
+                 WHERE source = $1 AND conversation_id = $2 AND rating_key = $3 {lock}"
+            )))
+            .bind(source)
+            .bind(conversation_id)
+            .bind(rating_key)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
         Ok(row)
     }
 

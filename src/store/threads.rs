@@ -244,11 +244,7 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<Option<i64>> {
         let mut tx = self.begin().await?;
-        let lock = if tx.is_postgres() {
-            "FOR UPDATE OF a SKIP LOCKED"
-        } else {
-            ""
-        };
+        let lock = tx.dialect().row_lock("FOR UPDATE OF a SKIP LOCKED");
         let posts: Vec<AlertRecord> = on_tx!(tx, |conn| {
             sqlx::query_as::<_, AlertRecord>(sqlx::AssertSqlSafe(format!(
                 "SELECT {} FROM alerts a JOIN ratings r ON r.id = a.rating_id

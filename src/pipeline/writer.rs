@@ -1,0 +1,321 @@
+//! Group commit: one writer task per database records what webhook
+//! handlers, pollers, backfills and the fetcher hand it, many writes per
+//! transaction.
+//!
+//! Handlers check signatures and parse in parallel, then queue a [`Write`]
+//! and wait for the commit that holds it: the 2xx promise is unchanged, but
+//! a burst of N webhooks costs one transaction (one sync to disk) and a few
+//! multi-row statements instead of N transactions of ~6 statements each.
+//!
+//! - The writer takes whatever is queued (up to [`MAX_WRITES`]) as one batch.
+//!   First-seen ratings, their history and their alerts are inserted with
+//!   one statement per table; a rating seen before goes through the
+//!   one-by-one path (lock, compare, update) in arrival order.
+//! - One bad write never fails its neighbours: when a batch fails, it is
+//!   rolled back and each write is retried in a transaction of its own.
+//!   When the database is unavailable, every waiting write gets that error
+//!   (503 to a webhook) at once, without a retry per write.
+//! - The batch runs in a task of its own: a caller that goes away (a
+//!   webhook client that disconnects) cancels only its wait, never the
+//!   transaction, so no connection is left inside an open transaction.
+
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Pipeline, RatingOutcome, RatingResult, Recorded, SourceFacts, history_row};
+use crate::domain::{RatingEvent, Via};
+use crate::store::{NewDelivery, StoreError, StoreResult};
+
+/// Most writes committed in one transaction.
+const MAX_WRITES: usize = 512;
+/// Writes waiting beyond the one being committed; a full queue makes
+/// handlers wait (back-pressure), and their requests time out as before.
+const QUEUE_DEPTH: usize = 8192;
+
+/// One unit of work: a delivery with its ratings, or a poll page.
+#[derive(Debug)]
+pub(super) struct Write {
+    pub source: SourceFacts,
+    pub delivery: Option<NewDelivery>,
+    pub ratings: Vec<RatingEvent>,
+    pub via: Via,
+}
+
+struct Queued {
+    write: Write,
+    done: oneshot::Sender<StoreResult<Recorded>>,
+}
+
+/// The writer's queue (cheap to clone).
+#[derive(Debug, Clone)]
+pub(super) struct Queue {
+    sender: mpsc::Sender<Queued>,
+}
+
+impl std::fmt::Debug for Queued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Queued")
+            .field("source", &self.write.source.name)
+            .finish()
+    }
+}
+
+impl Queue {
+    /// Queues `write` and waits for the commit that holds it.
+    pub async fn submit(&self, write: Write) -> StoreResult<Recorded> {
+        let (done, wait) = oneshot::channel();
+        self.sender
+            .send(Queued { write, done })
+            .await
+            .map_err(|_| stopped())?;
+        wait.await.map_err(|_| stopped())?
+    }
+}
+
+/// The error a write gets when the writer is gone (shut down, or a bug
+/// made a batch panic): nothing was committed, so "try again later".
+fn stopped() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::WorkerCrashed)
+}
+
+/// Starts the writer task for `pipeline` (a copy without a queue).
+pub(super) fn start(pipeline: Pipeline) -> Queue {
+    let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+    tokio::spawn(run(pipeline, receiver));
+    Queue { sender }
+}
+
+async fn run(pipeline: Pipeline, mut receiver: mpsc::Receiver<Queued>) {
+    let mut batch = Vec::with_capacity(MAX_WRITES);
+    while receiver.recv_many(&mut batch, MAX_WRITES).await > 0 {
+        let queued = std::mem::take(&mut batch);
+        metrics::histogram!("csatwatch_write_batch_size").record(queued.len() as f64);
+        // A task of its own: the batch always runs to its end, and a panic
+        // in it fails its writes (their senders drop) but not the writer.
+        let _ = tokio::spawn(commit(pipeline.clone(), queued)).await;
+    }
+}
+
+/// Commits one batch and answers every write in it.
+async fn commit(pipeline: Pipeline, queued: Vec<Queued>) {
+    let (writes, dones): (Vec<Write>, Vec<_>) =
+        queued.into_iter().map(|q| (q.write, q.done)).unzip();
+    let results: Vec<StoreResult<Recorded>> = match pipeline.write_batch(&writes).await {
+        Ok(recorded) => recorded.into_iter().map(Ok).collect(),
+        Err(e) if writes.len() == 1 => vec![Err(e)],
+        Err(e @ StoreError::Unavailable(_)) => {
+            tracing::warn!(error = %e, writes = writes.len(), "a batch of writes could not be committed: database unavailable");
+            let shared = Arc::new(e);
+            writes
+                .iter()
+                .map(|_| Err(StoreError::Batch(shared.clone())))
+                .collect()
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, writes = writes.len(), "a batch of writes failed; retrying each on its own");
+            let mut results = Vec::with_capacity(writes.len());
+            for write in &writes {
+                results.push(
+                    pipeline
+                        .write_batch(std::slice::from_ref(write))
+                        .await
+                        .map(|mut r| r.pop().expect("one result per write")),
+                );
+            }
+            results
+        }
+    };
+    for ((write, done), result) in writes.iter().zip(dones).zip(results) {
+        if let Ok(recorded) = &result {
+            pipeline.count(&write.source, recorded);
+        }
+        // The caller may have gone away; what was committed stays committed.
+        let _ = done.send(result);
+    }
+}
+
+/// A rating of a batch, on its way through.
+struct Item<'a> {
+    write: usize,
+    index: usize,
+    event: &'a RatingEvent,
+}
+
+impl Pipeline {
+    /// Records `writes` in one transaction: one answer per write, in order.
+    /// Fails as a whole (nothing committed) if any statement fails.
+    pub(super) async fn write_batch(&self, writes: &[Write]) -> StoreResult<Vec<Recorded>> {
+        let now = self.clock.now_ms();
+        let started = std::time::Instant::now();
+        let mut tx = self.store.begin().await?;
+
+        // Deliveries: one insert for all; a key seen twice in the batch is a
+        // duplicate of its first (which is recorded now, or was before).
+        let mut delivery_ids: Vec<Option<i64>> = vec![None; writes.len()];
+        let mut duplicate = vec![false; writes.len()];
+        let mut firsts: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut fresh = Vec::new();
+        for (w, write) in writes.iter().enumerate() {
+            if let Some(d) = &write.delivery {
+                match firsts.entry((d.source.as_str(), d.delivery_key.as_str())) {
+                    Entry::Occupied(_) => duplicate[w] = true,
+                    Entry::Vacant(v) => {
+                        v.insert(w);
+                        fresh.push(w);
+                    }
+                }
+            }
+        }
+        if !fresh.is_empty() {
+            let deliveries: Vec<&NewDelivery> = fresh
+                .iter()
+                .filter_map(|&w| writes[w].delivery.as_ref())
+                .collect();
+            let ids = tx.insert_deliveries(&deliveries).await?;
+            for (&w, id) in fresh.iter().zip(ids) {
+                match id {
+                    Some(id) => delivery_ids[w] = Some(id),
+                    None => duplicate[w] = true,
+                }
+            }
+        }
+
+        // Ratings: the first sight of each key in the batch is inserted with
+        // one statement; those that existed, and later sights of a key, take
+        // the one-by-one path below, in arrival order.
+        let mut results: Vec<Vec<Option<RatingResult>>> = writes
+            .iter()
+            .map(|w| vec![None; w.ratings.len()])
+            .collect();
+        let mut first_sight = Vec::new();
+        let mut later = Vec::new();
+        let mut seen: HashMap<(&str, &str, &str), ()> = HashMap::new();
+        for (w, write) in writes.iter().enumerate() {
+            if duplicate[w] {
+                continue;
+            }
+            for (index, event) in write.ratings.iter().enumerate() {
+                let item = Item {
+                    write: w,
+                    index,
+                    event,
+                };
+                let key = (
+                    write.source.name.as_str(),
+                    event.conversation_id.as_str(),
+                    event.rating_key.as_str(),
+                );
+                if seen.insert(key, ()).is_none() {
+                    first_sight.push(item);
+                } else {
+                    later.push(item);
+                }
+            }
+        }
+        let records: Vec<_> = first_sight
+            .iter()
+            .map(|item| Self::rating_record(&writes[item.write].source, item.event, now))
+            .collect();
+        let ids = if records.is_empty() {
+            Vec::new()
+        } else {
+            let rows: Vec<_> = records.iter().map(|(r, _, _)| r).collect();
+            tx.insert_ratings(&rows, now).await?
+        };
+        let mut histories = Vec::new();
+        let mut alerts = Vec::new();
+        let mut alert_owner = Vec::new();
+        let mut existing = Vec::new();
+        for ((item, (record, sentiment, updated_at)), id) in
+            first_sight.into_iter().zip(&records).zip(ids)
+        {
+            let Some(rating_id) = id else {
+                existing.push(item);
+                continue;
+            };
+            let write = &writes[item.write];
+            histories.push(history_row(
+                record,
+                rating_id,
+                1,
+                write.via,
+                delivery_ids[item.write],
+                now,
+            ));
+            let planned = self.plan_alerts(
+                &write.source,
+                item.event,
+                *sentiment,
+                rating_id,
+                1,
+                *updated_at,
+                write.via,
+                now,
+                &[],
+            );
+            let no_alert_reason = match planned {
+                Ok(planned) => {
+                    for alert in planned {
+                        alerts.push(alert);
+                        alert_owner.push((item.write, item.index));
+                    }
+                    None
+                }
+                Err(reason) => reason,
+            };
+            results[item.write][item.index] = Some(RatingResult {
+                rating_id,
+                conversation_id: item.event.conversation_id.clone(),
+                outcome: RatingOutcome::New,
+                sentiment: *sentiment,
+                alerts: 0,
+                updates: 0,
+                no_alert_reason,
+            });
+        }
+        if !histories.is_empty() {
+            tx.insert_histories(&histories).await?;
+        }
+        if !alerts.is_empty() {
+            let enqueued = tx.enqueue_alerts(&alerts).await?;
+            for ((w, i), enqueued) in alert_owner.into_iter().zip(enqueued) {
+                if let (true, Some(result)) = (enqueued, results[w][i].as_mut()) {
+                    result.alerts += 1;
+                }
+            }
+        }
+
+        // Ratings seen before, in arrival order.
+        existing.extend(later);
+        existing.sort_by_key(|item| (item.write, item.index));
+        for item in existing {
+            let write = &writes[item.write];
+            let result = self
+                .record_existing(
+                    &mut tx,
+                    &write.source,
+                    item.event,
+                    write.via,
+                    delivery_ids[item.write],
+                    now,
+                )
+                .await?;
+            results[item.write][item.index] = Some(result);
+        }
+
+        tx.commit().await?;
+        crate::telemetry::observe_db("record", started);
+        Ok(results
+            .into_iter()
+            .enumerate()
+            .map(|(w, ratings)| Recorded {
+                delivery_id: delivery_ids[w],
+                duplicate_delivery: duplicate[w],
+                ratings: ratings.into_iter().flatten().collect(),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,177 @@
+//! The one seam between the two SQL dialects. Everything the store does
+//! differently on SQLite and PostgreSQL is decided here, and nowhere else:
+//!
+//! - which pool a statement runs on: [`on_pool!`] and [`on_tx!`] compile one
+//!   SQL body once per backend (the only code that matches on the backend);
+//! - the few bits of SQL text that differ: [`Dialect`] (row-lock clauses,
+//!   how a write transaction begins, the catalogue queries of
+//!   `migrate-data`, identity sequences), and which migrations apply.
+//!
+//! Every other file in `store/` writes one SQL body (`$1` placeholders work
+//! in both) and asks `self.dialect()` for a fragment where it needs one.
+
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+/// Which SQL dialect a store speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+impl Dialect {
+    /// `sqlite` or `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+
+    /// A row-lock clause (`FOR UPDATE`, `FOR UPDATE SKIP LOCKED`, …) on
+    /// PostgreSQL; nothing on SQLite, whose `BEGIN IMMEDIATE` already holds
+    /// the one write lock for the whole transaction and which has no such
+    /// clause.
+    pub fn row_lock(self, clause: &'static str) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => clause,
+        }
+    }
+
+    /// How a write transaction starts. On SQLite `BEGIN IMMEDIATE` takes the
+    /// write lock up front so the busy timeout applies (a deferred
+    /// transaction that reads then writes fails at once with BUSY_SNAPSHOT).
+    pub(super) fn begin(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        }
+    }
+
+    /// The embedded migrations of this dialect.
+    pub(super) fn migrator(self) -> &'static sqlx::migrate::Migrator {
+        match self {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    /// The application's tables (not sqlx's own), one name per row.
+    pub(super) fn list_tables(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "SELECT name FROM sqlite_master WHERE type = 'table'
+                 AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name"
+            }
+            Dialect::Postgres => {
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+                   AND table_name <> '_sqlx_migrations' ORDER BY table_name"
+            }
+        }
+    }
+
+    /// A table's columns (name, declared type) in order; `$1` is the table.
+    pub(super) fn list_columns(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "SELECT name, type FROM pragma_table_info($1) ORDER BY cid",
+            Dialect::Postgres => {
+                "SELECT column_name::text, data_type::text FROM information_schema.columns
+                 WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position"
+            }
+        }
+    }
+
+    /// After rows were inserted with explicit ids, the statement that moves
+    /// `table`'s id generator past them: PostgreSQL's identity sequence;
+    /// nothing on SQLite, whose AUTOINCREMENT follows by itself.
+    pub(super) fn reset_identity(self, table: &str) -> Option<String> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)
+                 WHERE pg_get_serial_sequence('{table}', 'id') IS NOT NULL"
+            )),
+        }
+    }
+}
+
+/// The pool behind a store.
+#[derive(Debug, Clone)]
+pub(super) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+impl Backend {
+    pub(super) fn dialect(&self) -> Dialect {
+        match self {
+            Backend::Sqlite(_) => Dialect::Sqlite,
+            Backend::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    pub(super) async fn begin(&self) -> sqlx::Result<TxInner> {
+        let begin = self.dialect().begin();
+        Ok(match self {
+            Backend::Sqlite(pool) => TxInner::Sqlite(pool.begin_with(begin).await?),
+            Backend::Postgres(pool) => TxInner::Postgres(pool.begin_with(begin).await?),
+        })
+    }
+}
+
+/// An open write transaction on either backend.
+pub(super) enum TxInner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+impl TxInner {
+    pub(super) fn dialect(&self) -> Dialect {
+        match self {
+            TxInner::Sqlite(_) => Dialect::Sqlite,
+            TxInner::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    pub(super) async fn commit(self) -> sqlx::Result<()> {
+        match self {
+            TxInner::Sqlite(t) => t.commit().await,
+            TxInner::Postgres(t) => t.commit().await,
+        }
+    }
+}
+
+/// Runs `$body` with `$pool` bound to the store's pool; the body is
+/// compiled once per backend.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.backend {
+            $crate::store::dialect::Backend::Sqlite($pool) => $body,
+            $crate::store::dialect::Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$conn` bound to the transaction's connection
+/// (`&mut Connection`; reborrow with `&mut *$conn` per statement).
+macro_rules! on_tx {
+    ($tx:expr, |$conn:ident| $body:expr) => {
+        match &mut $tx.inner {
+            $crate::store::dialect::TxInner::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::store::dialect::TxInner::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+
+pub(crate) use {on_pool, on_tx};
