@@ -202,9 +202,19 @@ impl App {
             ));
         }
         let local: SocketAddr = listener.local_addr()?;
+        // Bounded: a PostgreSQL that is down must not delay readiness.
+        let durability = tokio::time::timeout(
+            std::time::Duration::from_millis(500),
+            self.store.commit_durability(),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_else(|| "unknown (the database does not answer yet)".into());
         tracing::info!(
             listen = %local,
             database = self.store.backend_name(),
+            synchronous = %durability,
             sources = self.sources.len(),
             sink = self.dispatcher.sink().name(),
             "csatwatch is ready"

@@ -116,10 +116,15 @@ impl Cli {
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            let deadline = crate::shutdown::deadline(&settings.server);
             let app = App::build(settings).await?;
             let listener = app.bind().await?;
             let cancel = CancellationToken::new();
             tokio::spawn(crate::shutdown::cancel_on_signal(cancel.clone()));
+            tokio::spawn(crate::shutdown::exit_after_deadline(
+                cancel.clone(),
+                deadline,
+            ));
             app.serve(listener, cancel).await?;
             Ok(ExitCode::SUCCESS)
         }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 pub use follow_ons::ActionOutcome;
 use serde::Serialize;
 use tokio::sync::Notify;
+pub use writer::WriteCounts;
 
 use crate::clock::{Clock, ms};
 use crate::domain::{RatingEvent, Sentiment, Via};
@@ -152,6 +153,15 @@ impl Pipeline {
 
     pub fn rules(&self) -> &Rules {
         &self.rules
+    }
+
+    /// What the writer task has committed so far (group commit at work:
+    /// `batches` well below `writes` under load).
+    pub fn write_counts(&self) -> WriteCounts {
+        self.writer
+            .as_ref()
+            .map(writer::Queue::stats)
+            .unwrap_or_default()
     }
 
     /// Records `ratings` from `source`, with the raw `delivery` they came in

@@ -1,5 +1,15 @@
 //! SIGTERM and Ctrl-C become one cancellation token that every task watches.
 //! Containers and systemd send SIGTERM; a terminal sends SIGINT.
+//!
+//! Shutdown has a deadline: `server.request_timeout` (in-flight requests)
+//! plus `server.shutdown_grace` (background work). Past it the process
+//! exits with status 1 even if the database hangs (a commit that never
+//! returns, a pool that never closes); nothing answered 2xx is lost by that,
+//! since a 2xx is only sent after its commit.
+
+use std::time::Duration;
+
+use crate::settings::ServerSettings;
 
 use tokio_util::sync::CancellationToken;
 
@@ -25,4 +35,21 @@ pub async fn cancel_on_signal(token: CancellationToken) {
         _ = token.cancelled() => return,
     }
     token.cancel();
+}
+
+/// How long shutdown may take at most, from the signal.
+pub fn deadline(server: &ServerSettings) -> Duration {
+    server.request_timeout + server.shutdown_grace
+}
+
+/// Once `token` is cancelled, waits `deadline` and then ends the process,
+/// whatever is still running.
+pub async fn exit_after_deadline(token: CancellationToken, deadline: Duration) {
+    token.cancelled().await;
+    tokio::time::sleep(deadline).await;
+    tracing::error!(
+        deadline_s = deadline.as_secs_f64(),
+        "shutdown did not finish within server.request_timeout + server.shutdown_grace (is the database hanging?); exiting now. Nothing answered 2xx is lost: a 2xx is sent only after its commit"
+    );
+    std::process::exit(1);
 }

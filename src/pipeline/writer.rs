@@ -22,6 +22,7 @@
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -53,6 +54,36 @@ struct Queued {
 #[derive(Debug, Clone)]
 pub(super) struct Queue {
     sender: mpsc::Sender<Queued>,
+    stats: Arc<WriterStats>,
+}
+
+/// What the writer has done since start.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    batches: AtomicU64,
+    writes: AtomicU64,
+    retried: AtomicU64,
+}
+
+/// A snapshot of [`WriterStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriteCounts {
+    /// Transactions the writer committed or tried.
+    pub batches: u64,
+    /// Writes (deliveries, poll pages) those held.
+    pub writes: u64,
+    /// Batches that failed and were retried write by write.
+    pub retried: u64,
+}
+
+impl WriterStats {
+    pub fn counts(&self) -> WriteCounts {
+        WriteCounts {
+            batches: self.batches.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            retried: self.retried.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl std::fmt::Debug for Queued {
@@ -64,6 +95,10 @@ impl std::fmt::Debug for Queued {
 }
 
 impl Queue {
+    pub fn stats(&self) -> WriteCounts {
+        self.stats.counts()
+    }
+
     /// Queues `write` and waits for the commit that holds it.
     pub async fn submit(&self, write: Write) -> StoreResult<Recorded> {
         let (done, wait) = oneshot::channel();
@@ -84,23 +119,28 @@ fn stopped() -> StoreError {
 /// Starts the writer task for `pipeline` (a copy without a queue).
 pub(super) fn start(pipeline: Pipeline) -> Queue {
     let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
-    tokio::spawn(run(pipeline, receiver));
-    Queue { sender }
+    let stats = Arc::new(WriterStats::default());
+    tokio::spawn(run(pipeline, receiver, stats.clone()));
+    Queue { sender, stats }
 }
 
-async fn run(pipeline: Pipeline, mut receiver: mpsc::Receiver<Queued>) {
+async fn run(pipeline: Pipeline, mut receiver: mpsc::Receiver<Queued>, stats: Arc<WriterStats>) {
     let mut batch = Vec::with_capacity(MAX_WRITES);
     while receiver.recv_many(&mut batch, MAX_WRITES).await > 0 {
         let queued = std::mem::take(&mut batch);
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats
+            .writes
+            .fetch_add(queued.len() as u64, Ordering::Relaxed);
         metrics::histogram!("csatwatch_write_batch_size").record(queued.len() as f64);
         // A task of its own: the batch always runs to its end, and a panic
         // in it fails its writes (their senders drop) but not the writer.
-        let _ = tokio::spawn(commit(pipeline.clone(), queued)).await;
+        let _ = tokio::spawn(commit(pipeline.clone(), queued, stats.clone())).await;
     }
 }
 
 /// Commits one batch and answers every write in it.
-async fn commit(pipeline: Pipeline, queued: Vec<Queued>) {
+async fn commit(pipeline: Pipeline, queued: Vec<Queued>, stats: Arc<WriterStats>) {
     let (writes, dones): (Vec<Write>, Vec<_>) =
         queued.into_iter().map(|q| (q.write, q.done)).unzip();
     let results: Vec<StoreResult<Recorded>> = match pipeline.write_batch(&writes).await {
@@ -116,6 +156,7 @@ async fn commit(pipeline: Pipeline, queued: Vec<Queued>) {
         }
         Err(e) => {
             tracing::warn!(error = %e, writes = writes.len(), "a batch of writes failed; retrying each on its own");
+            stats.retried.fetch_add(1, Ordering::Relaxed);
             let mut results = Vec::with_capacity(writes.len());
             for write in &writes {
                 results.push(
@@ -186,10 +227,8 @@ impl Pipeline {
         // Ratings: the first sight of each key in the batch is inserted with
         // one statement; those that existed, and later sights of a key, take
         // the one-by-one path below, in arrival order.
-        let mut results: Vec<Vec<Option<RatingResult>>> = writes
-            .iter()
-            .map(|w| vec![None; w.ratings.len()])
-            .collect();
+        let mut results: Vec<Vec<Option<RatingResult>>> =
+            writes.iter().map(|w| vec![None; w.ratings.len()]).collect();
         let mut first_sight = Vec::new();
         let mut later = Vec::new();
         let mut seen: HashMap<(&str, &str, &str), ()> = HashMap::new();

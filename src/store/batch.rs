@@ -94,7 +94,7 @@ impl StoreTx {
     }
 
     /// Inserts ratings seen for the first time (distinct by natural key),
-    /// at revision 1, as [`StoreTx::insert_rating`] does one by one: for
+    /// at revision 1: for
     /// each, its new id, or `None` when it already exists.
     pub async fn insert_ratings(
         &mut self,
@@ -194,7 +194,13 @@ impl StoreTx {
     /// Returns how many were enqueued for each input row (0 where that
     /// rating revision already has one for the channel).
     pub async fn enqueue_alerts(&mut self, alerts: &[NewAlert]) -> StoreResult<Vec<bool>> {
-        let key = |a: &NewAlert| (a.rating_id, a.channel.clone(), format!("rev:{}", a.revision));
+        let key = |a: &NewAlert| {
+            (
+                a.rating_id,
+                a.channel.clone(),
+                format!("rev:{}", a.revision),
+            )
+        };
         let order = sorted_by(alerts.len(), |i| key(&alerts[i]));
         let mut inserted: HashMap<(i64, String, String), ()> = HashMap::new();
         for chunk in order.chunks(ROWS_PER_STATEMENT) {

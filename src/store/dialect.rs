@@ -52,6 +52,18 @@ impl Dialect {
         }
     }
 
+    /// What makes a commit durable, as text: SQLite's `synchronous` of the
+    /// connection (`full`, `normal`, …), PostgreSQL's `synchronous_commit`.
+    pub(super) fn commit_durability(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => {
+                "SELECT CASE synchronous WHEN 0 THEN 'off' WHEN 1 THEN 'normal' WHEN 2 THEN 'full'
+                 ELSE 'extra' END FROM pragma_synchronous()"
+            }
+            Dialect::Postgres => "SELECT current_setting('synchronous_commit')",
+        }
+    }
+
     /// The embedded migrations of this dialect.
     pub(super) fn migrator(self) -> &'static sqlx::migrate::Migrator {
         match self {

@@ -25,9 +25,7 @@ use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
@@ -233,6 +231,18 @@ impl Store {
         });
         crate::telemetry::observe_db("ping", started);
         Ok(applied >= expected)
+    }
+
+    /// What makes a commit durable (for the start-up log and tests): on
+    /// SQLite its `synchronous` setting (`full` or `normal`, from
+    /// `database.sqlite_synchronous`), on PostgreSQL the server's
+    /// `synchronous_commit`.
+    pub async fn commit_durability(&self) -> StoreResult<String> {
+        let sql = self.dialect().commit_durability();
+        let value = on_pool!(self, |pool| {
+            sqlx::query_scalar(sql).fetch_one(pool).await?
+        });
+        Ok(value)
     }
 
     /// `sqlite` or `postgres`.

@@ -8,6 +8,7 @@ mod concurrency;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
+mod ingest;
 mod ops;
 mod polling;
 mod polling_a;
