@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, ms};
 use crate::domain::Via;
-use crate::pipeline::{Pipeline, RatingOutcome};
+use crate::pipeline::{Pipeline, RatingOutcome, Recorded};
 use crate::settings::Settings;
 use crate::sources::{ConfiguredSource, FetchError, PollRequest, SourceRegistry};
 use crate::store::{Store, StoreError};
@@ -52,6 +52,9 @@ pub enum PollError {
     #[error("stopped")]
     Cancelled,
 }
+
+/// A page being recorded (and its cursor saved) in the background.
+type RecordingPage = tokio::task::JoinHandle<Result<Option<Recorded>, StoreError>>;
 
 /// When a helpdesk reports this few requests left in its window, the next
 /// page waits [`LOW_REMAINING_PAUSE`] (windows are a minute or less).
@@ -251,6 +254,11 @@ impl Pollers {
 
     /// Reads pages from the saved cursor of `cursor_name` until caught up.
     /// `window` is (since, until, overlap) in Unix ms.
+    ///
+    /// Each page is recorded (one write to the writer task, then its cursor
+    /// saved) while the next one is fetched, so the helpdesk's API and the
+    /// database work side by side. Pages are still recorded strictly in
+    /// order, and a cursor is saved only after its page has committed.
     async fn run_pages(
         &self,
         source: &ConfiguredSource,
@@ -260,17 +268,52 @@ impl Pollers {
         cancel: &CancellationToken,
         progress: &mut (dyn FnMut(&PollReport) + Send),
     ) -> Result<PollReport, PollError> {
-        let (since_ms, until_ms, overlap_ms) = window;
         if !source.adapter.can_poll() {
             return Err(PollError::CannotPoll(source.name.to_string()));
         }
+        let mut report = PollReport::default();
+        let mut recording = None;
+        let read = self
+            .read_pages(
+                source,
+                cursor_name,
+                via,
+                window,
+                cancel,
+                progress,
+                &mut report,
+                &mut recording,
+            )
+            .await;
+        // Whatever ended the run, the page already handed over is finished.
+        let finished = match recording.take() {
+            Some(page) => Self::page_recorded(page, &mut report, progress).await,
+            None => Ok(()),
+        };
+        read?;
+        finished?;
+        Ok(report)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn read_pages(
+        &self,
+        source: &ConfiguredSource,
+        cursor_name: &str,
+        via: Via,
+        window: (i64, Option<i64>, i64),
+        cancel: &CancellationToken,
+        progress: &mut (dyn FnMut(&PollReport) + Send),
+        report: &mut PollReport,
+        recording: &mut Option<RecordingPage>,
+    ) -> Result<(), PollError> {
+        let (since_ms, until_ms, overlap_ms) = window;
         let budget = self
             .budgets
             .get(source.name.as_str())
             .cloned()
             .unwrap_or_else(|| Arc::new(Budget::new(30)));
         let lease = format!("poll:{}", source.name);
-        let mut report = PollReport::default();
         let mut cursor = self.store.poll_cursor(cursor_name).await?;
         let mut new_cycle = true;
         loop {
@@ -286,7 +329,7 @@ impl Pollers {
                 now_ms: self.clock.now_ms(),
             };
             budget.take().await;
-            let page = match source.adapter.poll_page(&self.http, &request).await {
+            let mut page = match source.adapter.poll_page(&self.http, &request).await {
                 Ok(page) => page,
                 Err(e)
                     if e.retryable && e.retry_after.is_some_and(|d| d <= self.max_inline_wait) =>
@@ -306,41 +349,45 @@ impl Pollers {
             };
             new_cycle = false;
             report.pages += 1;
-            if !page.ratings.is_empty() {
-                let recorded = self
-                    .pipeline
-                    .record(source, None, &page.ratings, via)
-                    .await?;
-                report.ratings += recorded.ratings.len();
-                report.alerts += recorded.alerts();
-                for r in &recorded.ratings {
-                    match r.outcome {
-                        RatingOutcome::New => report.new += 1,
-                        RatingOutcome::Changed => report.changed += 1,
-                        _ => {}
-                    }
-                }
+            // The page before must be committed before this one is recorded.
+            if let Some(before) = recording.take() {
+                Self::page_recorded(before, report, progress).await?;
             }
-            let now = self.clock.now_ms();
-            self.store
-                .save_poll_cursor(cursor_name, &page.cursor, now)
-                .await?;
+            let (pipeline, store, clock, source_now, name) = (
+                self.pipeline.clone(),
+                self.store.clone(),
+                self.clock.clone(),
+                source.clone(),
+                cursor_name.to_string(),
+            );
+            let (ratings, page_cursor) = (std::mem::take(&mut page.ratings), page.cursor.clone());
+            *recording = Some(tokio::spawn(async move {
+                let recorded = if ratings.is_empty() {
+                    None
+                } else {
+                    Some(pipeline.record(&source_now, None, &ratings, via).await?)
+                };
+                store
+                    .save_poll_cursor(&name, &page_cursor, clock.now_ms())
+                    .await?;
+                Ok(recorded)
+            }));
             cursor = Some(page.cursor);
-            progress(&report);
             if via == Via::Poll {
                 // Renew the lease each page; losing it mid-run means another
                 // replica took over (this one stalled): stop.
+                let now = self.clock.now_ms();
                 if !self
                     .store
                     .acquire_lease(&lease, &self.instance, now, now + self.lease_ttl())
                     .await?
                 {
                     report.not_leader = true;
-                    break;
+                    return Ok(());
                 }
             }
             if !page.more {
-                break;
+                return Ok(());
             }
             // The helpdesk says its window is (nearly) spent: slow down
             // rather than spend the team's last requests and hit a 429.
@@ -352,7 +399,32 @@ impl Pollers {
                 }
             }
         }
-        Ok(report)
+    }
+
+    /// Waits for a page handed to the recorder, and counts what it did.
+    async fn page_recorded(
+        page: RecordingPage,
+        report: &mut PollReport,
+        progress: &mut (dyn FnMut(&PollReport) + Send),
+    ) -> Result<(), PollError> {
+        let recorded = match page.await {
+            Ok(result) => result?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => return Err(PollError::Cancelled),
+        };
+        if let Some(recorded) = recorded {
+            report.ratings += recorded.ratings.len();
+            report.alerts += recorded.alerts();
+            for r in &recorded.ratings {
+                match r.outcome {
+                    RatingOutcome::New => report.new += 1,
+                    RatingOutcome::Changed => report.changed += 1,
+                    _ => {}
+                }
+            }
+        }
+        progress(report);
+        Ok(())
     }
 
     fn source_settings(
