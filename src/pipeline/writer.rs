@@ -185,6 +185,20 @@ struct Item<'a> {
     event: &'a RatingEvent,
 }
 
+/// Where a rating of the one-by-one path goes: by its key, then by arrival.
+fn rating_order<'a>(
+    writes: &'a [Write],
+    item: &Item<'a>,
+) -> (&'a str, &'a str, &'a str, usize, usize) {
+    (
+        writes[item.write].source.name.as_str(),
+        item.event.conversation_id.as_str(),
+        item.event.rating_key.as_str(),
+        item.write,
+        item.index,
+    )
+}
+
 impl Pipeline {
     /// Records `writes` in one transaction: one answer per write, in order.
     /// Fails as a whole (nothing committed) if any statement fails.
@@ -327,9 +341,10 @@ impl Pipeline {
             }
         }
 
-        // Ratings seen before, in arrival order.
+        // Ratings seen before: each rating's versions in arrival order, and
+        // the ratings in key order, so replicas lock rows in the same order.
         existing.extend(later);
-        existing.sort_by_key(|item| (item.write, item.index));
+        existing.sort_by(|a, b| rating_order(writes, a).cmp(&rating_order(writes, b)));
         for item in existing {
             let write = &writes[item.write];
             let result = self
