@@ -15,14 +15,17 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
-use super::common::refuse_foreign_keys;
+use super::legacy::SourceSettings;
+use super::legacy::refuse_foreign_keys;
 use super::{
-    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
-    WebhookRequest, check_replay_window, check_ticket_url, parse_json, replay_window_ms,
+    BoxFuture, FetchError, HelpdeskApi, ParseError, Parsed, PollPage, PollRequest, SignatureError,
+    Webhook, WebhookRequest, check_ticket_url, parse_json,
 };
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
 
 /// The delivery's UUID, sent on signed and unsigned deliveries alike: a
 /// replayed delivery is recorded once.
@@ -43,7 +46,7 @@ impl ChatwootSource {
     pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
         let mut problems = refuse_foreign_keys(key, s, "chatwoot", &["allow_unsigned"]);
         problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        problems.extend(check_replay_window(key, s));
+        problems.extend(super::legacy::check_replay_window(key, s));
         let allow_unsigned = s.allow_unsigned.unwrap_or(false);
         if s.secret.is_none() && !allow_unsigned {
             let message = if s.secret_file.is_some() {
@@ -63,7 +66,7 @@ impl ChatwootSource {
         Ok(ChatwootSource {
             secret: s.secret.clone(),
             allow_unsigned,
-            replay_window_ms: replay_window_ms(s),
+            replay_window_ms: super::legacy::replay_window_ms(s),
             ticket_url: s.ticket_url.clone(),
             api,
         })
@@ -74,10 +77,10 @@ impl ChatwootSource {
 /// `account_id`, all required to poll.
 fn read_api(
     key: &str,
-    api: &crate::settings::ApiSettings,
+    api: &super::legacy::ApiSettings,
     problems: &mut Vec<ConfigProblem>,
 ) -> Option<poller::ChatwootApi> {
-    problems.extend(super::api::refuse_keys(
+    problems.extend(super::legacy::refuse_keys(
         &format!("{key}.api"),
         "chatwoot",
         &[
@@ -105,7 +108,7 @@ fn read_api(
             "is required to poll: the account's number, as in https://app.chatwoot.com/app/accounts/<account_id>/dashboard",
         ));
     }
-    let base_url = super::api::base_url(key, api, "https://app.chatwoot.com")
+    let base_url = super::http_api::base_url(key, &api.base_url, "https://app.chatwoot.com")
         .map_err(|p| problems.push(p))
         .ok()?;
     Some(poller::ChatwootApi {
@@ -116,7 +119,7 @@ fn read_api(
     })
 }
 
-impl Source for ChatwootSource {
+impl Webhook for ChatwootSource {
     fn kind(&self) -> &'static str {
         "chatwoot"
     }
@@ -150,10 +153,12 @@ impl Source for ChatwootSource {
         })
     }
 
-    fn can_poll(&self) -> bool {
-        self.api.is_some()
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.api.is_some().then_some(self as &dyn HelpdeskApi)
     }
+}
 
+impl HelpdeskApi for ChatwootSource {
     fn poll_page<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -169,5 +174,15 @@ impl Source for ChatwootSource {
                 )),
             }
         })
+    }
+
+    /// Chatwoot's list is read by creation time and a customer may answer the survey days later.
+    fn default_overlap(&self) -> Duration {
+        Duration::from_secs(14 * 24 * 3600)
+    }
+
+    /// A quarter or less of the documented limit: self-hosted Chatwoot allows 3,000 a minute per IP; Cloud's limit is unpublished.
+    fn default_requests_per_minute(&self) -> u32 {
+        60
     }
 }

@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::api::{get_json_and_headers, time_ms};
-use crate::sources::common::{first_text, text_at};
-use crate::sources::window::Window;
+use crate::sources::cursor::Window;
+use crate::sources::http_api::get_json_and_headers;
+use crate::sources::json::time_ms;
+use crate::sources::json::{first_text, text_at};
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
 
 /// Chatwoot's fixed page size.

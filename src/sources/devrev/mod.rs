@@ -16,13 +16,14 @@ mod tests;
 
 use secrecy::SecretString;
 
-use super::common::{refuse_foreign_keys, require_secret};
+use super::legacy::SourceSettings;
+use super::legacy::{refuse_foreign_keys, require_secret};
 use super::{
-    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
-    WebhookRequest, check_replay_window, check_ticket_url, parse_json, replay_window_ms,
+    BoxFuture, FetchError, HelpdeskApi, ParseError, Parsed, PollPage, PollRequest, SignatureError,
+    Webhook, WebhookRequest, check_ticket_url, parse_json,
 };
 use crate::domain::Scale;
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
 
 /// A configured DevRev source.
 pub struct DevRevSource {
@@ -38,7 +39,7 @@ impl DevRevSource {
     pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
         let mut problems = refuse_foreign_keys(key, s, "devrev", &["scale"]);
         problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        problems.extend(check_replay_window(key, s));
+        problems.extend(super::legacy::check_replay_window(key, s));
         let scale = match s.scale.as_deref().map(str::parse::<Scale>) {
             None => Scale::FivePoint,
             Some(Ok(scale @ (Scale::FivePoint | Scale::Nps))) => scale,
@@ -60,7 +61,7 @@ impl DevRevSource {
         .map_err(|p| problems.push(p))
         .ok();
         let api = s.api.as_ref().and_then(|api| {
-            problems.extend(super::api::refuse_keys(
+            problems.extend(super::legacy::refuse_keys(
                 &format!("{key}.api"),
                 "devrev",
                 &[
@@ -75,7 +76,7 @@ impl DevRevSource {
                     "is required to poll: a DevRev personal access token (Settings → Account → Personal access token); or set token_file",
                 ));
             }
-            let base_url = super::api::base_url(key, api, "https://api.devrev.ai")
+            let base_url = super::http_api::base_url(key, &api.base_url, "https://api.devrev.ai")
                 .map_err(|p| problems.push(p))
                 .ok()?;
             Some(poller::DevRevApi {
@@ -87,7 +88,7 @@ impl DevRevSource {
         match secret {
             Some(secret) if problems.is_empty() => Ok(DevRevSource {
                 secret,
-                replay_window_ms: replay_window_ms(s),
+                replay_window_ms: super::legacy::replay_window_ms(s),
                 scale,
                 ticket_url: s.ticket_url.clone(),
                 api,
@@ -97,7 +98,7 @@ impl DevRevSource {
     }
 }
 
-impl Source for DevRevSource {
+impl Webhook for DevRevSource {
     fn kind(&self) -> &'static str {
         "devrev"
     }
@@ -114,10 +115,12 @@ impl Source for DevRevSource {
         )
     }
 
-    fn can_poll(&self) -> bool {
-        self.api.is_some()
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.api.is_some().then_some(self as &dyn HelpdeskApi)
     }
+}
 
+impl HelpdeskApi for DevRevSource {
     fn poll_page<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -134,5 +137,10 @@ impl Source for DevRevSource {
                 )),
             }
         })
+    }
+
+    /// A quarter or less of the documented limit: DevRev publishes no number; today's conservative default.
+    fn default_requests_per_minute(&self) -> u32 {
+        30
     }
 }

@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 
 use super::payload::response_to_event;
 use crate::domain::Scale;
-use crate::sources::api::{get_json_and_headers, header_number, rfc3339};
-use crate::sources::common::text_at;
-use crate::sources::window::Window;
+use crate::sources::cursor::Window;
+use crate::sources::http_api::{get_json_and_headers, header_number, rfc3339};
+use crate::sources::json::text_at;
 use crate::sources::{FetchError, PollPage, PollRequest};
 
 /// How to call DevRev's API.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::payload::{RatingPayload, latest};
-use crate::sources::api::get_json;
+use crate::sources::http_api::get_json;
 use crate::sources::{FetchError, Fetched, fill_ticket_url};
 
 /// A Freshdesk API client for one account.

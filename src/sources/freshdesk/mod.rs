@@ -21,13 +21,15 @@ mod tests;
 
 use secrecy::SecretString;
 
-use super::api::{base_url, refuse_keys};
 use super::generic::signature::Scheme;
+use super::http_api::base_url;
+use super::legacy::SourceSettings;
+use super::legacy::refuse_keys;
 use super::{
-    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, PollPage, PollRequest,
-    SignatureError, Source, WebhookRequest, parse_json,
+    BoxFuture, FetchError, FetchRef, Fetched, HelpdeskApi, ParseError, Parsed, PollPage,
+    PollRequest, SignatureError, Webhook, WebhookRequest, parse_json,
 };
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
 use client::FreshdeskClient;
 
 /// A configured Freshdesk source.
@@ -47,7 +49,7 @@ impl FreshdeskSource {
     /// problem with its key.
     pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
         let (mut problems, header) =
-            super::api::token_source_settings(key, "freshdesk", s, "the automation rule's");
+            super::legacy::token_source_settings(key, "freshdesk", s, "the automation rule's");
         let client = match &s.api {
             None => None,
             Some(api) => {
@@ -67,7 +69,7 @@ impl FreshdeskSource {
                     ));
                 }
                 match (
-                    base_url(key, api, "https://acme.freshdesk.com"),
+                    base_url(key, &api.base_url, "https://acme.freshdesk.com"),
                     &api.api_key,
                 ) {
                     (Ok(base_url), Some(api_key)) => Some(FreshdeskClient {
@@ -99,7 +101,7 @@ impl FreshdeskSource {
     }
 }
 
-impl Source for FreshdeskSource {
+impl Webhook for FreshdeskSource {
     fn kind(&self) -> &'static str {
         "freshdesk"
     }
@@ -120,7 +122,7 @@ impl Source for FreshdeskSource {
                     delivery_id: None,
                     references,
                 } => Parsed::Fetch {
-                    delivery_id: Some(super::api::receipt_delivery_id(&references, request.now_ms)),
+                    delivery_id: Some(super::receipt_delivery_id(&references, request.now_ms)),
                     references,
                 },
                 // A rendered value without the rating's id would be keyed
@@ -137,10 +139,7 @@ impl Source for FreshdeskSource {
                         })
                         .collect();
                     Parsed::Fetch {
-                        delivery_id: Some(super::api::receipt_delivery_id(
-                            &references,
-                            request.now_ms,
-                        )),
+                        delivery_id: Some(super::receipt_delivery_id(&references, request.now_ms)),
                         references,
                     }
                 }
@@ -149,6 +148,12 @@ impl Source for FreshdeskSource {
         )
     }
 
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.client.is_some().then_some(self as &dyn HelpdeskApi)
+    }
+}
+
+impl HelpdeskApi for FreshdeskSource {
     fn fetch<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -172,10 +177,6 @@ impl Source for FreshdeskSource {
         })
     }
 
-    fn can_poll(&self) -> bool {
-        self.client.is_some()
-    }
-
     fn poll_page<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -191,5 +192,10 @@ impl Source for FreshdeskSource {
                 )),
             }
         })
+    }
+
+    /// A quarter or less of the documented limit: Freshdesk's Growth plan allows 200 a minute (a trial 50).
+    fn default_requests_per_minute(&self) -> u32 {
+        50
     }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::api::{template_text, time_ms};
+use crate::sources::json::{template_text, time_ms};
 use crate::sources::{FetchRef, ParseError, Parsed, describe_value, fill_ticket_url, scalar_text};
 
 /// The kind of [`FetchRef`] this source fetches: a ticket's ratings.

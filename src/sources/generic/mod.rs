@@ -12,11 +12,12 @@ mod tests;
 
 use secrecy::SecretString;
 
+use super::legacy::SourceSettings;
 use super::{
-    ParseError, Parsed, SignatureError, Source, WebhookRequest, check_ticket_url, parse_json,
+    ParseError, Parsed, SignatureError, Webhook, WebhookRequest, check_ticket_url, parse_json,
 };
 use crate::domain::Scale;
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
 use payload::Pointers;
 use signature::Scheme;
 
@@ -71,7 +72,7 @@ impl GenericSource {
     }
 }
 
-impl Source for GenericSource {
+impl Webhook for GenericSource {
     fn kind(&self) -> &'static str {
         "generic"
     }

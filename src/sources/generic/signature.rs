@@ -12,11 +12,12 @@
 use axum::http::HeaderName;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
+use crate::sources::legacy::{SourceSettings, check_replay_window, replay_window_ms};
 use crate::sources::signature::{
     Encoding, constant_time_eq, verify_hmac_sha256, verify_standard_webhooks,
 };
-use crate::sources::{SignatureError, WebhookRequest, check_replay_window, replay_window_ms};
+use crate::sources::{SignatureError, WebhookRequest};
 
 /// The header the hmac-sha256 scheme reads when `signature_header` is unset.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Signature";

@@ -7,7 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::payload::survey_from_api;
-use crate::sources::api::get_json;
+use crate::sources::http_api::get_json;
 use crate::sources::{FetchError, Fetched, fill_ticket_url};
 
 /// A Gorgias API client for one account.

@@ -19,15 +19,19 @@ pub mod poller;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
-use super::api::{base_url, refuse_keys};
 use super::generic::signature::Scheme;
+use super::http_api::base_url;
+use super::legacy::SourceSettings;
+use super::legacy::refuse_keys;
 use super::{
-    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, PollPage, PollRequest,
-    SignatureError, Source, WebhookRequest, parse_json,
+    BoxFuture, FetchError, FetchRef, Fetched, HelpdeskApi, ParseError, Parsed, PollPage,
+    PollRequest, SignatureError, Webhook, WebhookRequest, parse_json,
 };
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
 use client::GorgiasClient;
 
 /// A configured Gorgias source.
@@ -44,7 +48,7 @@ impl GorgiasSource {
     /// problem with its key.
     pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
         let (mut problems, header) =
-            super::api::token_source_settings(key, "gorgias", s, "the HTTP integration's");
+            super::legacy::token_source_settings(key, "gorgias", s, "the HTTP integration's");
         let client = match &s.api {
             None => None,
             Some(api) => {
@@ -74,7 +78,7 @@ impl GorgiasSource {
                     ));
                 }
                 match (
-                    base_url(key, api, "https://acme.gorgias.com"),
+                    base_url(key, &api.base_url, "https://acme.gorgias.com"),
                     &api.api_key,
                     email,
                 ) {
@@ -119,7 +123,7 @@ impl GorgiasSource {
     }
 }
 
-impl Source for GorgiasSource {
+impl Webhook for GorgiasSource {
     fn kind(&self) -> &'static str {
         "gorgias"
     }
@@ -143,13 +147,19 @@ impl Source for GorgiasSource {
                 delivery_id: delivery_id @ None,
                 references,
             } => {
-                *delivery_id = Some(super::api::receipt_delivery_id(references, request.now_ms));
+                *delivery_id = Some(super::receipt_delivery_id(references, request.now_ms));
             }
             _ => {}
         }
         Ok(parsed)
     }
 
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.client.is_some().then_some(self as &dyn HelpdeskApi)
+    }
+}
+
+impl HelpdeskApi for GorgiasSource {
     fn fetch<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -173,10 +183,6 @@ impl Source for GorgiasSource {
         })
     }
 
-    fn can_poll(&self) -> bool {
-        self.client.is_some()
-    }
-
     fn poll_page<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -192,5 +198,15 @@ impl Source for GorgiasSource {
                 )),
             }
         })
+    }
+
+    /// Gorgias's list is read by survey creation; answers come days later.
+    fn default_overlap(&self) -> Duration {
+        Duration::from_secs(7 * 24 * 3600)
+    }
+
+    /// A quarter or less of the documented limit: Gorgias allows an API key 40 requests per 20 s (120 a minute).
+    fn default_requests_per_minute(&self) -> u32 {
+        30
     }
 }

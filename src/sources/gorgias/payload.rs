@@ -17,7 +17,7 @@
 use serde_json::Value;
 
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::api::{template_text, time_ms};
+use crate::sources::json::{template_text, time_ms};
 use crate::sources::{FetchRef, ParseError, Parsed, describe_value, scalar_text};
 
 /// The kind of [`FetchRef`] this source fetches.

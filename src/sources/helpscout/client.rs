@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
 use crate::sources::FetchError;
-use crate::sources::api::status_error;
+use crate::sources::http_api::status_error;
 
 /// Help Scout's own rate-limit header (seconds until the minute resets).
 pub const RETRY_AFTER_HEADER: &str = "X-RateLimit-Retry-After";
@@ -73,7 +73,7 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
-        .or_else(|| crate::sources::api::retry_after(headers))
+        .or_else(|| crate::sources::http_api::retry_after(headers))
 }
 
 impl HelpScoutClient {

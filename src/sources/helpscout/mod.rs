@@ -24,13 +24,15 @@ mod tests;
 
 use secrecy::SecretString;
 
-use super::api::{base_url, refuse_keys};
-use super::common::{refuse_foreign_keys, require_secret};
+use super::http_api::base_url;
+use super::legacy::refuse_keys;
+use super::legacy::{ApiSettings, SourceSettings};
+use super::legacy::{refuse_foreign_keys, require_secret};
 use super::{
-    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
-    WebhookRequest, check_ticket_url, parse_json,
+    BoxFuture, FetchError, HelpdeskApi, ParseError, Parsed, PollPage, PollRequest, SignatureError,
+    Webhook, WebhookRequest, check_ticket_url, parse_json,
 };
-use crate::settings::{ApiSettings, ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
 use client::HelpScoutClient;
 
 /// The header naming the event, e.g. `satisfaction.ratings` or `helpscout.test`.
@@ -79,7 +81,7 @@ fn client(
             "is required to poll: the App Secret of the same app; or set client_secret_file",
         ));
     }
-    let base = base_url(key, api, "https://api.helpscout.net")
+    let base = base_url(key, &api.base_url, "https://api.helpscout.net")
         .map_err(|p| problems.push(p))
         .ok()?;
     Some(HelpScoutClient::new(
@@ -123,7 +125,7 @@ impl HelpScoutSource {
     }
 }
 
-impl Source for HelpScoutSource {
+impl Webhook for HelpScoutSource {
     fn kind(&self) -> &'static str {
         "helpscout"
     }
@@ -145,10 +147,12 @@ impl Source for HelpScoutSource {
         payload::read(&parse_json(request.body)?, self.ticket_url.as_deref())
     }
 
-    fn can_poll(&self) -> bool {
-        self.client.is_some()
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.client.is_some().then_some(self as &dyn HelpdeskApi)
     }
+}
 
+impl HelpdeskApi for HelpScoutSource {
     fn poll_page<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -164,5 +168,10 @@ impl Source for HelpScoutSource {
                 )),
             }
         })
+    }
+
+    /// A quarter or less of the documented limit: Help Scout's documented floor was 200 a minute (legacy v1; per-plan numbers are unpublished).
+    fn default_requests_per_minute(&self) -> u32 {
+        50
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::payload::{PROPERTIES, SubmissionPayload};
-use crate::sources::api::get_json;
+use crate::sources::http_api::get_json;
 use crate::sources::{FetchError, Fetched, fill_ticket_url};
 
 /// A HubSpot API client for one portal.

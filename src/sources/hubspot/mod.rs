@@ -19,15 +19,18 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
-use super::api::{base_url, refuse_keys};
+use super::http_api::base_url;
+use super::legacy::SourceSettings;
+use super::legacy::refuse_keys;
 use super::{
-    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, PollPage, PollRequest,
-    SignatureError, Source, WebhookRequest, check_replay_window, check_ticket_url, parse_json,
-    replay_window_ms,
+    BoxFuture, FetchError, FetchRef, Fetched, HelpdeskApi, ParseError, Parsed, PollPage,
+    PollRequest, SignatureError, Webhook, WebhookRequest, check_ticket_url, parse_json,
 };
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
 use client::HubspotClient;
 
 /// A configured HubSpot source.
@@ -64,7 +67,7 @@ impl HubspotSource {
             };
             problems.push(ConfigProblem::new(format!("{key}.secret"), message));
         }
-        problems.extend(check_replay_window(key, s));
+        problems.extend(super::legacy::check_replay_window(key, s));
         problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
         let public_url = match s
             .public_url
@@ -108,7 +111,10 @@ impl HubspotSource {
                         "is required: the private app's access token (pat-…) with the crm.objects.feedback_submissions.read scope; or set token_file",
                     ));
                 }
-                match (base_url(key, api, "https://api.hubapi.com"), &api.token) {
+                match (
+                    base_url(key, &api.base_url, "https://api.hubapi.com"),
+                    &api.token,
+                ) {
                     (Ok(base_url), Some(token)) => Some(HubspotClient {
                         base_url,
                         token: token.clone(),
@@ -127,7 +133,7 @@ impl HubspotSource {
                 Ok(HubspotSource {
                     secret: secret.clone(),
                     public_url,
-                    window_ms: replay_window_ms(s),
+                    window_ms: super::legacy::replay_window_ms(s),
                     ticket_url: s.ticket_url.clone(),
                     client,
                 })
@@ -137,7 +143,7 @@ impl HubspotSource {
     }
 }
 
-impl Source for HubspotSource {
+impl Webhook for HubspotSource {
     fn kind(&self) -> &'static str {
         "hubspot"
     }
@@ -150,6 +156,13 @@ impl Source for HubspotSource {
         payload::read_events(&parse_json(request.body)?)
     }
 
+    /// HubSpot sources always have API credentials (webhooks need them).
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        Some(self)
+    }
+}
+
+impl HelpdeskApi for HubspotSource {
     fn fetch<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -168,11 +181,6 @@ impl Source for HubspotSource {
         })
     }
 
-    /// HubSpot sources always have API credentials (webhooks need them).
-    fn can_poll(&self) -> bool {
-        true
-    }
-
     fn poll_page<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -184,5 +192,15 @@ impl Source for HubspotSource {
             http,
             request,
         ))
+    }
+
+    /// The search filters on the modification time, so a change is found anyway: the overlap only covers the search index's lag.
+    fn default_overlap(&self) -> Duration {
+        Duration::from_secs(10 * 60)
+    }
+
+    /// A quarter or less of the documented limit: HubSpot's search API allows 4 requests a second per token.
+    fn default_requests_per_minute(&self) -> u32 {
+        60
     }
 }

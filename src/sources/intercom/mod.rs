@@ -16,15 +16,19 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
-use super::api::{base_url, refuse_keys};
-use super::common::{refuse_foreign_keys, require_secret};
+use super::http_api::base_url;
+use super::legacy::refuse_keys;
+use super::legacy::{ApiSettings, SourceSettings};
+use super::legacy::{refuse_foreign_keys, require_secret};
 use super::{
-    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
-    WebhookRequest, check_ticket_url, parse_json,
+    BoxFuture, FetchError, HelpdeskApi, ParseError, Parsed, PollPage, PollRequest, SignatureError,
+    Webhook, WebhookRequest, check_ticket_url, parse_json,
 };
-use crate::settings::{ApiSettings, ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
 
 /// A configured Intercom source.
 pub struct IntercomSource {
@@ -61,7 +65,7 @@ fn api(
             "is required to poll: the app's access token (Developer Hub → your app → Configure → Authentication), with the Read conversations permission; or set token_file",
         ));
     }
-    let base = base_url(key, api, "https://api.intercom.io")
+    let base = base_url(key, &api.base_url, "https://api.intercom.io")
         .map_err(|p| problems.push(p))
         .ok()?;
     Some(poller::IntercomApi {
@@ -101,7 +105,7 @@ impl IntercomSource {
     }
 }
 
-impl Source for IntercomSource {
+impl Webhook for IntercomSource {
     fn kind(&self) -> &'static str {
         "intercom"
     }
@@ -114,10 +118,12 @@ impl Source for IntercomSource {
         payload::read(&parse_json(request.body)?, self.ticket_url.as_deref())
     }
 
-    fn can_poll(&self) -> bool {
-        self.api.is_some()
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.api.is_some().then_some(self as &dyn HelpdeskApi)
     }
+}
 
+impl HelpdeskApi for IntercomSource {
     fn poll_page<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -133,5 +139,15 @@ impl Source for IntercomSource {
                 )),
             }
         })
+    }
+
+    /// The search filters on the modification time, so a change is found anyway: the overlap only covers the search index's lag.
+    fn default_overlap(&self) -> Duration {
+        Duration::from_secs(10 * 60)
+    }
+
+    /// A quarter or less of the documented limit: Intercom allows a private app 10,000 a minute.
+    fn default_requests_per_minute(&self) -> u32 {
+        500
     }
 }

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use super::payload::read_item;
 use crate::domain::RatingEvent;
-use crate::sources::api::status_error;
+use crate::sources::http_api::status_error;
 use crate::sources::{FetchError, PollPage, PollRequest};
 
 /// The API version the poller speaks (its search fields and shapes).
@@ -89,7 +89,7 @@ fn query(since_s: i64, until_s: Option<i64>) -> Value {
 /// The wait a 429 asks for: `Retry-After` if sent, else until
 /// `X-RateLimit-Reset` (a Unix time in seconds), at least a second.
 fn rate_limit_wait(headers: &reqwest::header::HeaderMap, now_ms: i64) -> std::time::Duration {
-    crate::sources::api::retry_after(headers).unwrap_or_else(|| {
+    crate::sources::http_api::retry_after(headers).unwrap_or_else(|| {
         let reset_s = headers
             .get("X-RateLimit-Reset")
             .and_then(|v| v.to_str().ok())
@@ -166,7 +166,7 @@ pub async fn poll_page(
     if !status.is_success() {
         return Err(status_error(
             status,
-            crate::sources::api::retry_after(response.headers()),
+            crate::sources::http_api::retry_after(response.headers()),
             what,
         ));
     }

@@ -16,14 +16,14 @@ mod tests;
 
 use secrecy::SecretString;
 
-use super::common::{refuse_foreign_keys, require_secret};
+use super::legacy::SourceSettings;
+use super::legacy::{refuse_foreign_keys, require_secret};
 use super::zendesk::signature;
 use super::{
-    ParseError, Parsed, SignatureError, Source, WebhookRequest, check_replay_window,
-    check_ticket_url, parse_json, replay_window_ms,
+    ParseError, Parsed, SignatureError, Webhook, WebhookRequest, check_ticket_url, parse_json,
 };
 use crate::domain::Scale;
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
 
 /// A configured Zendesk new-CSAT source.
 pub struct ZendeskCsatSource {
@@ -38,7 +38,7 @@ impl ZendeskCsatSource {
     pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
         let mut problems = refuse_foreign_keys(key, s, "zendesk_csat", &["scale"]);
         problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        problems.extend(check_replay_window(key, s));
+        problems.extend(super::legacy::check_replay_window(key, s));
         let default_scale = match s.scale.as_deref().map(str::parse::<Scale>) {
             None | Some(Err(_)) => Scale::FivePoint,
             Some(Ok(scale @ (Scale::TwoPoint | Scale::ThreePoint | Scale::FivePoint))) => scale,
@@ -60,7 +60,7 @@ impl ZendeskCsatSource {
         match secret {
             Some(secret) if problems.is_empty() => Ok(ZendeskCsatSource {
                 secret,
-                replay_window_ms: replay_window_ms(s),
+                replay_window_ms: super::legacy::replay_window_ms(s),
                 default_scale,
                 ticket_url: s.ticket_url.clone(),
             }),
@@ -69,7 +69,7 @@ impl ZendeskCsatSource {
     }
 }
 
-impl Source for ZendeskCsatSource {
+impl Webhook for ZendeskCsatSource {
     fn kind(&self) -> &'static str {
         "zendesk_csat"
     }

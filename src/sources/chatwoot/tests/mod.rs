@@ -6,7 +6,7 @@ use serde_json::json;
 use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use super::*;
 use crate::domain::{RatingEvent, Scale, Sentiment};
-use crate::sources::common::testing::{headers, with_request};
+use crate::sources::testing::{headers, with_request};
 
 const SECRET: &str = "chatwoot-webhook-secret";
 const NOW_MS: i64 = 1_795_442_700_000;

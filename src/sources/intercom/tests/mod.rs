@@ -5,7 +5,7 @@ use serde_json::json;
 use super::signature::{SIGNATURE_HEADER, sign};
 use super::*;
 use crate::domain::{RatingEvent, Scale, Sentiment};
-use crate::sources::common::testing::{headers, with_request};
+use crate::sources::testing::{headers, with_request};
 
 const SECRET: &str = "intercom-client-secret";
 /// 2026-11-23T14:05:00Z, the fixtures' time.

@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::domain::{RatingEvent, Scale, Sentiment};
-use crate::sources::common::testing::{headers, with_request};
+use crate::sources::testing::{headers, with_request};
 use crate::sources::zendesk::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 const SECRET: &str = "zendesk-csat-signing-secret";

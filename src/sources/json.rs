@@ -1,63 +1,14 @@
-//! Small helpers the helpdesk sources share: settings checks every fixed
-//! helpdesk needs, and readers for the JSON values helpdesks send (ids as
-//! numbers or text, times as RFC 3339 or Unix seconds).
+//! The JSON readers the helpdesk sources share: bodies, ids as numbers or
+//! text, times as RFC 3339 or Unix seconds, template-rendered values.
 //!
 //! Nothing here knows a particular helpdesk.
 
-use secrecy::SecretString;
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use super::{ParseError, describe_value, scalar_text};
+use super::ParseError;
 use crate::domain::non_empty;
-use crate::settings::{ConfigProblem, SourceSettings};
-
-/// The secret, or the problem saying where the helpdesk shows it.
-pub fn require_secret(
-    key: &str,
-    s: &SourceSettings,
-    where_to_find: &str,
-) -> Result<SecretString, ConfigProblem> {
-    s.secret.clone().ok_or_else(|| {
-        let message = if s.secret_file.is_some() {
-            "is required, and secret_file gave none (see the problem reported for it)".to_string()
-        } else {
-            format!("is required: {where_to_find}; or set secret_file to a file holding it")
-        };
-        ConfigProblem::new(format!("{key}.secret"), message)
-    })
-}
-
-/// Keys that only some kinds read. A key the kind ignores would be a silent
-/// surprise, so it is refused with its name unless `allowed` lists it.
-pub fn refuse_foreign_keys(
-    key: &str,
-    s: &SourceSettings,
-    kind: &str,
-    allowed: &[&str],
-) -> Vec<ConfigProblem> {
-    let set = [
-        ("scale", s.scale.is_some()),
-        ("signature", s.signature.is_some()),
-        ("signature_header", s.signature_header.is_some()),
-        ("signature_prefix", s.signature_prefix.is_some()),
-        ("signature_encoding", s.signature_encoding.is_some()),
-        ("fields", s.fields.is_some()),
-        ("allow_unsigned", s.allow_unsigned.is_some()),
-    ];
-    set.into_iter()
-        .filter(|(name, is_set)| *is_set && !allowed.contains(name))
-        .map(|(name, _)| {
-            ConfigProblem::new(
-                format!("{key}.{name}"),
-                format!(
-                    "does not apply to {kind} sources; remove it (docs/helpdesks/ lists each kind's keys)"
-                ),
-            )
-        })
-        .collect()
-}
 
 /// Text at a JSON pointer: strings trimmed, numbers written out, empty is `None`.
 pub fn text_at(body: &Value, pointer: &str) -> Option<String> {
@@ -129,42 +80,79 @@ pub fn integer_at(body: &Value, pointer: &str, field: &str) -> Result<Option<i64
     })
 }
 
-/// Test helpers for the sources' own tests.
-#[cfg(test)]
-pub mod testing {
-    use axum::http::{HeaderMap, HeaderValue, Method, Uri};
+/// Reads a JSON body, naming the problem (line and column) if it is not JSON.
+pub fn parse_json(body: &[u8]) -> Result<Value, ParseError> {
+    serde_json::from_slice(body).map_err(|e| {
+        ParseError::new(format!(
+            "the body is not valid JSON ({} at line {}, column {})",
+            match e.classify() {
+                serde_json::error::Category::Eof => "it ends early",
+                serde_json::error::Category::Syntax => "syntax error",
+                serde_json::error::Category::Data => "unexpected data",
+                serde_json::error::Category::Io => "read error",
+            },
+            e.line(),
+            e.column()
+        ))
+    })
+}
 
-    use crate::sources::WebhookRequest;
-
-    /// Headers from name/value pairs.
-    pub fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (name, value) in pairs {
-            h.insert(
-                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
-        h
+/// A JSON scalar as text: strings trimmed (empty is `None`), numbers and
+/// booleans written out. Helpdesk templates render ids as strings or numbers
+/// depending on how the operator quoted them, so both are accepted.
+pub fn scalar_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => crate::domain::non_empty(Some(s)),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        Value::Null | Value::Array(_) | Value::Object(_) => None,
     }
+}
 
-    /// Runs `f` with a POST of `body` carrying `headers`, received at `now_ms`.
-    pub fn with_request<R>(
-        headers: &HeaderMap,
-        body: &[u8],
-        now_ms: i64,
-        f: impl FnOnce(&WebhookRequest<'_>) -> R,
-    ) -> R {
-        let uri = Uri::from_static("/webhooks/test");
-        let request = WebhookRequest {
-            method: &Method::POST,
-            uri: &uri,
-            headers,
-            body,
-            now_ms,
-        };
-        f(&request)
+/// Describes a value for an error message without echoing customer text:
+/// numbers and short words are shown, longer text only by its length.
+pub fn describe_value(value: &Value) -> String {
+    match value {
+        Value::String(s) if s.chars().count() <= 24 => format!("{s:?}"),
+        Value::String(s) => format!("a text of {} characters", s.chars().count()),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "null".to_string(),
+        Value::Array(_) => "an array".to_string(),
+        Value::Object(_) => "an object".to_string(),
     }
+}
+
+/// A value a helpdesk template rendered: text, or `None` if it rendered
+/// empty or not at all (`{{…}}` left in place: a placeholder this account
+/// does not have, or a typo in the template).
+pub fn template_text(value: &serde_json::Value) -> Option<String> {
+    scalar_text(value).filter(|t| !(t.starts_with("{{") && t.ends_with("}}")))
+}
+
+/// A helpdesk time as Unix milliseconds: RFC 3339 (`2015-08-28T09:08:16Z`),
+/// the same without a zone read as UTC (Gorgias writes
+/// `2024-03-16T14:00:00.000000`), or Unix seconds or milliseconds as digits
+/// (HubSpot). `None` for anything else: times only order versions, so an
+/// unreadable one is never fatal.
+pub fn time_ms(text: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    use time::{OffsetDateTime, PrimitiveDateTime};
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = text.parse().ok()?;
+        // Seconds until the year 5138; milliseconds after.
+        return Some(if n < 100_000_000_000 { n * 1000 } else { n });
+    }
+    let at = OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
+        let format = time::macros::format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second][optional [.[subsecond]]]"
+        );
+        PrimitiveDateTime::parse(text, format)
+            .ok()
+            .map(PrimitiveDateTime::assume_utc)
+    })?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 #[cfg(test)]
@@ -199,5 +187,23 @@ mod tests {
                 .to_string()
                 .starts_with("rating is")
         );
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::time_ms;
+
+    #[test]
+    fn helpdesk_times_are_read_in_every_spelling() {
+        assert_eq!(time_ms("2015-08-28T09:08:16Z"), Some(1_440_752_896_000));
+        assert_eq!(
+            time_ms("2015-08-28T09:08:16.000000"),
+            Some(1_440_752_896_000)
+        );
+        assert_eq!(time_ms("2015-08-28T09:08:16"), Some(1_440_752_896_000));
+        assert_eq!(time_ms("1440752896000"), Some(1_440_752_896_000));
+        assert_eq!(time_ms("1440752896"), Some(1_440_752_896_000));
+        assert_eq!(time_ms("yesterday"), None);
     }
 }
