@@ -791,6 +791,66 @@ fn every_type_problem(root: config::Value) -> Option<Vec<ConfigProblem>> {
     (!problems.is_empty()).then_some(problems)
 }
 
+/// As [`read_value`], but reports every problem of the table, not only
+/// serde's first: the key at fault is set aside and the rest read again, so
+/// one run lists every unknown or mistyped key. Returns what could be read
+/// (the default when nothing could) and the problems.
+pub fn read_every<T: serde::de::DeserializeOwned + Default>(
+    prefix: &str,
+    mut value: config::Value,
+) -> (T, Vec<ConfigProblem>) {
+    let mut problems = Vec::new();
+    // Each round removes one key, so this ends; the bound is a safety net.
+    for _ in 0..64 {
+        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            Ok(read) => return (read, problems),
+            Err(e) => {
+                let segments: Vec<String> = e
+                    .path()
+                    .iter()
+                    .filter_map(|segment| match segment {
+                        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let path = e.path().to_string();
+                let message = e.into_inner().to_string();
+                problems.push(problem_for(prefix, &path, &message));
+                if !remove_key(&mut value, &segments) {
+                    break;
+                }
+            }
+        }
+    }
+    (T::default(), problems)
+}
+
+/// Removes the key at `path` (table keys only); false when there is none.
+fn remove_key(value: &mut config::Value, path: &[String]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut table = match value.clone().into_table() {
+        Ok(table) => table,
+        Err(_) => return false,
+    };
+    let removed = match parents.split_first() {
+        None => table.remove(last).is_some(),
+        Some((first, rest)) => {
+            let mut rest_path: Vec<String> = rest.to_vec();
+            rest_path.push(last.clone());
+            match table.get_mut(first) {
+                Some(child) => remove_key(child, &rest_path),
+                None => false,
+            }
+        }
+    };
+    if removed {
+        *value = config::Value::new(None, config::ValueKind::Table(table));
+    }
+    removed
+}
+
 /// Deserializes `value`, naming the key of the problem found with `prefix`
 /// before it (`sources[2]` + `api.account_id`) and saying how to fix it.
 pub fn read_value<T: serde::de::DeserializeOwned>(

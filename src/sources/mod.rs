@@ -45,11 +45,7 @@ pub type Build = fn(&SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>
 /// helpdesk is adding its folder and one line here.
 pub const KINDS: &[(&str, Build)] = &[
     ("zendesk", zendesk::build),
-    ("zendesk_csat", |t| {
-        legacy::build(t, |k, s| {
-            zendesk_csat::ZendeskCsatSource::from_settings(k, s).map(|s| Arc::new(s) as _)
-        })
-    }),
+    ("zendesk_csat", zendesk_csat::build),
     ("intercom", |t| {
         legacy::build(t, |k, s| {
             intercom::IntercomSource::from_settings(k, s).map(|s| Arc::new(s) as _)

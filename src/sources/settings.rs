@@ -13,7 +13,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::settings::{ConfigProblem, RawSource, optional_duration, read_value, resolve_secret};
+use crate::settings::{
+    ConfigProblem, RawSource, optional_duration, read_every, read_value, resolve_secret,
+};
 
 /// The keys every kind reads. A kind's own keys are in its `<Kind>Settings`.
 #[derive(Debug, Clone, Deserialize)]
@@ -122,10 +124,12 @@ impl SourceTable {
         })
     }
 
-    /// The kind's own keys, read into its `<Kind>Settings`. A key the kind
-    /// does not know is refused with its name.
-    pub fn settings<T: DeserializeOwned>(&self) -> Result<T, Vec<ConfigProblem>> {
-        read_value(&self.key, self.rest.clone())
+    /// The kind's own keys, read into its `<Kind>Settings`, and the
+    /// problems found: every key the kind does not know (another
+    /// helpdesk's, a typo) is refused with its name, and every mistyped
+    /// one; what could be read is returned so the kind checks the rest too.
+    pub fn settings<T: DeserializeOwned + Default>(&self) -> (T, Vec<ConfigProblem>) {
+        read_every(&self.key, self.rest.clone())
     }
 
     /// Whether the table has `[sources.api]`.

@@ -78,11 +78,7 @@ impl ZendeskSource {
     /// already read from `secret_file` if given). Reports every problem
     /// with its key.
     pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
-        let mut problems = Vec::new();
-        let own: ZendeskSettings = t
-            .settings()
-            .map_err(|p| problems.extend(p))
-            .unwrap_or_default();
+        let (own, mut problems) = t.settings::<ZendeskSettings>();
         // The secret is the only proof a delivery came from Zendesk.
         let secret = t
             .require_secret("in Zendesk Admin Center → Apps and integrations → Webhooks, open your webhook and click \"Reveal secret\"")
