@@ -81,11 +81,7 @@ pub const KINDS: &[(&str, Build)] = &[
             hubspot::HubspotSource::from_settings(k, s).map(|s| Arc::new(s) as _)
         })
     }),
-    ("generic", |t| {
-        legacy::build(t, |k, s| {
-            generic::GenericSource::from_settings(k, s).map(|s| Arc::new(s) as _)
-        })
-    }),
+    ("generic", generic::build),
 ];
 
 /// One webhook delivery as received: the raw body bytes, never re-serialised.
