@@ -46,11 +46,7 @@ pub type Build = fn(&SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>
 pub const KINDS: &[(&str, Build)] = &[
     ("zendesk", zendesk::build),
     ("zendesk_csat", zendesk_csat::build),
-    ("intercom", |t| {
-        legacy::build(t, |k, s| {
-            intercom::IntercomSource::from_settings(k, s).map(|s| Arc::new(s) as _)
-        })
-    }),
+    ("intercom", intercom::build),
     ("helpscout", |t| {
         legacy::build(t, |k, s| {
             helpscout::HelpScoutSource::from_settings(k, s).map(|s| Arc::new(s) as _)

@@ -15,10 +15,11 @@
 //! Rate limits: `X-RateLimit-Remaining`, `X-RateLimit-Reset` (a Unix time)
 //! and 429.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::client::IntercomClient;
 use super::payload::read_item;
 use crate::domain::RatingEvent;
 use crate::sources::http_api::status_error;
@@ -28,23 +29,6 @@ use crate::sources::{FetchError, PollPage, PollRequest};
 pub const API_VERSION: &str = "2.14";
 /// Intercom's largest page.
 const PER_PAGE: u32 = 150;
-
-/// How to call Intercom's API.
-#[derive(Clone)]
-pub struct IntercomApi {
-    /// `https://api.intercom.io` (or the EU/AU region's), no trailing slash.
-    pub base_url: String,
-    pub token: SecretString,
-    pub timeout: std::time::Duration,
-}
-
-impl std::fmt::Debug for IntercomApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntercomApi")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Our poll cursor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -101,7 +85,7 @@ fn rate_limit_wait(headers: &reqwest::header::HeaderMap, now_ms: i64) -> std::ti
 
 /// Reads one page.
 pub async fn poll_page(
-    api: &IntercomApi,
+    api: &IntercomClient,
     ticket_url: Option<&str>,
     http: &reqwest::Client,
     request: &PollRequest,
