@@ -47,11 +47,7 @@ pub const KINDS: &[(&str, Build)] = &[
     ("zendesk", zendesk::build),
     ("zendesk_csat", zendesk_csat::build),
     ("intercom", intercom::build),
-    ("helpscout", |t| {
-        legacy::build(t, |k, s| {
-            helpscout::HelpScoutSource::from_settings(k, s).map(|s| Arc::new(s) as _)
-        })
-    }),
+    ("helpscout", helpscout::build),
     ("chatwoot", |t| {
         legacy::build(t, |k, s| {
             chatwoot::ChatwootSource::from_settings(k, s).map(|s| Arc::new(s) as _)

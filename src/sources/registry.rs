@@ -372,7 +372,7 @@ mod tests {
         let found = problems(&source("client_secret = \"x\"\ntoken = \"t\"\n"));
         let keys = keys(&found);
         assert!(
-            keys.contains(&"sources[0].api.client_id") || keys.contains(&"sources[0].api.token"),
+            keys.contains(&"sources[0].api.client_id") && keys.contains(&"sources[0].api.token"),
             "{found:?}"
         );
         assert!(

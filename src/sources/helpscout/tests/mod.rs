@@ -18,10 +18,8 @@ const V1_BAD: &[u8] = include_bytes!("../../../../tests/fixtures/helpscout/v1_ba
 const TEST_EVENT: &[u8] = include_bytes!("../../../../tests/fixtures/helpscout/test_event.json");
 
 fn source_with(secret: &str) -> HelpScoutSource {
-    let s: SourceSettings =
-        serde_json::from_value(json!({"name": "hs", "kind": "helpscout", "secret": secret}))
-            .unwrap();
-    HelpScoutSource::from_settings("sources[0]", &s).unwrap()
+    let s = json!({"name": "hs", "kind": "helpscout", "secret": secret});
+    HelpScoutSource::from_settings(&crate::sources::testing::table("sources[0]", &s)).unwrap()
 }
 
 fn check(
