@@ -48,11 +48,7 @@ pub const KINDS: &[(&str, Build)] = &[
     ("zendesk_csat", zendesk_csat::build),
     ("intercom", intercom::build),
     ("helpscout", helpscout::build),
-    ("chatwoot", |t| {
-        legacy::build(t, |k, s| {
-            chatwoot::ChatwootSource::from_settings(k, s).map(|s| Arc::new(s) as _)
-        })
-    }),
+    ("chatwoot", chatwoot::build),
     ("devrev", |t| {
         legacy::build(t, |k, s| {
             devrev::DevRevSource::from_settings(k, s).map(|s| Arc::new(s) as _)

@@ -28,8 +28,7 @@ fn source(extra: serde_json::Value) -> Result<ChatwootSource, Vec<ConfigProblem>
             base_map.insert(k.clone(), v.clone());
         }
     }
-    let s: SourceSettings = serde_json::from_value(base).unwrap();
-    ChatwootSource::from_settings("sources[0]", &s)
+    ChatwootSource::from_settings(&crate::sources::testing::table("sources[0]", &base))
 }
 
 fn signed(body: &[u8], ts: &str) -> Vec<(String, String)> {
