@@ -222,52 +222,6 @@ pub struct GenericFields {
     pub delivery_id: Option<String>,
 }
 
-/// The secret, or the problem saying where the helpdesk shows it.
-pub fn require_secret(
-    key: &str,
-    s: &SourceSettings,
-    where_to_find: &str,
-) -> Result<SecretString, ConfigProblem> {
-    s.secret.clone().ok_or_else(|| {
-        let message = if s.secret_file.is_some() {
-            "is required, and secret_file gave none (see the problem reported for it)".to_string()
-        } else {
-            format!("is required: {where_to_find}; or set secret_file to a file holding it")
-        };
-        ConfigProblem::new(format!("{key}.secret"), message)
-    })
-}
-
-/// Keys that only some kinds read. A key the kind ignores would be a silent
-/// surprise, so it is refused with its name unless `allowed` lists it.
-pub fn refuse_foreign_keys(
-    key: &str,
-    s: &SourceSettings,
-    kind: &str,
-    allowed: &[&str],
-) -> Vec<ConfigProblem> {
-    let set = [
-        ("scale", s.scale.is_some()),
-        ("signature", s.signature.is_some()),
-        ("signature_header", s.signature_header.is_some()),
-        ("signature_prefix", s.signature_prefix.is_some()),
-        ("signature_encoding", s.signature_encoding.is_some()),
-        ("fields", s.fields.is_some()),
-        ("allow_unsigned", s.allow_unsigned.is_some()),
-    ];
-    set.into_iter()
-        .filter(|(name, is_set)| *is_set && !allowed.contains(name))
-        .map(|(name, _)| {
-            ConfigProblem::new(
-                format!("{key}.{name}"),
-                format!(
-                    "does not apply to {kind} sources; remove it (docs/helpdesks/ lists each kind's keys)"
-                ),
-            )
-        })
-        .collect()
-}
-
 /// Refuses keys that do not apply to `kind`: set, they would be silently
 /// ignored, which hides a mistake.
 pub fn refuse_keys(key: &str, kind: &str, keys: &[(&str, bool)]) -> Vec<ConfigProblem> {

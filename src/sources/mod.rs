@@ -49,11 +49,7 @@ pub const KINDS: &[(&str, Build)] = &[
     ("intercom", intercom::build),
     ("helpscout", helpscout::build),
     ("chatwoot", chatwoot::build),
-    ("devrev", |t| {
-        legacy::build(t, |k, s| {
-            devrev::DevRevSource::from_settings(k, s).map(|s| Arc::new(s) as _)
-        })
-    }),
+    ("devrev", devrev::build),
     ("freshdesk", |t| {
         legacy::build(t, |k, s| {
             freshdesk::FreshdeskSource::from_settings(k, s).map(|s| Arc::new(s) as _)

@@ -24,7 +24,7 @@ fn source_with(extra: serde_json::Value) -> Result<DevRevSource, Vec<ConfigProbl
     base.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    DevRevSource::from_settings("sources[0]", &serde_json::from_value(base).unwrap())
+    DevRevSource::from_settings(&crate::sources::testing::table("sources[0]", &base))
 }
 
 fn source() -> DevRevSource {
