@@ -50,11 +50,7 @@ pub const KINDS: &[(&str, Build)] = &[
     ("helpscout", helpscout::build),
     ("chatwoot", chatwoot::build),
     ("devrev", devrev::build),
-    ("freshdesk", |t| {
-        legacy::build(t, |k, s| {
-            freshdesk::FreshdeskSource::from_settings(k, s).map(|s| Arc::new(s) as _)
-        })
-    }),
+    ("freshdesk", freshdesk::build),
     ("gorgias", |t| {
         legacy::build(t, |k, s| {
             gorgias::GorgiasSource::from_settings(k, s).map(|s| Arc::new(s) as _)

@@ -193,6 +193,45 @@ impl SourceTable {
         })
     }
 
+    /// For helpdesks that cannot sign and send a fixed token header instead
+    /// (the generic `token` scheme): the token (the secret), the header
+    /// (`signature_header`, default `X-Csatwatch-Token`), and the problems.
+    /// `whose` names what sends it: "the automation rule's".
+    pub fn token_scheme(
+        &self,
+        signature_header: Option<&str>,
+        whose: &str,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> Option<(SecretString, super::generic::signature::Scheme)> {
+        let secret = self
+            .require_secret(&format!(
+                "the token {whose} webhook sends in its X-Csatwatch-Token header (generate one with: openssl rand -hex 32)"
+            ))
+            .map_err(|p| problems.push(p))
+            .ok();
+        problems.extend(
+            self.refuse_replay_window("the helpdesk sends a fixed token, no signed timestamp"),
+        );
+        let header = signature_header
+            .unwrap_or(super::generic::signature::DEFAULT_TOKEN_HEADER)
+            .trim()
+            .to_string();
+        if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+            problems.push(ConfigProblem::new(
+                self.key_of("signature_header"),
+                "is not a valid HTTP header name; e.g. X-Csatwatch-Token",
+            ));
+            return None;
+        }
+        Some((
+            secret?,
+            super::generic::signature::Scheme::Token {
+                header,
+                prefix: None,
+            },
+        ))
+    }
+
     /// A secret of the kind's own keys, given inline or as `…_file`
     /// (`name` is its key under the table, e.g. `api.token`).
     pub fn secret(
