@@ -51,11 +51,7 @@ pub const KINDS: &[(&str, Build)] = &[
     ("chatwoot", chatwoot::build),
     ("devrev", devrev::build),
     ("freshdesk", freshdesk::build),
-    ("gorgias", |t| {
-        legacy::build(t, |k, s| {
-            gorgias::GorgiasSource::from_settings(k, s).map(|s| Arc::new(s) as _)
-        })
-    }),
+    ("gorgias", gorgias::build),
     ("hubspot", |t| {
         legacy::build(t, |k, s| {
             hubspot::HubspotSource::from_settings(k, s).map(|s| Arc::new(s) as _)
