@@ -52,11 +52,7 @@ pub const KINDS: &[(&str, Build)] = &[
     ("devrev", devrev::build),
     ("freshdesk", freshdesk::build),
     ("gorgias", gorgias::build),
-    ("hubspot", |t| {
-        legacy::build(t, |k, s| {
-            hubspot::HubspotSource::from_settings(k, s).map(|s| Arc::new(s) as _)
-        })
-    }),
+    ("hubspot", hubspot::build),
     ("generic", generic::build),
 ];
 
