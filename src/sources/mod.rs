@@ -5,25 +5,14 @@
 //! Adding a helpdesk means adding a folder here and one line in [`KINDS`]
 //! (docs/architecture.md has the whole recipe).
 
-pub mod chatwoot;
 pub mod cursor;
-pub mod devrev;
-pub mod freshdesk;
-pub mod generic;
-pub mod gorgias;
-pub mod helpscout;
 pub mod http_api;
-pub mod hubspot;
-pub mod intercom;
 pub mod json;
-pub(crate) mod legacy;
 pub mod registry;
 pub mod settings;
 pub mod signature;
 #[cfg(test)]
 pub mod testing;
-pub mod zendesk;
-pub mod zendesk_csat;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,20 +30,29 @@ pub use settings::SourceTable;
 /// Builds one kind's source from its table.
 pub type Build = fn(&SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>>;
 
-/// Every kind this build knows: its `kind` name and its builder. Adding a
-/// helpdesk is adding its folder and one line here.
-pub const KINDS: &[(&str, Build)] = &[
-    ("zendesk", zendesk::build),
-    ("zendesk_csat", zendesk_csat::build),
-    ("intercom", intercom::build),
-    ("helpscout", helpscout::build),
-    ("chatwoot", chatwoot::build),
-    ("devrev", devrev::build),
-    ("freshdesk", freshdesk::build),
-    ("gorgias", gorgias::build),
-    ("hubspot", hubspot::build),
-    ("generic", generic::build),
-];
+/// Declares each kind's module and its line in [`KINDS`], so adding a
+/// helpdesk is its folder and one line in the list below.
+macro_rules! kinds {
+    ($($kind:ident),* $(,)?) => {
+        $(pub mod $kind;)*
+
+        /// Every kind this build knows: its `kind` name and its builder.
+        pub const KINDS: &[(&str, Build)] = &[$((stringify!($kind), $kind::build)),*];
+    };
+}
+
+kinds! {
+    zendesk,
+    zendesk_csat,
+    intercom,
+    helpscout,
+    chatwoot,
+    devrev,
+    freshdesk,
+    gorgias,
+    hubspot,
+    generic,
+}
 
 /// One webhook delivery as received: the raw body bytes, never re-serialised.
 #[derive(Debug, Clone, Copy)]

@@ -91,8 +91,6 @@ pub struct SourceTable {
     pub key: String,
     pub shared: SharedSettings,
     rest: config::Value,
-    /// The whole table, for the kinds still read the old way.
-    pub(crate) raw: config::Value,
     has_api: bool,
 }
 
@@ -119,7 +117,6 @@ impl SourceTable {
             key,
             shared,
             rest: config::Value::new(None, config::ValueKind::Table(table)),
-            raw: raw.value().clone(),
             has_api,
         })
     }
