@@ -130,6 +130,22 @@ pub fn template_text(value: &serde_json::Value) -> Option<String> {
     scalar_text(value).filter(|t| !(t.starts_with("{{") && t.ends_with("}}")))
 }
 
+/// A rating value a helpdesk template rendered: text for a string or a
+/// number; `Ok(None)` when absent, null, empty or left unrendered (`{{…}}`),
+/// which is an unanswered survey. An object, an array or a boolean is never
+/// a rating: it is an error naming `field`, so the delivery is answered 400
+/// and kept for `reprocess`, never mistaken for an unanswered survey (202).
+pub fn rendered_rating(value: Option<&Value>, field: &str) -> Result<Option<String>, ParseError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v @ (Value::String(_) | Value::Number(_))) => Ok(template_text(v)),
+        Some(other) => Err(ParseError::new(format!(
+            "{field} is {}; expected the rating as text or a number",
+            describe_value(other)
+        ))),
+    }
+}
+
 /// A helpdesk time as Unix milliseconds: RFC 3339 (`2015-08-28T09:08:16Z`),
 /// the same without a zone read as UTC (Gorgias writes
 /// `2024-03-16T14:00:00.000000`), or Unix seconds or milliseconds as digits
@@ -173,6 +189,26 @@ mod tests {
             err.to_string().starts_with("data.when is \"soon\""),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_rating_of_the_wrong_type_is_an_error_not_an_unanswered_survey() {
+        let body = json!({"o": {"x": 1}, "a": ["bad"], "b": true, "s": " bad ", "n": 4, "e": "", "p": "{{x}}"});
+        for pointer in ["/o", "/a", "/b"] {
+            let err = rendered_rating(body.pointer(pointer), "score").unwrap_err();
+            assert!(err.to_string().starts_with("score is "), "{err}");
+        }
+        assert_eq!(
+            rendered_rating(body.pointer("/s"), "s"),
+            Ok(Some("bad".into()))
+        );
+        assert_eq!(
+            rendered_rating(body.pointer("/n"), "n"),
+            Ok(Some("4".into()))
+        );
+        for pointer in ["/e", "/p", "/missing"] {
+            assert_eq!(rendered_rating(body.pointer(pointer), "x"), Ok(None));
+        }
     }
 
     #[test]
