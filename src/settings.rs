@@ -97,8 +97,24 @@ pub struct ServerSettings {
     /// Address and port to listen on. Default `127.0.0.1:8080`; use
     /// `0.0.0.0:8080` in a container.
     pub listen: SocketAddr,
-    /// Largest webhook body accepted, in bytes; larger ones get 413. Default 1 MiB.
+    /// Largest webhook body accepted, in bytes; larger ones get 413 (at
+    /// once when the `Content-Length` says so). Default 1 MiB.
     pub max_body_bytes: usize,
+    /// A connection must deliver a request's headers within this long of
+    /// opening (or of its previous response); slower clients are cut off.
+    /// Default `10s`.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in flight and no bytes
+    /// moving for this long is closed. Default `5s`.
+    #[serde(deserialize_with = "duration")]
+    pub keep_alive_timeout: Duration,
+    /// The most client connections open at once. Lowered at start-up to fit
+    /// the open-file limit (which csatwatch raises to its hard limit), with
+    /// room kept for the database and outgoing calls. At the cap the oldest
+    /// idle connection is closed to make room; a connection with a request
+    /// in flight never is. Default 10000.
+    pub max_connections: usize,
     /// How long a request may take before it is answered 408. Default `15s`.
     #[serde(deserialize_with = "duration")]
     pub request_timeout: Duration,
@@ -114,6 +130,9 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             max_body_bytes: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            max_connections: 10_000,
             request_timeout: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(20),
         }

@@ -115,8 +115,13 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+        // The helpdesk's number feeds clock arithmetic: an absurd one must
+        // neither overflow it nor stop polling for ever.
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
+
+/// The longest wait a helpdesk's `Retry-After` is taken at.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 /// The settings every token-header source shares (Freshdesk, Gorgias):
 /// the keys it refuses, its required secret (`whose` names where the token
@@ -235,7 +240,11 @@ pub fn time_ms(text: &str) -> Option<i64> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         let n: i64 = text.parse().ok()?;
         // Seconds until the year 5138; milliseconds after.
-        return Some(if n < 100_000_000_000 { n * 1000 } else { n });
+        return if n < 100_000_000_000 {
+            n.checked_mul(1000)
+        } else {
+            Some(n)
+        };
     }
     let at = OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
         let format = time::macros::format_description!(

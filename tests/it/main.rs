@@ -5,6 +5,8 @@
 mod alerts;
 mod cli;
 mod concurrency;
+mod connections;
+mod daemon;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
