@@ -194,6 +194,11 @@ impl App {
             tasks.spawn(self.clone().run_retention(cancel.clone()));
             tasks.spawn(self.fetcher.clone().run(cancel.clone()));
             tasks.spawn(self.pollers.clone().run(cancel.clone()));
+            tasks.spawn(
+                self.store
+                    .clone()
+                    .watch_file(std::time::Duration::from_secs(5), cancel.clone()),
+            );
             tasks.spawn(crate::gauges::run(
                 self.store.clone(),
                 self.clock.clone(),

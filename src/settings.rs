@@ -155,6 +155,11 @@ pub struct DatabaseSettings {
     /// lock. Default `5s`.
     #[serde(deserialize_with = "duration")]
     pub acquire_timeout: Duration,
+    /// SQLite: create the database file when it does not exist. Default
+    /// `true` (the first start needs no set-up), and a WARN says so loudly.
+    /// Set `false` in production: a missing file then stops start-up
+    /// instead of starting an empty database over lost ratings.
+    pub create_if_missing: bool,
 }
 
 impl DatabaseSettings {
@@ -170,6 +175,7 @@ impl Default for DatabaseSettings {
             url_file: None,
             max_connections: 5,
             acquire_timeout: Duration::from_secs(5),
+            create_if_missing: true,
         }
     }
 }

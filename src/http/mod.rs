@@ -167,7 +167,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_handler_is_answered_500() {
-        let request = Request::get("/panic").body(axum::body::Body::empty()).unwrap();
+        let request = Request::get("/panic")
+            .body(axum::body::Body::empty())
+            .unwrap();
         let response = test_router().oneshot(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
@@ -175,7 +177,8 @@ mod tests {
     #[tokio::test]
     async fn a_declared_length_over_the_limit_is_413_before_the_body_is_read() {
         // A body that never ends: only the header can answer this in time.
-        let (_tx, body) = tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
+        let (_tx, body) =
+            tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
         let stream = futures_stream(body);
         let request = Request::post("/echo")
             .header(header::CONTENT_LENGTH, "17")

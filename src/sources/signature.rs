@@ -210,7 +210,10 @@ mod tests {
     #[test]
     fn a_timestamp_too_far_to_subtract_is_stale_not_a_panic() {
         for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
-            assert!(check_window(ts, 1_700_000_000_000, 300_000).is_err(), "{ts}");
+            assert!(
+                check_window(ts, 1_700_000_000_000, 300_000).is_err(),
+                "{ts}"
+            );
         }
         // Seconds as a sender writes them, through the saturating multiply.
         let seconds: i64 = "-9223372036854775808".parse().unwrap();

@@ -67,11 +67,20 @@ async fn slow_header_clients_are_cut_off_while_signed_webhooks_are_answered() {
             .collect();
         tokio::time::sleep(Duration::from_millis(300)).await;
         for ticket in 0..5 {
-            let (status, body) = app.post_zendesk(&zendesk_body(9000 + ticket, "bad", "")).await;
-            assert_eq!((status, body["status"].clone()), (200, Value::from("recorded")), "{backend:?}");
+            let (status, body) = app
+                .post_zendesk(&zendesk_body(9000 + ticket, "bad", ""))
+                .await;
+            assert_eq!(
+                (status, body["status"].clone()),
+                (200, Value::from("recorded")),
+                "{backend:?}"
+            );
         }
         for client in slow {
-            let open_for = client.await.unwrap().expect("a slow client was never cut off");
+            let open_for = client
+                .await
+                .unwrap()
+                .expect("a slow client was never cut off");
             assert!(
                 open_for >= Duration::from_millis(900) && open_for < Duration::from_secs(4),
                 "{backend:?}: cut off after {open_for:?}, the header timeout is 1s"
@@ -139,10 +148,17 @@ async fn idle_connections_over_the_cap_make_room_for_a_signed_webhook() {
             idle.push(TcpStream::connect(app.addr).await.unwrap());
         }
         let (status, body) = app.post_zendesk(&zendesk_body(7001, "bad", "")).await;
-        assert_eq!((status, body["status"].clone()), (200, Value::from("recorded")), "{backend:?}");
+        assert_eq!(
+            (status, body["status"].clone()),
+            (200, Value::from("recorded")),
+            "{backend:?}"
+        );
         // The oldest idle connections were closed to make room.
         let oldest = closed_within(&mut idle[0], Duration::from_secs(2)).await;
-        assert!(oldest.is_some_and(|seen| seen.is_empty()), "{backend:?}: the oldest idle connection is still open");
+        assert!(
+            oldest.is_some_and(|seen| seen.is_empty()),
+            "{backend:?}: the oldest idle connection is still open"
+        );
         app.stop().await;
     }
 }
@@ -164,9 +180,8 @@ fn idle_connections_beyond_the_file_limit_do_not_lock_out_a_signed_webhook() {
     assert!(idle.len() >= 500, "opened only {} connections", idle.len());
     // Give the accept loop time to take them all.
     std::thread::sleep(Duration::from_millis(500));
-    let (status, body) = post_signed(daemon.addr, "idle-flood-1", 1).unwrap_or_else(|e| {
-        panic!("the webhook got no answer: {e}; logs: {}", daemon.logs())
-    });
+    let (status, body) = post_signed(daemon.addr, "idle-flood-1", 1)
+        .unwrap_or_else(|e| panic!("the webhook got no answer: {e}; logs: {}", daemon.logs()));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("recorded"), "{body}");
     assert!(

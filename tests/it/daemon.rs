@@ -2,7 +2,6 @@
 //! signals, the open-file limit, the accept loop under a flood.
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -98,7 +97,8 @@ score = "/rating/score"
 
     /// Everything the daemon logged so far.
     pub fn logs(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         format!("{}{}", read("stdout.log"), read("stderr.log"))
     }
 
@@ -118,10 +118,6 @@ score = "/rating/score"
             std::thread::sleep(Duration::from_millis(20));
         }
         None
-    }
-
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("data/csatwatch.db")
     }
 }
 
@@ -148,7 +144,8 @@ pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> 
 /// A signed generic delivery for conversation `id`, posted on a new
 /// connection: (status, body).
 pub fn post_signed(addr: SocketAddr, id: &str, score: i64) -> std::io::Result<(u16, String)> {
-    let body = serde_json::to_vec(&json!({"ticket": {"id": id}, "rating": {"score": score}})).unwrap();
+    let body =
+        serde_json::to_vec(&json!({"ticket": {"id": id}, "rating": {"score": score}})).unwrap();
     let mut request = format!(
         "POST /webhooks/inhouse HTTP/1.1\r\nHost: csatwatch\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
@@ -174,6 +171,10 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<(u16, String)> 
         .nth(1)
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| std::io::Error::other(format!("no HTTP answer: {answer:?}")))?;
-    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+    let body = answer
+        .split("\r\n\r\n")
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
     Ok((status, body))
 }

@@ -7,6 +7,7 @@ mod cli;
 mod concurrency;
 mod connections;
 mod daemon;
+mod database_file;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;

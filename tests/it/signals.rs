@@ -30,6 +30,10 @@ fn sighup_never_stops_the_daemon_and_sigterm_stops_it_cleanly() {
         .wait_exit(Duration::from_secs(15))
         .expect("SIGTERM stops csatwatch");
     assert!(status.success(), "{status}: {}", daemon.logs());
-    assert!(daemon.logs().contains("csatwatch stopped"), "{}", daemon.logs());
+    assert!(
+        daemon.logs().contains("csatwatch stopped"),
+        "{}",
+        daemon.logs()
+    );
     assert!(http_get(daemon.addr, "/healthz").is_err());
 }
