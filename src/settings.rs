@@ -15,6 +15,8 @@ use serde::{Deserialize, Deserializer};
 
 use crate::domain::{Scale, Sentiment, SourceName, SurveyKind};
 
+mod checks;
+
 /// The file read when neither `--config` nor `CSATWATCH_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "config/csatwatch.toml";
 /// The prefix of environment overrides: `CSATWATCH__SLACK__BOT_TOKEN`.
@@ -95,7 +97,9 @@ pub struct Settings {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Address and port to listen on. Default `127.0.0.1:8080`; use
-    /// `0.0.0.0:8080` in a container.
+    /// `0.0.0.0:8080` in a container. A host name (`localhost:8080`) is
+    /// resolved once at start-up, an IPv4 address preferred.
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// Largest webhook body accepted, in bytes; larger ones get 413 (at
     /// once when the `Content-Length` says so). Default 1 MiB.
@@ -825,6 +829,8 @@ impl Settings {
             ));
         }
 
+        checks::check(&self, &mut problems);
+
         if problems.is_empty() {
             Ok(self)
         } else {
@@ -916,6 +922,41 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| {
         format!("{text:?} is not a duration ({e}); write it like \"30s\", \"5m\" or \"72h\"")
     })
+}
+
+/// `127.0.0.1:8080`, `[::]:8080`, or a host name and port resolved now.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let hint = "write an address and port for server.listen like \"127.0.0.1:8080\" (this machine only) or \"0.0.0.0:8080\" (every interface, as in a container)";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{text:?} has no port; {hint}"));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!("{text:?} is not a host and port; {hint}"));
+    }
+    use std::net::ToSocketAddrs as _;
+    match text.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied()
+                .ok_or_else(|| format!("{text:?} resolves to no address; {hint}"))
+        }
+        Err(e) => Err(format!(
+            "{text:?} is not an address, and its host name does not resolve ({e}); {hint}"
+        )),
+    }
+}
+
+fn listen_address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
 }
 
 fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
