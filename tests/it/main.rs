@@ -3,6 +3,7 @@
 //! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
 
 mod alerts;
+mod bad_input;
 mod cli;
 mod concurrency;
 mod connections;
