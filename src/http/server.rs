@@ -420,3 +420,46 @@ impl AsyncWrite for Tracked {
         self.inner.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cap_is_lowered_to_fit_the_open_file_limit() {
+        let settings = ServerSettings::default();
+        assert_eq!(Limits::new(&settings, Some(1000), 261).max_connections, 739);
+        assert_eq!(Limits::new(&settings, Some(100), 261).max_connections, 1);
+        assert_eq!(Limits::new(&settings, None, 261).max_connections, 10_000);
+        assert_eq!(
+            Limits::new(&settings, Some(1 << 20), 261).max_connections,
+            10_000
+        );
+    }
+
+    #[test]
+    fn at_the_cap_the_oldest_idle_connection_goes_and_busy_ones_stay() {
+        let mut registry = Registry::default();
+        let connection = |busy: usize| {
+            Arc::new(Connection {
+                in_flight: AtomicUsize::new(busy),
+                active_at_ms: AtomicU64::new(0),
+                evict: CancellationToken::new(),
+            })
+        };
+        let (busy, idle_old, idle_new) = (connection(1), connection(0), connection(0));
+        registry.open.insert(0, busy.clone());
+        registry.open.insert(1, idle_old.clone());
+        registry.open.insert(2, idle_new.clone());
+        assert!(registry.evict_oldest_idle());
+        assert!(idle_old.evict.is_cancelled());
+        assert!(!busy.evict.is_cancelled() && !idle_new.evict.is_cancelled());
+        assert!(registry.evict_oldest_idle());
+        assert!(idle_new.evict.is_cancelled());
+        assert!(
+            !registry.evict_oldest_idle(),
+            "a busy connection is never evicted"
+        );
+        assert!(!busy.evict.is_cancelled());
+    }
+}
