@@ -146,7 +146,7 @@ async fn commit(pipeline: Pipeline, queued: Vec<Queued>, stats: Arc<WriterStats>
     let results: Vec<StoreResult<Recorded>> = match pipeline.write_batch(&writes).await {
         Ok(recorded) => recorded.into_iter().map(Ok).collect(),
         Err(e) if writes.len() == 1 => vec![Err(e)],
-        Err(e @ StoreError::Unavailable(_)) => {
+        Err(e @ (StoreError::Unavailable(_) | StoreError::FileLost(_))) => {
             tracing::warn!(error = %e, writes = writes.len(), "a batch of writes could not be committed: database unavailable");
             let shared = Arc::new(e);
             writes

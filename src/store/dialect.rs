@@ -4,7 +4,7 @@
 //! - which pool a statement runs on: [`on_pool!`] and [`on_tx!`] compile one
 //!   SQL body once per backend (the only code that matches on the backend);
 //! - the few bits of SQL text that differ: [`Dialect`] (row-lock clauses,
-//!   how a write transaction begins, the catalogue queries of
+//!   how a write transaction begins, JSON arrays, the catalogue queries of
 //!   `migrate-data`, identity sequences), and which migrations apply.
 //!
 //! Every other file in `store/` writes one SQL body (`$1` placeholders work
@@ -39,6 +39,18 @@ impl Dialect {
         match self {
             Dialect::Sqlite => "",
             Dialect::Postgres => clause,
+        }
+    }
+
+    /// A join that yields one row per element of the JSON array of strings
+    /// in `column`, as `{alias}.value` (text). Both arguments are SQL the
+    /// caller wrote, never input.
+    pub(super) fn json_array_join(self, column: &str, alias: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!(" JOIN json_each({column}) AS {alias}"),
+            Dialect::Postgres => format!(
+                " CROSS JOIN LATERAL jsonb_array_elements_text({column}::jsonb) AS {alias}(value)"
+            ),
         }
     }
 
@@ -124,6 +136,24 @@ impl Backend {
         match self {
             Backend::Sqlite(_) => Dialect::Sqlite,
             Backend::Postgres(_) => Dialect::Postgres,
+        }
+    }
+
+    /// Applies the dialect's migrations. On PostgreSQL on a connection of
+    /// its own without `statement_timeout`, closed afterwards.
+    pub(super) async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        let migrator = self.dialect().migrator();
+        match self {
+            Backend::Sqlite(pool) => migrator.run(pool).await,
+            Backend::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut *conn)
+                    .await?;
+                let ran = migrator.run(&mut *conn).await;
+                let _ = sqlx::Connection::close(conn.detach()).await;
+                ran
+            }
         }
     }
 

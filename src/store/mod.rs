@@ -15,12 +15,15 @@ mod batch;
 mod copy;
 mod deliveries;
 pub(crate) mod dialect;
+mod file_guard;
 mod outbox;
 mod polling;
 mod ratings;
+mod reports;
 mod threads;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -29,8 +32,10 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
+pub use file_guard::FileGuard;
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
+pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
 pub use dialect::Dialect;
@@ -54,6 +59,9 @@ pub enum StoreError {
     /// many writes share one error, logged once).
     #[error("{0}")]
     Batch(std::sync::Arc<StoreError>),
+    /// The SQLite file was deleted or replaced under the running daemon.
+    #[error("{0}")]
+    FileLost(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -99,6 +107,19 @@ where
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// SQLite: the file opened, checked before every write transaction and
+    /// by readyz ([`FileGuard`]).
+    file: Option<Arc<FileGuard>>,
+}
+
+/// The file behind a `sqlite:` URL; `None` for PostgreSQL and in-memory
+/// databases.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
 }
 
 /// A write transaction. Dropped without [`StoreTx::commit`], it rolls back.
@@ -121,8 +142,31 @@ impl StoreTx {
 impl Store {
     /// Connects (creating a SQLite file and its folder on first start). Does
     /// not migrate: call [`Store::migrate`].
+    /// A SQLite file that does not exist yet is created with a loud WARN,
+    /// or refused with `database.create_if_missing = false`.
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Store> {
-        Self::connect_url(&settings.url, settings).await
+        let file = sqlite_file(settings.url.expose_secret());
+        if let Some(path) = &file {
+            file_guard::before_open(path, settings.create_if_missing)?;
+        }
+        let mut store = Self::connect_url(&settings.url, settings).await?;
+        if let Some(path) = file {
+            // The pool opened the file (and created it) on connecting.
+            let guard = FileGuard::new(&path).map_err(|e| {
+                anyhow::anyhow!("cannot read the SQLite database {}: {e}", path.display())
+            })?;
+            store.file = Some(Arc::new(guard));
+        }
+        Ok(store)
+    }
+
+    /// `Err` once the SQLite file was deleted or replaced under us; never
+    /// for PostgreSQL.
+    pub fn check_file(&self) -> StoreResult<()> {
+        match &self.file {
+            Some(guard) => guard.check().map_err(StoreError::FileLost),
+            None => Ok(()),
+        }
     }
 
     /// As [`Store::connect`], to `url` instead of `settings.url`
@@ -189,7 +233,10 @@ impl Store {
                 .connect_lazy_with(options);
             Backend::Postgres(pool)
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            file: None,
+        })
     }
 
     /// The dialect this store speaks.
@@ -203,25 +250,14 @@ impl Store {
     /// `database.statement_timeout` (building an index on a large table may
     /// take longer), which is closed afterwards.
     pub async fn migrate(&self) -> StoreResult<()> {
-        let migrator = self.dialect().migrator();
-        match &self.backend {
-            Backend::Sqlite(pool) => migrator.run(pool).await?,
-            Backend::Postgres(pool) => {
-                let mut conn = pool.acquire().await?;
-                sqlx::query("SET statement_timeout = 0")
-                    .execute(&mut *conn)
-                    .await?;
-                let ran = migrator.run(&mut *conn).await;
-                let _ = sqlx::Connection::close(conn.detach()).await;
-                ran?
-            }
-        }
+        self.backend.migrate().await?;
         Ok(())
     }
 
     /// Whether the database answers and every embedded migration is applied
     /// (for `/readyz`).
     pub async fn ready(&self) -> StoreResult<bool> {
+        self.check_file()?;
         let expected = self.dialect().migrator().iter().count() as i64;
         let started = std::time::Instant::now();
         let applied: i64 = on_pool!(self, |pool| {
@@ -252,6 +288,7 @@ impl Store {
 
     /// Starts a write transaction (see [`Dialect::begin`]).
     pub async fn begin(&self) -> StoreResult<StoreTx> {
+        self.check_file()?;
         Ok(StoreTx {
             inner: self.backend.begin().await?,
         })
