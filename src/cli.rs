@@ -400,7 +400,7 @@ async fn migrate_data(settings: &Settings, from: &str, to: &str) -> anyhow::Resu
     let connect = |url: &str| {
         let url = SecretString::from(url.to_string());
         let db = settings.database.clone();
-        async move { Store::connect_url(&url, &db).await }
+        async move { Store::connect_url_with(&url, &db).await }
     };
     let source = connect(from).await?;
     let target = connect(to).await?;

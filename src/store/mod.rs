@@ -149,7 +149,7 @@ impl Store {
         if let Some(path) = &file {
             file_guard::before_open(path, settings.create_if_missing)?;
         }
-        let mut store = Self::connect_url(&settings.url, settings).await?;
+        let mut store = Self::connect_url_with(&settings.url, settings).await?;
         if let Some(path) = file {
             // The pool opened the file (and created it) on connecting.
             let guard = FileGuard::new(&path).map_err(|e| {
@@ -169,9 +169,24 @@ impl Store {
         }
     }
 
+    /// Connects to `url` with a pool of `max_connections` and every other
+    /// `[database]` key at its default (tools and tests).
+    pub async fn connect_url(
+        url: &SecretString,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> anyhow::Result<Store> {
+        let settings = DatabaseSettings {
+            max_connections,
+            acquire_timeout,
+            ..DatabaseSettings::default()
+        };
+        Self::connect_url_with(url, &settings).await
+    }
+
     /// As [`Store::connect`], to `url` instead of `settings.url`
     /// (`migrate-data` opens two databases with the same settings).
-    pub async fn connect_url(
+    pub async fn connect_url_with(
         url: &SecretString,
         settings: &DatabaseSettings,
     ) -> anyhow::Result<Store> {

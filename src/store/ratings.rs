@@ -74,6 +74,17 @@ pub(super) const RATING_COLUMNS: &str =
      first_seen_at, last_seen_at, revision";
 
 impl StoreTx {
+    /// Inserts a rating seen for the first time, at revision 1. Returns its
+    /// id, or `None` if it already exists (then [`StoreTx::lock_rating`] it).
+    /// The writer task inserts many at once with [`StoreTx::insert_ratings`].
+    pub async fn insert_rating(
+        &mut self,
+        r: &RatingRecord,
+        now_ms: i64,
+    ) -> StoreResult<Option<i64>> {
+        Ok(self.insert_ratings(&[r], now_ms).await?.pop().flatten())
+    }
+
     /// Reads a rating and holds it until commit (`FOR UPDATE` on
     /// PostgreSQL; SQLite's `BEGIN IMMEDIATE` already holds the write lock).
     pub async fn lock_rating(
