@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub use follow_ons::ActionOutcome;
 use serde::Serialize;
 use tokio::sync::Notify;
-pub use writer::WriteCounts;
+pub use writer::{PageCursor, Pending, Sequence, WriteCounts};
 
 use crate::clock::{Clock, ms};
 use crate::domain::{RatingEvent, Sentiment, Via};
@@ -183,6 +183,8 @@ impl Pipeline {
             delivery: delivery.cloned(),
             ratings: ratings.to_vec(),
             via,
+            cursor: None,
+            sequence: None,
         };
         match &self.writer {
             Some(queue) => queue.submit(job).await,
@@ -216,6 +218,37 @@ impl Pipeline {
         }
         if recorded.alerts() + recorded.ratings.iter().map(|r| r.updates).sum::<usize>() > 0 {
             self.wake.notify_one();
+        }
+    }
+
+    /// Queues a poll page: its `ratings` and the `cursor` to save with them,
+    /// in one transaction, behind every page queued before it. Returns once
+    /// queued; [`Pending::wait`] waits for the commit. A poller keeps a few
+    /// pages in flight this way, so fetching and committing overlap; when a
+    /// page of `sequence` fails, the pages queued after it are refused.
+    pub async fn queue_page(
+        &self,
+        source: &ConfiguredSource,
+        ratings: Vec<RatingEvent>,
+        via: Via,
+        cursor: PageCursor,
+        sequence: &Sequence,
+    ) -> Pending {
+        let write = writer::Write {
+            source: SourceFacts::of(source),
+            delivery: None,
+            ratings,
+            via,
+            cursor: Some(cursor),
+            sequence: Some(sequence.clone()),
+        };
+        match &self.writer {
+            Some(queue) => queue.enqueue(write).await,
+            None => Pending::done(
+                self.write_batch(std::slice::from_ref(&write))
+                    .await
+                    .map(|mut r| r.pop().expect("one result per write")),
+            ),
         }
     }
 

@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, ms};
 use crate::domain::Via;
-use crate::pipeline::{Pipeline, RatingOutcome, Recorded};
+use crate::pipeline::{PageCursor, Pending, Pipeline, RatingOutcome, Sequence};
 use crate::settings::Settings;
 use crate::sources::{ConfiguredSource, FetchError, PollRequest, SourceRegistry};
 use crate::store::{Store, StoreError};
@@ -54,8 +54,8 @@ pub enum PollError {
     Cancelled,
 }
 
-/// A page being recorded (and its cursor saved) in the background.
-type RecordingPage = tokio::task::JoinHandle<Result<Option<Recorded>, StoreError>>;
+/// Pages queued to the writer and not yet committed, at most.
+const PAGES_IN_FLIGHT: usize = 8;
 
 /// When a helpdesk reports this few requests left in its window, the next
 /// page waits [`LOW_REMAINING_PAUSE`] (windows are a minute or less).
@@ -233,10 +233,13 @@ impl Pollers {
     /// Reads pages from the saved cursor of `cursor_name` until caught up.
     /// `window` is (since, until, overlap) in Unix ms.
     ///
-    /// Each page is recorded (one write to the writer task, then its cursor
-    /// saved) while the next one is fetched, so the helpdesk's API and the
-    /// database work side by side. Pages are still recorded strictly in
-    /// order, and a cursor is saved only after its page has committed.
+    /// Each page is queued to the writer task with the cursor that follows
+    /// it (saved in the same transaction), and the next page is fetched
+    /// without waiting for that commit: up to [`PAGES_IN_FLIGHT`] pages are
+    /// queued at once, so the helpdesk's API and the database work side by
+    /// side and several pages share a commit. Pages are committed strictly
+    /// in order; when one fails the pages behind it are refused, so a cursor
+    /// never moves past a page that was not recorded.
     async fn run_pages(
         &self,
         source: &ConfiguredSource,
@@ -250,7 +253,7 @@ impl Pollers {
             return Err(PollError::CannotPoll(source.name.to_string()));
         }
         let mut report = PollReport::default();
-        let mut recording = None;
+        let mut in_flight = VecDeque::new();
         let read = self
             .read_pages(
                 source,
@@ -260,14 +263,17 @@ impl Pollers {
                 cancel,
                 progress,
                 &mut report,
-                &mut recording,
+                &mut in_flight,
             )
             .await;
-        // Whatever ended the run, the page already handed over is finished.
-        let finished = match recording.take() {
-            Some(page) => Self::page_recorded(page, &mut report, progress).await,
-            None => Ok(()),
-        };
+        // Whatever ended the run, the pages already queued are finished.
+        let mut finished = Ok(());
+        while let Some(page) = in_flight.pop_front() {
+            let done = Self::page_recorded(page, &mut report, progress).await;
+            if finished.is_ok() {
+                finished = done;
+            }
+        }
         read?;
         finished?;
         Ok(report)
@@ -283,7 +289,7 @@ impl Pollers {
         cancel: &CancellationToken,
         progress: &mut (dyn FnMut(&PollReport) + Send),
         report: &mut PollReport,
-        recording: &mut Option<RecordingPage>,
+        in_flight: &mut VecDeque<Pending>,
     ) -> Result<(), PollError> {
         let (since_ms, until_ms, overlap_ms) = window;
         let (Some(api), Some(plan)) = (source.api(), source.poll) else {
@@ -297,6 +303,7 @@ impl Pollers {
         let lease = format!("poll:{}", source.name);
         let mut cursor = self.store.poll_cursor(cursor_name).await?;
         let mut new_cycle = true;
+        let sequence = Sequence::default();
         loop {
             if cancel.is_cancelled() {
                 return Err(PollError::Cancelled);
@@ -330,29 +337,26 @@ impl Pollers {
             };
             new_cycle = false;
             report.pages += 1;
-            // The page before must be committed before this one is recorded.
-            if let Some(before) = recording.take() {
-                Self::page_recorded(before, report, progress).await?;
+            if in_flight.len() >= PAGES_IN_FLIGHT
+                && let Some(oldest) = in_flight.pop_front()
+            {
+                Self::page_recorded(oldest, report, progress).await?;
             }
-            let (pipeline, store, clock, source_now, name) = (
-                self.pipeline.clone(),
-                self.store.clone(),
-                self.clock.clone(),
-                source.clone(),
-                cursor_name.to_string(),
+            let page_cursor = PageCursor {
+                name: cursor_name.to_string(),
+                value: page.cursor.clone(),
+            };
+            in_flight.push_back(
+                self.pipeline
+                    .queue_page(
+                        source,
+                        std::mem::take(&mut page.ratings),
+                        via,
+                        page_cursor,
+                        &sequence,
+                    )
+                    .await,
             );
-            let (ratings, page_cursor) = (std::mem::take(&mut page.ratings), page.cursor.clone());
-            *recording = Some(tokio::spawn(async move {
-                let recorded = if ratings.is_empty() {
-                    None
-                } else {
-                    Some(pipeline.record(&source_now, None, &ratings, via).await?)
-                };
-                store
-                    .save_poll_cursor(&name, &page_cursor, clock.now_ms())
-                    .await?;
-                Ok(recorded)
-            }));
             cursor = Some(page.cursor);
             if via == Via::Poll {
                 // Renew the lease each page; losing it mid-run means another
@@ -382,26 +386,20 @@ impl Pollers {
         }
     }
 
-    /// Waits for a page handed to the recorder, and counts what it did.
+    /// Waits for a queued page's commit, and counts what it did.
     async fn page_recorded(
-        page: RecordingPage,
+        page: Pending,
         report: &mut PollReport,
         progress: &mut (dyn FnMut(&PollReport) + Send),
     ) -> Result<(), PollError> {
-        let recorded = match page.await {
-            Ok(result) => result?,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_) => return Err(PollError::Cancelled),
-        };
-        if let Some(recorded) = recorded {
-            report.ratings += recorded.ratings.len();
-            report.alerts += recorded.alerts();
-            for r in &recorded.ratings {
-                match r.outcome {
-                    RatingOutcome::New => report.new += 1,
-                    RatingOutcome::Changed => report.changed += 1,
-                    _ => {}
-                }
+        let recorded = page.wait().await?;
+        report.ratings += recorded.ratings.len();
+        report.alerts += recorded.alerts();
+        for r in &recorded.ratings {
+            match r.outcome {
+                RatingOutcome::New => report.new += 1,
+                RatingOutcome::Changed => report.changed += 1,
+                _ => {}
             }
         }
         progress(report);

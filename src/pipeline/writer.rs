@@ -43,6 +43,64 @@ pub(super) struct Write {
     pub delivery: Option<NewDelivery>,
     pub ratings: Vec<RatingEvent>,
     pub via: Via,
+    /// A poll page's cursor, saved in the same transaction as its ratings.
+    pub cursor: Option<PageCursor>,
+    /// The run of pages this one belongs to (see [`Sequence`]).
+    pub sequence: Option<Sequence>,
+}
+
+/// Where a poll (or backfill) stopped after a page: saved with the page.
+#[derive(Debug, Clone)]
+pub struct PageCursor {
+    pub name: String,
+    pub value: String,
+}
+
+/// The pages of one poll run, queued one behind the other without waiting
+/// for each commit. Once one of them fails, the later ones are refused, so a
+/// cursor never moves past a page that was not recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Sequence(Arc<std::sync::atomic::AtomicBool>);
+
+impl Sequence {
+    fn broken(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+
+    fn mark_broken(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A queued write: await [`Pending::wait`] for its commit.
+#[derive(Debug)]
+pub struct Pending(PendingInner);
+
+#[derive(Debug)]
+enum PendingInner {
+    Queued(oneshot::Receiver<StoreResult<Recorded>>),
+    Done(Box<StoreResult<Recorded>>),
+}
+
+impl Pending {
+    pub(super) fn done(result: StoreResult<Recorded>) -> Pending {
+        Pending(PendingInner::Done(Box::new(result)))
+    }
+
+    /// Waits for the commit that holds the write.
+    pub async fn wait(self) -> StoreResult<Recorded> {
+        match self.0 {
+            PendingInner::Queued(wait) => wait.await.map_err(|_| stopped())?,
+            PendingInner::Done(result) => *result,
+        }
+    }
+}
+
+/// The error of a page queued behind one that failed.
+fn earlier_page_failed() -> StoreError {
+    StoreError::Unavailable(sqlx::Error::Protocol(
+        "an earlier page of this poll was not recorded".into(),
+    ))
 }
 
 struct Queued {
@@ -101,12 +159,17 @@ impl Queue {
 
     /// Queues `write` and waits for the commit that holds it.
     pub async fn submit(&self, write: Write) -> StoreResult<Recorded> {
+        self.enqueue(write).await.wait().await
+    }
+
+    /// Queues `write` behind everything queued before it; returns once it
+    /// is queued (waiting only while the queue is full).
+    pub async fn enqueue(&self, write: Write) -> Pending {
         let (done, wait) = oneshot::channel();
-        self.sender
-            .send(Queued { write, done })
-            .await
-            .map_err(|_| stopped())?;
-        wait.await.map_err(|_| stopped())?
+        match self.sender.send(Queued { write, done }).await {
+            Ok(()) => Pending(PendingInner::Queued(wait)),
+            Err(_) => Pending::done(Err(stopped())),
+        }
     }
 }
 
@@ -141,6 +204,16 @@ async fn run(pipeline: Pipeline, mut receiver: mpsc::Receiver<Queued>, stats: Ar
 
 /// Commits one batch and answers every write in it.
 async fn commit(pipeline: Pipeline, queued: Vec<Queued>, stats: Arc<WriterStats>) {
+    // Pages behind a page that failed are refused without a transaction.
+    let (queued, refused): (Vec<Queued>, Vec<Queued>) = queued
+        .into_iter()
+        .partition(|q| !q.write.sequence.as_ref().is_some_and(Sequence::broken));
+    for q in refused {
+        let _ = q.done.send(Err(earlier_page_failed()));
+    }
+    if queued.is_empty() {
+        return;
+    }
     let (writes, dones): (Vec<Write>, Vec<_>) =
         queued.into_iter().map(|q| (q.write, q.done)).unzip();
     let results: Vec<StoreResult<Recorded>> = match pipeline.write_batch(&writes).await {
@@ -159,19 +232,27 @@ async fn commit(pipeline: Pipeline, queued: Vec<Queued>, stats: Arc<WriterStats>
             stats.retried.fetch_add(1, Ordering::Relaxed);
             let mut results = Vec::with_capacity(writes.len());
             for write in &writes {
-                results.push(
-                    pipeline
-                        .write_batch(std::slice::from_ref(write))
-                        .await
-                        .map(|mut r| r.pop().expect("one result per write")),
-                );
+                if write.sequence.as_ref().is_some_and(Sequence::broken) {
+                    results.push(Err(earlier_page_failed()));
+                    continue;
+                }
+                let result = pipeline
+                    .write_batch(std::slice::from_ref(write))
+                    .await
+                    .map(|mut r| r.pop().expect("one result per write"));
+                if let (Err(_), Some(sequence)) = (&result, &write.sequence) {
+                    sequence.mark_broken();
+                }
+                results.push(result);
             }
             results
         }
     };
     for ((write, done), result) in writes.iter().zip(dones).zip(results) {
-        if let Ok(recorded) = &result {
-            pipeline.count(&write.source, recorded);
+        match (&result, &write.sequence) {
+            (Ok(recorded), _) => pipeline.count(&write.source, recorded),
+            (Err(_), Some(sequence)) => sequence.mark_broken(),
+            (Err(_), None) => {}
         }
         // The caller may have gone away; what was committed stays committed.
         let _ = done.send(result);
@@ -358,6 +439,19 @@ impl Pipeline {
                 )
                 .await?;
             results[item.write][item.index] = Some(result);
+        }
+
+        // Poll cursors, each with the last page of its run in this batch.
+        let mut cursors: Vec<&PageCursor> = Vec::new();
+        for cursor in writes.iter().filter_map(|w| w.cursor.as_ref()) {
+            match cursors.iter_mut().find(|c| c.name == cursor.name) {
+                Some(earlier) => *earlier = cursor,
+                None => cursors.push(cursor),
+            }
+        }
+        for cursor in cursors {
+            tx.save_poll_cursor(&cursor.name, &cursor.value, now)
+                .await?;
         }
 
         tx.commit().await?;

@@ -2,7 +2,31 @@
 //! restart resumes where the poller stopped. A lease row lets one replica
 //! at a time poll a source; another takes over when it expires.
 
-use super::{Store, StoreResult, on_pool};
+use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
+
+impl StoreTx {
+    /// Saves a cursor in this transaction (with the page it follows).
+    pub async fn save_poll_cursor(
+        &mut self,
+        name: &str,
+        cursor: &str,
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "INSERT INTO poll_cursors (name, cursor, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+            )
+            .bind(name)
+            .bind(cursor)
+            .bind(now_ms)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+}
 
 impl Store {
     /// The saved cursor of `name` (`poll:<source>` or a backfill's name).

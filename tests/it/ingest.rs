@@ -271,3 +271,105 @@ async fn postgres_ends_a_session_left_idle_inside_a_transaction() {
     );
     store.close().await;
 }
+
+/// A mock Zendesk API serving `total` legacy ratings in pages of 100.
+struct Pages {
+    total: u64,
+    base_ms: i64,
+}
+
+impl wiremock::Respond for Pages {
+    fn respond(&self, request: &wiremock::Request) -> wiremock::ResponseTemplate {
+        let start: u64 = request
+            .url
+            .query_pairs()
+            .find(|(k, _)| k == "page[after]")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        let end = (start + 100).min(self.total);
+        let at = time::OffsetDateTime::from_unix_timestamp(self.base_ms / 1000)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let ratings: Vec<serde_json::Value> = (start..end)
+            .map(|i| {
+                let t = 100_000 + i;
+                serde_json::json!({"id": t * 10, "ticket_id": t, "score": "good", "comment": "",
+                    "created_at": at, "updated_at": at})
+            })
+            .collect();
+        let after = (end < self.total).then(|| end.to_string());
+        wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "satisfaction_ratings": ratings,
+            "meta": {"has_more": after.is_some(), "after_cursor": after},
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_page_that_fails_keeps_the_cursor_before_it_and_the_pages_behind_it_out() {
+    use csatwatch::clock::Clock as _;
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let api = wiremock::MockServer::start().await;
+        let clock = ManualClock::starting_now();
+        wiremock::Mock::given(wiremock::matchers::path("/api/v2/satisfaction_ratings"))
+            .respond_with(Pages {
+                total: 1000,
+                base_ms: clock.now_ms() - 3_600_000,
+            })
+            .mount(&api)
+            .await;
+        let source = format!(
+            "[[sources]]\nname = \"zd\"\nkind = \"zendesk\"\nsecret = \"x\"\npoll_requests_per_minute = 100000\n\
+             [sources.api]\nbase_url = \"{}\"\nemail = \"ops@acme.example\"\ntoken = \"t\"\n",
+            api.uri()
+        );
+        let app = TestApp::spawn(settings(&db.url, None, &source), clock.clone()).await;
+        // Page 5 (tickets 100400..100499) cannot be written.
+        let (poison, cure) = match backend {
+            Backend::Sqlite => (
+                "CREATE TRIGGER poison BEFORE INSERT ON ratings WHEN NEW.conversation_id = '100450'
+                 BEGIN SELECT RAISE(ABORT, 'poisoned rating'); END;",
+                "DROP TRIGGER poison;",
+            ),
+            Backend::Postgres => (
+                "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$
+                 BEGIN IF NEW.conversation_id = '100450' THEN RAISE EXCEPTION 'poisoned rating'; END IF;
+                 RETURN NEW; END $$;
+                 CREATE TRIGGER poison BEFORE INSERT ON ratings FOR EACH ROW EXECUTE FUNCTION poison();",
+                "DROP TRIGGER poison ON ratings;",
+            ),
+        };
+        execute(backend, &db.url, poison).await;
+        let zd = app.app.sources.get("zd").unwrap();
+        let since = clock.now_ms() - 24 * 3600 * 1000;
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let failed = app
+            .app
+            .pollers
+            .backfill(zd, since, None, &cancel, &mut |_| {})
+            .await;
+        assert!(failed.is_err(), "{backend:?}: {failed:?}");
+        // Pages 1-4 are in, nothing behind the failed page is.
+        assert_eq!(
+            app.app.store.count_ratings().await.unwrap(),
+            400,
+            "{backend:?}"
+        );
+        execute(backend, &db.url, cure).await;
+        let rest = app
+            .app
+            .pollers
+            .backfill(zd, since, None, &cancel, &mut |_| {})
+            .await
+            .unwrap();
+        assert_eq!(rest.new, 600, "{backend:?}: resumed after page 4: {rest:?}");
+        assert_eq!(
+            app.app.store.count_ratings().await.unwrap(),
+            1000,
+            "{backend:?}"
+        );
+        app.stop().await;
+    }
+}
