@@ -29,7 +29,10 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
-pub use outbox::{AlertRecord, NewAlert, OutboxStats};
+pub use outbox::{
+    AlertKind, AlertRecord, AlertState, Candidate, DispatcherRow, DueAlert, JsonList, NewAlert,
+    OutboxStats, Parent, ParentRow, Parsed,
+};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 

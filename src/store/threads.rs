@@ -177,6 +177,19 @@ impl Store {
     /// has not recovered; then clears `escalate_at` on every due post, so
     /// each is decided once. Returns how many escalations were enqueued.
     pub async fn enqueue_due_escalations(&self, now_ms: i64) -> StoreResult<u64> {
+        // A read on the `alerts_escalate` index first: most flushes have
+        // nothing to escalate and must not take the write lock for it.
+        let due: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM alerts WHERE escalate_at IS NOT NULL AND escalate_at <= $1 LIMIT 1",
+            )
+            .bind(now_ms)
+            .fetch_optional(pool)
+            .await?
+        });
+        if due.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.begin().await?;
         let enqueued = on_tx!(tx, |conn| {
             sqlx::query(
