@@ -26,7 +26,14 @@ impl Dispatcher {
         if alert.kind == AlertKind::Digest {
             return self.deliver_digest(alert, token).await;
         }
-        let parent = match alert.parent.typed() {
+        let mut row = alert.parent.clone();
+        if row.state.as_deref() == Some("pending")
+            && let Some(id) = row.id
+        {
+            // Perhaps sent earlier in this very batch: look again.
+            row = self.store.parent_row(id).await?;
+        }
+        let parent = match row.typed() {
             Ok(Some(parent)) => parent,
             Ok(None) => return self.give_up(alert, token, "the message it belongs to is gone").await,
             Err(why) => {

@@ -624,6 +624,23 @@ impl Store {
         Ok(rows)
     }
 
+    /// An outbox row as the parent of a follow-on, read now (the batch's
+    /// own read may predate its sending in the same batch).
+    pub async fn parent_row(&self, id: i64) -> StoreResult<ParentRow> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, ParentRow>(
+                "SELECT p.id AS p_id, p.state AS p_state, p.channel AS p_channel, p.mentions AS p_mentions,
+                    p.sentiment AS p_sentiment, p.rule AS p_rule, p.created_at AS p_created_at,
+                    p.slack_channel AS p_slack_channel, p.slack_ts AS p_slack_ts
+                 FROM alerts p WHERE p.id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.unwrap_or_default())
+    }
+
     /// The posts folded into a digest, worst rating first, ready to render.
     pub async fn digest_member_views(&self, digest_id: i64) -> StoreResult<Vec<DueAlert>> {
         let sql = format!(
