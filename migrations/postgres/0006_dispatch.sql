@@ -21,3 +21,7 @@ CREATE TABLE dispatchers (
     started_at   BIGINT  NOT NULL,
     heartbeat_at BIGINT  NOT NULL
 );
+
+-- Storm control counts the posts raised for each channel within the storm
+-- window on every pass: a range of this index, not a scan of the outbox.
+CREATE INDEX alerts_recent_posts ON alerts (created_at) WHERE kind = 'post';
