@@ -382,21 +382,22 @@ impl Dispatcher {
             }
         }
         let total: usize = by_channel.iter().map(|(_, rows)| rows.len()).sum();
-        let results = futures_util::future::join_all(by_channel.iter().map(|(_, rows)| async move {
-            let mut report = FlushReport::default();
-            let mut done = 0usize;
-            for alert in rows {
-                // Between alerts, not during one: the alert being sent at
-                // shutdown is finished and recorded.
-                if cancel.is_cancelled() {
-                    break;
+        let results =
+            futures_util::future::join_all(by_channel.iter().map(|(_, rows)| async move {
+                let mut report = FlushReport::default();
+                let mut done = 0usize;
+                for alert in rows {
+                    // Between alerts, not during one: the alert being sent at
+                    // shutdown is finished and recorded.
+                    if cancel.is_cancelled() {
+                        break;
+                    }
+                    report.add(self.deliver(alert, token).await?);
+                    done += 1;
                 }
-                report.add(self.deliver(alert, token).await?);
-                done += 1;
-            }
-            StoreResult::Ok((report, done))
-        }))
-        .await;
+                StoreResult::Ok((report, done))
+            }))
+            .await;
         let mut report = FlushReport::default();
         let mut done = 0;
         let mut failure = None;

@@ -58,12 +58,10 @@ impl Dispatcher {
                     );
                 }
             }
-            Err(error) => {
-                report.add(
-                    self.record_failure(alert, token, &error, started, now)
-                        .await?,
-                )
-            }
+            Err(error) => report.add(
+                self.record_failure(alert, token, &error, started, now)
+                    .await?,
+            ),
         }
         Ok(report)
     }
@@ -114,7 +112,13 @@ impl Dispatcher {
                 .max(retry_after.unwrap_or_default());
             let in_doubt = error.is_in_doubt().then_some(started);
             self.store
-                .retry_alert(alert.id, token, now + ms(delay), &error.to_string(), in_doubt)
+                .retry_alert(
+                    alert.id,
+                    token,
+                    now + ms(delay),
+                    &error.to_string(),
+                    in_doubt,
+                )
                 .await?;
             report.retried += 1;
             tracing::warn!(alert_id = alert.id, kind = alert.kind.as_str(), channel = %alert.channel, error = %error, in_doubt = in_doubt.is_some(), retry_in_ms = ms(delay), "alert delivery failed; will retry");

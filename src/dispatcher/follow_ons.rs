@@ -35,7 +35,11 @@ impl Dispatcher {
         }
         let parent = match row.typed() {
             Ok(Some(parent)) => parent,
-            Ok(None) => return self.give_up(alert, token, "the message it belongs to is gone").await,
+            Ok(None) => {
+                return self
+                    .give_up(alert, token, "the message it belongs to is gone")
+                    .await;
+            }
             Err(why) => {
                 return self
                     .give_up(alert, token, &format!("unreadable parent row: {why}"))
@@ -140,12 +144,10 @@ impl Dispatcher {
                     report.lost_claims += 1;
                 }
             }
-            Err(error) => {
-                report.add(
-                    self.record_failure(alert, token, &error, started, now)
-                        .await?,
-                )
-            }
+            Err(error) => report.add(
+                self.record_failure(alert, token, &error, started, now)
+                    .await?,
+            ),
         }
         Ok(report)
     }
@@ -180,12 +182,10 @@ impl Dispatcher {
                     report.lost_claims += 1;
                 }
             }
-            Err(error) => {
-                report.add(
-                    self.record_failure(alert, token, &error, started, now)
-                        .await?,
-                )
-            }
+            Err(error) => report.add(
+                self.record_failure(alert, token, &error, started, now)
+                    .await?,
+            ),
         }
         Ok(report)
     }
@@ -198,7 +198,12 @@ impl Dispatcher {
             .await?
         {
             report.dead += 1;
-            tracing::error!(alert_id = alert.id, kind = alert.kind.as_str(), reason = why, "alert follow-on given up");
+            tracing::error!(
+                alert_id = alert.id,
+                kind = alert.kind.as_str(),
+                reason = why,
+                "alert follow-on given up"
+            );
         }
         Ok(report)
     }

@@ -103,7 +103,11 @@ fn wall_ms() -> i64 {
 fn host_key() -> &'static str {
     static KEY: OnceLock<String> = OnceLock::new();
     KEY.get_or_init(|| {
-        let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_string());
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+        };
         let pidns = std::fs::read_link("/proc/self/ns/pid")
             .ok()
             .map(|p| p.display().to_string());
@@ -149,6 +153,10 @@ mod tests {
         let me = i64::from(std::process::id());
         assert!(!is_gone(&row(host, me, 10_000), 10_000, host));
         // Another machine's PIDs mean nothing here.
-        assert!(!is_gone(&row("elsewhere", 99_999_999, 10_000), 10_000, host));
+        assert!(!is_gone(
+            &row("elsewhere", 99_999_999, 10_000),
+            10_000,
+            host
+        ));
     }
 }

@@ -111,7 +111,10 @@ pub enum SinkError {
 
 impl SinkError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SinkError::Retryable { .. } | SinkError::InDoubt { .. })
+        matches!(
+            self,
+            SinkError::Retryable { .. } | SinkError::InDoubt { .. }
+        )
     }
 
     /// Whether the failed request may have been delivered.
@@ -212,7 +215,11 @@ impl Sink {
 
     /// Posts an outbox row's alert, at most once per [`MessageKey`] where
     /// the sink can tell (see the module docs).
-    pub async fn post_alert(&self, alert: &AlertView, key: MessageKey) -> Result<Posted, SinkError> {
+    pub async fn post_alert(
+        &self,
+        alert: &AlertView,
+        key: MessageKey,
+    ) -> Result<Posted, SinkError> {
         match self {
             Sink::Slack(client) => client.post_alert_once(alert, key).await,
             Sink::Log => self.post(alert).await,

@@ -32,7 +32,10 @@ channel = "#b"
 }
 
 fn top_level(posts: &[Value]) -> Vec<&Value> {
-    posts.iter().filter(|p| p.get("thread_ts").is_none()).collect()
+    posts
+        .iter()
+        .filter(|p| p.get("thread_ts").is_none())
+        .collect()
 }
 
 fn is_digest(post: &Value) -> bool {
@@ -128,10 +131,7 @@ async fn a_storm_becomes_a_digest_before_more_than_a_burst_is_posted() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let first_digest = top_level(&posts)
-            .iter()
-            .position(|p| is_digest(p))
-            .unwrap();
+        let first_digest = top_level(&posts).iter().position(|p| is_digest(p)).unwrap();
         assert!(
             first_digest <= 3,
             "{backend:?}: at most the channel's burst of 3 posts before the digest, got {first_digest}"
@@ -142,7 +142,11 @@ async fn a_storm_becomes_a_digest_before_more_than_a_burst_is_posted() {
         post_nps_detractor(&app, "nps-2").await;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
-            if slack_posts(&slack).await.iter().any(|p| p["channel"] == "#b") {
+            if slack_posts(&slack)
+                .await
+                .iter()
+                .any(|p| p["channel"] == "#b")
+            {
                 break;
             }
             assert!(
@@ -222,7 +226,9 @@ impl Respond for SlowSlack {
                     .set_delay(delay)
             }
             "/api/conversations.history" if !self.history_scope => ResponseTemplate::new(200)
-                .set_body_json(json!({"ok": false, "error": "missing_scope", "needed": "channels:history"})),
+                .set_body_json(
+                    json!({"ok": false, "error": "missing_scope", "needed": "channels:history"}),
+                ),
             "/api/conversations.history" => {
                 let wants_metadata = request
                     .url
@@ -275,10 +281,7 @@ async fn a_slack_slower_than_the_timeout_does_not_get_the_alert_twice() {
             s.slack.request_timeout = Duration::from_millis(300);
             s.slack.default_channel = Some("C0CSAT001".into());
             let app = TestApp::spawn(s, ManualClock::starting_now()).await;
-            assert_eq!(
-                app.post_zendesk(&zendesk_body(77, "bad", "")).await.0,
-                200
-            );
+            assert_eq!(app.post_zendesk(&zendesk_body(77, "bad", "")).await.0, 200);
 
             // Slack posts it, but answers after the timeout.
             let first = app.app.flush_alerts().await.unwrap();
@@ -298,7 +301,10 @@ async fn a_slack_slower_than_the_timeout_does_not_get_the_alert_twice() {
             assert_eq!(alert.state, "sent");
             let posts = responder.posts.lock().unwrap().len();
             if history_scope {
-                assert_eq!(posts, 1, "{backend:?}: found in the history, not posted again");
+                assert_eq!(
+                    posts, 1,
+                    "{backend:?}: found in the history, not posted again"
+                );
                 assert_eq!(alert.slack_ts.as_deref(), posted["ts"].as_str());
                 assert_eq!(alert.slack_channel.as_deref(), Some("C0CSAT001"));
             } else {

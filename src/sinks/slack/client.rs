@@ -306,13 +306,19 @@ impl SlackClient {
             return Ok(None);
         }
         let Some(id) = self.channel_id(channel) else {
-            tracing::debug!(outbox_id = key.outbox_id, "channel id unknown; cannot check for an earlier post");
+            tracing::debug!(
+                outbox_id = key.outbox_id,
+                "channel id unknown; cannot check for an earlier post"
+            );
             return Ok(None);
         };
         let oldest = (since_ms - IN_DOUBT_MARGIN_MS).max(0);
         let mut query = vec![
             ("channel", id.clone()),
-            ("oldest", format!("{}.{:03}000", oldest / 1000, oldest % 1000)),
+            (
+                "oldest",
+                format!("{}.{:03}000", oldest / 1000, oldest % 1000),
+            ),
             ("limit", "200".to_string()),
             ("include_all_metadata", "true".to_string()),
         ];
@@ -424,10 +430,7 @@ impl SlackClient {
         key: Option<MessageKey>,
     ) -> Result<Posted, SinkError> {
         let result = match &self.mode {
-            Mode::Bot { .. } => {
-                self.post_body_as_bot(channel, thread_ts, body, key)
-                    .await
-            }
+            Mode::Bot { .. } => self.post_body_as_bot(channel, thread_ts, body, key).await,
             Mode::Webhook { .. } if thread_ts.is_some() => {
                 Err(not_in_webhook_mode("thread replies"))
             }
@@ -537,10 +540,7 @@ impl SlackClient {
         request: reqwest::RequestBuilder,
         channel: Option<&str>,
     ) -> Result<Value, SinkError> {
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let header_wait = retry_after(response.headers());
         if let Some(error) = rate_limit_or_server_error(status, header_wait) {
