@@ -977,7 +977,150 @@ mod tests {
         });
         let error = client.post_alert(&full_alert()).await.unwrap_err();
         assert!(error.is_retryable());
+        assert!(error.is_in_doubt(), "sent, no answer: it may be posted");
         assert_eq!(error.class(), "timeout");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried_and_not_in_doubt() {
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let client = client(SlackSettings {
+            bot_token: Some(SecretString::from(TOKEN.to_string())),
+            api_base_url: closed,
+            ..SlackSettings::default()
+        });
+        let error = client.post_alert(&full_alert()).await.unwrap_err();
+        assert!(error.is_retryable());
+        assert!(!error.is_in_doubt(), "{error}");
+    }
+
+    fn in_doubt(outbox_id: i64) -> MessageKey {
+        MessageKey {
+            outbox_id,
+            created_at_ms: 1_700_000_000_000,
+            in_doubt_since_ms: Some(1_700_000_100_000),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_thread_reply_in_doubt_found_in_the_thread_is_not_posted_again() {
+        let server = MockServer::start().await;
+        let mine = json!({
+            "ts": "1700000100.000200",
+            "metadata": {
+                "event_type": METADATA_EVENT_TYPE,
+                "event_payload": { "outbox_id": 42, "created_at": 1_700_000_000_000i64 },
+            },
+        });
+        // Another installation's row 42 in the same thread must not match.
+        let theirs = json!({
+            "ts": "1700000100.000100",
+            "metadata": {
+                "event_type": METADATA_EVENT_TYPE,
+                "event_payload": { "outbox_id": 42, "created_at": 5 },
+            },
+        });
+        Mock::given(method("GET"))
+            .and(path("/api/conversations.replies"))
+            .and(wiremock::matchers::query_param("channel", "C0CSAT001"))
+            .and(wiremock::matchers::query_param("ts", "1700000000.000100"))
+            .and(wiremock::matchers::query_param(
+                "include_all_metadata",
+                "true",
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({ "ok": true, "messages": [theirs, mine], "has_more": false }),
+            ))
+            .mount(&server)
+            .await;
+        let bot = bot(&server);
+        let posted = bot
+            .post_message_once(
+                "C0CSAT001",
+                Some("1700000000.000100"),
+                json!({ "text": "reply" }),
+                in_doubt(42),
+            )
+            .await
+            .unwrap();
+        assert_eq!(posted.ts.as_deref(), Some("1700000100.000200"));
+        let calls = server.received_requests().await.unwrap();
+        assert!(
+            calls
+                .iter()
+                .all(|r| r.url.path() != "/api/chat.postMessage"),
+            "found, so not posted again"
+        );
+
+        // Not found (row 43): posted, with its metadata.
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({ "ok": true, "channel": "C0CSAT001", "ts": "9.9" })),
+            )
+            .mount(&server)
+            .await;
+        let posted = bot
+            .post_message_once(
+                "C0CSAT001",
+                Some("1700000000.000100"),
+                json!({ "text": "reply" }),
+                in_doubt(43),
+            )
+            .await
+            .unwrap();
+        assert_eq!(posted.ts.as_deref(), Some("9.9"));
+        let calls = server.received_requests().await.unwrap();
+        let post: Value = calls
+            .iter()
+            .find(|r| r.url.path() == "/api/chat.postMessage")
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .unwrap();
+        assert_eq!(post["metadata"]["event_payload"]["outbox_id"], 43);
+        assert_eq!(post["thread_ts"], "1700000000.000100");
+    }
+
+    #[tokio::test]
+    async fn a_channel_known_only_by_name_is_looked_up_by_the_id_slack_answered() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({ "ok": true, "channel": "C0CSAT001", "ts": "1.1" })),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/conversations.history"))
+            .and(wiremock::matchers::query_param("channel", "C0CSAT001"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({ "ok": true, "messages": [], "has_more": false })),
+            )
+            .mount(&server)
+            .await;
+        let bot = bot(&server);
+        // Before any post, the name cannot be read: no lookup, just a post.
+        bot.post_message_once("#csat", None, json!({ "text": "a" }), in_doubt(1))
+            .await
+            .unwrap();
+        let history = |calls: &[wiremock::Request]| {
+            calls
+                .iter()
+                .filter(|r| r.url.path() == "/api/conversations.history")
+                .count()
+        };
+        assert_eq!(history(&server.received_requests().await.unwrap()), 0);
+        // Slack answered the id for #csat: the next doubt is checked there.
+        bot.post_message_once("#csat", None, json!({ "text": "b" }), in_doubt(2))
+            .await
+            .unwrap();
+        assert_eq!(history(&server.received_requests().await.unwrap()), 1);
     }
 
     #[tokio::test]
