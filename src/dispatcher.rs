@@ -45,7 +45,8 @@ use crate::domain::{Scale, Score, Sentiment};
 use crate::settings::AlertSettings;
 use crate::sinks::{AlertView, Sink, SinkError};
 use crate::sources::SourceRegistry;
-use crate::store::{DueAlert, Store, StoreResult};
+use crate::store::{DueAlert, SentRecord, Store, StoreResult};
+use deliver::{Delivered, SentInBatch};
 use pacing::{Pacer, Slot};
 
 /// What one flush did, for tests and logs.
@@ -365,9 +366,10 @@ impl Dispatcher {
         Ok((report, next))
     }
 
-    /// Sends a claimed batch: channels side by side, each channel's rows one
-    /// after another in order. Rows left unsent (cancelled) are released in
-    /// one write.
+    /// Sends a claimed batch: channels side by side; within a channel one
+    /// message at a time in order (or `alerts.channel_in_flight` at once).
+    /// The sends that went out are recorded together in one commit; rows
+    /// left unsent (cancelled) are released in one write.
     async fn deliver_batch(
         &self,
         batch: Vec<DueAlert>,
@@ -382,32 +384,35 @@ impl Dispatcher {
             }
         }
         let total: usize = by_channel.iter().map(|(_, rows)| rows.len()).sum();
-        let results =
-            futures_util::future::join_all(by_channel.iter().map(|(_, rows)| async move {
-                let mut report = FlushReport::default();
-                let mut done = 0usize;
-                for alert in rows {
-                    // Between alerts, not during one: the alert being sent at
-                    // shutdown is finished and recorded.
-                    if cancel.is_cancelled() {
-                        break;
-                    }
-                    report.add(self.deliver(alert, token).await?);
-                    done += 1;
-                }
-                StoreResult::Ok((report, done))
-            }))
-            .await;
+        let sent_in_batch = SentInBatch::default();
+        let results = futures_util::future::join_all(
+            by_channel
+                .iter()
+                .map(|(_, rows)| self.deliver_channel(rows, token, cancel, &sent_in_batch)),
+        )
+        .await;
         let mut report = FlushReport::default();
         let mut done = 0;
         let mut failure = None;
-        for result in results {
+        let mut sent = Vec::new();
+        for result in results.into_iter().flatten() {
             match result {
-                Ok((r, n)) => {
+                Ok((alert, Delivered::Sent(record))) => {
+                    done += 1;
+                    sent.push((alert, record));
+                }
+                Ok((_, Delivered::Done(r))) => {
+                    done += 1;
                     report.add(r);
-                    done += n;
                 }
                 Err(e) => failure = Some(e),
+            }
+        }
+        if !sent.is_empty() {
+            let records: Vec<SentRecord> = sent.iter().map(|(_, r)| r.clone()).collect();
+            let recorded = self.store.mark_alerts_sent(token, &records).await?;
+            for ((alert, record), ok) in sent.iter().zip(recorded) {
+                report.add(self.sent_recorded(alert, record, ok));
             }
         }
         if done < total {
@@ -417,6 +422,38 @@ impl Dispatcher {
             Some(e) => Err(e),
             None => Ok(report),
         }
+    }
+
+    /// One channel's rows of a batch, in order, `alerts.channel_in_flight`
+    /// at a time; stops between rows when cancelled.
+    async fn deliver_channel<'a>(
+        &'a self,
+        rows: &'a [DueAlert],
+        token: &'a str,
+        cancel: &'a CancellationToken,
+        sent_in_batch: &'a SentInBatch,
+    ) -> Vec<StoreResult<(&'a DueAlert, Delivered)>> {
+        let in_flight = self.settings.channel_in_flight.max(1) as usize;
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(in_flight) {
+            // Between alerts, not during one: the alert being sent at
+            // shutdown is finished and recorded.
+            if cancel.is_cancelled() {
+                break;
+            }
+            let results = futures_util::future::join_all(chunk.iter().map(|alert| async move {
+                self.deliver(alert, token, sent_in_batch)
+                    .await
+                    .map(|d| (alert, d))
+            }))
+            .await;
+            let failed = results.iter().any(|r| r.is_err());
+            out.extend(results);
+            if failed {
+                break;
+            }
+        }
+        out
     }
 
     /// Work decided at the start of each pass: storms folded into digests,

@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::deliver::key;
+use super::deliver::{Delivered, SentInBatch, key};
 use super::{Dispatcher, FlushReport, PostRef};
 use crate::clock::ms;
 use crate::store::{AlertKind, AlertState, DueAlert, Parent, StoreResult};
@@ -21,17 +21,27 @@ impl Dispatcher {
         &self,
         alert: &DueAlert,
         token: &str,
-    ) -> StoreResult<FlushReport> {
+        batch: &SentInBatch,
+    ) -> StoreResult<Delivered> {
         let mut report = FlushReport::default();
         if alert.kind == AlertKind::Digest {
-            return self.deliver_digest(alert, token).await;
+            return self.deliver_digest(alert, token, batch).await;
         }
         let mut row = alert.parent.clone();
         if row.state.as_deref() == Some("pending")
             && let Some(id) = row.id
         {
-            // Perhaps sent earlier in this very batch: look again.
-            row = self.store.parent_row(id).await?;
+            // Perhaps sent earlier in this very batch (recorded with it), or
+            // by another batch since this one was read: look again.
+            let in_batch = batch.lock().ok().and_then(|sent| sent.get(&id).cloned());
+            match in_batch {
+                Some((channel, ts)) => {
+                    row.state = Some("sent".into());
+                    row.slack_channel = channel;
+                    row.slack_ts = ts;
+                }
+                None => row = self.store.parent_row(id).await?,
+            }
         }
         let parent = match row.typed() {
             Ok(Some(parent)) => parent,
@@ -59,7 +69,7 @@ impl Dispatcher {
                 )
                 .await?;
             report.retried += 1;
-            return Ok(report);
+            return Ok(Delivered::Done(report));
         }
         let (Some(channel), Some(ts)) = (parent.slack_channel.clone(), parent.slack_ts.clone())
         else {
@@ -70,7 +80,7 @@ impl Dispatcher {
             {
                 report.skipped += 1;
             }
-            return Ok(report);
+            return Ok(Delivered::Done(report));
         };
         // The post being updated, or the rating listed: rendered as it is now.
         let post = if alert.kind == AlertKind::DigestItem {
@@ -96,7 +106,7 @@ impl Dispatcher {
             {
                 report.superseded += 1;
             }
-            return Ok(report);
+            return Ok(Delivered::Done(report));
         }
         let started = self.clock.now_ms();
         let outcome = match alert.kind {
@@ -129,32 +139,22 @@ impl Dispatcher {
                     .await
             }
         };
-        let now = self.clock.now_ms();
-        match outcome {
-            Ok(posted) => {
-                if self
-                    .store
-                    .mark_alert_sent(alert.id, token, now, Some(&channel), posted.ts.as_deref())
-                    .await?
-                {
-                    report.sent += 1;
-                    metrics::counter!("csatwatch_alert_follow_ons_total", "kind" => alert.kind.as_str(), "state" => "sent").increment(1);
-                    tracing::info!(alert_id = alert.id, kind = alert.kind.as_str(), parent_id = parent.id, %channel, "alert message updated in Slack");
-                } else {
-                    report.lost_claims += 1;
-                }
-            }
-            Err(error) => report.add(
-                self.record_failure(alert, token, &error, started, now)
-                    .await?,
-            ),
-        }
-        Ok(report)
+        // Recorded under the parent's channel id.
+        let outcome = outcome.map(|posted| crate::sinks::Posted {
+            channel: Some(channel.clone()),
+            ts: posted.ts,
+        });
+        self.sent_or_failed(alert, token, outcome, started, batch)
+            .await
     }
 
     /// Posts a storm's digest: the count and the worst few, with links.
-    async fn deliver_digest(&self, alert: &DueAlert, token: &str) -> StoreResult<FlushReport> {
-        let mut report = FlushReport::default();
+    async fn deliver_digest(
+        &self,
+        alert: &DueAlert,
+        token: &str,
+        batch: &SentInBatch,
+    ) -> StoreResult<Delivered> {
         let members: Vec<_> = self
             .store
             .digest_member_views(alert.id)
@@ -167,30 +167,11 @@ impl Dispatcher {
             .sink
             .post_digest(&alert.channel, &members, &alert.mentions.0, key(alert))
             .await;
-        let now = self.clock.now_ms();
-        match outcome {
-            Ok(posted) => {
-                let channel = posted.channel.as_deref().or(Some(alert.channel.as_str()));
-                if self
-                    .store
-                    .mark_alert_sent(alert.id, token, now, channel, posted.ts.as_deref())
-                    .await?
-                {
-                    report.sent += 1;
-                    tracing::info!(alert_id = alert.id, members = members.len(), channel = %alert.channel, "storm digest delivered");
-                } else {
-                    report.lost_claims += 1;
-                }
-            }
-            Err(error) => report.add(
-                self.record_failure(alert, token, &error, started, now)
-                    .await?,
-            ),
-        }
-        Ok(report)
+        self.sent_or_failed(alert, token, outcome, started, batch)
+            .await
     }
 
-    async fn give_up(&self, alert: &DueAlert, token: &str, why: &str) -> StoreResult<FlushReport> {
+    async fn give_up(&self, alert: &DueAlert, token: &str, why: &str) -> StoreResult<Delivered> {
         let mut report = FlushReport::default();
         if self
             .store
@@ -205,7 +186,7 @@ impl Dispatcher {
                 "alert follow-on given up"
             );
         }
-        Ok(report)
+        Ok(Delivered::Done(report))
     }
 }
 

@@ -31,7 +31,7 @@ pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use outbox::{
     AlertKind, AlertRecord, AlertState, Candidate, DispatcherRow, DueAlert, JsonList, NewAlert,
-    OutboxStats, Parent, ParentRow, Parsed,
+    OutboxStats, Parent, ParentRow, Parsed, SentRecord,
 };
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};

@@ -131,6 +131,39 @@ impl Store {
         Ok(done == 1)
     }
 
+    /// Records a batch's successful sends in one transaction (one commit,
+    /// one fsync), each only if `token` still holds its claim. Returns, in
+    /// order, whether each was recorded (false: its claim was taken over).
+    pub async fn mark_alerts_sent(
+        &self,
+        token: &str,
+        sent: &[SentRecord],
+    ) -> StoreResult<Vec<bool>> {
+        let mut tx = self.begin().await?;
+        let mut recorded = Vec::with_capacity(sent.len());
+        for s in sent {
+            let done = on_tx!(tx, |conn| {
+                sqlx::query(
+                    "UPDATE alerts SET state = 'sent', sent_at = $3, slack_channel = $4, slack_ts = $5,
+                        attempts = attempts + 1, claim_token = NULL, claimed_until = NULL,
+                        last_error = NULL, in_doubt_since = NULL
+                     WHERE id = $1 AND claim_token = $2 AND state = 'pending'",
+                )
+                .bind(s.id)
+                .bind(token)
+                .bind(s.sent_at_ms)
+                .bind(s.slack_channel.as_deref())
+                .bind(s.slack_ts.as_deref())
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+            });
+            recorded.push(done == 1);
+        }
+        tx.commit().await?;
+        Ok(recorded)
+    }
+
     /// Renews a claim just before its alert is sent, so a long batch never
     /// sends an alert whose lease ran out (and that another replica may
     /// already have claimed). False when the claim was lost.
@@ -506,6 +539,15 @@ pub(super) const DUE_ALERT_SELECT: &str = "SELECT a.id, a.rating_id, a.kind, a.c
         p.sentiment AS p_sentiment, p.rule AS p_rule, p.created_at AS p_created_at,
         p.slack_channel AS p_slack_channel, p.slack_ts AS p_slack_ts
      FROM alerts a JOIN ratings r ON r.id = a.rating_id LEFT JOIN alerts p ON p.id = a.parent_id";
+
+/// A message that went out, to record as sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRecord {
+    pub id: i64,
+    pub sent_at_ms: i64,
+    pub slack_channel: Option<String>,
+    pub slack_ts: Option<String>,
+}
 
 /// A due outbox row before it is claimed: enough to decide whether its
 /// channel may take a message now.
