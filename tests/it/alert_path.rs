@@ -315,3 +315,71 @@ async fn a_slack_slower_than_the_timeout_does_not_get_the_alert_twice() {
         }
     }
 }
+
+/// A Slack that answers `chat.postMessage` after 100 ms and counts how many
+/// requests it held at once, and in what order the tickets came.
+async fn counting_slack() -> (
+    String,
+    Arc<std::sync::atomic::AtomicUsize>,
+    Arc<Mutex<Vec<String>>>,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let now = Arc::new(AtomicUsize::new(0));
+    let max = Arc::new(AtomicUsize::new(0));
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let (n, m, o) = (now.clone(), max.clone(), order.clone());
+    let app = axum::Router::new().route(
+        "/api/chat.postMessage",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let (now, max, order) = (n.clone(), m.clone(), o.clone());
+            async move {
+                let inside = now.fetch_add(1, Ordering::SeqCst) + 1;
+                max.fetch_max(inside, Ordering::SeqCst);
+                let post: Value = serde_json::from_slice(&body).unwrap();
+                let text = post["text"].as_str().unwrap_or_default().to_string();
+                order.lock().unwrap().push(text);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                now.fetch_sub(1, Ordering::SeqCst);
+                axum::Json(json!({"ok": true, "channel": "C0CSAT001", "ts": "1.1"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, max, order)
+}
+
+#[tokio::test]
+async fn a_channel_takes_several_messages_at_once_only_when_asked_to() {
+    for in_flight in [1u32, 4] {
+        let db = TestDatabase::new(Backend::Sqlite).await;
+        let (slack, max, order) = counting_slack().await;
+        let mut s = settings(&db.url, Some(&slack), "[alerts.storm]\nthreshold = 0\n");
+        // The pace opened up, as a benchmark does.
+        s.alerts.channel_interval = Duration::from_millis(1);
+        s.alerts.channel_burst = 1000;
+        s.alerts.channel_in_flight = in_flight;
+        let app = TestApp::spawn(s, ManualClock::starting_now()).await;
+        for ticket in 0..8 {
+            let body = zendesk_body(3000 + ticket, "bad", "");
+            assert_eq!(app.post_zendesk(&body).await.0, 200);
+        }
+        let report = app.app.flush_alerts().await.unwrap();
+        assert_eq!(report.sent, 8, "{report:?}");
+        let most = max.load(std::sync::atomic::Ordering::SeqCst);
+        let order = order.lock().unwrap().clone();
+        if in_flight == 1 {
+            assert_eq!(most, 1, "one at a time by default");
+            let tickets: Vec<String> = order
+                .iter()
+                .map(|t| t.rsplit(' ').next().unwrap().to_string())
+                .collect();
+            let expected: Vec<String> = (3000..3008).map(|t| t.to_string()).collect();
+            assert_eq!(tickets, expected, "in order");
+        } else {
+            assert_eq!(most, 4, "channel_in_flight at once");
+        }
+        app.stop().await;
+    }
+}
