@@ -15,6 +15,7 @@ mod deliveries;
 mod outbox;
 mod polling;
 mod ratings;
+mod reports;
 mod threads;
 
 use std::str::FromStr;
@@ -34,6 +35,7 @@ pub use outbox::{
     OutboxStats, Parent, ParentRow, Parsed, SentRecord,
 };
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
+pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
 use crate::settings::DatabaseSettings;
