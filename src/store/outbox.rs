@@ -101,6 +101,45 @@ impl StoreTx {
 }
 
 impl Store {
+    /// Claims up to `limit` due alerts for `lease_ms`, stamping them with
+    /// `token`, whatever their channel (tools and tests; the dispatcher
+    /// claims exactly what its pacing admits with [`Store::claim_alerts`]).
+    /// Alerts whose earlier claim expired are due again. On PostgreSQL,
+    /// `FOR UPDATE SKIP LOCKED` lets callers claim side by side.
+    pub async fn claim_due_alerts(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        token: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<AlertRecord>> {
+        let lock = match self.backend_name() {
+            "postgres" => "FOR UPDATE SKIP LOCKED",
+            _ => "",
+        };
+        let sql = format!(
+            "UPDATE alerts SET claim_token = $1, claimed_until = $2
+             WHERE id IN (
+                SELECT id FROM alerts
+                WHERE state = 'pending' AND next_attempt_at <= $3
+                  AND (claimed_until IS NULL OR claimed_until < $3)
+                ORDER BY next_attempt_at, id
+                LIMIT $4 {lock})
+             RETURNING {ALERT_COLUMNS}"
+        );
+        let mut rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, AlertRecord>(sqlx::AssertSqlSafe(sql))
+                .bind(token)
+                .bind(now_ms + lease_ms)
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
     /// Records a successful send, if `token` still holds the claim. Returns
     /// false when the claim was lost (the lease ran out and another replica
     /// took the alert over).
