@@ -134,7 +134,8 @@ async fn main() {
                 let (url, drop_name) = match (backend, &admin) {
                     ("postgres", Some(admin)) => {
                         let pool = sqlx::PgPool::connect(admin).await.unwrap();
-                        let name = format!("csatwatch_test_bench_{}", uuid::Uuid::new_v4().simple());
+                        let name =
+                            format!("csatwatch_test_bench_{}", uuid::Uuid::new_v4().simple());
                         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                             .execute(&pool)
                             .await
@@ -143,10 +144,7 @@ async fn main() {
                         url.set_path(&format!("/{name}"));
                         (url.to_string(), Some((pool, name)))
                     }
-                    _ => (
-                        format!("sqlite://{}/bench.db", dir.path().display()),
-                        None,
-                    ),
+                    _ => (format!("sqlite://{}/bench.db", dir.path().display()), None),
                 };
                 rates.push(one_run(&url, &slack, in_flight, run).await);
                 if let Some((pool, name)) = drop_name {
