@@ -624,11 +624,13 @@ impl Store {
         use sqlx::pool::PoolOptions;
         let mut own = self.clone();
         own.backend = match &self.backend {
+            // Never creates the file: the store opened (and migrated) it; a
+            // file gone from its path must not come back empty.
             Backend::Sqlite(pool) => Backend::Sqlite(
                 PoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(pool.options().get_acquire_timeout())
-                    .connect_lazy_with((*pool.connect_options()).clone()),
+                    .connect_lazy_with((*pool.connect_options()).clone().create_if_missing(false)),
             ),
             Backend::Postgres(pool) => Backend::Postgres(
                 PoolOptions::new()

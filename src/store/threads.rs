@@ -181,7 +181,8 @@ impl Store {
         // nothing to escalate and must not take the write lock for it.
         let due: Option<i64> = on_pool!(self, |pool| {
             sqlx::query_scalar(
-                "SELECT id FROM alerts WHERE escalate_at IS NOT NULL AND escalate_at <= $1 LIMIT 1",
+                "SELECT id FROM alerts
+                 WHERE escalate_at IS NOT NULL AND escalate_at <= $1 AND state <> 'pending' LIMIT 1",
             )
             .bind(now_ms)
             .fetch_optional(pool)
