@@ -4,8 +4,12 @@
 
 mod alert_path;
 mod alerts;
+mod bad_input;
 mod cli;
 mod concurrency;
+mod connections;
+mod daemon;
+mod database_file;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
@@ -15,6 +19,7 @@ mod polling_a;
 mod polling_b;
 mod postgres;
 mod reports;
+mod signals;
 mod slack;
 mod support;
 mod webhooks;
