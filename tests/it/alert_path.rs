@@ -265,7 +265,7 @@ async fn a_slack_slower_than_the_timeout_does_not_get_the_alert_twice() {
             let slack = MockServer::start().await;
             let responder = SlowSlack {
                 posts: Arc::default(),
-                delay: Duration::from_millis(1500),
+                delay: Duration::from_secs(3),
                 history_scope,
             };
             Mock::given(method("POST"))
@@ -279,7 +279,7 @@ async fn a_slack_slower_than_the_timeout_does_not_get_the_alert_twice() {
                 .mount(&slack)
                 .await;
             let mut s = settings(&db.url, Some(&slack.uri()), "");
-            s.slack.request_timeout = Duration::from_millis(300);
+            s.slack.request_timeout = Duration::from_secs(1);
             s.slack.default_channel = Some("C0CSAT001".into());
             let app = TestApp::spawn(s, ManualClock::starting_now()).await;
             assert_eq!(app.post_zendesk(&zendesk_body(77, "bad", "")).await.0, 200);
