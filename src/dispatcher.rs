@@ -357,7 +357,8 @@ impl Dispatcher {
                         &token,
                     )
                     .await?;
-                report.add(self.deliver_batch(claimed, &token, cancel).await?);
+                report.dead += claimed.unreadable;
+                report.add(self.deliver_batch(claimed.rows, &token, cancel).await?);
             }
             if workspace_full || (considered_all && (candidates.len() as i64) < CANDIDATES) {
                 break 'pass;

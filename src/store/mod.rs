@@ -34,8 +34,8 @@ pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use file_guard::FileGuard;
 pub use outbox::{
-    AlertKind, AlertRecord, AlertState, Candidate, DispatcherRow, DueAlert, JsonList, NewAlert,
-    OutboxStats, Parent, ParentRow, Parsed, SentRecord,
+    AlertKind, AlertRecord, AlertState, Candidate, Claimed, DispatcherRow, DueAlert, JsonList,
+    NewAlert, OutboxStats, Parent, ParentRow, Parsed, SentRecord,
 };
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
 pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};

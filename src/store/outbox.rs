@@ -589,6 +589,14 @@ pub struct SentRecord {
     pub slack_ts: Option<String>,
 }
 
+/// What a claim got: the rows to send, and how many claimed rows could not
+/// be read and were given up.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Claimed {
+    pub rows: Vec<DueAlert>,
+    pub unreadable: usize,
+}
+
 /// A due outbox row before it is claimed: enough to decide whether its
 /// channel may take a message now.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -675,9 +683,9 @@ impl Store {
         now_ms: i64,
         lease_ms: i64,
         token: &str,
-    ) -> StoreResult<Vec<DueAlert>> {
+    ) -> StoreResult<Claimed> {
         if ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Claimed::default());
         }
         let update = format!(
             "UPDATE alerts SET claim_token = $1, claimed_until = $2,
@@ -688,7 +696,7 @@ impl Store {
             placeholders(5, ids.len())
         );
         let select = format!("{DUE_ALERT_SELECT} WHERE a.claim_token = $1 ORDER BY a.id");
-        let rows = on_pool!(self, |pool| {
+        let read = on_pool!(self, |pool| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(update))
                 .bind(token)
                 .bind(now_ms + lease_ms)
@@ -698,14 +706,52 @@ impl Store {
                 q = q.bind(id);
             }
             if q.execute(pool).await?.rows_affected() == 0 {
-                return Ok(Vec::new());
+                return Ok(Claimed::default());
             }
             sqlx::query_as::<_, DueAlert>(sqlx::AssertSqlSafe(select))
                 .bind(token)
                 .fetch_all(pool)
-                .await?
+                .await
         });
-        Ok(rows)
+        match read {
+            Ok(rows) => Ok(Claimed {
+                rows,
+                unreadable: 0,
+            }),
+            Err(sqlx::Error::ColumnDecode { .. }) => self.claimed_one_by_one(ids, token).await,
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The claimed rows of a batch one at a time, after the batch read met a
+    /// row that does not decode: that row can never be sent, so it is marked
+    /// dead (logged at ERROR) and the others go on. One bad row never holds
+    /// up the outbox.
+    async fn claimed_one_by_one(&self, ids: &[i64], token: &str) -> StoreResult<Claimed> {
+        let select = format!("{DUE_ALERT_SELECT} WHERE a.id = $1 AND a.claim_token = $2");
+        let mut claimed = Claimed::default();
+        for &id in ids {
+            let read = on_pool!(self, |pool| {
+                sqlx::query_as::<_, DueAlert>(sqlx::AssertSqlSafe(select.clone()))
+                    .bind(id)
+                    .bind(token)
+                    .fetch_optional(pool)
+                    .await
+            });
+            match read {
+                Ok(Some(row)) => claimed.rows.push(row),
+                Ok(None) => {}
+                Err(e @ sqlx::Error::ColumnDecode { .. }) => {
+                    let why = format!("unreadable outbox row: {e}");
+                    if self.finish_alert(id, token, "dead", Some(&why)).await? {
+                        claimed.unreadable += 1;
+                        tracing::error!(alert_id = id, error = %e, "an outbox row cannot be read and was given up; the rating is recorded");
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(claimed)
     }
 
     /// An outbox row as the parent of a follow-on, read now (the batch's

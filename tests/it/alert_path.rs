@@ -387,3 +387,55 @@ async fn a_channel_takes_several_messages_at_once_only_when_asked_to() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn an_unreadable_outbox_row_is_given_up_and_the_others_go_out() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        let app = TestApp::spawn(
+            settings(&db.url, Some(&slack.uri()), ""),
+            ManualClock::starting_now(),
+        )
+        .await;
+        assert_eq!(app.post_zendesk(&zendesk_body(88, "bad", "")).await.0, 200);
+        let good = app.app.store.all_alerts().await.unwrap().remove(0);
+        // A row whose mentions are not a JSON list (a hand edit gone wrong).
+        let mut tx = app.app.store.begin().await.unwrap();
+        let bad = tx
+            .enqueue_alert(&csatwatch::store::NewAlert {
+                rating_id: good.rating_id,
+                revision: good.revision,
+                rule: None,
+                channel: "#other".into(),
+                mentions: "not json".into(),
+                sentiment: "negative".into(),
+                created_at_ms: app.clock.now_ms(),
+                escalate_at: None,
+                escalate_to: None,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        tx.commit().await.unwrap();
+
+        let report = app.app.flush_alerts().await.unwrap();
+        assert_eq!(
+            (report.sent, report.dead),
+            (1, 1),
+            "{backend:?}: {report:?}"
+        );
+        let alerts = app.app.store.all_alerts().await.unwrap();
+        let bad = alerts.iter().find(|a| a.id == bad).unwrap();
+        assert_eq!(bad.state, "dead");
+        assert!(
+            bad.last_error
+                .as_deref()
+                .unwrap()
+                .starts_with("unreadable outbox row"),
+            "{bad:?}"
+        );
+        assert_eq!(slack_posts(&slack).await.len(), 1);
+        app.stop().await;
+    }
+}
