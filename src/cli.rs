@@ -19,7 +19,12 @@ use crate::store::Store;
 /// csatwatch turns a bad CSAT rating into a Slack alert within seconds, and
 /// keeps every rating for reporting.
 #[derive(Debug, Parser)]
-#[command(name = "csatwatch", version, about, long_about = None)]
+#[command(
+    name = "csatwatch",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CSATWATCH_COMMIT"), ")"),
+    about,
+    long_about = None
+)]
 pub struct Cli {
     /// The settings file. Default: $CSATWATCH_CONFIG, else config/csatwatch.toml
     /// (environment variables CSATWATCH__SECTION__KEY override it).

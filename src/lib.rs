@@ -16,14 +16,16 @@
 //! - [`intake`]: from a parsed delivery to recorded ratings, fetching from
 //!   a helpdesk's API where a delivery only names them.
 //! - [`http`]: the axum routes; [`app`] wires it all; [`cli`] the commands.
-//! - [`telemetry`], [`gauges`], [`service`]: logs, metrics, and systemd's
-//!   readiness and watchdog protocol.
+//! - [`telemetry`], [`exporter`], [`gauges`], [`service`]: logs, the
+//!   Prometheus exporter, database-derived gauges, and systemd's readiness
+//!   and watchdog protocol.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod dispatcher;
 pub mod domain;
+pub mod exporter;
 pub mod gauges;
 pub mod http;
 pub mod intake;

@@ -2,10 +2,8 @@
 //! human-readable on a terminal (`log.format`). Nothing here ever formats a
 //! secret or a customer comment: callers log ids and scores.
 
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::io::IsTerminal;
-use std::sync::OnceLock;
-
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{LogFormat, LogSettings};
@@ -35,38 +33,15 @@ pub fn init_logging(settings: &LogSettings) {
 }
 
 /// The histogram of store calls' durations, labelled by `op`.
-pub const DB_LATENCY: &str = "csatwatch_db_latency_seconds";
+pub use crate::exporter::DB_LATENCY;
 
 /// Records how long a store call took, from `started`.
 pub fn observe_db(op: &'static str, started: std::time::Instant) {
     metrics::histogram!(DB_LATENCY, "op" => op).record(started.elapsed().as_secs_f64());
 }
 
-/// The process-wide Prometheus recorder, installed on first use.
+/// The process-wide Prometheus recorder, installed on first use (see
+/// [`crate::exporter`]).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new()
-                // Store calls take milliseconds; the general buckets below
-                // would put them all in the first one.
-                .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Full(DB_LATENCY.to_string()),
-                    &[
-                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-                        5.0,
-                    ],
-                )
-                .ok()?
-                .set_buckets_for_metric(
-                    metrics_exporter_prometheus::Matcher::Suffix("_seconds".to_string()),
-                    &[0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0],
-                )
-                .ok()?
-                .build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok()?;
-            Some(handle)
-        })
-        .clone()
+    crate::exporter::handle()
 }
