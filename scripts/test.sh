@@ -10,6 +10,26 @@ cd "$(dirname "$0")/.."
 
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export CSATWATCH_REQUIRE_POSTGRES=1
+# Tests that call operators' tools (promtool, dpkg-deb, lintian) fail rather
+# than skip when the tool is missing.
+export CSATWATCH_REQUIRE_TOOLS=1
+
+# --- operators' tools (ops) -------------------------------------------------
+# promtool (Debian's prometheus package) checks /metrics, the alert rules and
+# the dashboard's queries; lintian checks the .deb.
+apt_install() {
+  local missing=()
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+apt_install promtool:prometheus lintian:lintian
+# ---------------------------------------------------------------------------
 
 pg_answers() {
   if command -v pg_isready >/dev/null 2>&1; then

@@ -140,6 +140,11 @@ pub const FAMILIES: &[Family] = &[
         "Raw deliveries deleted by retention.raw_deliveries.",
     ),
     family(
+        "csatwatch_config_reloads_total",
+        Kind::Counter,
+        "Settings reloads (SIGHUP) by outcome: applied, unchanged, failed (the running settings stay).",
+    ),
+    family(
         HTTP_REQUESTS,
         Kind::Counter,
         "HTTP requests answered, by route (the matched pattern, e.g. /webhooks/{source}), method and status.",

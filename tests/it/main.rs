@@ -5,6 +5,7 @@
 mod alerts;
 mod cli;
 mod concurrency;
+mod deploy;
 mod exporter;
 mod ha;
 mod helpdesks_a;
