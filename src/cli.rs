@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{CommandFactory as _, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
@@ -100,6 +101,19 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         limit: i64,
     },
+    /// Print a shell completion script, e.g.
+    /// `csatwatch completions bash > /etc/bash_completion.d/csatwatch`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `csatwatch man | man -l -`; with
+    /// --dir, write it and one page per command (csatwatch-serve.1, …) there.
+    Man {
+        /// Write every page into this folder instead of printing the main one.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
     /// Ask a running daemon whether it is ready (GET /readyz); exit 0 if so,
     /// 1 if not. For container health checks: the image needs no curl.
     Healthcheck {
@@ -111,14 +125,73 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Commands that need no settings (they describe the program itself).
+    /// Runs one and returns its exit code, or `None` for any other command.
+    pub fn run_without_settings(&self) -> Option<ExitCode> {
+        // Rendered into memory first: clap_complete panics on a write error.
+        let mut text = Vec::new();
+        match self.command.as_ref()? {
+            Command::Completions { shell } => {
+                clap_complete::generate(*shell, &mut Self::command(), "csatwatch", &mut text);
+            }
+            Command::Man { dir: Some(dir) } => {
+                return Some(match clap_mangen::generate_to(Self::command(), dir) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!(
+                            "csatwatch: cannot write the manual pages to {}: {e}",
+                            dir.display()
+                        );
+                        ExitCode::FAILURE
+                    }
+                });
+            }
+            Command::Man { dir: None } => clap_mangen::Man::new(Self::command())
+                .render(&mut text)
+                .expect("writing to memory cannot fail"),
+            _ => return None,
+        }
+        use std::io::Write as _;
+        Some(match std::io::stdout().lock().write_all(&text) {
+            // `csatwatch man | head`: the reader has what it wanted.
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("csatwatch: cannot write to standard output: {e}");
+                ExitCode::FAILURE
+            }
+        })
+    }
+
     /// Loads and validates the settings this command line names.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
         Settings::load(self.config.as_deref()).and_then(Settings::validate)
     }
 }
 
+/// An error and its causes on one line, each said once: many errors repeat
+/// their source in their own message (`"database migration failed: {0}"`),
+/// so the plain `{:#}` chain says the same thing two or three times.
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 /// Runs a command. Logging is already set up.
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
+    if let Some(code) = cli.run_without_settings() {
+        return Ok(code);
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = App::build(settings).await?;
@@ -130,7 +203,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             let store = Store::connect(&settings.database).await?;
-            store.migrate().await?;
+            store.migrate().await.context(
+                "cannot apply database migrations (is database.url reachable and writable?)",
+            )?;
             println!("migrations applied ({})", store.backend_name());
             Ok(ExitCode::SUCCESS)
         }
@@ -196,6 +271,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             until,
         } => backfill(settings, &source, &since, until.as_deref()).await,
         Command::Healthcheck { url } => Ok(healthcheck(&settings, url).await),
+        Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
     }
 }
 
