@@ -63,6 +63,14 @@ cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked "$@"
 
+# --- packages and supply chain (ops) ----------------------------------------
+# The .deb from the dev-profile binary cargo test just built (no release
+# build here: it would add minutes); scripts/build-deb.sh without --dev makes
+# the release package.
+bash scripts/build-deb.sh --dev
+bash scripts/check-deb.sh
+# ---------------------------------------------------------------------------
+
 if command -v psql >/dev/null 2>&1; then
   psql -qAt "$TEST_DATABASE_URL" -c \
     "SELECT 'DROP DATABASE IF EXISTS ' || quote_ident(datname) || ';' FROM pg_database WHERE datname LIKE 'csatwatch_test_%'" \
