@@ -25,7 +25,10 @@ pub fn init_logging(settings: &LogSettings) {
         builder
             .json()
             .flatten_event(true)
+            // `span` (the innermost span's fields: a request's method, path
+            // and request_id) and not also `spans`, the same fields again.
             .with_current_span(true)
+            .with_span_list(false)
             .try_init()
     } else {
         builder.try_init()
@@ -44,4 +47,86 @@ pub fn observe_db(op: &'static str, started: std::time::Instant) {
 /// [`crate::exporter`]).
 pub fn metrics_handle() -> Option<PrometheusHandle> {
     crate::exporter::handle()
+}
+
+#[cfg(test)]
+mod tests {
+    /// The message of every `tracing::error!` in `src/`: its last string
+    /// literal.
+    fn error_messages() -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).unwrap();
+                // Production code only: test modules log what they like.
+                let text = text.split("#[cfg(test)]").next().unwrap();
+                for (at, _) in text.match_indices("error!(") {
+                    // `tracing::error!(` or a bare `error!(`, not `…_error!(`.
+                    let before = text[..at].chars().last();
+                    if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                        continue;
+                    }
+                    let call = macro_call(&text[at + "error!".len()..]);
+                    if let Some(close) = call.rfind('"')
+                        && let Some(open) = call[..close].rfind('"')
+                    {
+                        out.push((
+                            path.display().to_string(),
+                            call[open + 1..close].to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The arguments of a macro call: from its `(` to the matching `)`,
+    /// parentheses inside string literals aside.
+    fn macro_call(from_paren: &str) -> &str {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for (i, c) in from_paren.char_indices() {
+            match (in_string, c) {
+                (true, '\\') if !escaped => escaped = true,
+                (true, '"') if !escaped => in_string = false,
+                (true, _) => escaped = false,
+                (false, '"') => in_string = true,
+                (false, '(') => depth += 1,
+                (false, ')') => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return &from_paren[..=i];
+                    }
+                }
+                _ => {}
+            }
+        }
+        from_paren
+    }
+
+    #[test]
+    fn every_error_line_says_what_the_operator_should_do() {
+        let messages = error_messages();
+        assert!(messages.len() >= 5, "{messages:?}");
+        // ERROR means someone must act (STYLE.md): each message names the
+        // action, with one of these words.
+        let actions = [
+            "check", "fix", "run ", "restart", "invite", "set ", "see ", "start it",
+        ];
+        for (file, message) in messages {
+            assert!(
+                actions.iter().any(|a| message.contains(a)),
+                "{file}: the ERROR line {message:?} does not say what to do"
+            );
+        }
+    }
 }

@@ -31,7 +31,7 @@ fn reply(status: StatusCode, body: Value) -> Response {
 }
 
 fn unavailable(error: &StoreError) -> Response {
-    tracing::error!(error = %error, "webhook not recorded: database unavailable; answering 503 so the helpdesk retries");
+    tracing::error!(error = %error, "webhook not recorded: database unavailable; answering 503 so the helpdesk retries; check that the database is up and its disk is not full (GET /readyz)");
     let mut response = reply(
         StatusCode::SERVICE_UNAVAILABLE,
         json!({ "error": "the database is unavailable; nothing was recorded, retry later" }),
@@ -143,7 +143,7 @@ pub async fn receive(
             reason,
         }) => {
             count(name, "fetch_failed");
-            tracing::error!(source = name, delivery_id, reason = %reason, "the delivery's ratings could not be fetched; kept as failed for `csatwatch reprocess`");
+            tracing::error!(source = name, delivery_id, reason = %reason, "the delivery's ratings could not be fetched; check the source's API credentials, then run `csatwatch reprocess`");
             reply(
                 StatusCode::ACCEPTED,
                 json!({ "status": "kept", "delivery_id": delivery_id, "reason": "the ratings could not be fetched; the delivery is kept for reprocessing" }),

@@ -214,6 +214,10 @@ async fn a_full_run_logs_no_secret_no_comment_and_no_customer_name() {
             recorded["span"]["request_id"], "req-canary-71",
             "{recorded}"
         );
+        // One copy of the span's fields: `span`, never also `spans`.
+        for line in &lines {
+            assert!(line.get("spans").is_none(), "{line}");
+        }
         assert!(
             lines
                 .iter()
