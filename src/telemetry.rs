@@ -2,14 +2,22 @@
 //! human-readable on a terminal (`log.format`). Nothing here ever formats a
 //! secret or a customer comment: callers log ids and scores.
 
-use metrics_exporter_prometheus::PrometheusHandle;
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::PrometheusHandle;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{LogFormat, LogSettings};
 
+/// Sets the log filter of the running subscriber (a settings reload).
+type SetLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
+
+static SET_LEVEL: OnceLock<SetLevel> = OnceLock::new();
+
 /// Installs the global tracing subscriber. `RUST_LOG` overrides `log.level`.
 pub fn init_logging(settings: &LogSettings) {
+    let from_env = std::env::var_os("RUST_LOG").is_some();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
@@ -21,18 +29,52 @@ pub fn init_logging(settings: &LogSettings) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    let _ = if json {
-        builder
+    // The two formats are two subscriber types; each keeps its reload
+    // handle behind the same closure.
+    let set_level: SetLevel = if json {
+        let builder = builder
             .json()
             .flatten_event(true)
             // `span` (the innermost span's fields: a request's method, path
             // and request_id) and not also `spans`, the same fields again.
             .with_current_span(true)
             .with_span_list(false)
-            .try_init()
+            .with_filter_reloading();
+        let handle = builder.reload_handle();
+        let _ = builder.try_init();
+        Box::new(move |level| {
+            let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+            handle.reload(filter).map_err(|e| e.to_string())
+        })
     } else {
-        builder.try_init()
+        let builder = builder.with_filter_reloading();
+        let handle = builder.reload_handle();
+        let _ = builder.try_init();
+        Box::new(move |level| {
+            let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+            handle.reload(filter).map_err(|e| e.to_string())
+        })
     };
+    // RUST_LOG wins over log.level at start; it keeps winning on reload.
+    if !from_env {
+        let _ = SET_LEVEL.set(set_level);
+    }
+}
+
+/// What a reload did to the log level.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LevelChange {
+    Applied,
+    /// `RUST_LOG` is set, or logging was never initialised (tests).
+    NotManaged,
+}
+
+/// Applies a new `log.level` to the running subscriber.
+pub fn set_log_level(level: &str) -> Result<LevelChange, String> {
+    match SET_LEVEL.get() {
+        Some(set) => set(level).map(|()| LevelChange::Applied),
+        None => Ok(LevelChange::NotManaged),
+    }
 }
 
 /// The histogram of store calls' durations, labelled by `op`.
