@@ -15,6 +15,8 @@
 //! - [`sinks`]: Slack (Web API or incoming webhook), or the log.
 //! - [`intake`]: from a parsed delivery to recorded ratings, fetching from
 //!   a helpdesk's API where a delivery only names them.
+//! - [`reports`]: the figures (CSAT, NPS, CES, follow-up) every report,
+//!   export, digest and drop alert shares.
 //! - [`http`]: the axum routes; [`app`] wires it all; [`cli`] the commands.
 //! - [`telemetry`], [`exporter`], [`gauges`], [`service`]: logs, the
 //!   Prometheus exporter, database-derived gauges, and systemd's readiness
@@ -31,6 +33,7 @@ pub mod http;
 pub mod intake;
 pub mod pipeline;
 pub mod polling;
+pub mod reports;
 pub mod rules;
 pub mod service;
 pub mod settings;
