@@ -198,6 +198,10 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             let listener = app.bind().await?;
             let cancel = CancellationToken::new();
             tokio::spawn(crate::shutdown::cancel_on_signal(cancel.clone()));
+            tokio::spawn(crate::reload::run_on_sighup(
+                crate::reload::Reloader::new(cli.config.clone(), app.clone()),
+                cancel.clone(),
+            ));
             app.serve(listener, cancel).await?;
             Ok(ExitCode::SUCCESS)
         }

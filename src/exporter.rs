@@ -142,7 +142,7 @@ pub const FAMILIES: &[Family] = &[
     family(
         "csatwatch_config_reloads_total",
         Kind::Counter,
-        "Settings reloads (SIGHUP) by outcome: applied, unchanged, failed (the running settings stay).",
+        "Settings reloads (SIGHUP) by outcome: applied, or failed (the running settings stay).",
     ),
     family(
         HTTP_REQUESTS,

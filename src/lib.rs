@@ -33,6 +33,7 @@ pub mod http;
 pub mod intake;
 pub mod pipeline;
 pub mod polling;
+pub mod reload;
 pub mod reports;
 pub mod rules;
 pub mod service;

@@ -35,17 +35,33 @@ impl Daemon {
     /// Starts `csatwatch serve` on port 0 with JSON logs at `debug`, and
     /// waits until it logs the address it listens on.
     pub(crate) fn start(db_url: &str, slack: &MockServer, env: &[(&str, &str)]) -> Daemon {
-        install_crypto();
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("csatwatch.toml");
-        std::fs::write(&config, format!(
+        Daemon::start_with(&Daemon::config(db_url, slack, ""), env)
+    }
+
+    /// The settings `start` uses, with `extra` TOML appended.
+    pub(crate) fn config(db_url: &str, slack: &MockServer, extra: &str) -> String {
+        format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{db_url}\"\n\
              [log]\nformat = \"json\"\nlevel = \"debug\"\n\
              [slack]\nbot_token = \"{TOKEN}\"\ndefault_channel = \"#csat\"\napi_base_url = \"{}/api\"\n\
              [alerts]\nchannel_interval = \"10ms\"\n\
-             [[sources]]\nname = \"zendesk\"\nkind = \"zendesk\"\nsecret = \"{SECRET}\"\n",
+             [[sources]]\nname = \"zendesk\"\nkind = \"zendesk\"\nsecret = \"{SECRET}\"\n{extra}",
             slack.uri()
-        )).unwrap();
+        )
+    }
+
+    /// The settings file the daemon reads (to rewrite it before a reload).
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self.dir.path().join("csatwatch.toml")
+    }
+
+    /// Starts `csatwatch serve` with `config` as its settings file.
+    pub(crate) fn start_with(config: &str, env: &[(&str, &str)]) -> Daemon {
+        install_crypto();
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("csatwatch.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let config = config_path;
         let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_csatwatch"));
         command
