@@ -114,6 +114,9 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
     },
+    /// Print a JSON Schema of the settings file (for editors and CI
+    /// validation); config/csatwatch.schema.json is its output.
+    ConfigSchema,
     /// Ask a running daemon whether it is ready (GET /readyz); exit 0 if so,
     /// 1 if not. For container health checks: the image needs no curl.
     Healthcheck {
@@ -146,6 +149,7 @@ impl Cli {
                     }
                 });
             }
+            Command::ConfigSchema => text = crate::config_schema::render().into_bytes(),
             Command::Man { dir: None } => clap_mangen::Man::new(Self::command())
                 .render(&mut text)
                 .expect("writing to memory cannot fail"),
@@ -275,7 +279,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             until,
         } => backfill(settings, &source, &since, until.as_deref()).await,
         Command::Healthcheck { url } => Ok(healthcheck(&settings, url).await),
-        Command::Completions { .. } | Command::Man { .. } => unreachable!("answered above"),
+        Command::Completions { .. } | Command::Man { .. } | Command::ConfigSchema => {
+            unreachable!("answered above")
+        }
     }
 }
 

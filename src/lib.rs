@@ -25,6 +25,7 @@
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod config_schema;
 pub mod dispatcher;
 pub mod domain;
 pub mod exporter;

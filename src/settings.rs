@@ -73,7 +73,7 @@ impl From<ConfigProblem> for ConfigError {
 }
 
 /// Everything csatwatch reads at start-up.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(default)]
@@ -109,7 +109,7 @@ pub struct Settings {
 }
 
 /// `[server]`: the one HTTP listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Address and port to listen on. Default `127.0.0.1:8080`; use
@@ -119,11 +119,13 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// How long a request may take before it is answered 408. Default `15s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub request_timeout: Duration,
     /// How long shutdown waits for the alert being sent and other background
     /// work, after in-flight requests are answered (each request is bounded
     /// by `request_timeout`). Default `20s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub shutdown_grace: Duration,
 }
 
@@ -139,11 +141,12 @@ impl Default for ServerSettings {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://path/to/file.db` (created on first start) or
     /// `postgres://user:password@host/db`. Default `sqlite://data/csatwatch.db`.
+    #[schemars(with = "String")]
     pub url: SecretString,
     /// Read the URL from this file instead (it may hold a password).
     pub url_file: Option<PathBuf>,
@@ -153,6 +156,7 @@ pub struct DatabaseSettings {
     /// answering a webhook 503). SQLite also waits up to 5 s for its write
     /// lock. Default `5s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub acquire_timeout: Duration,
 }
 
@@ -175,16 +179,18 @@ impl Default for DatabaseSettings {
 
 /// `[slack]`: where alerts go. With neither a bot token nor a webhook URL,
 /// alerts are written to the log at WARN.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlackSettings {
     /// A bot token (`xoxb-…`) with `chat:write`: posts with
     /// `chat.postMessage` to any channel (the mode that message updates,
     /// threads and buttons will need).
+    #[schemars(with = "Option<String>")]
     pub bot_token: Option<SecretString>,
     pub bot_token_file: Option<PathBuf>,
     /// An incoming-webhook URL: the simplest set-up, one fixed channel, and
     /// messages cannot be updated or threaded.
+    #[schemars(with = "Option<String>")]
     pub webhook_url: Option<SecretString>,
     pub webhook_url_file: Option<PathBuf>,
     /// The channel (name like `#csat-alerts`, or id `C0123…`) for alerts no
@@ -195,10 +201,12 @@ pub struct SlackSettings {
     pub api_base_url: String,
     /// Timeout of one call to Slack. Default `10s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub request_timeout: Duration,
     /// The Slack app's Signing Secret (Basic Information → App Credentials):
     /// verifies button clicks on `POST /slack/interactions`. With a bot token
     /// and this set, alerts carry "I'm on it" and "Followed up" buttons.
+    #[schemars(with = "Option<String>")]
     pub signing_secret: Option<SecretString>,
     pub signing_secret_file: Option<PathBuf>,
     /// Most messages (posts, updates, thread replies) sent to the whole
@@ -224,31 +232,37 @@ impl Default for SlackSettings {
 }
 
 /// `[alerts]`: when an alert is raised and how hard it is delivered.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertSettings {
     /// Only ratings given within this long alert; older ones are recorded
     /// silently. Default `72h`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub max_age: Duration,
     /// An alert still undelivered this long after it was raised is marked
     /// dead and logged at ERROR. Default `24h`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub give_up_after: Duration,
     /// Minimum gap between two messages to one channel (Slack allows about
     /// one per second). Default `1s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub channel_interval: Duration,
     /// First retry delay after a failed delivery; doubles each time, with
     /// jitter. Default `2s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub retry_initial: Duration,
     /// Longest delay between two retries. Default `10m`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub retry_max: Duration,
     /// How long a replica may hold a claimed alert before another may take
     /// it over (it should be longer than a Slack call). Default `2m`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub claim_lease: Duration,
     /// Messages one channel may take in a quick burst before the pace of one
     /// per `channel_interval` applies. Default 3.
@@ -257,6 +271,7 @@ pub struct AlertSettings {
     /// long gets one thread reply mentioning `escalate_to`. Off by default;
     /// a rule's own `escalate_after` wins. Needs a bot token.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub escalate_after: Option<Duration>,
     /// Who an escalation mentions when the rule names no one: `@here`, a
     /// user id `U0123`, a user group id `S0123`.
@@ -268,7 +283,7 @@ pub struct AlertSettings {
 /// `[alerts.storm]`: when more than `threshold` alerts wait for one channel,
 /// all raised within `window`, one digest message (count, worst scores,
 /// links) replaces them and each is listed in the digest's thread.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StormSettings {
     /// Waiting alerts per channel above which a digest is sent; 0 turns
@@ -276,6 +291,7 @@ pub struct StormSettings {
     pub threshold: u32,
     /// Only alerts raised within this long count. Default `2m`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub window: Duration,
 }
 
@@ -306,7 +322,7 @@ impl Default for AlertSettings {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     /// `auto` (human-readable on a terminal, JSON lines otherwise), `json` or `pretty`.
@@ -325,7 +341,7 @@ impl Default for LogSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Auto,
@@ -334,11 +350,12 @@ pub enum LogFormat {
 }
 
 /// `[retention]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSettings {
     /// Raw webhook bodies are deleted after this long. Default `30d`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub raw_deliveries: Duration,
 }
 
@@ -352,7 +369,7 @@ impl Default for RetentionSettings {
 
 /// One `[[sources]]` table: a helpdesk (or anything that posts JSON).
 /// Which keys apply depends on `kind`; docs/helpdesks/ has a page per kind.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSettings {
     /// The name in the webhook URL: `POST /webhooks/{name}`.
@@ -361,12 +378,14 @@ pub struct SourceSettings {
     /// `devrev`, `freshdesk`, `gorgias`, `hubspot` or `generic`.
     pub kind: String,
     /// The webhook signing secret.
+    #[schemars(with = "Option<String>")]
     pub secret: Option<SecretString>,
     /// Read the secret from this file instead (systemd credentials,
     /// Kubernetes and Docker secrets).
     pub secret_file: Option<PathBuf>,
     /// How far a signed timestamp may be from now. Default `5m`.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub replay_window: Option<Duration>,
     /// Overrides the scale's negative threshold: values at or below it are
     /// negative (e.g. 3 on a five-point scale).
@@ -402,11 +421,13 @@ pub struct SourceSettings {
     /// How often to poll the helpdesk's API for ratings (needs the source's
     /// API credentials), e.g. `"5m"`. Unset: no polling.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub poll_interval: Option<Duration>,
     /// How far back each poll re-reads, to catch ratings changed after they
     /// were first given. Default: the helpdesk's own (e.g. 14 days for
     /// Chatwoot, 1 day elsewhere).
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub poll_overlap: Option<Duration>,
     /// The most API requests polling may make per minute, so it never
     /// starves the team's other integrations of the helpdesk's rate limit.
@@ -415,6 +436,7 @@ pub struct SourceSettings {
     /// On the very first poll, how far back to read. Default `alerts.max_age`
     /// (older history is what `csatwatch backfill` is for).
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub poll_start: Option<Duration>,
     /// chatwoot: accept deliveries that carry no `X-Chatwoot-Signature`
     /// (Chatwoot before 4.12 never signs). Default `false`. Risk: anyone who
@@ -426,18 +448,20 @@ pub struct SourceSettings {
 /// `[sources.api]`: how to call a helpdesk's API. Which keys a helpdesk
 /// needs is on its page under docs/helpdesks/; secrets may be given as
 /// `…_file` like every other secret.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiSettings {
     /// The API's base URL, without a trailing path: `https://acme.freshdesk.com`,
     /// `https://acme.gorgias.com`, `https://api.hubapi.com`.
     pub base_url: String,
     /// A bearer token (HubSpot: the private app's access token).
+    #[schemars(with = "Option<String>")]
     pub token: Option<SecretString>,
     /// Read the token from this file instead.
     pub token_file: Option<PathBuf>,
     /// An API key sent with HTTP basic auth (Freshdesk: the agent's API key,
     /// sent as `api_key:X`; Gorgias: the REST API key, sent as `email:api_key`).
+    #[schemars(with = "Option<String>")]
     pub api_key: Option<SecretString>,
     /// Read the API key from this file instead.
     pub api_key_file: Option<PathBuf>,
@@ -452,12 +476,14 @@ pub struct ApiSettings {
     pub client_id: Option<String>,
     /// Help Scout: the OAuth2 app's App Secret.
     #[serde(default)]
+    #[schemars(with = "Option<String>")]
     pub client_secret: Option<SecretString>,
     /// Read the client secret from this file instead.
     #[serde(default)]
     pub client_secret_file: Option<PathBuf>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
 }
 
@@ -470,7 +496,7 @@ impl ApiSettings {
 
 /// `[sources.fields]` of a generic source: where each value sits in the body,
 /// as a JSON pointer such as `/ticket/id`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenericFields {
     /// Required: the ticket or conversation id.
@@ -500,7 +526,7 @@ pub struct GenericFields {
 
 /// One `[[rules]]` table: which ratings go to which channel. Every matcher
 /// left out matches everything; a list matches any of its values.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSettings {
     /// A name for logs and `check-config`. Default `rules[N]`.
@@ -543,6 +569,7 @@ pub struct RuleSettings {
     /// Escalate this rule's alerts when nobody acknowledged them within this
     /// long (overrides `alerts.escalate_after`).
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub escalate_after: Option<Duration>,
     /// Who the escalation mentions (default `alerts.escalate_to`).
     #[serde(default)]

@@ -272,3 +272,93 @@ fn a_failing_command_says_its_error_once() {
         "{line}"
     );
 }
+
+/// Every property name anywhere in a JSON Schema (its `$defs` included).
+fn schema_keys(value: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                out.extend(props.keys().cloned());
+            }
+            map.values().for_each(|v| schema_keys(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| schema_keys(v, out)),
+        _ => {}
+    }
+}
+
+/// The keys of a TOML document, at every depth.
+fn toml_keys(value: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            out.extend(map.keys().cloned());
+            map.values().for_each(|v| toml_keys(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| toml_keys(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn config_schema_is_the_checked_in_file_and_covers_the_example_and_the_docs() {
+    let out = csatwatch()
+        .args(["--config", "/nonexistent/csatwatch.toml", "config-schema"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let shipped = std::fs::read_to_string("config/csatwatch.schema.json").unwrap();
+    assert!(
+        printed == shipped,
+        "config/csatwatch.schema.json is stale: run `cargo run -- config-schema > config/csatwatch.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(schema["type"], "object");
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown keys are refused"
+    );
+
+    // The example file names the schema, and every key it sets is one.
+    let example = std::fs::read_to_string("config/csatwatch.example.toml").unwrap();
+    assert!(example.starts_with("#:schema ./csatwatch.schema.json\n"));
+    let parsed: serde_json::Value = config::Config::builder()
+        .add_source(config::File::from_str(&example, config::FileFormat::Toml))
+        .build()
+        .unwrap()
+        .try_deserialize()
+        .unwrap();
+    let mut known = std::collections::BTreeSet::new();
+    schema_keys(&schema, &mut known);
+    let mut used = std::collections::BTreeSet::new();
+    toml_keys(&parsed, &mut used);
+    for key in &used {
+        assert!(
+            known.contains(key),
+            "the example sets {key:?}, which the schema lacks"
+        );
+    }
+    // And every key of the schema is documented in the reference.
+    let docs = std::fs::read_to_string("docs/configuration.md").unwrap();
+    for key in &known {
+        assert!(
+            [
+                format!("`{key}`"),
+                format!("`api.{key}`"),
+                format!("`[{key}]`"),
+                format!("`[[{key}]]`"),
+                format!(".{key}]`"),
+                format!(".{key}]]`"),
+                format!("`{key}`, "),
+                format!(", `{key}`"),
+            ]
+            .iter()
+            .any(|form| docs.contains(form.as_str())),
+            "docs/configuration.md does not document `{key}`"
+        );
+    }
+}

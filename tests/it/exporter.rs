@@ -44,9 +44,7 @@ impl Exposition {
 /// Reads `name{k="v",…} value` with the format's escapes (`\\`, `\"`,
 /// `\n`) inside label values, which may hold `{`, `}` and `,`.
 fn parse_sample(line: &str) -> Result<Sample, String> {
-    let name_end = line
-        .find(|c: char| c == '{' || c == ' ')
-        .ok_or("no value")?;
+    let name_end = line.find(['{', ' ']).ok_or("no value")?;
     let name = &line[..name_end];
     if name.is_empty()
         || !name
@@ -154,10 +152,10 @@ pub(crate) fn parse_exposition(text: &str) -> Result<Exposition, String> {
         if let Some(comment) = line.strip_prefix('#') {
             let mut parts = comment.trim_start().splitn(3, ' ');
             match (parts.next(), parts.next(), parts.next()) {
-                (Some("HELP"), Some(name), Some(help)) => {
-                    if out.help.insert(name.into(), help.into()).is_some() {
-                        return Err(at("HELP twice".into()));
-                    }
+                (Some("HELP"), Some(name), Some(help))
+                    if out.help.insert(name.into(), help.into()).is_some() =>
+                {
+                    return Err(at("HELP twice".into()));
                 }
                 (Some("TYPE"), Some(name), Some(kind)) => {
                     if !["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind) {
