@@ -6,9 +6,92 @@
 //!
 //! Durations and secrets are strings in the file, whatever their Rust type.
 
-use serde_json::Value;
+use std::borrow::Cow;
 
-use crate::settings::Settings;
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde_json::{Map, Value, json};
+
+use crate::settings::{RawSource, Settings};
+use crate::sources::settings::SharedSettings;
+use crate::sources::{
+    chatwoot, devrev, freshdesk, generic, gorgias, helpscout, hubspot, intercom, zendesk,
+    zendesk_csat,
+};
+
+/// Each kind's own keys. Every entry of `crate::sources::KINDS` must be
+/// here (a unit test checks it).
+fn kind_schema(kind: &str) -> Option<Value> {
+    let schema = match kind {
+        "zendesk" => schemars::schema_for!(zendesk::ZendeskSettings),
+        "zendesk_csat" => schemars::schema_for!(zendesk_csat::ZendeskCsatSettings),
+        "intercom" => schemars::schema_for!(intercom::IntercomSettings),
+        "helpscout" => schemars::schema_for!(helpscout::HelpScoutSettings),
+        "chatwoot" => schemars::schema_for!(chatwoot::ChatwootSettings),
+        "devrev" => schemars::schema_for!(devrev::DevRevSettings),
+        "freshdesk" => schemars::schema_for!(freshdesk::FreshdeskSettings),
+        "gorgias" => schemars::schema_for!(gorgias::GorgiasSettings),
+        "hubspot" => schemars::schema_for!(hubspot::HubspotSettings),
+        "generic" => schemars::schema_for!(generic::GenericSettings),
+        _ => return None,
+    };
+    Some(schema.to_value())
+}
+
+/// A `[[sources]]` table as `Settings` holds it: a name and a kind; the
+/// per-kind keys replace this in [`schema`].
+impl JsonSchema for RawSource {
+    fn schema_name() -> Cow<'static, str> {
+        "RawSource".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({
+            "type": "object",
+            "required": ["name", "kind"],
+        })
+    }
+}
+
+/// One `[[sources]]` table: one variant per kind, each the shared keys and
+/// that kind's own, closed to any other key. Nested types go to `defs`.
+fn sources_schema(defs: &mut Map<String, Value>) -> Value {
+    let shared = schemars::schema_for!(SharedSettings).to_value();
+    let mut variants = Vec::new();
+    for kind in crate::sources::kind_names() {
+        let own = kind_schema(kind).expect("every kind has a schema");
+        let mut properties = shared["properties"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        if let Some(more) = own["properties"].as_object() {
+            properties.extend(more.clone());
+        }
+        properties.insert(
+            "kind".into(),
+            json!({ "const": kind, "description": "Which helpdesk (docs/helpdesks/ has a page per kind)." }),
+        );
+        let mut required = vec![Value::from("name"), Value::from("kind")];
+        if let Some(more) = own["required"].as_array() {
+            required.extend(more.iter().cloned());
+        }
+        for part in [&shared, &own] {
+            if let Some(nested) = part["$defs"].as_object() {
+                defs.extend(nested.clone());
+            }
+        }
+        variants.push(json!({
+            "title": kind,
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        }));
+    }
+    json!({
+        "description": "One helpdesk. `kind` decides which keys apply; docs/helpdesks/ has a page per kind.",
+        "oneOf": variants,
+    })
+}
 
 /// The schema, as pretty JSON with a trailing newline.
 pub fn render() -> String {
@@ -20,6 +103,10 @@ pub fn render() -> String {
 /// The schema of the whole settings file.
 pub fn schema() -> Value {
     let mut schema = schemars::schema_for!(Settings).to_value();
+    let mut defs = schema["$defs"].as_object().cloned().unwrap_or_default();
+    let sources = sources_schema(&mut defs);
+    defs.insert("RawSource".into(), sources);
+    schema["$defs"] = Value::Object(defs);
     fix_duration_defaults(&mut schema);
     schema["title"] = Value::from("csatwatch settings");
     schema["description"] = Value::from(
@@ -55,4 +142,17 @@ fn as_duration(value: &Value) -> Option<std::time::Duration> {
     let secs = map.get("secs")?.as_u64()?;
     let nanos = map.get("nanos")?.as_u64()?;
     Some(std::time::Duration::new(secs, u32::try_from(nanos).ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_kind_has_a_schema() {
+        for kind in crate::sources::kind_names() {
+            assert!(
+                super::kind_schema(kind).is_some(),
+                "{kind}: add it to kind_schema"
+            );
+        }
+    }
 }

@@ -145,6 +145,31 @@ pub const FAMILIES: &[Family] = &[
         "Settings reloads (SIGHUP) by outcome: applied, or failed (the running settings stay).",
     ),
     family(
+        "csatwatch_http_connections",
+        Kind::Gauge,
+        "Client connections open now.",
+    ),
+    family(
+        "csatwatch_http_connections_max",
+        Kind::Gauge,
+        "The connection cap in force (server.max_connections, lowered to fit the open-file limit).",
+    ),
+    family(
+        "csatwatch_http_connection_limit_total",
+        Kind::Counter,
+        "Times the connection cap was reached, by action: evicted_idle (the oldest idle connection was closed), refused (every connection was busy).",
+    ),
+    family(
+        "csatwatch_http_panics_total",
+        Kind::Counter,
+        "Request handlers that panicked (answered 500; a bug: report it).",
+    ),
+    family(
+        "csatwatch_database_file_lost_total",
+        Kind::Counter,
+        "Times the SQLite file was deleted or replaced under the running daemon.",
+    ),
+    family(
         HTTP_REQUESTS,
         Kind::Counter,
         "HTTP requests answered, by route (the matched pattern, e.g. /webhooks/{source}), method and status.",

@@ -47,7 +47,7 @@ pub async fn resolve(
             let mut ratings = Vec::new();
             let mut reasons = Vec::new();
             for reference in &references {
-                match source.adapter.fetch(http, reference).await {
+                match source.fetch(http, reference).await {
                     Ok(Fetched::Rating(rating)) => ratings.push(*rating),
                     Ok(Fetched::NoRating(reason)) => reasons.push(reason),
                     Err(e) if e.retryable => return Resolved::Pending(e),
@@ -175,7 +175,7 @@ pub async fn retry_delivery(
     via: Via,
     next_attempt_at: impl Fn(i64) -> Option<i64>,
 ) -> StoreResult<Retried> {
-    let Some(source) = sources.get(&delivery.source) else {
+    let Some(source) = &sources.get(&delivery.source) else {
         return Ok(Retried::UnknownSource);
     };
     let stored = StoredRequest::from_meta(&delivery.request_meta);

@@ -56,15 +56,13 @@ impl Reloader {
     /// Reads, validates and applies the settings once; logs and counts the
     /// outcome.
     pub fn reload(&self) -> Outcome {
-        let loaded = Settings::load(self.config.as_deref())
-            .and_then(Settings::validate)
-            .and_then(|settings| {
-                // Sources read their secret files here: a missing file is a
-                // problem of this reload, not a failure later.
-                SourceRegistry::from_settings(&settings).map(|_| settings)
-            });
-        let new = match loaded {
-            Ok(settings) => settings,
+        // As start-up: every key checked, sources built (their secret files
+        // read now: a missing one is a problem of this reload).
+        let loaded = crate::cli::load_settings(self.config.as_deref()).and_then(|settings| {
+            SourceRegistry::from_settings(&settings).map(|sources| (settings, sources))
+        });
+        let (new, sources) = match loaded {
+            Ok(loaded) => loaded,
             Err(error) => {
                 for problem in &error.problems {
                     tracing::error!(
@@ -80,7 +78,7 @@ impl Reloader {
             }
         };
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        let restart = apply(&self.app, &current, &new);
+        let restart = apply(&self.app, &current, &new, sources);
         for key in &restart {
             tracing::warn!(
                 key,
@@ -100,9 +98,17 @@ impl Reloader {
 
 /// Applies `new` to the running app and returns the changed keys it could
 /// not apply. Applied while running: `[[rules]]` (channels, mentions,
-/// mutes, escalations), `alerts.max_age` and `log.level`.
-pub fn apply(app: &App, old: &Settings, new: &Settings) -> Vec<&'static str> {
+/// mutes, escalations), `alerts.max_age`, `log.level`, and the
+/// `[[sources]]` with their secrets for webhooks and fetches (the pollers
+/// keep the sources they started with).
+pub fn apply(
+    app: &App,
+    old: &Settings,
+    new: &Settings,
+    sources: SourceRegistry,
+) -> Vec<&'static str> {
     app.pipeline.apply_settings(new);
+    app.sources.replace(sources);
     if old.log.level != new.log.level {
         match crate::telemetry::set_log_level(&new.log.level) {
             Ok(_) => {}
@@ -165,8 +171,14 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     if changed(retention, &old.retention) {
         keys.push("retention");
     }
-    if changed(sources, &old.sources) {
-        keys.push("sources");
+    // The table itself, secrets included (compared, never printed).
+    let tables = |s: &[crate::settings::RawSource]| {
+        s.iter()
+            .map(|r| format!("{:?}", r.value()))
+            .collect::<Vec<_>>()
+    };
+    if tables(sources) != tables(&old.sources) {
+        keys.push("sources (the pollers)");
     }
     if changed(reports, &old.reports) {
         keys.push("reports");
@@ -183,18 +195,28 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     keys
 }
 
-/// Reloads on every SIGHUP until `cancel`. Registering the handler also
-/// keeps SIGHUP from terminating the process (its default action).
+/// Reloads on every SIGHUP until `cancel`, from a task it spawns. The
+/// signal is registered before this returns, so no SIGHUP after it is
+/// missed. Registering also keeps SIGHUP from terminating the process.
 #[cfg(unix)]
-pub async fn run_on_sighup(reloader: Reloader, cancel: CancellationToken) {
+pub fn listen(reloader: Reloader, cancel: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(stream) => stream,
+    match signal(SignalKind::hangup()) {
+        Ok(hangups) => {
+            tokio::spawn(run_on_sighup(reloader, hangups, cancel));
+        }
         Err(e) => {
             tracing::warn!(error = %e, "cannot listen for SIGHUP; reload by restarting");
-            return;
         }
-    };
+    }
+}
+
+#[cfg(unix)]
+async fn run_on_sighup(
+    reloader: Reloader,
+    mut hangups: tokio::signal::unix::Signal,
+    cancel: CancellationToken,
+) {
     let reloader = Arc::new(reloader);
     loop {
         tokio::select! {
@@ -214,6 +236,4 @@ pub async fn run_on_sighup(reloader: Reloader, cancel: CancellationToken) {
 
 /// Without Unix signals there is nothing to listen for.
 #[cfg(not(unix))]
-pub async fn run_on_sighup(_reloader: Reloader, cancel: CancellationToken) {
-    cancel.cancelled().await;
-}
+pub fn listen(_reloader: Reloader, _cancel: CancellationToken) {}

@@ -1,5 +1,7 @@
 //! SIGTERM and Ctrl-C become one cancellation token that every task watches.
-//! Containers and systemd send SIGTERM; a terminal sends SIGINT.
+//! Containers and systemd send SIGTERM; a terminal sends SIGINT. SIGHUP,
+//! whose default action would kill the process, is caught and logged
+//! (docs/operations.md lists what every signal does).
 
 use tokio_util::sync::CancellationToken;
 
@@ -25,4 +27,32 @@ pub async fn cancel_on_signal(token: CancellationToken) {
         _ = token.cancelled() => return,
     }
     token.cancel();
+}
+
+/// Catches SIGHUP from the start of `serve`, so that it never kills the
+/// daemon (its default action would: a closed terminal, a `systemctl
+/// reload` during start-up, an operator's habit). Until the reloader
+/// ([`crate::reload`]) takes over, each one is logged at INFO and ignored;
+/// abort the returned handle once it has. Once caught, SIGHUP stays caught
+/// for the life of the process (Tokio never restores the default action).
+///
+/// Must be called inside a Tokio runtime.
+pub fn ignore_hangup() -> Option<tokio::task::AbortHandle> {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangup) => {
+            let task = tokio::spawn(async move {
+                while hangup.recv().await.is_some() {
+                    tracing::info!(
+                        "SIGHUP received and ignored: csatwatch is still starting; send it again once it is ready to reload the settings"
+                    );
+                }
+            });
+            return Some(task.abort_handle());
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot catch SIGHUP; a SIGHUP would stop csatwatch")
+        }
+    }
+    None
 }

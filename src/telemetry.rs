@@ -162,9 +162,15 @@ mod tests {
         // ERROR means someone must act (STYLE.md): each message names the
         // action, with one of these words.
         let actions = [
-            "check", "fix", "run ", "restart", "invite", "set ", "see ", "start it",
+            "check", "fix", "run ", "restart", "invite", "set ", "see ", "start it", "report",
+            "restore", "Restore",
         ];
         for (file, message) in messages {
+            // A message built elsewhere (`"{problem}"`) is read where it is
+            // built; a test of that module checks it.
+            if message.starts_with('{') && message.ends_with('}') && !message.contains(' ') {
+                continue;
+            }
             assert!(
                 actions.iter().any(|a| message.contains(a)),
                 "{file}: the ERROR line {message:?} does not say what to do"

@@ -176,7 +176,7 @@ impl Desk {
 }
 
 fn rfc3339(ms: i64) -> String {
-    csatwatch::sources::api::rfc3339(ms)
+    csatwatch::sources::http_api::rfc3339(ms)
 }
 
 /// Gorgias writes times without a zone: `2026-11-23T14:00:00.000000`.
@@ -185,7 +185,7 @@ fn gorgias_time(ms: i64) -> String {
 }
 
 fn ms(text: &str) -> i64 {
-    csatwatch::sources::api::time_ms(text).unwrap()
+    csatwatch::sources::json::time_ms(text).unwrap()
 }
 
 /// The emulated helpdesk's state, shared with its responder.
@@ -415,7 +415,7 @@ async fn poll(
     app: &TestApp,
     desk: Desk,
 ) -> Result<csatwatch::polling::PollReport, csatwatch::polling::PollError> {
-    let source = app.app.sources.get(desk.source()).unwrap();
+    let source = &app.app.sources.get(desk.source()).unwrap();
     app.app
         .pollers
         .poll_once(source, &CancellationToken::new())
@@ -631,7 +631,7 @@ async fn a_backfill_records_everything_and_posts_nothing(desk: Desk) {
         const TOTAL: usize = 510;
         // Recent ratings, so only "a backfill never alerts" keeps them quiet.
         rig.add(TOTAL, now - 2 * 3_600_000);
-        let source = rig.app.app.sources.get(desk.source()).unwrap();
+        let source = &rig.app.app.sources.get(desk.source()).unwrap();
         let since = now - 365 * 24 * 3600 * 1000;
         let started = std::time::Instant::now();
         let report = rig

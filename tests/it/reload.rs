@@ -12,6 +12,8 @@ use crate::exporter::parse_exposition;
 use crate::ops::{Daemon, SECRET, canary_body, wait_for_posts};
 use crate::support::*;
 
+const ROTATED: &str = "a-rotated-webhook-secret-7f3e";
+
 fn rule(channel: &str) -> String {
     format!("[[rules]]\nsentiment = [\"negative\"]\nchannel = \"{channel}\"\n")
 }
@@ -59,17 +61,20 @@ async fn sighup_applies_new_rules_reports_restart_keys_and_survives_a_bad_file()
     assert_eq!(daemon.post(&canary_body(1), SECRET, None).await, 200);
     assert_eq!(channel_of_post(&slack, 1).await, "#first");
 
-    // A valid file: a new channel, and a new listen address (not applied).
+    // A valid file: a new channel, a rotated webhook secret, and a new
+    // listen address (not applied).
     let seen = daemon.log_lines().len();
     let config = Daemon::config(&db.url, &slack, &rule("#second"))
-        .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:1\"");
+        .replace("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:1\"")
+        .replace(SECRET, ROTATED);
     std::fs::write(daemon.config_path(), config).unwrap();
     hangup(&daemon);
     wait_for_line(&daemon, seen, |l| l["message"] == "settings reloaded");
     let restart = wait_for_line(&daemon, seen, |l| l["key"] == "server.listen");
     assert_eq!(restart["level"], "WARN", "{restart}");
-    // Still on the old address, with the new rule.
-    assert_eq!(daemon.post(&canary_body(2), SECRET, None).await, 200);
+    // Still on the old address, with the new rule and the new secret.
+    assert_eq!(daemon.post(&canary_body(2), SECRET, None).await, 401);
+    assert_eq!(daemon.post(&canary_body(2), ROTATED, None).await, 200);
     assert_eq!(channel_of_post(&slack, 2).await, "#second");
 
     // An invalid file: every problem at ERROR, nothing changes.
@@ -81,6 +86,15 @@ async fn sighup_applies_new_rules_reports_restart_keys_and_survives_a_bad_file()
             "secret_file = \"/nonexistent/secret\"",
         );
     std::fs::write(daemon.config_path(), bad).unwrap();
+    let problems = |daemon: &Daemon| {
+        daemon
+            .log_lines()
+            .into_iter()
+            .skip(seen)
+            .filter(|l| l["level"] == "ERROR")
+            .map(|l| l["key"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
     hangup(&daemon);
     let error = wait_for_line(&daemon, seen, |l| {
         l["level"] == "ERROR" && l["key"] == "rules[0].sentiment"
@@ -92,6 +106,11 @@ async fn sighup_applies_new_rules_reports_restart_keys_and_survives_a_bad_file()
             .contains("running settings stay"),
         "{error}"
     );
+    // Every problem, the source's missing secret file too, in one reload.
+    wait_for_line(&daemon, seen, |l| {
+        l["level"] == "ERROR" && l["key"].as_str().unwrap_or("").starts_with("sources[0]")
+    });
+    assert!(problems(&daemon).len() >= 2, "{:?}", problems(&daemon));
     assert!(
         daemon
             .log_lines()
@@ -101,7 +120,7 @@ async fn sighup_applies_new_rules_reports_restart_keys_and_survives_a_bad_file()
         "{}",
         daemon.logs()
     );
-    assert_eq!(daemon.post(&canary_body(3), SECRET, None).await, 200);
+    assert_eq!(daemon.post(&canary_body(3), ROTATED, None).await, 200);
     assert_eq!(channel_of_post(&slack, 3).await, "#second");
 
     let text = reqwest::get(daemon.url("/metrics"))
