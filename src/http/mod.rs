@@ -4,6 +4,9 @@
 //! - `POST /slack/interactions`: alert button clicks ([`slack`]).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` ([`health`]).
 //!
+//! Handlers answer with [`answer::Answer`], the one place outcomes become
+//! status codes and JSON bodies.
+//!
 //! Every request gets an `x-request-id` (the caller's, or a new UUID),
 //! logged on its span and returned in the response. A request whose
 //! `Content-Length` is over `server.max_body_bytes` is answered 413 before
@@ -11,6 +14,7 @@
 //! ERROR, never a dropped connection. The server itself (timeouts, the
 //! connection cap) is [`server`].
 
+pub mod answer;
 pub mod health;
 pub mod server;
 pub mod slack;

@@ -16,6 +16,7 @@ mod file_guard;
 mod outbox;
 mod polling;
 mod ratings;
+mod reports;
 mod threads;
 
 use std::str::FromStr;
@@ -34,6 +35,7 @@ pub use deliveries::{NewDelivery, StoredDelivery};
 pub use file_guard::FileGuard;
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
+pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
 use crate::settings::DatabaseSettings;

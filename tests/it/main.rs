@@ -17,6 +17,7 @@ mod polling;
 mod polling_a;
 mod polling_b;
 mod postgres;
+mod reports;
 mod signals;
 mod slack;
 mod support;
