@@ -7,7 +7,8 @@
 mod follow_ons;
 mod writer;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 pub use follow_ons::ActionOutcome;
 use serde::Serialize;
@@ -100,9 +101,10 @@ fn is_zero(n: &usize) -> bool {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     store: Store,
-    rules: Arc<Rules>,
+    /// Shared by every clone and replaced whole by a settings reload.
+    rules: Arc<RwLock<Arc<Rules>>>,
     clock: Arc<dyn Clock>,
-    max_age_ms: i64,
+    max_age_ms: Arc<AtomicI64>,
     /// Woken after a commit that enqueued alerts, so they go out at once.
     wake: Arc<Notify>,
     /// The queue of the writer task that records everything (see
@@ -138,9 +140,9 @@ impl Pipeline {
     ) -> Self {
         let direct = Pipeline {
             store,
-            rules: Arc::new(Rules::from_settings(settings)),
+            rules: Arc::new(RwLock::new(Arc::new(Rules::from_settings(settings)))),
             clock,
-            max_age_ms: ms(settings.alerts.max_age),
+            max_age_ms: Arc::new(AtomicI64::new(ms(settings.alerts.max_age))),
             wake,
             writer: None,
         };
@@ -151,8 +153,18 @@ impl Pipeline {
         }
     }
 
-    pub fn rules(&self) -> &Rules {
-        &self.rules
+    /// The rules in force now.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the rules and `alerts.max_age` (a settings reload): every
+    /// rating recorded from now on is routed by the new ones.
+    pub fn apply_settings(&self, settings: &Settings) {
+        let rules = Arc::new(Rules::from_settings(settings));
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
+        self.max_age_ms
+            .store(ms(settings.alerts.max_age), Ordering::Relaxed);
     }
 
     /// What the writer task has committed so far (group commit at work:
@@ -396,7 +408,8 @@ impl Pipeline {
             agent: event.agent.as_deref(),
             has_comment: event.comment.is_some(),
         };
-        let routes = match self.rules.route(&facts) {
+        let rules = self.rules();
+        let routes = match rules.route(&facts) {
             Routing::Alert(routes) => routes,
             Routing::Muted { .. } => return Err(Some("muted by a rule")),
             Routing::NoAlert => return Err(None),
@@ -404,14 +417,14 @@ impl Pipeline {
         if !via.may_alert() {
             return Err(Some("backfills never alert"));
         }
-        if now - updated_at > self.max_age_ms {
+        if now - updated_at > self.max_age_ms.load(Ordering::Relaxed) {
             return Err(Some("older than alerts.max_age"));
         }
         Ok(routes
             .into_iter()
             .filter(|route| !already_posted.contains(&route.channel))
             .map(|route| {
-                let escalation = self.rules.escalation(route.rule.as_deref());
+                let escalation = rules.escalation(route.rule.as_deref());
                 NewAlert {
                     rating_id,
                     revision,
