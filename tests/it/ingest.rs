@@ -348,7 +348,7 @@ async fn a_page_that_fails_keeps_the_cursor_before_it_and_the_pages_behind_it_ou
         let failed = app
             .app
             .pollers
-            .backfill(zd, since, None, &cancel, &mut |_| {})
+            .backfill(&zd, since, None, &cancel, &mut |_| {})
             .await;
         assert!(failed.is_err(), "{backend:?}: {failed:?}");
         // Pages 1-4 are in, nothing behind the failed page is.
@@ -361,7 +361,7 @@ async fn a_page_that_fails_keeps_the_cursor_before_it_and_the_pages_behind_it_ou
         let rest = app
             .app
             .pollers
-            .backfill(zd, since, None, &cancel, &mut |_| {})
+            .backfill(&zd, since, None, &cancel, &mut |_| {})
             .await
             .unwrap();
         assert_eq!(rest.new, 600, "{backend:?}: resumed after page 4: {rest:?}");
