@@ -132,7 +132,12 @@ pub const FAMILIES: &[Family] = &[
     family(
         DB_LATENCY,
         Kind::Histogram,
-        "Seconds per store call, by op (ping: the readiness check; record: a webhook's whole transaction).",
+        "Seconds per store call, by op (ping: the readiness check; record: one transaction of the writer task, holding many webhooks and poll pages).",
+    ),
+    family(
+        "csatwatch_write_batch_size",
+        Kind::Histogram,
+        "Writes (deliveries, poll pages) committed per transaction by the writer task (group commit).",
     ),
     family(
         "csatwatch_retention_deleted_total",
