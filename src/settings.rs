@@ -88,6 +88,12 @@ pub struct Settings {
     /// Alert routing, one `[[rules]]` table each; first match wins.
     #[serde(default)]
     pub rules: Vec<RuleSettings>,
+    /// `[api]`: the bearer tokens of the read API and the dashboard.
+    #[serde(default)]
+    pub api: ApiAccessSettings,
+    /// `[dashboard]`: the web pages served at `/`.
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
 }
 
 /// `[server]`: the one HTTP listener.
@@ -800,10 +806,71 @@ impl Settings {
             ));
         }
 
+        self.validate_access(&mut problems);
+
         if problems.is_empty() {
             Ok(self)
         } else {
             Err(ConfigError { problems })
+        }
+    }
+
+    /// `[[api.tokens]]` and `[dashboard]`: reads the `…_file` secrets.
+    fn validate_access(&mut self, problems: &mut Vec<ConfigProblem>) {
+        let mut names = std::collections::HashSet::new();
+        for (i, token) in self.api.tokens.iter_mut().enumerate() {
+            let key = format!("api.tokens[{i}]");
+            if token.name.trim().is_empty() {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.name"),
+                    "is required: a name for this token (who holds it), e.g. name = \"support-lead\"",
+                ));
+            } else if !names.insert(token.name.clone()) {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.name"),
+                    format!(
+                        "{:?} is used by another token; names must be unique",
+                        token.name
+                    ),
+                ));
+            }
+            token.token = resolve_secret(
+                &format!("{key}.token"),
+                token.token.take(),
+                token.token_file.as_deref(),
+                problems,
+            );
+            match &token.token {
+                None => problems.push(ConfigProblem::new(
+                    format!("{key}.token"),
+                    "is required: set token = \"…\" or token_file = \"/path\" (e.g. `openssl rand -hex 32`)",
+                )),
+                Some(t) if t.expose_secret().len() < 16 => problems.push(ConfigProblem::new(
+                    format!("{key}.token"),
+                    "is shorter than 16 characters; use a long random value (e.g. `openssl rand -hex 32`)",
+                )),
+                Some(_) => {}
+            }
+        }
+        self.dashboard.session_secret = resolve_secret(
+            "dashboard.session_secret",
+            self.dashboard.session_secret.take(),
+            self.dashboard.session_secret_file.as_deref(),
+            problems,
+        );
+        if let Some(secret) = &self.dashboard.session_secret
+            && secret.expose_secret().len() < 32
+        {
+            problems.push(ConfigProblem::new(
+                "dashboard.session_secret",
+                "is shorter than 32 characters; use a long random value (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        if self.dashboard.session_ttl < Duration::from_secs(60) {
+            problems.push(ConfigProblem::new(
+                "dashboard.session_ttl",
+                "must be at least 1m; e.g. session_ttl = \"12h\"",
+            ));
         }
     }
 
@@ -1030,5 +1097,60 @@ mod tests {
             !err.to_string().contains("\"x\""),
             "the secret is never echoed"
         );
+    }
+}
+
+/// `[api]`: who may read the figures (the read API and the dashboard).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiAccessSettings {
+    /// Bearer tokens, one `[[api.tokens]]` table each. Several, so one can be
+    /// revoked without the others; none means the API and the dashboard are off.
+    pub tokens: Vec<ApiTokenSettings>,
+}
+
+/// One `[[api.tokens]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiTokenSettings {
+    /// Who holds the token (appears in logs, never the token itself).
+    #[serde(default)]
+    pub name: String,
+    /// The token: at least 16 characters, e.g. `openssl rand -hex 32`.
+    #[serde(default)]
+    pub token: Option<SecretString>,
+    /// Read the token from this file instead.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[dashboard]`: the pages at `/` behind the `[[api.tokens]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardSettings {
+    /// The key that signs session cookies (at least 32 characters). Unset: a
+    /// random key per process, so a restart signs everyone out and replicas
+    /// behind one load balancer do not accept each other's cookies; set the
+    /// same value on every replica to avoid both.
+    pub session_secret: Option<SecretString>,
+    /// Read the session secret from this file instead.
+    pub session_secret_file: Option<PathBuf>,
+    /// How long a sign-in lasts. Default `12h`.
+    #[serde(deserialize_with = "duration")]
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure` always (`true`), never (`false`), or
+    /// only when the request came over TLS as told by a proxy's
+    /// `X-Forwarded-Proto: https` (unset, the default).
+    pub secure_cookie: Option<bool>,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            session_secret: None,
+            session_secret_file: None,
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookie: None,
+        }
     }
 }

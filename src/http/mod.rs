@@ -3,6 +3,7 @@
 //! - `POST /webhooks/{source}`: a helpdesk delivery ([`webhooks`]).
 //! - `POST /slack/interactions`: alert button clicks ([`slack`]).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` ([`health`]).
+//! - `/` and `/dashboard/...`: the dashboard ([`crate::dashboard`]).
 //!
 //! Every request gets an `x-request-id` (the caller's, or a new UUID),
 //! logged on its span and returned in the response.
@@ -40,6 +41,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Wakes the background fetcher when a delivery is left pending.
     pub fetch_wake: Arc<tokio::sync::Notify>,
+    /// The `[[api.tokens]]` and the session key of the dashboard.
+    pub access: Arc<crate::dashboard::Access>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -60,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(crate::dashboard::routes())
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(

@@ -11,6 +11,7 @@
 //! check-then-insert that two replicas could race.
 
 mod copy;
+mod dashboard;
 mod deliveries;
 mod outbox;
 mod polling;
@@ -28,6 +29,7 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use copy::CopyReport;
+pub use dashboard::{QueueFilter, QueueRow};
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
