@@ -5,6 +5,7 @@
 mod alerts;
 mod cli;
 mod concurrency;
+mod dashboard;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
