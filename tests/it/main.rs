@@ -6,6 +6,7 @@ mod alerts;
 mod cli;
 mod concurrency;
 mod dashboard;
+mod dashboard_browser;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
