@@ -15,6 +15,12 @@ use serde::{Deserialize, Deserializer};
 
 use crate::domain::{Scale, Sentiment, SourceName, SurveyKind};
 
+mod insights;
+pub use insights::{
+    ApiTokenSettings, DigestSettings, DropAlertSettings, FilterSettings, ReadApiSettings,
+    ReportSettings, parse_local_time, parse_weekday,
+};
+
 /// The file read when neither `--config` nor `CSATWATCH_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "config/csatwatch.toml";
 /// The prefix of environment overrides: `CSATWATCH__SLACK__BOT_TOKEN`.
@@ -88,10 +94,19 @@ pub struct Settings {
     /// Alert routing, one `[[rules]]` table each; first match wins.
     #[serde(default)]
     pub rules: Vec<RuleSettings>,
-    /// `[api]`: the bearer tokens of the read API and the dashboard.
+    /// How figures are computed (time zone, minimum sample).
     #[serde(default)]
-    pub api: ApiAccessSettings,
-    /// `[dashboard]`: the web pages served at `/`.
+    pub reports: ReportSettings,
+    /// The read API's bearer tokens.
+    #[serde(default)]
+    pub api: ReadApiSettings,
+    /// Scheduled summaries, one `[[digests]]` table each.
+    #[serde(default)]
+    pub digests: Vec<DigestSettings>,
+    /// Alerts on a significant drop of CSAT or NPS, one `[[drop_alerts]]` table each.
+    #[serde(default)]
+    pub drop_alerts: Vec<DropAlertSettings>,
+    /// `[dashboard]`: the web pages served at `/dashboard`.
     #[serde(default)]
     pub dashboard: DashboardSettings,
 }
@@ -806,7 +821,8 @@ impl Settings {
             ));
         }
 
-        self.validate_access(&mut problems);
+        insights::validate(&mut self, &mut problems);
+        self.validate_dashboard(&mut problems);
 
         if problems.is_empty() {
             Ok(self)
@@ -815,43 +831,8 @@ impl Settings {
         }
     }
 
-    /// `[[api.tokens]]` and `[dashboard]`: reads the `…_file` secrets.
-    fn validate_access(&mut self, problems: &mut Vec<ConfigProblem>) {
-        let mut names = std::collections::HashSet::new();
-        for (i, token) in self.api.tokens.iter_mut().enumerate() {
-            let key = format!("api.tokens[{i}]");
-            if token.name.trim().is_empty() {
-                problems.push(ConfigProblem::new(
-                    format!("{key}.name"),
-                    "is required: a name for this token (who holds it), e.g. name = \"support-lead\"",
-                ));
-            } else if !names.insert(token.name.clone()) {
-                problems.push(ConfigProblem::new(
-                    format!("{key}.name"),
-                    format!(
-                        "{:?} is used by another token; names must be unique",
-                        token.name
-                    ),
-                ));
-            }
-            token.token = resolve_secret(
-                &format!("{key}.token"),
-                token.token.take(),
-                token.token_file.as_deref(),
-                problems,
-            );
-            match &token.token {
-                None => problems.push(ConfigProblem::new(
-                    format!("{key}.token"),
-                    "is required: set token = \"…\" or token_file = \"/path\" (e.g. `openssl rand -hex 32`)",
-                )),
-                Some(t) if t.expose_secret().len() < 16 => problems.push(ConfigProblem::new(
-                    format!("{key}.token"),
-                    "is shorter than 16 characters; use a long random value (e.g. `openssl rand -hex 32`)",
-                )),
-                Some(_) => {}
-            }
-        }
+    /// `[dashboard]`: reads the `…_file` secret.
+    fn validate_dashboard(&mut self, problems: &mut Vec<ConfigProblem>) {
         self.dashboard.session_secret = resolve_secret(
             "dashboard.session_secret",
             self.dashboard.session_secret.take(),
@@ -1098,30 +1079,6 @@ mod tests {
             "the secret is never echoed"
         );
     }
-}
-
-/// `[api]`: who may read the figures (the read API and the dashboard).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApiAccessSettings {
-    /// Bearer tokens, one `[[api.tokens]]` table each. Several, so one can be
-    /// revoked without the others; none means the API and the dashboard are off.
-    pub tokens: Vec<ApiTokenSettings>,
-}
-
-/// One `[[api.tokens]]` entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ApiTokenSettings {
-    /// Who holds the token (appears in logs, never the token itself).
-    #[serde(default)]
-    pub name: String,
-    /// The token: at least 16 characters, e.g. `openssl rand -hex 32`.
-    #[serde(default)]
-    pub token: Option<SecretString>,
-    /// Read the token from this file instead.
-    #[serde(default)]
-    pub token_file: Option<PathBuf>,
 }
 
 /// `[dashboard]`: the pages at `/` behind the `[[api.tokens]]`.
