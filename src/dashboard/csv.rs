@@ -6,7 +6,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::filters::Filters;
+use super::overview::OverviewData;
 use super::pages::fmt_time;
+use crate::reports::Figures;
 use crate::store::QueueRow;
 
 /// One CSV field, quoted when needed and defused against formulas.
@@ -78,6 +80,73 @@ pub fn negatives(rows: &[QueueRow], f: &Filters) -> Response {
     }
     let name = format!(
         "attachment; filename=\"csatwatch-negatives-{}-{}.csv\"",
+        f.since_text(),
+        f.until_text()
+    );
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+/// The overview's figures as CSV: the period's total, then a row per week
+/// of the trend, per team and per agent.
+pub fn overview(d: &OverviewData, f: &Filters) -> Response {
+    let mut out = String::new();
+    line(
+        &mut out,
+        &[
+            "section",
+            "group",
+            "csat_responses",
+            "csat_percent",
+            "csat_ci95_low",
+            "csat_ci95_high",
+            "nps_responses",
+            "nps_score",
+            "ces_responses",
+            "ces_average",
+            "negatives",
+            "followed_up",
+            "followed_up_percent",
+            "low_sample",
+        ],
+    );
+    let opt = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut row = |section: &str, group: &str, x: &Figures, low: bool| {
+        let ci = x.csat.ci95;
+        line(
+            &mut out,
+            &[
+                section,
+                group,
+                &x.csat.responses.to_string(),
+                &opt(x.csat.percent),
+                &opt(ci.map(|c| c[0])),
+                &opt(ci.map(|c| c[1])),
+                &x.nps.responses.to_string(),
+                &opt(x.nps.score),
+                &x.ces.responses.to_string(),
+                &opt(x.ces.average),
+                &x.follow_up.negatives.to_string(),
+                &x.follow_up.followed_up.to_string(),
+                &opt(x.follow_up.followed_up_percent),
+                if low { "true" } else { "false" },
+            ],
+        );
+    };
+    row("total", &f.period_text(), &d.now, d.teams.total.low_sample);
+    for (section, report) in [("week", &d.weeks), ("team", &d.teams), ("agent", &d.agents)] {
+        for r in &report.rows {
+            row(section, &r.group, &r.figures, r.low_sample);
+        }
+    }
+    let name = format!(
+        "attachment; filename=\"csatwatch-overview-{}-{}.csv\"",
         f.since_text(),
         f.until_text()
     );

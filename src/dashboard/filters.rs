@@ -1,12 +1,13 @@
 //! The filters of a dashboard view, read from and written back to the URL
 //! so a view can be shared: `?since=2026-11-01&until=2026-12-01&team=Billing`.
+//! Days are local days in `reports.timezone`, as in every report.
 
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
 use serde::Deserialize;
-use time::{
-    Date, OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description,
-};
 
-const DATE: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
+use crate::reports::RatingFilter;
+use crate::reports::period;
 
 /// The query string as sent; empty fields count as absent.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -24,11 +25,14 @@ pub struct FilterQuery {
 }
 
 /// Validated filters. The period is `since` (inclusive) to `until`
-/// (exclusive), whole days in UTC.
+/// (exclusive), whole local days.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Filters {
     pub since: Date,
     pub until: Date,
+    /// The period in Unix ms, `[since_ms, until_ms)`.
+    pub since_ms: i64,
+    pub until_ms: i64,
     pub source: Option<String>,
     pub team: Option<String>,
     pub agent: Option<String>,
@@ -58,27 +62,27 @@ fn present(v: &Option<String>) -> Option<String> {
 
 impl Filters {
     /// Validates `q`; the default period is the last 30 days including
-    /// today. The error names the parameter and what it should look like.
-    pub fn parse(q: &FilterQuery, now_ms: i64) -> Result<Filters, String> {
-        let today = OffsetDateTime::from_unix_timestamp(now_ms.div_euclid(1000))
-            .map_err(|e| e.to_string())?
-            .date();
+    /// today in `tz`. The error names the parameter and what it should look like.
+    pub fn parse(q: &FilterQuery, now_ms: i64, tz: &TimeZone) -> Result<Filters, String> {
+        let today = period::local_date(now_ms, tz);
         let date = |name: &str, v: &Option<String>| -> Result<Option<Date>, String> {
             present(v)
                 .map(|s| {
-                    Date::parse(&s, DATE)
+                    period::parse_date(&s)
                         .map_err(|_| format!("{name} must be a date like 2026-11-01, not {s:?}"))
                 })
                 .transpose()
         };
-        let until = date("until", &q.until)?.unwrap_or(today + time::Duration::days(1));
-        let since = date("since", &q.since)?.unwrap_or(until - time::Duration::days(DEFAULT_DAYS));
+        let until = date("until", &q.until)?.unwrap_or(period::add_days(today, 1));
+        let since = date("since", &q.since)?.unwrap_or(period::add_days(until, -DEFAULT_DAYS));
         if since >= until {
             return Err("since must be before until (until is not included)".into());
         }
-        if (until - since).whole_days() > 3660 {
+        if period::days_between(since, until) > 3660 {
             return Err("the period may be at most ten years".into());
         }
+        let since_ms = period::start_of_day_ms(since, tz)?;
+        let until_ms = period::start_of_day_ms(until, tz)?;
         let state = present(&q.state);
         if let Some(s) = &state
             && !STATES.iter().any(|(k, _)| k == s)
@@ -96,6 +100,8 @@ impl Filters {
         Ok(Filters {
             since,
             until,
+            since_ms,
+            until_ms,
             source: present(&q.source),
             team: present(&q.team),
             agent: present(&q.agent),
@@ -105,31 +111,43 @@ impl Filters {
         })
     }
 
-    pub fn since_ms(&self) -> i64 {
-        midnight_ms(self.since)
-    }
-
-    pub fn until_ms(&self) -> i64 {
-        midnight_ms(self.until)
-    }
-
     pub fn since_text(&self) -> String {
-        self.since.format(DATE).unwrap_or_default()
+        self.since.to_string()
     }
 
     pub fn until_text(&self) -> String {
-        self.until.format(DATE).unwrap_or_default()
+        self.until.to_string()
     }
 
-    /// The last day included, for people ("1 Nov – 30 Nov 2026").
+    /// The days included, for people ("1 Nov 2026 – 30 Nov 2026").
     pub fn period_text(&self) -> String {
-        let last = self.until - time::Duration::days(1);
-        let f = format_description!("[day padding:none] [month repr:short] [year]");
+        let last = period::add_days(self.until, -1);
         format!(
             "{} – {}",
-            self.since.format(f).unwrap_or_default(),
-            last.format(f).unwrap_or_default()
+            self.since.strftime("%-d %b %Y"),
+            last.strftime("%-d %b %Y")
         )
+    }
+
+    /// Length in days.
+    pub fn days(&self) -> i64 {
+        period::days_between(self.since, self.until)
+    }
+
+    /// The ratings these filters select, for the reports (without `state`,
+    /// which only the queue knows). Matching is the reports' own:
+    /// case-insensitive.
+    pub fn rating_filter(&self) -> RatingFilter {
+        let one = |v: &Option<String>| v.iter().cloned().collect::<Vec<_>>();
+        RatingFilter {
+            source: one(&self.source),
+            team: one(&self.team),
+            agent: one(&self.agent),
+            survey: one(&self.survey),
+            score_min: self.score,
+            score_max: self.score,
+            ..RatingFilter::default()
+        }
     }
 
     /// The query string of these filters (without `state`/`score` when
@@ -160,10 +178,6 @@ impl Filters {
     }
 }
 
-fn midnight_ms(d: Date) -> i64 {
-    d.midnight().assume_utc().unix_timestamp() * 1000
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,11 +186,17 @@ mod tests {
 
     #[test]
     fn the_default_period_is_the_last_30_days_including_today() {
-        let f = Filters::parse(&FilterQuery::default(), NOV_30 + 3_600_000).unwrap();
+        let f =
+            Filters::parse(&FilterQuery::default(), NOV_30 + 3_600_000, &TimeZone::UTC).unwrap();
         assert_eq!(f.since_text(), "2026-11-01");
         assert_eq!(f.until_text(), "2026-12-01");
-        assert_eq!(f.until_ms() - f.since_ms(), 30 * 86_400_000);
+        assert_eq!(f.since_ms, NOV_30 - 29 * 86_400_000);
+        assert_eq!(f.until_ms - f.since_ms, 30 * 86_400_000);
         assert_eq!(f.period_text(), "1 Nov 2026 – 30 Nov 2026");
+        // Days are local: in Berlin (UTC+1 in November) a day starts an hour earlier.
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let b = Filters::parse(&FilterQuery::default(), NOV_30 + 3_600_000, &berlin).unwrap();
+        assert_eq!(b.since_ms, f.since_ms - 3_600_000);
     }
 
     #[test]
@@ -190,7 +210,7 @@ mod tests {
             score: Some("1".into()),
             ..Default::default()
         };
-        let f = Filters::parse(&q, NOV_30).unwrap();
+        let f = Filters::parse(&q, NOV_30, &TimeZone::UTC).unwrap();
         assert_eq!(f.agent, None);
         assert_eq!(
             f.query(false),
@@ -204,7 +224,7 @@ mod tests {
 
     #[test]
     fn bad_filters_are_named() {
-        let bad = |q: FilterQuery| Filters::parse(&q, NOV_30).unwrap_err();
+        let bad = |q: FilterQuery| Filters::parse(&q, NOV_30, &TimeZone::UTC).unwrap_err();
         assert!(
             bad(FilterQuery {
                 since: Some("yesterday".into()),

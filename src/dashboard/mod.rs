@@ -13,6 +13,7 @@
 pub mod chart;
 mod csv;
 pub mod filters;
+mod overview;
 mod pages;
 pub mod session;
 
@@ -33,7 +34,7 @@ pub use session::Access;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/dashboard") }))
-        .route("/dashboard", get(pages::overview))
+        .route("/dashboard", get(overview::overview))
         .route("/dashboard/negatives", get(pages::negatives))
         .route("/dashboard/ratings/{id}", get(pages::rating))
         .route(

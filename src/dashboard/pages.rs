@@ -33,7 +33,7 @@ pub struct Layout {
 }
 
 impl Layout {
-    fn new(
+    pub fn new(
         title: impl Into<String>,
         active: &'static str,
         viewer: &Viewer,
@@ -62,7 +62,7 @@ impl Layout {
     }
 }
 
-fn render(status: StatusCode, t: &impl Template) -> Response {
+pub fn render(status: StatusCode, t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
@@ -76,7 +76,7 @@ fn render(status: StatusCode, t: &impl Template) -> Response {
     }
 }
 
-fn bad_request(message: String) -> Response {
+pub fn bad_request(message: String) -> Response {
     render(
         StatusCode::BAD_REQUEST,
         &MessagePage {
@@ -84,6 +84,10 @@ fn bad_request(message: String) -> Response {
             message,
         },
     )
+}
+
+pub fn unavailable_report(e: crate::store::StoreError) -> Response {
+    unavailable(e)
 }
 
 fn unavailable(e: crate::store::StoreError) -> Response {
@@ -265,7 +269,7 @@ pub async fn negatives(
     Query(q): Query<FilterQuery>,
 ) -> Response {
     let now = state.clock.now_ms();
-    let f = match Filters::parse(&q, now) {
+    let f = match Filters::parse(&q, now, &state.settings.reports.time_zone()) {
         Ok(f) => f,
         Err(e) => return bad_request(e),
     };
@@ -299,14 +303,10 @@ pub async fn negatives(
 
 pub fn queue_filter(f: &Filters, limit: i64) -> QueueFilter {
     QueueFilter {
-        since_ms: f.since_ms(),
-        until_ms: f.until_ms(),
-        source: f.source.clone(),
-        team: f.team.clone(),
-        agent: f.agent.clone(),
-        survey: f.survey.clone(),
+        since_ms: f.since_ms,
+        until_ms: f.until_ms,
+        filter: f.rating_filter(),
         state: f.state.clone(),
-        score: f.score,
         limit,
     }
 }
@@ -449,61 +449,6 @@ pub async fn rating(
             })
             .collect(),
         source: rating.source,
-    };
-    render(StatusCode::OK, &page)
-}
-
-#[derive(Template)]
-#[template(path = "dashboard/overview.html")]
-struct OverviewPage {
-    layout: Layout,
-    period: String,
-    queue: Vec<(&'static str, &'static str, usize, String)>,
-    negatives: usize,
-}
-
-pub async fn overview(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    Query(q): Query<FilterQuery>,
-) -> Response {
-    let now = state.clock.now_ms();
-    let f = match Filters::parse(&q, now) {
-        Ok(f) => f,
-        Err(e) => return bad_request(e),
-    };
-    let mut all = Filters {
-        state: None,
-        score: None,
-        ..f.clone()
-    };
-    all.state = None;
-    let rows = match state
-        .store
-        .negatives_queue(&queue_filter(&all, CSV_ROWS))
-        .await
-    {
-        Ok(rows) => rows,
-        Err(e) => return unavailable(e),
-    };
-    let queue = STATES
-        .iter()
-        .map(|(k, l)| {
-            let mut with = all.clone();
-            with.state = Some(k.to_string());
-            (
-                *k,
-                *l,
-                rows.iter().filter(|r| r.state == *k).count(),
-                with.query(false),
-            )
-        })
-        .collect();
-    let page = OverviewPage {
-        layout: Layout::new("Overview", "overview", &viewer, Some(&f)),
-        period: f.period_text(),
-        queue,
-        negatives: rows.len(),
     };
     render(StatusCode::OK, &page)
 }

@@ -2,6 +2,7 @@
 //! that is or was negative, with its follow-up state). A rating's page uses
 //! the ratings, history and outbox reads; the figures come from the reports.
 
+use super::reports::{Bind, Binds, RatingFilter, filter_sql};
 use super::{Store, StoreResult, on_pool};
 
 /// What the negatives queue shows.
@@ -11,14 +12,11 @@ pub struct QueueFilter {
     pub since_ms: i64,
     /// `rated_at` until (exclusive), Unix ms.
     pub until_ms: i64,
-    pub source: Option<String>,
-    pub team: Option<String>,
-    pub agent: Option<String>,
-    pub survey: Option<String>,
+    /// The same filter the reports apply (so the queue and the figures
+    /// agree on which ratings a view holds).
+    pub filter: RatingFilter,
     /// `new`, `acknowledged`, `escalated`, `followed_up` or `recovered`.
     pub state: Option<String>,
-    /// The current score on its scale.
-    pub score: Option<i64>,
     /// At most this many rows.
     pub limit: i64,
 }
@@ -54,7 +52,7 @@ pub struct QueueRow {
 // A rating that was negative and is not now is "recovered"; only ratings
 // with more than one revision can be, so the history is read for those
 // alone. Handled ratings (followed up, recovered) sort after the others;
-// within each, oldest first.
+// within each, oldest first. `{filter}` is the reports' filter on `r.`.
 const QUEUE_SQL: &str = "
 SELECT q.*, COUNT(*) OVER () AS total FROM (
   SELECT r.id, r.source, r.conversation_id, r.survey, r.scale, r.score, r.sentiment, r.comment,
@@ -73,37 +71,44 @@ SELECT q.*, COUNT(*) OVER () AS total FROM (
          (SELECT p.slack_ts FROM alerts p WHERE p.rating_id = r.id AND p.kind = 'post'
             AND p.slack_ts IS NOT NULL ORDER BY p.id LIMIT 1) AS slack_ts
   FROM ratings r
-  WHERE r.rated_at >= $1 AND r.rated_at < $2
-    AND ($3 IS NULL OR r.source = $3)
-    AND ($4 IS NULL OR r.team = $4)
-    AND ($5 IS NULL OR r.agent = $5)
-    AND ($6 IS NULL OR r.survey = $6)
-    AND ($7 IS NULL OR r.score = $7)
+  WHERE r.rated_at >= $1 AND r.rated_at < $2 {filter}
     AND (r.sentiment = 'negative'
          OR (r.revision > 1 AND EXISTS (SELECT 1 FROM rating_history h
                WHERE h.rating_id = r.id AND h.sentiment = 'negative')))
 ) q
-WHERE ($8 IS NULL OR q.state = $8)
+WHERE {state}
 ORDER BY CASE WHEN q.state IN ('followed_up', 'recovered') THEN 1 ELSE 0 END, q.rated_at, q.id
-LIMIT $9";
+LIMIT {limit}";
 
 impl Store {
     /// The negatives queue for `f`, oldest unhandled first.
     pub async fn negatives_queue(&self, f: &QueueFilter) -> StoreResult<Vec<QueueRow>> {
         let started = std::time::Instant::now();
+        let mut binds = Binds::default();
+        binds.push(Bind::Int(f.since_ms));
+        binds.push(Bind::Int(f.until_ms));
+        let filter: String = filter_sql(&f.filter, &mut binds)
+            .into_iter()
+            .map(|c| format!(" AND {c}"))
+            .collect();
+        let state = match &f.state {
+            Some(s) => format!("q.state = {}", binds.push(Bind::Text(s.clone()))),
+            None => "TRUE".to_string(),
+        };
+        let limit = binds.push(Bind::Int(f.limit));
+        let sql = QUEUE_SQL
+            .replace("{filter}", &filter)
+            .replace("{state}", &state)
+            .replace("{limit}", &limit);
         let rows = on_pool!(self, |pool| {
-            sqlx::query_as::<_, QueueRow>(QUEUE_SQL)
-                .bind(f.since_ms)
-                .bind(f.until_ms)
-                .bind(&f.source)
-                .bind(&f.team)
-                .bind(&f.agent)
-                .bind(&f.survey)
-                .bind(f.score)
-                .bind(&f.state)
-                .bind(f.limit)
-                .fetch_all(pool)
-                .await?
+            let mut q = sqlx::query_as::<_, QueueRow>(sqlx::AssertSqlSafe(sql.clone()));
+            for b in &binds.0 {
+                q = match b {
+                    Bind::Text(s) => q.bind(s.clone()),
+                    Bind::Int(i) => q.bind(*i),
+                };
+            }
+            q.fetch_all(pool).await?
         });
         crate::telemetry::observe_db("negatives_queue", started);
         Ok(rows)

@@ -55,7 +55,12 @@ impl Seed {
             source: "zendesk".into(),
             conversation_id: self.conversation.clone(),
             rating_key: "csat".into(),
-            survey: if self.scale == "nps" { "nps" } else { "csat" }.into(),
+            survey: match self.scale {
+                "nps" => "nps",
+                "ces" => "ces",
+                _ => "csat",
+            }
+            .into(),
             scale: self.scale.into(),
             score: self.score,
             normalised: 0.0,
@@ -494,6 +499,128 @@ async fn the_queue_shows_each_state_oldest_unhandled_first_and_filters_by_state(
         );
         let (status, _) = get(&app, "/dashboard/ratings/999999", Some(&cookie)).await;
         assert_eq!(status, 404);
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_overview_shows_the_reports_figures_for_the_filtered_period() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let app = spawn(&db, ACCESS_TOML).await;
+        let store = &app.app.store;
+        let now = app.clock.now_ms();
+        let hour = 3_600_000;
+        let rating = |n: &str, scale: &'static str, score: i64, team: &'static str, at: i64| {
+            let mut s = Seed::negative(n, at);
+            (s.scale, s.score, s.team) = (scale, score, team);
+            s.sentiment = match (scale, score) {
+                ("five_point", 1..=2) | ("nps", 0..=6) | ("ces", 1..=3) => "negative",
+                ("five_point", 3) | ("nps", 7..=8) | ("ces", 4) => "neutral",
+                _ => "positive",
+            };
+            s
+        };
+        // This week: CSAT 4 of 5 positive (Billing 2 of 3, Returns 2 of 2),
+        // NPS 10, 9, 3 (+33), CES 7 and 5 (6.00); two negatives, one followed up.
+        let mut negative = 0;
+        for (i, (scale, score, team)) in [
+            ("five_point", 5, "Billing"),
+            ("five_point", 4, "Billing"),
+            ("five_point", 2, "Billing"),
+            ("five_point", 5, "Returns"),
+            ("five_point", 5, "Returns"),
+            ("nps", 10, "Billing"),
+            ("nps", 9, "Billing"),
+            ("nps", 3, "Billing"),
+            ("ces", 7, "Billing"),
+            ("ces", 5, "Billing"),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let id = seed(
+                store,
+                &rating(
+                    &format!("w{i}"),
+                    scale,
+                    score,
+                    team,
+                    now - (i as i64 + 1) * hour,
+                ),
+            )
+            .await;
+            if (scale, score) == ("five_point", 2) {
+                negative = id;
+            }
+        }
+        act(store, negative, RatingAction::FollowUp, "Fay", now).await;
+        // The week before: CSAT 1 of 2.
+        seed(
+            store,
+            &rating("p1", "five_point", 5, "Billing", now - 8 * 24 * hour),
+        )
+        .await;
+        seed(
+            store,
+            &rating("p2", "five_point", 1, "Billing", now - 8 * 24 * hour),
+        )
+        .await;
+
+        let today = csatwatch::reports::period::local_date(now, &jiff::tz::TimeZone::UTC);
+        let since = csatwatch::reports::period::add_days(today, -6);
+        let until = csatwatch::reports::period::add_days(today, 1);
+        let cookie = sign_in(&app, TOKEN).await;
+        let (status, body) = get(
+            &app,
+            &format!("/dashboard?since={since}&until={until}"),
+            Some(&cookie),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        for text in [
+            "80.0%",
+            "5 responses · 95% interval",
+            "+30.0 pts, not significant vs the 7 days before",
+            "+33",
+            "6.00 / 7",
+            "of 2 negative rating(s)",
+            "66.7%",
+            "100.0%",
+            "low sample",
+        ] {
+            assert!(body.contains(text), "{backend:?}: {text:?} on the overview");
+        }
+        assert!(
+            body.contains("<svg class=\"chart trend\""),
+            "the trend chart"
+        );
+
+        let (_, billing) = get(
+            &app,
+            &format!("/dashboard?since={since}&until={until}&team=billing"),
+            Some(&cookie),
+        )
+        .await;
+        assert!(
+            billing.contains("66.7%") && !billing.contains("80.0%"),
+            "{backend:?}: team filter"
+        );
+
+        let (status, csv) = get(
+            &app,
+            &format!("/dashboard?since={since}&until={until}&format=csv"),
+            Some(&cookie),
+        )
+        .await;
+        assert_eq!(status, 200);
+        let total: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+        assert_eq!(&total[..1], &["total"], "{csv}");
+        assert_eq!((total[2], total[3]), ("5", "80"), "{csv}");
+        assert!(
+            csv.lines().any(|l| l.starts_with("team,Returns,2,100,")),
+            "{csv}"
+        );
         app.stop().await;
     }
 }

@@ -9,7 +9,9 @@
 //! `docs/dashboard` to refresh the ones in the docs).
 
 use csatwatch::clock::{Clock, ManualClock};
+use csatwatch::reports::period;
 use csatwatch::store::{RatingAction, Store};
+use jiff::tz::TimeZone;
 
 use crate::dashboard::{ACCESS_TOML, Seed, TOKEN, act, change, seed};
 use crate::support::{Backend, TestApp, TestDatabase, settings};
@@ -19,11 +21,21 @@ pub const EVIL: &str = "<script>alert('x')</script><img src=x onerror=alert(1)> 
 const TEAMS: [&str; 3] = ["Billing", "Shipping", "Returns"];
 const AGENTS: [&str; 4] = ["Sam", "Ana", "Lee", "Kim"];
 
+/// What the seeded story should show on the overview.
+pub struct Story {
+    /// The rating whose comment is HTML.
+    pub evil: i64,
+    /// CSAT % of the default period (the last 30 days), as the page writes it.
+    pub csat_text: String,
+}
+
 /// Ten weeks of ratings: mostly positive, some negative in every state,
 /// one whose comment is HTML.
-pub async fn seed_story(store: &Store, now: i64) -> i64 {
+pub async fn seed_story(store: &Store, now: i64) -> Story {
     let hour = 3_600_000;
     let mut n = 0;
+    // (rated_at, positive now) of every rating, to work out the CSAT %.
+    let mut seeded: Vec<(i64, bool)> = Vec::new();
     for day in 0..70i64 {
         for k in 0..3i64 {
             n += 1;
@@ -42,6 +54,7 @@ pub async fn seed_story(store: &Store, now: i64) -> i64 {
                 };
             }
             let id = seed(store, &s).await;
+            let mut positive = s.sentiment == "positive";
             if s.sentiment == "negative" {
                 match n % 4 {
                     0 => act(store, id, RatingAction::FollowUp, "Fay", s.rated_at + hour).await,
@@ -59,16 +72,50 @@ pub async fn seed_story(store: &Store, now: i64) -> i64 {
                         let mut back = s.clone();
                         (back.score, back.sentiment) = (4, "positive");
                         change(store, id, 2, &back).await;
+                        positive = true;
                     }
                     _ => {}
                 }
             }
+            seeded.push((s.rated_at, positive));
         }
+    }
+    // NPS and CES answers over the same weeks (not part of CSAT).
+    for i in 0..60i64 {
+        let mut s = Seed::negative(&format!("N-{i}"), now - (i * 23 + 5) * hour);
+        s.team = TEAMS[(i % 3) as usize];
+        s.agent = AGENTS[(i % 4) as usize];
+        s.comment = None;
+        if i % 2 == 0 {
+            s.scale = "nps";
+            s.score = [10, 9, 8, 10, 3, 9, 7, 10, 6, 9][(i / 2 % 10) as usize];
+        } else {
+            s.scale = "ces";
+            s.score = [7, 6, 5, 2, 6, 7][(i / 2 % 6) as usize];
+        }
+        s.sentiment = match (s.scale, s.score) {
+            ("nps", 0..=6) | ("ces", 1..=3) => "negative",
+            ("nps", 7..=8) | ("ces", 4) => "neutral",
+            _ => "positive",
+        };
+        seed(store, &s).await;
     }
     let mut evil = Seed::negative("EVIL-1", now - 27 * 24 * hour);
     evil.comment = Some(EVIL.into());
     evil.team = "Billing";
-    seed(store, &evil).await
+    seeded.push((evil.rated_at, false));
+    let since = period::add_days(period::local_date(now, &TimeZone::UTC), -29);
+    let since_ms = period::start_of_day_ms(since, &TimeZone::UTC).unwrap();
+    let in_period: Vec<bool> = seeded
+        .iter()
+        .filter(|(at, _)| *at >= since_ms)
+        .map(|(_, p)| *p)
+        .collect();
+    let positive = in_period.iter().filter(|p| **p).count();
+    Story {
+        evil: seed(store, &evil).await,
+        csat_text: format!("{:.1}%", 100.0 * positive as f64 / in_period.len() as f64),
+    }
 }
 
 #[tokio::test]
@@ -96,13 +143,13 @@ async fn the_dashboard_works_in_a_real_browser_and_passes_axe() {
         ManualClock::starting_now(),
     )
     .await;
-    let evil = seed_story(&app.app.store, app.clock.now_ms()).await;
+    let story = seed_story(&app.app.store, app.clock.now_ms()).await;
 
     let expect = serde_json::json!({
-        "overview": ["Negatives to close the loop on", "Followed up"],
+        "overview": ["CSAT by week", "Closing the loop", "Billing", "Shipping", "Kim", story.csat_text],
         "negatives": ["Negative ratings", "Billing", "Download CSV"],
         "rating": ["Versions", EVIL, "Jane Customer"],
-        "rating_link": format!("/dashboard/ratings/{evil}"),
+        "rating_link": format!("/dashboard/ratings/{}", story.evil),
     });
     let output = tokio::process::Command::new("node")
         .arg(&script)
