@@ -3,10 +3,14 @@
 //! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
 
 mod alerts;
+mod bad_input;
 mod cli;
 mod concurrency;
+mod connections;
+mod daemon;
 mod dashboard;
 mod dashboard_browser;
+mod database_file;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
@@ -16,6 +20,7 @@ mod polling_a;
 mod polling_b;
 mod postgres;
 mod reports;
+mod signals;
 mod slack;
 mod support;
 mod webhooks;
