@@ -49,36 +49,49 @@ pub struct QueueRow {
     pub total: i64,
 }
 
-// A rating that was negative and is not now is "recovered"; only ratings
-// with more than one revision can be, so the history is read for those
-// alone. Handled ratings (followed up, recovered) sort after the others;
-// within each, oldest first. `{filter}` is the reports' filter on `r.`.
+// The queue is two index range reads: ratings negative now (partial index
+// `ratings_negative_rated_at`), and changed ratings that were negative once
+// and are not now, "recovered" (`ratings_changed_rated_at`; only a rating
+// with more than one revision can be). Handled ratings (followed up,
+// recovered) sort after the others; within each, oldest first. The Slack
+// link is looked up for the rows shown only. `{filter}` is the reports'
+// filter on `r.`.
+const QUEUE_COLUMNS: &str = "r.id, r.source, r.conversation_id, r.survey, r.scale, r.score,
+    r.sentiment, r.comment, r.agent, r.team, r.url, r.rated_at, r.acked_by_name, r.acked_at,
+    r.followed_up_by_name, r.followed_up_at";
+
+const QUEUE_ORDER: &str =
+    "CASE WHEN {q}.state IN ('followed_up', 'recovered') THEN 1 ELSE 0 END, {q}.rated_at, {q}.id";
+
 const QUEUE_SQL: &str = "
-SELECT q.*, COUNT(*) OVER () AS total FROM (
-  SELECT r.id, r.source, r.conversation_id, r.survey, r.scale, r.score, r.sentiment, r.comment,
-         r.agent, r.team, r.url, r.rated_at, r.acked_by_name, r.acked_at,
-         r.followed_up_by_name, r.followed_up_at,
-         CASE
-           WHEN r.sentiment <> 'negative' THEN 'recovered'
-           WHEN r.followed_up_at IS NOT NULL THEN 'followed_up'
-           WHEN r.acked_at IS NOT NULL THEN 'acknowledged'
-           WHEN EXISTS (SELECT 1 FROM alerts e WHERE e.rating_id = r.id
-                        AND e.kind = 'escalation' AND e.state = 'sent') THEN 'escalated'
-           ELSE 'new'
-         END AS state,
-         (SELECT p.slack_channel FROM alerts p WHERE p.rating_id = r.id AND p.kind = 'post'
-            AND p.slack_ts IS NOT NULL ORDER BY p.id LIMIT 1) AS slack_channel,
-         (SELECT p.slack_ts FROM alerts p WHERE p.rating_id = r.id AND p.kind = 'post'
-            AND p.slack_ts IS NOT NULL ORDER BY p.id LIMIT 1) AS slack_ts
-  FROM ratings r
-  WHERE r.rated_at >= $1 AND r.rated_at < $2 {filter}
-    AND (r.sentiment = 'negative'
-         OR (r.revision > 1 AND EXISTS (SELECT 1 FROM rating_history h
-               WHERE h.rating_id = r.id AND h.sentiment = 'negative')))
-) q
-WHERE {state}
-ORDER BY CASE WHEN q.state IN ('followed_up', 'recovered') THEN 1 ELSE 0 END, q.rated_at, q.id
-LIMIT {limit}";
+SELECT l.*,
+  (SELECT p.slack_channel FROM alerts p WHERE p.rating_id = l.id AND p.kind = 'post'
+     AND p.slack_ts IS NOT NULL ORDER BY p.id LIMIT 1) AS slack_channel,
+  (SELECT p.slack_ts FROM alerts p WHERE p.rating_id = l.id AND p.kind = 'post'
+     AND p.slack_ts IS NOT NULL ORDER BY p.id LIMIT 1) AS slack_ts
+FROM (
+  SELECT q.*, COUNT(*) OVER () AS total FROM (
+    SELECT {columns},
+           CASE
+             WHEN r.followed_up_at IS NOT NULL THEN 'followed_up'
+             WHEN r.acked_at IS NOT NULL THEN 'acknowledged'
+             WHEN EXISTS (SELECT 1 FROM alerts e WHERE e.rating_id = r.id
+                          AND e.kind = 'escalation' AND e.state = 'sent') THEN 'escalated'
+             ELSE 'new'
+           END AS state
+    FROM ratings r
+    WHERE r.sentiment = 'negative' AND r.rated_at >= $1 AND r.rated_at < $2 {filter}
+    UNION ALL
+    SELECT {columns}, 'recovered' AS state
+    FROM ratings r
+    WHERE r.revision > 1 AND r.sentiment <> 'negative' AND r.rated_at >= $1 AND r.rated_at < $2 {filter}
+      AND EXISTS (SELECT 1 FROM rating_history h WHERE h.rating_id = r.id AND h.sentiment = 'negative')
+  ) q
+  WHERE {state}
+  ORDER BY {order_q}
+  LIMIT {limit}
+) l
+ORDER BY {order_l}";
 
 impl Store {
     /// The negatives queue for `f`, oldest unhandled first.
@@ -97,6 +110,9 @@ impl Store {
         };
         let limit = binds.push(Bind::Int(f.limit));
         let sql = QUEUE_SQL
+            .replace("{columns}", QUEUE_COLUMNS)
+            .replace("{order_q}", &QUEUE_ORDER.replace("{q}", "q"))
+            .replace("{order_l}", &QUEUE_ORDER.replace("{q}", "l"))
             .replace("{filter}", &filter)
             .replace("{state}", &state)
             .replace("{limit}", &limit);
