@@ -134,6 +134,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         api,
         digests,
         drop_alerts,
+        dashboard,
     } = new;
     let changed =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
@@ -191,6 +192,9 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     }
     if changed(drop_alerts, &old.drop_alerts) {
         keys.push("drop_alerts");
+    }
+    if changed(dashboard, &old.dashboard) {
+        keys.push("dashboard");
     }
     keys
 }

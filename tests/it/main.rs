@@ -2,12 +2,15 @@
 //! port 0 against a real database (SQLite always; PostgreSQL when
 //! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
 
+mod alert_path;
 mod alerts;
 mod bad_input;
 mod cli;
 mod concurrency;
 mod connections;
 mod daemon;
+mod dashboard;
+mod dashboard_browser;
 mod database_file;
 mod deploy;
 mod exporter;
