@@ -7,8 +7,8 @@
 //! A valid file is applied to what can change while running (see
 //! [`apply`]); every other changed key is logged as needing a restart.
 //! Connections, in-flight requests and queued alerts are untouched: the
-//! outbox is in the database, and nothing is rebuilt but the rules and the
-//! log filter.
+//! outbox is in the database, and nothing is rebuilt but the rules, the
+//! sources and the log filter.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
