@@ -13,6 +13,7 @@
 
 mod batch;
 mod copy;
+mod dashboard;
 mod deliveries;
 pub(crate) mod dialect;
 mod file_guard;
@@ -31,6 +32,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use copy::CopyReport;
+pub use dashboard::{QueueFilter, QueueRow};
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use file_guard::FileGuard;
 pub use outbox::{
