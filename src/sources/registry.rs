@@ -185,24 +185,15 @@ fn build(table: &SourceTable) -> Result<Built, Vec<ConfigProblem>> {
             "must be at least 1; leave it out for the helpdesk's default",
         ));
     }
-    let adapter = match builder(table) {
-        Ok(adapter) => adapter,
-        Err(mut found) => {
-            problems.append(&mut found);
-            return Err(problems);
-        }
+    let built = builder(table);
+    // Poll keys need an API to poll: checked even when the table has other
+    // problems, so one run lists them all.
+    let has_api = match &built {
+        Ok(adapter) => adapter.api().is_some(),
+        Err(_) => table.has_api(),
     };
     let shared = &table.shared;
-    let poll = adapter.api().map(|api| PollPlan {
-        interval: shared.poll_interval,
-        overlap: shared.poll_overlap.unwrap_or_else(|| api.default_overlap()),
-        requests_per_minute: shared
-            .poll_requests_per_minute
-            .unwrap_or_else(|| api.default_requests_per_minute())
-            .max(1),
-        start: shared.poll_start,
-    });
-    if poll.is_none() {
+    if !has_api {
         let set = [
             shared.poll_interval.is_some(),
             shared.poll_overlap.is_some(),
@@ -218,6 +209,22 @@ fn build(table: &SourceTable) -> Result<Built, Vec<ConfigProblem>> {
             ));
         }
     }
+    let adapter = match built {
+        Ok(adapter) => adapter,
+        Err(mut found) => {
+            found.append(&mut problems);
+            return Err(found);
+        }
+    };
+    let poll = adapter.api().map(|api| PollPlan {
+        interval: shared.poll_interval,
+        overlap: shared.poll_overlap.unwrap_or_else(|| api.default_overlap()),
+        requests_per_minute: shared
+            .poll_requests_per_minute
+            .unwrap_or_else(|| api.default_requests_per_minute())
+            .max(1),
+        start: shared.poll_start,
+    });
     if problems.is_empty() {
         Ok(Built {
             adapter,
