@@ -6,7 +6,7 @@ mod alerts;
 mod cli;
 mod concurrency;
 mod ha;
-mod helpdesks_a;
+mod helpdesks;
 mod helpdesks_b;
 mod ops;
 mod polling;
