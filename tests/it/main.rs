@@ -11,7 +11,6 @@ mod helpdesks_b;
 mod ops;
 mod polling;
 mod polling_a;
-mod polling_b;
 mod postgres;
 mod slack;
 mod support;

@@ -9,6 +9,7 @@ pub mod freshdesk;
 pub mod generic;
 pub mod gorgias;
 pub mod helpscout;
+pub mod hubspot;
 pub mod intercom;
 pub mod zendesk;
 pub mod zendesk_csat;
