@@ -7,7 +7,6 @@ mod cli;
 mod concurrency;
 mod ha;
 mod helpdesks;
-mod helpdesks_b;
 mod ops;
 mod polling;
 mod polling_a;

@@ -54,7 +54,6 @@ mod api {
 
     use std::time::Duration;
 
-    #[allow(unused_imports)]
     use csatwatch::clock::{Clock as _, ManualClock};
 
     use crate::polling::*;

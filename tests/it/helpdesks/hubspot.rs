@@ -12,7 +12,6 @@ mod api {
     use wiremock::matchers::{method, path, path_regex};
     use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-    #[allow(unused_imports)]
     use csatwatch::clock::{Clock as _, ManualClock};
 
     use tokio_util::sync::CancellationToken;
@@ -279,5 +278,166 @@ mod api {
             "the new window starts at the 10,000th"
         );
         app.stop().await;
+    }
+}
+
+/// Webhooks that name a rating, fetched from the emulated API.
+mod fetched {
+
+    use std::time::Duration;
+
+    use csatwatch::clock::Clock as _;
+    use serde_json::json;
+    use wiremock::matchers::{header, method, path, query_param};
+    use wiremock::{Mock, ResponseTemplate};
+
+    use crate::helpdesks::fetch::*;
+    use crate::support::*;
+
+    #[tokio::test]
+    async fn hubspot_submissions_are_fetched_and_only_the_move_to_negative_alerts() {
+        for backend in backends() {
+            let rig = rig(backend).await;
+            let submission = "/crm/v3/objects/feedback_submissions/9001";
+            rig.api.reset().await;
+            Mock::given(method("GET"))
+                .and(path(submission))
+                .and(query_param("associations", "tickets"))
+                .and(header("authorization", "Bearer pat-na1-it"))
+                .respond_with(ok_json("hubspot/api_submission_neutral.json"))
+                .mount(&rig.api)
+                .await;
+            let creation = fixture("hubspot/creation_event.json");
+            let (status, body) = rig.hubspot_post(&creation, NOW_MS, HUBSPOT_SECRET).await;
+            assert_eq!(status, 200, "{backend:?}: {body}");
+            assert_eq!(body["ratings"][0]["sentiment"], "neutral");
+            assert_eq!(rig.alerts().await, 0);
+
+            // The answer changes: HubSpot sends propertyChange events.
+            rig.answer(submission, ok_json("hubspot/api_submission_negative.json"))
+                .await;
+            let change = fixture("hubspot/property_change_event.json");
+            let (status, body) = rig.hubspot_post(&change, NOW_MS, HUBSPOT_SECRET).await;
+            assert_eq!(
+                (status, &body["ratings"][0]["outcome"]),
+                (200, &json!("changed")),
+                "{body}"
+            );
+            assert_eq!(rig.history_len("hubspot", "7700", "9001").await, 2);
+            assert_eq!(rig.alerts().await, 1);
+            // HubSpot retries the same events: a duplicate delivery.
+            let (status, body) = rig.hubspot_post(&change, NOW_MS, HUBSPOT_SECRET).await;
+            assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")));
+            assert_eq!(rig.alerts().await, 1);
+
+            // Another object type: 202. Bad signature or stale timestamp: 401.
+            let contact = fixture("hubspot/contact_event.json");
+            let (status, _) = rig.hubspot_post(&contact, NOW_MS, HUBSPOT_SECRET).await;
+            assert_eq!(status, 202);
+            let (status, _) = rig.hubspot_post(&creation, NOW_MS, "wrong-secret").await;
+            assert_eq!(status, 401);
+            let (status, _) = rig
+                .hubspot_post(&creation, NOW_MS - 6 * 60 * 1000, HUBSPOT_SECRET)
+                .await;
+            assert_eq!(status, 401);
+            // Signed but unreadable: 400, kept.
+            let (status, body) = rig
+                .hubspot_post(
+                    br#"[{"eventId": 1, "objectTypeId": "0-19"}]"#,
+                    NOW_MS,
+                    HUBSPOT_SECRET,
+                )
+                .await;
+            assert_eq!((status, &body["kept"]), (400, &json!(true)), "{body}");
+            // A submission the API does not know: kept as failed.
+            rig.answer(
+                "/crm/v3/objects/feedback_submissions/9002",
+                ResponseTemplate::new(404),
+            )
+            .await;
+            let gone = String::from_utf8(creation.clone())
+                .unwrap()
+                .replace("9001", "9002")
+                .replace("1001", "1009");
+            let (status, body) = rig
+                .hubspot_post(gone.as_bytes(), NOW_MS, HUBSPOT_SECRET)
+                .await;
+            assert_eq!(
+                (status, body["status"].as_str()),
+                (202, Some("kept")),
+                "{body}"
+            );
+            rig.app.stop().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_fetch_is_kept_pending_and_recorded_once_the_api_recovers() {
+        for backend in backends() {
+            let rig = rig(backend).await;
+            let store = &rig.app.app.store;
+
+            // HubSpot's API fails with a 500.
+            let submission = "/crm/v3/objects/feedback_submissions/9001";
+            rig.answer(submission, ResponseTemplate::new(500)).await;
+            let (status, body) = rig
+                .hubspot_post(
+                    &fixture("hubspot/creation_event.json"),
+                    NOW_MS,
+                    HUBSPOT_SECRET,
+                )
+                .await;
+            assert_eq!(
+                (status, body["status"].as_str()),
+                (202, Some("pending")),
+                "{backend:?}: {body}"
+            );
+            // Freshdesk's API times out (request_timeout is 1s).
+            rig.api.reset().await;
+            Mock::given(method("GET"))
+                .and(path("/api/v2/tickets/432/satisfaction_ratings"))
+                .respond_with(
+                    ok_json("freshdesk/api_ratings_negative.json")
+                        .set_delay(Duration::from_secs(3)),
+                )
+                .mount(&rig.api)
+                .await;
+            let (status, body) = rig
+                .token_post(
+                    "freshdesk",
+                    FRESHDESK_TOKEN,
+                    &fixture("freshdesk/rule_ticket_only.json"),
+                )
+                .await;
+            assert_eq!(
+                (status, body["status"].as_str()),
+                (202, Some("pending")),
+                "{body}"
+            );
+            assert_eq!(store.count_deliveries("pending").await.unwrap(), 2);
+            assert_eq!(store.count_ratings().await.unwrap(), 0);
+
+            // Not due yet: nothing is tried.
+            assert_eq!(rig.app.app.fetcher.run_once().await.unwrap(), 0);
+
+            // Both APIs recover; the fetcher's next round records both, once.
+            rig.answer(submission, ok_json("hubspot/api_submission_negative.json"))
+                .await;
+            Mock::given(method("GET"))
+                .and(path("/api/v2/tickets/432/satisfaction_ratings"))
+                .respond_with(ok_json("freshdesk/api_ratings_negative.json"))
+                .mount(&rig.api)
+                .await;
+            rig.app.clock.advance(Duration::from_secs(31));
+            assert_eq!(rig.app.app.fetcher.run_once().await.unwrap(), 2);
+            assert_eq!(store.count_deliveries("pending").await.unwrap(), 0);
+            assert_eq!(store.count_ratings().await.unwrap(), 2);
+            assert_eq!(rig.alerts().await, 2);
+            rig.app.clock.advance(Duration::from_secs(3600));
+            assert_eq!(rig.app.app.fetcher.run_once().await.unwrap(), 0);
+            assert_eq!(rig.alerts().await, 2);
+            assert!(rig.app.clock.now_ms() > NOW_MS);
+            rig.app.stop().await;
+        }
     }
 }

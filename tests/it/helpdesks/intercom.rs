@@ -48,9 +48,6 @@ mod api {
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-    #[allow(unused_imports)]
-    use csatwatch::clock::{Clock as _, ManualClock};
-
     use crate::polling::*;
     use crate::support::*;
     use csatwatch::sources::signature::hmac_sha1;

@@ -5,6 +5,7 @@
 
 pub mod chatwoot;
 pub mod devrev;
+pub mod fetch;
 pub mod freshdesk;
 pub mod generic;
 pub mod gorgias;
