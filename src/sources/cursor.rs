@@ -1,6 +1,9 @@
-//! The time window of one poll cycle, for the pollers whose helpdesk
-//! filters by creation (or modification) time: Freshdesk, Chatwoot,
-//! Gorgias and DevRev. Zendesk keeps its own high-water mark.
+//! What every poller's cursor shares: reading the saved cursor of a
+//! request and writing the next one ([`saved`], [`save`]), and the time
+//! window of one poll cycle ([`Window`]) for the pollers whose helpdesk
+//! filters by creation (or modification) time. Pollers that keep a
+//! high-water mark instead (Zendesk, Intercom, HubSpot) keep it in their
+//! own cursor.
 //!
 //! A cycle reads `[start, until]`. `until` is fixed when the cycle starts,
 //! so page numbers stay stable while it runs and a restart resumes the same
@@ -8,9 +11,25 @@
 //! everything created before that was visible to the previous cycle, and
 //! the overlap re-reads recent ratings that may have changed since.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::PollRequest;
+
+/// The cursor saved by the previous page, in the poller's own format;
+/// `None` on the very first page (or if it cannot be read, which starts
+/// the window again rather than stopping the poller).
+pub fn saved<C: DeserializeOwned>(request: &PollRequest) -> Option<C> {
+    request
+        .cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+}
+
+/// The cursor to save after this page.
+pub fn save<C: Serialize>(cursor: &C) -> String {
+    serde_json::to_string(cursor).unwrap_or_default()
+}
 
 /// A cycle's window, Unix ms; saved inside each poller's cursor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

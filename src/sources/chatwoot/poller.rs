@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::client::ChatwootClient;
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::cursor::Window;
+use crate::sources::cursor::{self, Window};
 use crate::sources::http_api::get_json_and_headers;
 use crate::sources::json::time_ms;
 use crate::sources::json::{first_text, text_at};
@@ -76,10 +76,7 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
+    let saved: Option<Cursor> = cursor::saved(request);
     let resume = saved.as_ref().is_some_and(|c| c.page.is_some());
     let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
     let page = match &saved {
@@ -123,7 +120,7 @@ pub async fn poll_page(
     };
     Ok(PollPage {
         ratings,
-        cursor: serde_json::to_string(&cursor).unwrap_or_default(),
+        cursor: cursor::save(&cursor),
         more,
         remaining: None,
     })

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::client::DevRevClient;
 use super::payload::response_to_event;
 use crate::domain::Scale;
-use crate::sources::cursor::Window;
+use crate::sources::cursor::{self, Window};
 use crate::sources::http_api::{get_json_and_headers, header_number, rfc3339};
 use crate::sources::json::text_at;
 use crate::sources::{FetchError, PollPage, PollRequest};
@@ -48,10 +48,7 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
+    let saved: Option<Cursor> = cursor::saved(request);
     let resume = saved.as_ref().is_some_and(|c| c.next.is_some());
     let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
     let mut body = json!({
@@ -96,7 +93,7 @@ pub async fn poll_page(
     let more = next.is_some();
     Ok(PollPage {
         ratings,
-        cursor: serde_json::to_string(&Cursor { window, next }).unwrap_or_default(),
+        cursor: cursor::save(&Cursor { window, next }),
         more,
         remaining: header_number(&headers, "x-ratelimit-remaining"),
     })

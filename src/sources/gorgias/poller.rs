@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::client::GorgiasClient;
 use super::payload::survey_from_api;
-use crate::sources::cursor::Window;
+use crate::sources::cursor::{self, Window};
 use crate::sources::http_api::get_json_and_headers;
 use crate::sources::json::time_ms;
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
@@ -66,10 +66,7 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
+    let saved: Option<Cursor> = cursor::saved(request);
     let resume = saved.as_ref().is_some_and(|c| c.next.is_some());
     let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
     let mut query = vec![
@@ -129,7 +126,7 @@ pub async fn poll_page(
     let more = next.is_some();
     Ok(PollPage {
         ratings,
-        cursor: serde_json::to_string(&Cursor { window, next }).unwrap_or_default(),
+        cursor: cursor::save(&Cursor { window, next }),
         more,
         remaining: remaining(&headers),
     })
