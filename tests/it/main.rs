@@ -3,14 +3,20 @@
 //! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
 
 mod alerts;
+mod bad_input;
 mod cli;
 mod concurrency;
+mod connections;
+mod daemon;
+mod database_file;
 mod ha;
 mod helpdesks;
 mod ops;
 mod polling;
 mod polling_a;
 mod postgres;
+mod reports;
+mod signals;
 mod slack;
 mod support;
 mod webhooks;
