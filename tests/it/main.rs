@@ -13,7 +13,7 @@ mod ha;
 mod helpdesks;
 mod ops;
 mod polling;
-mod polling_a;
+mod polling_windows;
 mod postgres;
 mod reports;
 mod signals;

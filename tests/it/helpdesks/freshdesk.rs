@@ -1,6 +1,7 @@
 //! Freshdesk: an automation rule posts our body with a token header. The
-//! rule body usually names only the ticket and the rating is fetched; its
-//! fetch and poll scenarios are in `helpdesks_b.rs` and `polling_a.rs`.
+//! rule body usually names only the ticket and the rating is fetched; the
+//! fetch scenarios are below, its poller runs the scenarios of
+//! `polling_windows.rs`.
 
 use super::{SECRET, Webhook, fixture, token_headers};
 

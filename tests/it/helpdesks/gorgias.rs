@@ -1,6 +1,6 @@
 //! Gorgias: a Rule calls an HTTP integration with our body and a token
-//! header. Its fetch and poll scenarios are in `helpdesks_b.rs` and
-//! `polling_a.rs`.
+//! header. Its fetch scenarios are below; its poller runs the scenarios of
+//! `polling_windows.rs`.
 
 use super::{SECRET, Webhook, fixture, token_headers};
 

@@ -1,5 +1,5 @@
 //! HubSpot: webhooks carry only ids (every rating is fetched from the CRM
-//! API); its fetch scenarios are in `helpdesks_b.rs`.
+//! API). Its fetch scenarios and its API emulation for `polling.rs` are below.
 
 /// The helpdesk's API emulated under the poller; every scenario of `polling.rs` runs against it.
 mod api {
