@@ -199,7 +199,7 @@ impl SourceTable {
         signature_header: Option<&str>,
         whose: &str,
         problems: &mut Vec<ConfigProblem>,
-    ) -> Option<(SecretString, super::generic::signature::Scheme)> {
+    ) -> Option<(SecretString, super::signature::Scheme)> {
         let secret = self
             .require_secret(&format!(
                 "the token {whose} webhook sends in its X-Csatwatch-Token header (generate one with: openssl rand -hex 32)"
@@ -210,7 +210,7 @@ impl SourceTable {
             self.refuse_replay_window("the helpdesk sends a fixed token, no signed timestamp"),
         );
         let header = signature_header
-            .unwrap_or(super::generic::signature::DEFAULT_TOKEN_HEADER)
+            .unwrap_or(super::signature::DEFAULT_TOKEN_HEADER)
             .trim()
             .to_string();
         if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
@@ -222,7 +222,7 @@ impl SourceTable {
         }
         Some((
             secret?,
-            super::generic::signature::Scheme::Token {
+            super::signature::Scheme::Token {
                 header,
                 prefix: None,
             },

@@ -26,7 +26,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::generic::signature::Scheme;
+use super::signature::Scheme;
 use super::http_api::base_url;
 use super::settings::api_timeout;
 use super::{
