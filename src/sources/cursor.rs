@@ -31,6 +31,34 @@ pub fn save<C: Serialize>(cursor: &C) -> String {
     serde_json::to_string(cursor).unwrap_or_default()
 }
 
+/// The cursor of the pollers that read a [`Window`] page by page: the
+/// window, and where the next page starts (a page number, or the
+/// helpdesk's own page cursor); `None` once the window is read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(deserialize = "P: DeserializeOwned"))]
+pub struct WindowCursor<P> {
+    #[serde(flatten)]
+    pub window: Window,
+    /// `page` is the name Chatwoot's cursors were saved with.
+    #[serde(default, alias = "page")]
+    pub next: Option<P>,
+}
+
+impl<P: DeserializeOwned> WindowCursor<P> {
+    /// This page's window and position: the saved ones while a cycle is
+    /// under way (or was cut short by a restart), else a new window read
+    /// from its first page (`next` is `None`).
+    pub fn for_request(request: &PollRequest) -> WindowCursor<P> {
+        let saved: Option<WindowCursor<P>> = saved(request);
+        let resume = saved.as_ref().is_some_and(|c| c.next.is_some());
+        let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
+        WindowCursor {
+            window,
+            next: saved.and_then(|c| c.next).filter(|_| resume),
+        }
+    }
+}
+
 /// A cycle's window, Unix ms; saved inside each poller's cursor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Window {
@@ -79,6 +107,23 @@ mod tests {
             until_ms,
             now_ms: 50_000,
         }
+    }
+
+    #[test]
+    fn a_window_cursor_resumes_mid_cycle_and_reads_older_page_names() {
+        let mut r = request(true, 0, None);
+        r.cursor = Some(r#"{"start_ms":1000,"until_ms":40000,"page":3}"#.into());
+        let c = WindowCursor::<u32>::for_request(&r);
+        assert_eq!((c.window.until_ms, c.next), (40_000, Some(3)));
+        r.cursor = Some(save(&WindowCursor::<u32> {
+            window: c.window,
+            next: None,
+        }));
+        let c = WindowCursor::<u32>::for_request(&r);
+        assert_eq!(
+            (c.window.start_ms, c.window.until_ms, c.next),
+            (40_000, 50_000, None)
+        );
     }
 
     #[test]
