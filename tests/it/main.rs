@@ -2,6 +2,7 @@
 //! port 0 against a real database (SQLite always; PostgreSQL when
 //! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
 
+mod alert_path;
 mod alerts;
 mod bad_input;
 mod cli;
@@ -9,12 +10,15 @@ mod concurrency;
 mod connections;
 mod daemon;
 mod database_file;
+mod deploy;
+mod exporter;
 mod ha;
 mod helpdesks;
 mod ops;
 mod polling;
 mod polling_windows;
 mod postgres;
+mod reload;
 mod reports;
 mod signals;
 mod slack;

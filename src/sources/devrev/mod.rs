@@ -32,7 +32,7 @@ use client::DevRevClient;
 
 /// A DevRev source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevRevSettings {
     /// `five_point` (default, the CSAT snap-in) or `nps` (0–10 surveys).

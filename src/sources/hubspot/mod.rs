@@ -34,7 +34,7 @@ use client::HubspotClient;
 
 /// A HubSpot source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HubspotSettings {
     /// The public base URL HubSpot calls, scheme and host (and a path

@@ -33,7 +33,7 @@ use client::IntercomClient;
 
 /// An Intercom source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntercomSettings {
     /// `[sources.api]`: searching rated conversations (polling).

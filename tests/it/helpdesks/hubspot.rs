@@ -250,7 +250,7 @@ mod api {
             .collect();
         let (api, _state) = crate::polling::emulator(Hubspot, ratings, 100).await;
         let app = spawn(Hubspot, &api, &slack, &db, &clock).await;
-        let source = app.app.sources.get("hub").unwrap();
+        let source = &app.app.sources.get("hub").unwrap();
         let report = app
             .app
             .pollers
