@@ -38,5 +38,8 @@ gzip -9n "$assets"/man/*.1
 
 # --no-build: built above with --locked; cargo-deb maps target/release/ in
 # the assets to the profile's folder.
-cargo deb --no-build --profile "$profile" --locked --strip --no-dbgsym --output target/debian/
+# --dev also compresses fast: xz -9 of an unoptimised binary takes minutes.
+fast=()
+[ "$profile" = dev ] && fast=(--fast)
+cargo deb --no-build --profile "$profile" --locked --strip --no-dbgsym "${fast[@]}" --output target/debian/
 ls -1t target/debian/*.deb | head -n1

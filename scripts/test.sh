@@ -59,6 +59,23 @@ if command -v psql >/dev/null 2>&1; then
     | psql -q "$TEST_DATABASE_URL" >/dev/null || true
 fi
 
+# --- Dashboard browser test (tests/it/dashboard_browser.rs) -------------------
+# It drives Debian's chromium through puppeteer-core and checks pages with
+# axe-core (npm). Install what is missing; the test fails, never skips, when
+# the browser cannot run.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "test.sh: installing chromium for the dashboard browser test" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  echo "test.sh: installing Node.js for the dashboard browser test" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm
+fi
+if [ ! -d tests/browser/node_modules/puppeteer-core ] || [ ! -d tests/browser/node_modules/axe-core ]; then
+  (cd tests/browser && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund)
+fi
+# ------------------------------------------------------------------------------
+
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked "$@"

@@ -37,6 +37,9 @@ pub struct App {
     pub http: reqwest::Client,
     /// Polls helpdesk APIs and runs backfills.
     pub pollers: Arc<Pollers>,
+    /// Who may read the dashboard; built once so a per-process session key
+    /// is the same for every request.
+    pub access: Arc<crate::dashboard::Access>,
 }
 
 impl App {
@@ -84,6 +87,7 @@ impl App {
             clock: clock.clone(),
             wake: Arc::new(Notify::new()),
         });
+        let access = Arc::new(crate::dashboard::Access::from_settings(&settings));
         let settings = Arc::new(settings);
         let pollers = Arc::new(Pollers::new(
             store.clone(),
@@ -103,6 +107,7 @@ impl App {
             fetcher,
             http,
             pollers,
+            access,
         })
     }
 
@@ -117,6 +122,7 @@ impl App {
             metrics: crate::telemetry::metrics_handle(),
             http: self.http.clone(),
             fetch_wake: self.fetcher.wake.clone(),
+            access: self.access.clone(),
         })
     }
 
@@ -214,6 +220,13 @@ impl App {
             sink = self.dispatcher.sink().name(),
             "csatwatch is ready"
         );
+        if self.access.enabled() {
+            tracing::info!(path = "/dashboard", "the dashboard is on");
+        } else {
+            tracing::info!(
+                "the dashboard and the read API are off: no [[api.tokens]] are configured"
+            );
+        }
         // Migrations ran in `build` and the listener is bound: connections
         // queue in the backlog from here on. READY before the first
         // watchdog ping, as the service manager expects.

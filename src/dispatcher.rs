@@ -236,9 +236,17 @@ impl Dispatcher {
             .lock()
             .ok()
             .and_then(|w| *w)
-            .map(|at| at.saturating_duration_since(Instant::now()))
-            .unwrap_or(idle);
-        due.min(paced).max(Duration::from_millis(10))
+            .map(|at| at.saturating_duration_since(Instant::now()));
+        let wait = match (due.is_zero(), paced) {
+            // Rows due now that the last pass left are waiting for their
+            // channel's pace: wake when it opens, not in a busy loop. (New
+            // rows for other channels wake the loop themselves.)
+            (true, Some(paced)) => paced,
+            // Due now but not paced: claimed by another replica; look again soon.
+            (true, None) => Duration::from_millis(50),
+            (false, paced) => due.min(paced.unwrap_or(idle)),
+        };
+        wait.max(Duration::from_millis(10))
     }
 
     /// Delivers every alert due now, and returns what it did. A channel

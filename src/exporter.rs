@@ -90,6 +90,16 @@ pub const FAMILIES: &[Family] = &[
         "Digest messages that replaced a storm of alerts for one channel.",
     ),
     family(
+        "csatwatch_dispatcher_takeovers_total",
+        Kind::Counter,
+        "Dispatchers found gone (heartbeat silent, or their process gone on this machine) whose claims were taken over.",
+    ),
+    family(
+        "csatwatch_in_doubt_checks_total",
+        Kind::Counter,
+        "Retries after a send got no answer that looked for the message first, by outcome (found, absent, unchecked).",
+    ),
+    family(
         "csatwatch_sink_errors_total",
         Kind::Counter,
         "Slack failures by class (Slack's error code, ratelimited, HTTP or network class).",

@@ -15,6 +15,7 @@
 //! - [`sinks`]: Slack (Web API or incoming webhook), or the log.
 //! - [`intake`]: from a parsed delivery to recorded ratings, fetching from
 //!   a helpdesk's API where a delivery only names them.
+//! - [`dashboard`]: the web pages for a support lead, behind the API tokens.
 //! - [`reports`]: the figures (CSAT, NPS, CES, follow-up) every report,
 //!   export, digest and drop alert shares.
 //! - [`http`]: the axum routes; [`app`] wires it all; [`cli`] the commands.
@@ -26,6 +27,7 @@ pub mod app;
 pub mod cli;
 pub mod clock;
 pub mod config_schema;
+pub mod dashboard;
 pub mod dispatcher;
 pub mod domain;
 pub mod exporter;

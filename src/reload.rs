@@ -7,8 +7,8 @@
 //! A valid file is applied to what can change while running (see
 //! [`apply`]); every other changed key is logged as needing a restart.
 //! Connections, in-flight requests and queued alerts are untouched: the
-//! outbox is in the database, and nothing is rebuilt but the rules and the
-//! log filter.
+//! outbox is in the database, and nothing is rebuilt but the rules, the
+//! sources and the log filter.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -134,6 +134,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         api,
         digests,
         drop_alerts,
+        dashboard,
     } = new;
     let changed =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
@@ -191,6 +192,9 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     }
     if changed(drop_alerts, &old.drop_alerts) {
         keys.push("drop_alerts");
+    }
+    if changed(dashboard, &old.dashboard) {
+        keys.push("dashboard");
     }
     keys
 }

@@ -109,6 +109,9 @@ pub struct Settings {
     /// Alerts on a significant drop of CSAT or NPS, one `[[drop_alerts]]` table each.
     #[serde(default)]
     pub drop_alerts: Vec<DropAlertSettings>,
+    /// `[dashboard]`: the web pages served at `/dashboard`.
+    #[serde(default)]
+    pub dashboard: DashboardSettings,
 }
 
 /// `[server]`: the one HTTP listener.
@@ -749,8 +752,33 @@ impl Settings {
 
         insights::validate(&mut self, &mut problems);
         checks::check(&self, &mut problems);
+        self.validate_dashboard(&mut problems);
 
         (self, problems)
+    }
+
+    /// `[dashboard]`: reads the `…_file` secret.
+    fn validate_dashboard(&mut self, problems: &mut Vec<ConfigProblem>) {
+        self.dashboard.session_secret = resolve_secret(
+            "dashboard.session_secret",
+            self.dashboard.session_secret.take(),
+            self.dashboard.session_secret_file.as_deref(),
+            problems,
+        );
+        if let Some(secret) = &self.dashboard.session_secret
+            && secret.expose_secret().len() < 32
+        {
+            problems.push(ConfigProblem::new(
+                "dashboard.session_secret",
+                "is shorter than 32 characters; use a long random value (e.g. `openssl rand -hex 32`)",
+            ));
+        }
+        if self.dashboard.session_ttl < Duration::from_secs(60) {
+            problems.push(ConfigProblem::new(
+                "dashboard.session_ttl",
+                "must be at least 1m; e.g. session_ttl = \"12h\"",
+            ));
+        }
     }
 
     /// Where alerts go, in words, for start-up logs and `check-config`.
@@ -1135,5 +1163,38 @@ mod tests {
     fn a_bad_duration_says_how_to_write_one() {
         let err = load("[alerts]\nmax_age = \"three days\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("\"72h\""), "{err}");
+    }
+}
+
+/// `[dashboard]`: the pages at `/` behind the `[[api.tokens]]`.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct DashboardSettings {
+    /// The key that signs session cookies (at least 32 characters). Unset: a
+    /// random key per process, so a restart signs everyone out and replicas
+    /// behind one load balancer do not accept each other's cookies; set the
+    /// same value on every replica to avoid both.
+    #[schemars(with = "Option<String>")]
+    pub session_secret: Option<SecretString>,
+    /// Read the session secret from this file instead.
+    pub session_secret_file: Option<PathBuf>,
+    /// How long a sign-in lasts. Default `12h`.
+    #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure` always (`true`), never (`false`), or
+    /// only when the request came over TLS as told by a proxy's
+    /// `X-Forwarded-Proto: https` (unset, the default).
+    pub secure_cookie: Option<bool>,
+}
+
+impl Default for DashboardSettings {
+    fn default() -> Self {
+        DashboardSettings {
+            session_secret: None,
+            session_secret_file: None,
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookie: None,
+        }
     }
 }

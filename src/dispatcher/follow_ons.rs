@@ -183,7 +183,7 @@ impl Dispatcher {
                 alert_id = alert.id,
                 kind = alert.kind.as_str(),
                 reason = why,
-                "alert follow-on given up"
+                "alert follow-on given up; the rating and its first message are kept; check last_error of the row"
             );
         }
         Ok(Delivered::Done(report))

@@ -62,6 +62,7 @@ impl Dispatcher {
                 .store
                 .take_over_dispatcher(&other.instance, ms(self.settings.claim_lease))
                 .await?;
+            metrics::counter!("csatwatch_dispatcher_takeovers_total").increment(1);
             tracing::warn!(
                 dispatcher = %other.instance,
                 released,

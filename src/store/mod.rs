@@ -11,6 +11,7 @@
 //! check-then-insert that two replicas could race.
 
 mod copy;
+mod dashboard;
 mod deliveries;
 mod file_guard;
 mod outbox;
@@ -31,6 +32,7 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use copy::CopyReport;
+pub use dashboard::{QueueFilter, QueueRow};
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use file_guard::FileGuard;
 pub use outbox::{

@@ -439,3 +439,42 @@ async fn an_unreadable_outbox_row_is_given_up_and_the_others_go_out() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_storms_stragglers_become_a_digest_not_posts_one_by_one() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        let storm = "[alerts.storm]\nthreshold = 10\nwindow = \"2m\"\n";
+        let app = TestApp::spawn(
+            settings(&db.url, Some(&slack.uri()), storm),
+            ManualClock::starting_now(),
+        )
+        .await;
+        post_negatives(&app, 5000, 15).await;
+        let first = app.app.flush_alerts().await.unwrap();
+        assert_eq!(first.digests, 1, "{backend:?}: {first:?}");
+        // Three more within the window: still the same storm.
+        app.clock.advance(Duration::from_secs(30));
+        post_negatives(&app, 6000, 3).await;
+        let second = app.app.flush_alerts().await.unwrap();
+        assert_eq!(second.digests, 1, "{backend:?}: {second:?}");
+        let top: Vec<Value> = slack_posts(&slack)
+            .await
+            .into_iter()
+            .filter(|p| p.get("thread_ts").is_none())
+            .collect();
+        assert_eq!(top.len(), 2, "{backend:?}: two digests, no single posts");
+        assert!(top.iter().all(is_digest), "{backend:?}: {top:?}");
+        // After the window, one alert is an alert again.
+        app.clock.advance(Duration::from_secs(300));
+        post_negatives(&app, 7000, 1).await;
+        let third = app.app.flush_alerts().await.unwrap();
+        assert_eq!(
+            (third.digests, third.sent),
+            (0, 1),
+            "{backend:?}: {third:?}"
+        );
+        app.stop().await;
+    }
+}

@@ -214,3 +214,59 @@ fn the_alert_rules_pass_promtool_and_name_only_exported_metrics() {
         assert!(ok, "{report}");
     }
 }
+
+/// Every Markdown file of the repository's docs (README, docs/, deploy/).
+fn markdown_files() -> Vec<std::path::PathBuf> {
+    let mut out = vec![std::path::PathBuf::from("README.md")];
+    let mut dirs = vec![
+        std::path::PathBuf::from("docs"),
+        std::path::PathBuf::from("deploy"),
+    ];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "md") {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_relative_link_in_the_docs_and_manifests_names_a_file_that_exists() {
+    let mut checked = 0;
+    for file in markdown_files() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let dir = file.parent().unwrap();
+        for (at, _) in text.match_indices("](") {
+            let rest = &text[at + 2..];
+            let Some(end) = rest.find(')') else { continue };
+            let target = rest[..end].split('#').next().unwrap();
+            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+                continue;
+            }
+            assert!(
+                dir.join(target).exists(),
+                "{}: the link {target:?} names no file",
+                file.display()
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked > 20, "only {checked} links found");
+    // The manifests' comments point to their README.
+    for entry in std::fs::read_dir("deploy/kubernetes").unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if text.contains("README.md here") {
+            assert!(
+                Path::new("deploy/kubernetes/README.md").exists(),
+                "{}",
+                path.display()
+            );
+        }
+    }
+}

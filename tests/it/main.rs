@@ -9,6 +9,8 @@ mod cli;
 mod concurrency;
 mod connections;
 mod daemon;
+mod dashboard;
+mod dashboard_browser;
 mod database_file;
 mod deploy;
 mod exporter;

@@ -242,6 +242,8 @@ impl SlackClient {
             if let Some(since) = key.in_doubt_since_ms
                 && let Some(found) = self.find_posted(channel, thread_ts, key, since).await?
             {
+                metrics::counter!("csatwatch_in_doubt_checks_total", "outcome" => "found")
+                    .increment(1);
                 tracing::info!(
                     outbox_id = key.outbox_id,
                     channel = found.channel.as_deref().unwrap_or(channel),
@@ -302,15 +304,20 @@ impl SlackClient {
         key: MessageKey,
         since_ms: i64,
     ) -> Result<Option<Posted>, SinkError> {
+        let unchecked = || {
+            metrics::counter!("csatwatch_in_doubt_checks_total", "outcome" => "unchecked")
+                .increment(1);
+            Ok(None)
+        };
         if self.no_history_scope.load(Ordering::Relaxed) {
-            return Ok(None);
+            return unchecked();
         }
         let Some(id) = self.channel_id(channel) else {
             tracing::debug!(
                 outbox_id = key.outbox_id,
                 "channel id unknown; cannot check for an earlier post"
             );
-            return Ok(None);
+            return unchecked();
         };
         let oldest = (since_ms - IN_DOUBT_MARGIN_MS).max(0);
         let mut query = vec![
@@ -346,7 +353,7 @@ impl SlackClient {
                     } else {
                         tracing::warn!(outbox_id = key.outbox_id, error = %self.redact(SinkError::Permanent { reason }), "cannot read the channel to check for an earlier post; posting");
                     }
-                    return Ok(None);
+                    return unchecked();
                 }
                 Err(other) => return Err(self.redact(other)),
             };
@@ -373,6 +380,7 @@ impl SlackClient {
                 break;
             }
         }
+        metrics::counter!("csatwatch_in_doubt_checks_total", "outcome" => "absent").increment(1);
         Ok(None)
     }
 
