@@ -198,13 +198,27 @@ async fn main() {
         // Where the overview's time goes: each report it asks for.
         let tz = jiff::tz::TimeZone::UTC;
         for (label, days, by) in [
-            ("report by week, 12 weeks", 84, csatwatch::reports::GroupBy::Week),
-            ("report by team, 30 days", 30, csatwatch::reports::GroupBy::Team),
-            ("report by agent, 30 days", 30, csatwatch::reports::GroupBy::Agent),
+            (
+                "report by week, 12 weeks",
+                84,
+                csatwatch::reports::GroupBy::Week,
+            ),
+            (
+                "report by team, 30 days",
+                30,
+                csatwatch::reports::GroupBy::Team,
+            ),
+            (
+                "report by agent, 30 days",
+                30,
+                csatwatch::reports::GroupBy::Agent,
+            ),
         ] {
             let req = csatwatch::reports::ReportRequest::last_days(now, tz.clone(), days, by);
             let started = Instant::now();
-            csatwatch::reports::compute_report(&app.store, &req).await.unwrap();
+            csatwatch::reports::compute_report(&app.store, &req)
+                .await
+                .unwrap();
             println!(
                 "{backend:<10} {label:<58} {:>10.1}",
                 started.elapsed().as_secs_f64() * 1000.0
