@@ -2,6 +2,7 @@
 //! port 0 against a real database (SQLite always; PostgreSQL when
 //! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
 
+mod alert_path;
 mod alerts;
 mod bad_input;
 mod cli;
@@ -11,6 +12,8 @@ mod daemon;
 mod dashboard;
 mod dashboard_browser;
 mod database_file;
+mod deploy;
+mod exporter;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
@@ -19,6 +22,7 @@ mod polling;
 mod polling_a;
 mod polling_b;
 mod postgres;
+mod reload;
 mod reports;
 mod signals;
 mod slack;
