@@ -442,6 +442,7 @@ fn config_schema_is_the_checked_in_file_and_covers_the_example_and_the_docs() {
                 format!("`[[{key}]]`"),
                 format!(".{key}]`"),
                 format!(".{key}]]`"),
+                format!("`storm.{key}`"),
                 format!("`{key}`, "),
                 format!(", `{key}`"),
             ]
