@@ -4,6 +4,7 @@
 //!
 //! Adding a helpdesk means adding a folder here and one line in [`build`].
 
+pub mod actions;
 pub mod api;
 pub mod chatwoot;
 pub mod common;

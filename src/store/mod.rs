@@ -10,6 +10,7 @@
 //! Idempotency lives in the schema: unique keys plus `ON CONFLICT`, never a
 //! check-then-insert that two replicas could race.
 
+mod activity;
 mod copy;
 mod deliveries;
 mod outbox;
@@ -27,6 +28,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
+pub use activity::{Activity, EarlierRating, FollowUpOutcome, NewActivity};
 pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};

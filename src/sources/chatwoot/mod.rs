@@ -8,6 +8,7 @@
 //! - `payload.rs`: the message and its survey answer.
 //! - `poller.rs`: reading the account's CSAT responses (with `[sources.api]`).
 
+pub mod actions;
 pub mod payload;
 pub mod poller;
 pub mod signature;

@@ -7,6 +7,7 @@
 //! - `payload.rs`: the envelope and the survey response.
 //! - `poller.rs`: `surveys.responses.list` (with `[sources.api]`).
 
+pub mod actions;
 pub mod payload;
 pub mod poller;
 pub mod signature;

@@ -12,6 +12,7 @@
 //! - `client.rs`: the API call.
 //! - `poller.rs`: reading the account's ratings list (with `poll_interval`).
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;

@@ -14,6 +14,7 @@
 //! replayed body is the same delivery (its hash) and a stale version is
 //! ignored by `modifiedAt`.
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;

@@ -11,6 +11,7 @@
 //! - `client.rs`: the API call.
 //! - `poller.rs`: the search by last-modified date (with `poll_interval`).
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;

@@ -9,6 +9,7 @@
 //! window; the notification `id` is the delivery id, so a replayed
 //! delivery is recorded once.
 
+pub mod actions;
 pub mod payload;
 pub mod poller;
 pub mod signature;

@@ -7,6 +7,7 @@
 //!
 //! The newer "CSAT survey responses" product is the `zendesk_csat` kind.
 
+pub mod actions;
 pub mod payload;
 pub mod poller;
 pub mod signature;
