@@ -475,6 +475,9 @@ impl Dispatcher {
             acknowledged: None,
             followed_up: None,
             recovered: false,
+            ticket_actions: Vec::new(),
+            outcome: None,
+            story: None,
         }
     }
 }
@@ -514,6 +517,9 @@ pub async fn send_test_alert(
         acknowledged: None,
         followed_up: None,
         recovered: false,
+        ticket_actions: Vec::new(),
+        outcome: None,
+        story: None,
     };
     sink.post(&view).await
 }

@@ -101,6 +101,8 @@ pub struct Pipeline {
     rules: Arc<Rules>,
     clock: Arc<dyn Clock>,
     max_age_ms: i64,
+    /// `alerts.settle`: how long a new alert waits for a correction.
+    settle_ms: i64,
     /// Woken after a commit that enqueued alerts, so they go out at once.
     wake: Arc<Notify>,
 }
@@ -117,6 +119,7 @@ impl Pipeline {
             rules: Arc::new(Rules::from_settings(settings)),
             clock,
             max_age_ms: ms(settings.alerts.max_age),
+            settle_ms: ms(settings.alerts.settle),
             wake,
         }
     }
@@ -338,6 +341,24 @@ impl Pipeline {
             brand: event.brand.as_deref(),
             agent: event.agent.as_deref(),
             has_comment: event.comment.is_some(),
+            company: event.company.as_deref(),
+            previous_negative_ms_ago: None,
+        };
+        let previous_negative_at = match (self.rules.repeat_window(), event.customer.as_deref()) {
+            (Some(window), Some(customer)) => {
+                tx.previous_negative_at(
+                    source.name.as_str(),
+                    customer,
+                    updated_at - ms(window),
+                    rating_id,
+                )
+                .await?
+            }
+            _ => None,
+        };
+        let facts = RatingFacts {
+            previous_negative_ms_ago: previous_negative_at.map(|at| (updated_at - at).max(0)),
+            ..facts
         };
         let routes = match self.rules.route(&facts) {
             Routing::Alert(routes) => routes,
@@ -368,7 +389,11 @@ impl Pipeline {
                 escalate_to: escalation
                     .map(|(_, to)| serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
             };
-            if tx.enqueue_alert(&alert).await?.is_some() {
+            if let Some(id) = tx.enqueue_alert(&alert).await? {
+                if self.settle_ms > 0 {
+                    // Held back so a quick correction is what gets posted.
+                    tx.delay_alert(id, now + self.settle_ms).await?;
+                }
                 enqueued += 1;
             }
         }

@@ -245,6 +245,25 @@ pub struct AlertSettings {
     pub escalate_to: Vec<String>,
     /// `[alerts.storm]`: many alerts for one channel at once become one digest.
     pub storm: StormSettings,
+    /// How long a new alert waits before it is sent, so a customer who
+    /// corrects a rating (or an email link scanner's click corrected a moment
+    /// later) produces one alert showing the final state, or none. Default
+    /// `0s`: alert at once.
+    #[serde(deserialize_with = "duration")]
+    pub settle: Duration,
+    /// How far back the alert looks for the customer's earlier ratings (the
+    /// "3rd negative in 90 days" line). Default `90d`.
+    #[serde(deserialize_with = "duration")]
+    pub history_window: Duration,
+    /// How long an agent or team name read from a helpdesk's API is reused
+    /// before it is read again. Default `1h`.
+    #[serde(deserialize_with = "duration")]
+    pub name_cache_ttl: Duration,
+    /// Companies whose ratings count as VIP for rules with `vip = true`
+    /// (compared case-insensitively).
+    pub vip_companies: Vec<String>,
+    /// Ticket tags that mark a VIP customer for rules with `vip = true`.
+    pub vip_tags: Vec<String>,
 }
 
 /// `[alerts.storm]`: when more than `threshold` alerts wait for one channel,
@@ -283,6 +302,11 @@ impl Default for AlertSettings {
             escalate_after: None,
             escalate_to: Vec::new(),
             storm: StormSettings::default(),
+            settle: Duration::ZERO,
+            history_window: Duration::from_secs(90 * 24 * 3600),
+            name_cache_ttl: Duration::from_secs(3600),
+            vip_companies: Vec::new(),
+            vip_tags: Vec::new(),
         }
     }
 }
@@ -529,6 +553,18 @@ pub struct RuleSettings {
     /// Who the escalation mentions (default `alerts.escalate_to`).
     #[serde(default)]
     pub escalate_to: Vec<String>,
+    /// Matches only when the same customer gave another negative rating
+    /// within this long before (a repeat detractor), e.g. `"90d"`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub repeat_negative: Option<Duration>,
+    /// `true`: only VIP customers (company in `alerts.vip_companies` or a tag
+    /// in `alerts.vip_tags`); `false`: only others.
+    pub vip: Option<bool>,
+    /// Also send the rated agent a direct message (found in Slack by the
+    /// agent's email). Off by default; needs a bot token with `im:write` and
+    /// `users:read.email`.
+    #[serde(default)]
+    pub dm_agent: bool,
 }
 
 impl Settings {

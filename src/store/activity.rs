@@ -73,18 +73,19 @@ impl StoreTx {
         Ok(id)
     }
 
-    /// Negative ratings of `customer` at `source` given since `since_ms`,
-    /// other than `except_id` (the rating being decided; 0 for none).
-    pub async fn negatives_of_customer(
+    /// When `customer` at `source` last gave a negative rating given since
+    /// `since_ms`, other than `except_id` (the rating being decided; 0 for
+    /// none).
+    pub async fn previous_negative_at(
         &mut self,
         source: &str,
         customer: &str,
         since_ms: i64,
         except_id: i64,
-    ) -> StoreResult<i64> {
-        let n = on_tx!(self, |conn| {
+    ) -> StoreResult<Option<i64>> {
+        let at = on_tx!(self, |conn| {
             sqlx::query_scalar(
-                "SELECT COUNT(*) FROM ratings
+                "SELECT MAX(rated_at) FROM ratings
                  WHERE source = $1 AND customer = $2 AND rated_at >= $3 AND id <> $4
                    AND sentiment = 'negative'",
             )
@@ -95,7 +96,7 @@ impl StoreTx {
             .fetch_one(&mut *conn)
             .await?
         });
-        Ok(n)
+        Ok(at)
     }
 
     /// Holds a just-enqueued post back until `due_ms` (`alerts.settle`).

@@ -28,6 +28,10 @@ use super::message::{self, Buttons};
 use crate::settings::SlackSettings;
 use crate::sinks::{AlertView, Posted, SinkError};
 
+/// Web API methods called with form fields (`users.info` and
+/// `users.lookupByEmail` do not read JSON bodies).
+const FORM_METHODS: &[&str] = &["users.info", "users.lookupByEmail"];
+
 const USER_AGENT: &str = concat!("csatwatch/", env!("CARGO_PKG_VERSION"));
 
 /// Sends alerts to Slack with a bot token or an incoming webhook. Cheap to
@@ -293,7 +297,7 @@ impl SlackClient {
     }
 
     /// One Web API call; `Ok` is the reply with `"ok": true`.
-    async fn call_api(
+    pub(crate) async fn call_api(
         &self,
         method: &str,
         body: &Value,
@@ -307,14 +311,28 @@ impl SlackClient {
         else {
             unreachable!("Web API calls are made in bot mode only");
         };
-        let response = self
+        let request = self
             .http
             .post(format!("{api_base_url}/{method}"))
-            .bearer_auth(token.expose_secret())
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+            .bearer_auth(token.expose_secret());
+        // Slack's read methods take form fields, not JSON.
+        let request = if FORM_METHODS.contains(&method) {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in body.as_object().into_iter().flatten() {
+                if let Some(v) = v.as_str() {
+                    form.append_pair(k, v);
+                }
+            }
+            request
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(form.finish())
+        } else {
+            request.json(body)
+        };
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let header_wait = retry_after(response.headers());
         if let Some(error) = rate_limit_or_server_error(status, header_wait) {
