@@ -12,6 +12,9 @@
 
 mod follow_ons;
 mod pacing;
+mod story;
+
+pub use story::Enrichment;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -76,6 +79,8 @@ pub struct Dispatcher {
     /// Serialises flushes within this process (the run loop and a manual
     /// `flush` from tests or commands).
     flushing: Mutex<()>,
+    /// Actions, outcome, the customer's story and names (closing the loop).
+    enrichment: Option<Enrichment>,
 }
 
 const BATCH: i64 = 25;
@@ -122,7 +127,20 @@ impl Dispatcher {
                 .map(|s| (s.name.to_string(), s.kind()))
                 .collect(),
             flushing: Mutex::new(()),
+            enrichment: None,
         }
+    }
+
+    /// Alerts also show the helpdesk actions, the follow-up outcome, the
+    /// customer's story and names for ids; rules may DM the rated agent.
+    pub fn with_enrichment(mut self, enrichment: Enrichment) -> Self {
+        self.enrichment = Some(enrichment);
+        self
+    }
+
+    /// What wakes the run loop (after something was enqueued).
+    pub fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     pub fn sink(&self) -> &Sink {
@@ -274,6 +292,7 @@ impl Dispatcher {
                     metrics::histogram!("csatwatch_alert_latency_seconds", "source" => rating.source.clone())
                         .record((now - alert.created_at).max(0) as f64 / 1000.0);
                     tracing::info!(alert_id = alert.id, rating_id = alert.rating_id, channel = %alert.channel, sink = self.sink.name(), "alert delivered");
+                    self.notify_agent(alert, &rating, &view).await;
                 } else {
                     report.lost_claims += 1;
                     tracing::warn!(
@@ -425,6 +444,7 @@ impl Dispatcher {
         );
         let positive = Sentiment::Positive.as_str();
         view.recovered = rating.sentiment == positive && alert.sentiment != positive;
+        self.enrich(&mut view, rating).await?;
         Ok(view)
     }
 

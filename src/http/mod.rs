@@ -9,6 +9,7 @@
 
 pub mod health;
 pub mod slack;
+pub mod slack_actions;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -40,6 +41,12 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Wakes the background fetcher when a delivery is left pending.
     pub fetch_wake: Arc<tokio::sync::Notify>,
+    /// What each source's helpdesk lets a person do from an alert.
+    pub actions: Arc<crate::sources::actions::ActionRegistry>,
+    /// The bot-token Slack client (modals, ephemeral replies, user lookups).
+    pub slack: Option<crate::sinks::slack::SlackClient>,
+    /// Wakes the dispatcher after an action enqueued a thread reply.
+    pub alerts_wake: Arc<tokio::sync::Notify>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
