@@ -4,6 +4,7 @@
 
 mod alerts;
 mod cli;
+mod closing_loop;
 mod concurrency;
 mod ha;
 mod helpdesks_a;
