@@ -156,6 +156,24 @@ async fn post_of(app: &TestApp, rating_id: i64) -> csatwatch::store::AlertRecord
         .expect("a post for the rating")
 }
 
+/// Every call to a form-encoded method (`users.info`, `users.lookupByEmail`),
+/// its fields as a JSON object.
+async fn form_calls(server: &MockServer, api_method: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.url.path() == format!("/api/{api_method}"))
+        .map(|r| {
+            let fields: serde_json::Map<String, Value> = form_urlencoded::parse(&r.body)
+                .map(|(k, v)| (k.into_owned(), Value::from(v.into_owned())))
+                .collect();
+            Value::Object(fields)
+        })
+        .collect()
+}
+
 /// Thread replies' fallback texts.
 async fn thread_texts(slack: &MockServer) -> Vec<String> {
     calls(slack, "chat.postMessage")
@@ -962,8 +980,6 @@ async fn forged_or_stale_modal_submissions_and_action_clicks_are_refused() {
 #[tokio::test]
 async fn a_repeat_detractor_alert_tells_the_customers_story_and_repeat_and_vip_rules_route_it() {
     let rules = r##"
-[alerts]
-vip_companies = ["Initech"]
 [[rules]]
 name = "repeat"
 repeat_negative = "30d"
@@ -977,7 +993,7 @@ channel = "#vip"
         let db = TestDatabase::new(backend).await;
         let slack = loop_slack().await;
         let mut settings = interactive(&db.url, &slack, rules);
-        settings.alerts.channel_interval = Duration::from_millis(10);
+        settings.alerts.vip_companies = vec!["Initech".into()];
         let app = TestApp::spawn(settings, ManualClock::starting_now()).await;
         let day = Duration::from_secs(86_400);
         // 60 days ago a negative (outside the rule's 30 days, inside the
@@ -1101,11 +1117,9 @@ async fn settle_waits_for_the_customer_to_change_their_mind() {
     for backend in backends() {
         let db = TestDatabase::new(backend).await;
         let slack = loop_slack().await;
-        let app = TestApp::spawn(
-            interactive(&db.url, &slack, "[alerts]\nsettle = \"2m\"\n"),
-            ManualClock::starting_now(),
-        )
-        .await;
+        let mut settings = interactive(&db.url, &slack, "");
+        settings.alerts.settle = Duration::from_secs(120);
+        let app = TestApp::spawn(settings, ManualClock::starting_now()).await;
         // A scanner "clicks" bad, the customer corrects to good a minute later: no alert.
         app.post_zendesk(&zendesk_body(61, "bad", "")).await;
         assert_eq!(app.app.flush_alerts().await.unwrap().sent, 0, "held back");
@@ -1152,7 +1166,8 @@ async fn a_rule_may_message_the_rated_agent_found_by_email() {
     )
     .await;
     app.app.flush_alerts().await.unwrap();
-    let lookups = calls(&slack, "users.lookupByEmail").await;
+    let lookups = form_calls(&slack, "users.lookupByEmail").await;
+    assert_eq!(lookups[0]["email"], "sam@acme.example");
     assert_eq!(lookups.len(), 1);
     let opened = calls(&slack, "conversations.open").await;
     assert_eq!(opened[0]["users"], "U0SAM");
@@ -1191,7 +1206,7 @@ async fn a_rule_may_message_the_rated_agent_found_by_email() {
     )
     .await;
     app2.app.flush_alerts().await.unwrap();
-    assert!(calls(&slack2, "users.lookupByEmail").await.is_empty());
+    assert!(form_calls(&slack2, "users.lookupByEmail").await.is_empty());
     app.stop().await;
     app2.stop().await;
 }
