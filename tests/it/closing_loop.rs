@@ -1036,8 +1036,7 @@ channel = "#vip"
         );
         let other_post = posts
             .iter()
-            .filter(|p| p["channel"] == "#csat")
-            .last()
+            .rfind(|p| p["channel"] == "#csat")
             .unwrap()
             .to_string();
         assert!(
