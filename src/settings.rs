@@ -818,6 +818,18 @@ impl Settings {
                     ));
                 }
             }
+            if rule.dm_agent && !has_destination {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.dm_agent"),
+                    "needs slack.bot_token (a direct message cannot go through an incoming webhook); set a bot token or remove dm_agent",
+                ));
+            }
+            if rule.repeat_negative.is_some_and(|w| w.is_zero()) {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.repeat_negative"),
+                    "must be more than 0s, e.g. \"90d\"; remove it to match first-time detractors too",
+                ));
+            }
             if has_destination
                 && !rule.mute
                 && rule.channel.is_none()
@@ -963,6 +975,33 @@ mod tests {
         .and_then(Settings::validate)
         .unwrap();
         assert!(!settings.sources.is_empty());
+    }
+
+    #[test]
+    fn closing_the_loop_keys_are_read_and_their_mistakes_named() {
+        let s = load(
+            "[slack]\nbot_token = \"xoxb-x\"\ndefault_channel = \"#c\"\n[alerts]\nsettle = \"2m\"\nvip_tags = [\"vip\"]\n[[rules]]\nrepeat_negative = \"90d\"\nvip = true\ndm_agent = true\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.alerts.settle, Duration::from_secs(120));
+        assert_eq!(s.alerts.history_window, Duration::from_secs(90 * 86_400));
+        assert_eq!(
+            s.rules[0].repeat_negative,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert!(s.rules[0].dm_agent);
+        let err = load(
+            "[[rules]]\nrepeat_negative = \"0s\"\ndm_agent = true\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("rules[0].dm_agent") && err.contains("slack.bot_token"),
+            "{err}"
+        );
+        assert!(err.contains("rules[0].repeat_negative"), "{err}");
     }
 
     #[test]
