@@ -15,6 +15,8 @@
 //! - [`sinks`]: Slack (Web API or incoming webhook), or the log.
 //! - [`intake`]: from a parsed delivery to recorded ratings, fetching from
 //!   a helpdesk's API where a delivery only names them.
+//! - [`reports`]: the figures (CSAT, NPS, CES, follow-up) every report,
+//!   export, digest and drop alert shares.
 //! - [`http`]: the axum routes; [`app`] wires it all; [`cli`] the commands.
 //! - [`telemetry`], [`gauges`], [`service`]: logs, metrics, and systemd's
 //!   readiness and watchdog protocol.
@@ -29,6 +31,7 @@ pub mod http;
 pub mod intake;
 pub mod pipeline;
 pub mod polling;
+pub mod reports;
 pub mod rules;
 pub mod service;
 pub mod settings;

@@ -15,6 +15,12 @@ use serde::{Deserialize, Deserializer};
 
 use crate::domain::{Scale, Sentiment, SourceName, SurveyKind};
 
+mod insights;
+pub use insights::{
+    ApiTokenSettings, DigestSettings, DropAlertSettings, FilterSettings, ReadApiSettings,
+    ReportSettings, parse_local_time, parse_weekday,
+};
+
 /// The file read when neither `--config` nor `CSATWATCH_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "config/csatwatch.toml";
 /// The prefix of environment overrides: `CSATWATCH__SLACK__BOT_TOKEN`.
@@ -88,6 +94,18 @@ pub struct Settings {
     /// Alert routing, one `[[rules]]` table each; first match wins.
     #[serde(default)]
     pub rules: Vec<RuleSettings>,
+    /// How figures are computed (time zone, minimum sample).
+    #[serde(default)]
+    pub reports: ReportSettings,
+    /// The read API's bearer tokens.
+    #[serde(default)]
+    pub api: ReadApiSettings,
+    /// Scheduled summaries, one `[[digests]]` table each.
+    #[serde(default)]
+    pub digests: Vec<DigestSettings>,
+    /// Alerts on a significant drop of CSAT or NPS, one `[[drop_alerts]]` table each.
+    #[serde(default)]
+    pub drop_alerts: Vec<DropAlertSettings>,
 }
 
 /// `[server]`: the one HTTP listener.
@@ -847,6 +865,8 @@ impl Settings {
                 "is required with a bot token when no [[rules]] name a channel; e.g. default_channel = \"#csat-alerts\"",
             ));
         }
+
+        insights::validate(&mut self, &mut problems);
 
         if problems.is_empty() {
             Ok(self)

@@ -16,6 +16,7 @@ mod deliveries;
 mod outbox;
 mod polling;
 mod ratings;
+mod reports;
 mod threads;
 
 use std::str::FromStr;
@@ -33,6 +34,7 @@ pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
+pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
 use crate::settings::DatabaseSettings;

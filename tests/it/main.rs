@@ -14,6 +14,7 @@ mod polling;
 mod polling_a;
 mod polling_b;
 mod postgres;
+mod reports;
 mod slack;
 mod support;
 mod webhooks;

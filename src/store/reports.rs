@@ -1,0 +1,317 @@
+//! The read side for reports: counts of ratings per group, score and
+//! sentiment (the figures are computed from these by `crate::reports`),
+//! follow-up counts over ratings that were ever negative, and the follow-up
+//! times the medians need. One SQL text per statement for both dialects,
+//! except grouping by tag, which unnests the JSON tag array.
+//!
+//! Every statement reads the `ratings` row, which holds a rating's latest
+//! version, so a changed rating counts once, with its latest score.
+
+use super::{Store, StoreResult, on_pool};
+
+/// Which ratings a report, a listing or an export covers. Text matchers are
+/// case-insensitive; an empty list matches everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RatingFilter {
+    pub source: Vec<String>,
+    pub team: Vec<String>,
+    pub agent: Vec<String>,
+    pub brand: Vec<String>,
+    pub customer: Vec<String>,
+    /// Each tag matches a rating carrying it (any of them).
+    pub tag: Vec<String>,
+    /// `csat`, `nps`, `ces`.
+    pub survey: Vec<String>,
+    /// `negative`, `neutral`, `positive`.
+    pub sentiment: Vec<String>,
+    pub score_min: Option<i64>,
+    pub score_max: Option<i64>,
+    pub has_comment: Option<bool>,
+}
+
+/// What the rows of a report are grouped by in SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupColumn {
+    /// The index of the time range a rating falls into.
+    Range,
+    Agent,
+    Team,
+    Source,
+    Survey,
+    Brand,
+    Customer,
+    /// One row per tag: a rating with two tags counts in both.
+    Tag,
+}
+
+/// Ratings of one group with one scale, score and sentiment.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ScoreCount {
+    pub grp: String,
+    pub scale: String,
+    pub score: i64,
+    pub sentiment: String,
+    pub n: i64,
+}
+
+/// Ratings of one group that were ever negative, by follow-up state.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FollowUpCount {
+    pub grp: String,
+    pub alerted: i64,
+    pub acked: i64,
+    pub followed_up: i64,
+    /// Its latest version is no longer negative.
+    pub recovered: i64,
+    pub outcome: Option<String>,
+    pub n: i64,
+}
+
+/// Follow-up times of one rating that was ever negative, in milliseconds
+/// after it was first recorded.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FollowUpTime {
+    pub grp: String,
+    pub ack_ms: Option<i64>,
+    pub follow_up_ms: Option<i64>,
+}
+
+/// A value bound to a placeholder.
+#[derive(Debug, Clone)]
+pub(crate) enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+/// Placeholders and their values, in order.
+#[derive(Debug, Default)]
+pub(crate) struct Binds(pub(crate) Vec<Bind>);
+
+impl Binds {
+    pub(crate) fn push(&mut self, b: Bind) -> String {
+        self.0.push(b);
+        format!("${}", self.0.len())
+    }
+
+    fn list(&mut self, values: &[String]) -> String {
+        values
+            .iter()
+            .map(|v| self.push(Bind::Text(v.trim().to_lowercase())))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Binds every value onto a query, whatever the backend.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut q = $query;
+        for b in &$binds.0 {
+            q = match b {
+                $crate::store::reports::Bind::Text(s) => q.bind(s.clone()),
+                $crate::store::reports::Bind::Int(i) => q.bind(*i),
+            };
+        }
+        q
+    }};
+}
+
+/// SQL conditions (joined by AND, each on `r.`) for a filter.
+pub(crate) fn filter_sql(f: &RatingFilter, binds: &mut Binds) -> Vec<String> {
+    let mut clauses = Vec::new();
+    for (column, values) in [
+        ("source", &f.source),
+        ("team", &f.team),
+        ("agent", &f.agent),
+        ("brand", &f.brand),
+        ("customer", &f.customer),
+        ("survey", &f.survey),
+        ("sentiment", &f.sentiment),
+    ] {
+        if !values.is_empty() {
+            clauses.push(format!("LOWER(r.{column}) IN ({})", binds.list(values)));
+        }
+    }
+    if !f.tag.is_empty() {
+        // Tags are a JSON array of strings; a quoted match finds an element.
+        let any: Vec<String> = f
+            .tag
+            .iter()
+            .map(|t| {
+                let quoted = serde_json::to_string(&t.trim().to_lowercase()).unwrap_or_default();
+                let pattern = format!("%{}%", quoted.replace('%', "_"));
+                format!("LOWER(r.tags) LIKE {}", binds.push(Bind::Text(pattern)))
+            })
+            .collect();
+        clauses.push(format!("({})", any.join(" OR ")));
+    }
+    if let Some(min) = f.score_min {
+        clauses.push(format!("r.score >= {}", binds.push(Bind::Int(min))));
+    }
+    if let Some(max) = f.score_max {
+        clauses.push(format!("r.score <= {}", binds.push(Bind::Int(max))));
+    }
+    match f.has_comment {
+        Some(true) => clauses.push("(r.comment IS NOT NULL AND r.comment <> '')".into()),
+        Some(false) => clauses.push("(r.comment IS NULL OR r.comment = '')".into()),
+        None => {}
+    }
+    clauses
+}
+
+/// A rating that was negative in some version: its latest is, or an
+/// earlier one was (only a changed rating, revision > 1, can have one).
+const EVER_NEGATIVE: &str = "(r.sentiment = 'negative' OR (r.revision > 1 AND EXISTS (
+    SELECT 1 FROM rating_history h WHERE h.rating_id = r.id AND h.sentiment = 'negative')))";
+
+/// An alert was posted for it (alone or inside a storm digest).
+const ALERTED: &str = "EXISTS (SELECT 1 FROM alerts a WHERE a.rating_id = r.id
+    AND a.kind = 'post' AND a.state IN ('sent', 'digested'))";
+
+impl Store {
+    /// `(WITH, FROM … WHERE …, label)` over `ranges` (`[from, to)` in Unix
+    /// ms, each its own group when grouping by range): the statement starts
+    /// with the WITH clause, reads FROM the second part, and labels its
+    /// groups with the third.
+    fn report_from(
+        &self,
+        ranges: &[(i64, i64)],
+        group: GroupColumn,
+        filter: &RatingFilter,
+        binds: &mut Binds,
+    ) -> (String, String, String) {
+        // The ranges are integers we computed, written into the SQL as a
+        // VALUES list the planner joins with the rated_at index.
+        let values: Vec<String> = ranges
+            .iter()
+            .enumerate()
+            .map(|(i, (from, to))| format!("({i}, {from}, {to})"))
+            .collect();
+        let with = format!("WITH p(i, lo, hi) AS (VALUES {})", values.join(", "));
+        let mut from = "p JOIN ratings r ON r.rated_at >= p.lo AND r.rated_at < p.hi".to_string();
+        let grp = match group {
+            GroupColumn::Range => "CAST(p.i AS TEXT)".to_string(),
+            GroupColumn::Agent => "COALESCE(r.agent, '')".into(),
+            GroupColumn::Team => "COALESCE(r.team, '')".into(),
+            GroupColumn::Source => "r.source".into(),
+            GroupColumn::Survey => "r.survey".into(),
+            GroupColumn::Brand => "COALESCE(r.brand, '')".into(),
+            GroupColumn::Customer => "COALESCE(r.customer, '')".into(),
+            GroupColumn::Tag => {
+                if self.backend_name() == "postgres" {
+                    from.push_str(
+                        " CROSS JOIN LATERAL jsonb_array_elements_text(r.tags::jsonb) AS t(value)",
+                    );
+                } else {
+                    from.push_str(" JOIN json_each(r.tags) AS t");
+                }
+                "CAST(t.value AS TEXT)".into()
+            }
+        };
+        let clauses = filter_sql(filter, binds);
+        let condition = if clauses.is_empty() {
+            "TRUE".to_string()
+        } else {
+            clauses.join(" AND ")
+        };
+        (with, format!("{from} WHERE {condition}"), grp)
+    }
+
+    /// Counts per group, scale, score and sentiment.
+    pub async fn report_score_counts(
+        &self,
+        ranges: &[(i64, i64)],
+        group: GroupColumn,
+        filter: &RatingFilter,
+    ) -> StoreResult<Vec<ScoreCount>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut binds = Binds::default();
+        let (with, from, grp) = self.report_from(ranges, group, filter, &mut binds);
+        let sql = format!(
+            "{with} SELECT {grp} AS grp, r.scale AS scale, r.score AS score, r.sentiment AS sentiment,
+                    COUNT(*) AS n
+             FROM {from}
+             GROUP BY 1, 2, 3, 4"
+        );
+        let started = std::time::Instant::now();
+        let rows = on_pool!(self, |pool| {
+            bind_all!(
+                sqlx::query_as::<_, ScoreCount>(sqlx::AssertSqlSafe(sql)),
+                binds
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        crate::telemetry::observe_db("report_scores", started);
+        Ok(rows)
+    }
+
+    /// Follow-up counts over ratings that were ever negative.
+    pub async fn report_follow_up_counts(
+        &self,
+        ranges: &[(i64, i64)],
+        group: GroupColumn,
+        filter: &RatingFilter,
+    ) -> StoreResult<Vec<FollowUpCount>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut binds = Binds::default();
+        let (with, from, grp) = self.report_from(ranges, group, filter, &mut binds);
+        let sql = format!(
+            "{with} SELECT grp, alerted, acked, followed_up, recovered, outcome, COUNT(*) AS n FROM (
+                SELECT {grp} AS grp,
+                       CAST(CASE WHEN {ALERTED} THEN 1 ELSE 0 END AS BIGINT) AS alerted,
+                       CAST(CASE WHEN r.acked_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS acked,
+                       CAST(CASE WHEN r.followed_up_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS followed_up,
+                       CAST(CASE WHEN r.sentiment <> 'negative' THEN 1 ELSE 0 END AS BIGINT) AS recovered,
+                       r.follow_up_outcome AS outcome
+                FROM {from} AND {EVER_NEGATIVE}
+             ) AS f
+             GROUP BY 1, 2, 3, 4, 5, 6"
+        );
+        let started = std::time::Instant::now();
+        let rows = on_pool!(self, |pool| {
+            bind_all!(
+                sqlx::query_as::<_, FollowUpCount>(sqlx::AssertSqlSafe(sql)),
+                binds
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        crate::telemetry::observe_db("report_follow_ups", started);
+        Ok(rows)
+    }
+
+    /// Time to acknowledge and to follow up, per ever-negative rating that
+    /// has either.
+    pub async fn report_follow_up_times(
+        &self,
+        ranges: &[(i64, i64)],
+        group: GroupColumn,
+        filter: &RatingFilter,
+    ) -> StoreResult<Vec<FollowUpTime>> {
+        if ranges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut binds = Binds::default();
+        let (with, from, grp) = self.report_from(ranges, group, filter, &mut binds);
+        let sql = format!(
+            "{with} SELECT {grp} AS grp, r.acked_at - r.first_seen_at AS ack_ms,
+                    r.followed_up_at - r.first_seen_at AS follow_up_ms
+             FROM {from} AND (r.acked_at IS NOT NULL OR r.followed_up_at IS NOT NULL)
+                 AND {EVER_NEGATIVE}"
+        );
+        let rows = on_pool!(self, |pool| {
+            bind_all!(
+                sqlx::query_as::<_, FollowUpTime>(sqlx::AssertSqlSafe(sql)),
+                binds
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}
