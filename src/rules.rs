@@ -431,4 +431,40 @@ mod tests {
         f.score = 2;
         assert!(matches!(r.route(&f), Routing::Alert(ref v) if v[0].channel == "#csat"));
     }
+
+    #[test]
+    fn repeat_detractors_and_vips_are_matched_and_the_agent_dm_is_per_rule() {
+        let mut repeat = rule("repeat", "#repeat");
+        repeat.repeat_negative = Some(Duration::from_secs(30 * 86_400));
+        repeat.dm_agent = true;
+        let mut vip = rule("vip", "#vip");
+        vip.vip = Some(true);
+        let mut settings = toml_free_settings();
+        settings.rules = vec![repeat, vip];
+        settings.slack.default_channel = Some("#csat".into());
+        settings.slack.bot_token = Some("xoxb-test".to_string().into());
+        settings.alerts.vip_companies = vec!["Initech".into()];
+        settings.alerts.vip_tags = vec!["Enterprise".into()];
+        let r = Rules::from_settings(&settings);
+        let channel = |f: &RatingFacts<'_>| match r.route(f) {
+            Routing::Alert(routes) => routes[0].channel.clone(),
+            other => panic!("{other:?}"),
+        };
+        let mut f = facts("zendesk", Sentiment::Negative);
+        assert_eq!(channel(&f), "#csat");
+        f.previous_negative_ms_ago = Some(31 * 86_400_000);
+        assert_eq!(channel(&f), "#csat", "outside the window");
+        f.previous_negative_ms_ago = Some(29 * 86_400_000);
+        assert_eq!(channel(&f), "#repeat");
+        f.previous_negative_ms_ago = None;
+        f.company = Some(" initech ");
+        assert_eq!(channel(&f), "#vip");
+        f.company = Some("Globex");
+        let tags = vec!["enterprise".to_string()];
+        f.tags = &tags;
+        assert_eq!(channel(&f), "#vip", "by tag");
+        assert_eq!(r.repeat_window(), Some(Duration::from_secs(30 * 86_400)));
+        assert!(r.dm_agent(Some("repeat")));
+        assert!(!r.dm_agent(Some("vip")) && !r.dm_agent(None));
+    }
 }

@@ -671,4 +671,48 @@ pub(crate) mod tests {
             Some("https://x.example/t/1")
         );
     }
+
+    #[test]
+    fn a_repeat_detractor_with_helpdesk_actions_and_an_outcome_renders() {
+        let alert = AlertView {
+            ticket_actions: vec!["note".into(), "reopen".into(), "assign".into()],
+            outcome: Some("reached_customer".into()),
+            followed_up: Some(crate::sinks::Acted {
+                user_id: "U0DANA".into(),
+                user_name: Some("dana".into()),
+                at_ms: 1_772_361_000_000,
+            }),
+            story: Some(crate::sinks::CustomerStory {
+                negatives: 3,
+                window_days: 90,
+                recent: vec![
+                    ("Bad".into(), true, 1_771_000_000_000),
+                    ("Good".into(), false, 1_770_000_000_000),
+                    ("<!channel>".into(), true, 1_769_000_000_000),
+                ],
+            }),
+            mentions: Vec::new(),
+            ..full_alert()
+        };
+        let message = render(&alert, Buttons::AckAndFollowUp);
+        assert_within_limits(&message);
+        let text = message.to_string();
+        assert!(text.contains("3rd negative in 90 days"), "{text}");
+        assert!(text.contains("Outcome:* Reached the customer"), "{text}");
+        for id in [NOTE_ACTION_ID, REOPEN_ACTION_ID, ASSIGN_ACTION_ID] {
+            assert!(text.contains(id), "{id}");
+        }
+        for t in mrkdwn_texts(&message) {
+            let t = without_date_tokens(&t).replace("<@U0DANA>", "");
+            assert!(!t.contains('<'), "markup in {t}");
+        }
+        insta::assert_json_snapshot!(message);
+        // Webhook mode: no helpdesk buttons either.
+        let plain = render(&alert, Buttons::LinkOnly).to_string();
+        assert!(!plain.contains(NOTE_ACTION_ID));
+        assert_eq!(ordinal(1), "1st");
+        assert_eq!(ordinal(2), "2nd");
+        assert_eq!(ordinal(11), "11th");
+        assert_eq!(ordinal(23), "23rd");
+    }
 }
