@@ -4,11 +4,13 @@
 //! once; "Followed up" opens a modal asking what happened.
 //!
 //! Slack wants every answer within 3 seconds, so a modal is opened first
-//! (`views.open`, before any slow work: a trigger expires in about 3 s) and a
-//! helpdesk call gets [`BUDGET`]; past it the person is told to check the
-//! ticket. Each action is written to the rating's activity and, when it
-//! worked, as a reply in the alert's thread (through the outbox, like every
-//! other message). A failure is shown to the person who clicked only: an
+//! (`views.open`, before any slow work: a trigger expires in about 3 s) and
+//! a helpdesk action runs in its own task that the answer waits for up to
+//! [`BUDGET`]. A slower helpdesk is never cut off (a cancelled request may
+//! still land): the answer goes back, and the result follows (the modal is
+//! updated with `views.update`, or a failure is told ephemerally). Each
+//! action is written to the rating's activity and, when it worked, as a
+//! reply in the alert's thread (through the outbox, like every//! other message). A failure is shown to the person who clicked only: an
 //! ephemeral message, or an error under the modal's input; the rating is
 //! left as it was. Reopen and assign are retried once at once when the
 //! helpdesk's failure is temporary (repeating them is harmless); a note is
@@ -136,11 +138,12 @@ async fn block_action(state: &AppState, payload: &Value, person: &Person) -> Opt
         return Some(StatusCode::OK.into_response());
     }
     match act(state, &alert, &rating, action, person, None).await {
-        Ok(Ok(())) => {}
-        Ok(Err(why)) => {
+        Ok(Acted::Done) => {}
+        Ok(Acted::Failed(why)) => {
             let text = format!("⚠️ {} failed: {why}", label(action));
             tell(state, channel.as_deref(), person, &text).await;
         }
+        Ok(Acted::Pending(task)) => report_later(state, task, action, person, channel, None),
         Err(response) => return Some(response),
     }
     Some(StatusCode::OK.into_response())
@@ -169,12 +172,25 @@ async fn view_submission(state: &AppState, payload: &Value, person: &Person) -> 
                 &rating,
                 TicketAction::Note,
                 person,
-                Some(&text),
+                Some(text),
             )
             .await
             {
-                Ok(Ok(())) => StatusCode::OK.into_response(),
-                Ok(Err(why)) => errors(NOTE_BLOCK, &format!("The note was not added: {why}")),
+                Ok(Acted::Done) => StatusCode::OK.into_response(),
+                Ok(Acted::Failed(why)) => {
+                    errors(NOTE_BLOCK, &format!("The note was not added: {why}"))
+                }
+                Ok(Acted::Pending(task)) => {
+                    let view_id = view["id"].as_str().map(str::to_string);
+                    report_later(state, task, TicketAction::Note, person, None, view_id);
+                    Json(serde_json::json!({
+                        "response_action": "update",
+                        "view": modals::status_view(
+                            "⏳ The helpdesk is slow to answer; this window shows the result when it does.",
+                        ),
+                    }))
+                    .into_response()
+                }
                 Err(response) => response,
             }
         }
@@ -259,28 +275,58 @@ async fn tell(state: &AppState, channel: Option<&str>, person: &Person, text: &s
     }
 }
 
-/// Does `action` within [`BUDGET`], records it, and on success threads a
-/// reply under the alert. `Ok(Err(why))` is a failure to show the person;
-/// `Err` the 503 answer.
+/// What became of an action after [`BUDGET`].
+enum Acted {
+    Done,
+    /// Failed, with the reason to show the person.
+    Failed(String),
+    /// Still running: the helpdesk is slow. Its result arrives later (the
+    /// thread reply, or an ephemeral / modal update from [`report_later`]).
+    Pending(tokio::task::JoinHandle<StoreResult<Result<(), String>>>),
+}
+
+/// Starts `action` in its own task (so a slow helpdesk is never cut off
+/// mid-call: a cancelled request may still land) and waits up to
+/// [`BUDGET`] for it. `Err` is the 503 answer.
 async fn act(
     state: &AppState,
     alert: &AlertRecord,
     rating: &StoredRating,
     action: TicketAction,
     person: &Person,
-    note: Option<&str>,
-) -> Result<Result<(), String>, Response> {
-    let outcome =
-        match tokio::time::timeout(BUDGET, call(state, rating, action, person, note)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err((
-                person.name.clone(),
-                format!(
-                    "the helpdesk did not answer within {} s; check the ticket before trying again",
-                    BUDGET.as_secs_f32()
-                ),
-            )),
-        };
+    note: Option<String>,
+) -> Result<Acted, Response> {
+    let mut task = tokio::spawn(run(
+        state.clone(),
+        alert.id,
+        rating.clone(),
+        action,
+        person.clone(),
+        note,
+    ));
+    match tokio::time::timeout(BUDGET, &mut task).await {
+        Ok(Ok(Ok(Ok(())))) => Ok(Acted::Done),
+        Ok(Ok(Ok(Err(why)))) => Ok(Acted::Failed(why)),
+        Ok(Ok(Err(error))) => Err(unavailable(&error)),
+        Ok(Err(_)) => Ok(Acted::Failed(
+            "csatwatch failed unexpectedly; try again".into(),
+        )),
+        Err(_) => Ok(Acted::Pending(task)),
+    }
+}
+
+/// Calls the helpdesk, counts, logs and records the action (and on
+/// success threads a reply under the alert). `Ok(Err(why))` is a failure to
+/// show the person.
+async fn run(
+    state: AppState,
+    alert_id: i64,
+    rating: StoredRating,
+    action: TicketAction,
+    person: Person,
+    note: Option<String>,
+) -> StoreResult<Result<(), String>> {
+    let outcome = call(&state, &rating, action, &person, note.as_deref()).await;
     let (actor, result) = match outcome {
         Ok((actor, line)) => (actor, Ok(line)),
         Err((actor, why)) => (actor, Err(why)),
@@ -289,25 +335,62 @@ async fn act(
         action.as_str(),
         if result.is_ok() { "done" } else { "failed" },
     );
-    tracing::info!(alert_id = alert.id, rating_id = rating.id, action = action.as_str(), user_id = %person.id, ok = result.is_ok(), "helpdesk action from Slack");
+    tracing::info!(alert_id, rating_id = rating.id, action = action.as_str(), user_id = %person.id, ok = result.is_ok(), "helpdesk action from Slack");
     let detail = match &result {
         Ok(line) => line.clone(),
         Err(why) => why.clone(),
     };
-    let recorded = record(
-        state,
-        rating,
+    record(
+        &state,
+        &rating,
         action.as_str(),
         &person.id,
         &actor,
         result.is_ok(),
         &detail,
     )
-    .await;
-    if let Err(error) = recorded {
-        return Err(unavailable(&error));
-    }
+    .await?;
     Ok(result.map(drop))
+}
+
+/// The result of an action that outlived [`BUDGET`], when it arrives: shown
+/// in the modal `view_id` (`views.update`) when there is one, else a
+/// failure is told to the person (ephemeral; a success is the thread reply).
+fn report_later(
+    state: &AppState,
+    task: tokio::task::JoinHandle<StoreResult<Result<(), String>>>,
+    action: TicketAction,
+    person: &Person,
+    channel: Option<String>,
+    view_id: Option<String>,
+) {
+    let (state, person) = (state.clone(), person.clone());
+    tokio::spawn(async move {
+        let outcome = match task.await {
+            Ok(Ok(result)) => result,
+            Ok(Err(error)) => Err(format!(
+                "it may have been done, but csatwatch could not record it ({error})"
+            )),
+            Err(_) => Err("csatwatch failed unexpectedly; check the ticket".to_string()),
+        };
+        match (view_id, state.slack.as_ref()) {
+            (Some(view_id), Some(slack)) => {
+                let view = match &outcome {
+                    Ok(()) => modals::status_view("✅ Done: it is in the alert's thread."),
+                    Err(why) => modals::status_view(&format!("⚠️ {} failed: {why}", label(action))),
+                };
+                if let Err(error) = slack.update_view(&view_id, view).await {
+                    tracing::warn!(error = %error, "the modal could not be updated with the result");
+                }
+            }
+            _ => {
+                if let Err(why) = outcome {
+                    let text = format!("⚠️ {} failed: {why}", label(action));
+                    tell(&state, channel.as_deref(), &person, &text).await;
+                }
+            }
+        }
+    });
 }
 
 /// The helpdesk calls of one action: finds the person's agent where

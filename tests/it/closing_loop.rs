@@ -1209,3 +1209,76 @@ async fn a_rule_may_message_the_rated_agent_found_by_email() {
     app.stop().await;
     app2.stop().await;
 }
+
+#[tokio::test]
+async fn a_slow_helpdesk_is_not_cut_off_and_the_note_modal_shows_the_result_when_it_comes() {
+    let helpdesk = MockServer::start().await;
+    serve(
+        &helpdesk,
+        &[(
+            "GET",
+            "/api/v2/users/search.json".into(),
+            json!({"users": []}),
+        )],
+    )
+    .await;
+    Mock::given(method("PUT"))
+        .and(path(format!("/api/v2/tickets/{TICKET}.json")))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ticket": {}}))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .mount(&helpdesk)
+        .await;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let slack = loop_slack().await;
+    Mock::given(method("POST"))
+        .and(path("/api/views.update"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true})))
+        .mount(&slack)
+        .await;
+    let app = TestApp::spawn(
+        interactive(
+            &db.url,
+            &slack,
+            &zendesk_api(&helpdesk.uri()).replace("\"2s\"", "\"10s\""),
+        ),
+        ManualClock::starting_now(),
+    )
+    .await;
+    let rating_id = rate(&app, "zd", TICKET, 1, None, None, None).await;
+    app.app.flush_alerts().await.unwrap();
+    let alert = post_of(&app, rating_id).await;
+    let started = std::time::Instant::now();
+    let (status, body) = send(
+        &app,
+        &submission("csat_note_modal", alert.id, note_values("Slow")),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "answered within Slack's 3 s"
+    );
+    assert_eq!(status, 200);
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["response_action"], "update", "{answer}");
+    // The call goes on; when it lands, the modal shows the result. (Waiting
+    // on a real socket's 3 s delay: there is no clock to move here.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let update = loop {
+        if let Some(update) = calls(&slack, "views.update").await.pop() {
+            break update;
+        }
+        assert!(std::time::Instant::now() < deadline, "no views.update");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(update["view_id"], "V0MODAL");
+    assert!(update["view"].to_string().contains("Done"), "{update}");
+    let activity = app.app.store.activity(rating_id).await.unwrap();
+    assert_eq!(
+        (activity[0].kind.as_str(), activity[0].status.as_str()),
+        ("note", "done")
+    );
+    app.stop().await;
+}

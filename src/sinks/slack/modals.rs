@@ -116,6 +116,17 @@ pub fn outcome_view(alert_id: i64) -> Value {
     })
 }
 
+/// A modal that only says something (the progress or result of a slow
+/// helpdesk call), with a Close button.
+pub fn status_view(text: &str) -> Value {
+    json!({
+        "type": "modal",
+        "title": plain("csatwatch"),
+        "close": plain("Close"),
+        "blocks": [{ "type": "section", "text": plain(&fit(text, limits::SECTION_TEXT)) }],
+    })
+}
+
 /// The text typed in `block` of a submitted view, trimmed; `None` if empty.
 pub fn text_input(view: &Value, block: &str) -> Option<String> {
     view.pointer(&format!("/state/values/{block}/{INPUT_ACTION}/value"))
