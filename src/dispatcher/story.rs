@@ -118,12 +118,24 @@ impl Dispatcher {
         let Sink::Slack(slack) = &self.sink else {
             return;
         };
-        let Some(email) = rating.agent.as_deref().filter(|a| a.contains('@')) else {
+        let agent = rating.agent.as_deref().map(str::trim).unwrap_or_default();
+        let email = if agent.contains('@') {
+            Some(agent.to_string())
+        } else if looks_like_id(agent) {
+            // The helpdesk names the agent by id: ask it for the email.
+            match e.actions.get(&rating.source) {
+                Some(actions) => actions.agent_email(&e.http, agent).await.ok().flatten(),
+                None => None,
+            }
+        } else {
+            None
+        };
+        let Some(email) = email else {
             self.record_dm(rating.id, "failed", "the rating names no agent email")
                 .await;
             return;
         };
-        let result = match slack.user_by_email(email.trim()).await {
+        let result = match slack.user_by_email(&email).await {
             Ok(Some(user)) => {
                 let line = format!(
                     "A customer rated your conversation (ticket {}) {} on {}. csatwatch posted it in the alerts channel; your lead may reach out.",

@@ -120,6 +120,17 @@ pub trait TicketActions: Send + Sync + std::fmt::Debug + 'static {
         Box::pin(async { Ok(None) })
     }
 
+    /// The email of agent `id`, where ratings carry only ids (to find the
+    /// agent in Slack for a rule's `dm_agent`).
+    fn agent_email<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
+        let _ = (http, id);
+        Box::pin(async { Ok(None) })
+    }
+
     /// Whether ratings of this helpdesk name agents and teams by id only
     /// (so the alert asks [`TicketActions::agent_name`] and `team_name`).
     fn resolves_names(&self) -> bool {

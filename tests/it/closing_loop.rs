@@ -1282,3 +1282,40 @@ async fn a_slow_helpdesk_is_not_cut_off_and_the_note_modal_shows_the_result_when
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn an_agent_named_by_id_is_messaged_at_the_email_its_helpdesk_gives() {
+    let helpdesk = MockServer::start().await;
+    serve(
+        &helpdesk,
+        &[(
+            "GET",
+            "/admins/814".into(),
+            json!({"id": "814", "name": "Sam", "email": "sam.admin@acme.example"}),
+        )],
+    )
+    .await;
+    let config = format!(
+        "[[sources]]\nname = \"ic\"\nkind = \"intercom\"\nsecret = \"helpdesk-test-secret\"\n[sources.api]\nbase_url = \"{}\"\ntoken = \"ic-token\"\n[[rules]]\nname = \"tell-agent\"\ndm_agent = true\nchannel = \"#csat\"\n",
+        helpdesk.uri()
+    );
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let slack = loop_slack().await;
+    let app = TestApp::spawn(
+        interactive(&db.url, &slack, &config),
+        ManualClock::starting_now(),
+    )
+    .await;
+    rate(&app, "ic", "300", 1, None, Some("814"), None).await;
+    app.app.flush_alerts().await.unwrap();
+    let lookups = form_calls(&slack, "users.lookupByEmail").await;
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(lookups[0]["email"], "sam.admin@acme.example");
+    assert!(
+        calls(&slack, "chat.postMessage")
+            .await
+            .iter()
+            .any(|p| p["channel"] == "D0SAM")
+    );
+    app.stop().await;
+}

@@ -195,6 +195,19 @@ impl TicketActions for FreshdeskActions {
         ))
     }
 
+    fn agent_email<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
+        Box::pin(self.name(
+            http,
+            format!("/api/v2/agents/{}", segment(id)),
+            "/contact/email",
+            "reading a Freshdesk agent",
+        ))
+    }
+
     fn team_name<'a>(
         &'a self,
         http: &'a reqwest::Client,

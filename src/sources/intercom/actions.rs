@@ -184,6 +184,25 @@ impl TicketActions for IntercomActions {
         ))
     }
 
+    fn agent_email<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
+        Box::pin(async move {
+            let found = self
+                .client
+                .get(
+                    http,
+                    &format!("/admins/{}", segment(id)),
+                    &[],
+                    "reading an Intercom admin",
+                )
+                .await?;
+            Ok(found["email"].as_str().map(str::to_string))
+        })
+    }
+
     fn team_name<'a>(
         &'a self,
         http: &'a reqwest::Client,
