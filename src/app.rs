@@ -73,8 +73,8 @@ impl App {
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
             .context("cannot build the HTTP client for helpdesk APIs")?;
-        let actions = Arc::new(ActionRegistry::from_settings(
-            &settings,
+        let actions = Arc::new(ActionRegistry::from_sources(
+            &sources,
             settings.alerts.name_cache_ttl,
         ));
         let slack = SlackClient::new(&settings.slack)?.filter(SlackClient::can_update);

@@ -4,9 +4,13 @@
 //! - `POST /slack/interactions`: alert button clicks ([`slack`]).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` ([`health`]).
 //!
+//! Handlers answer with [`answer::Answer`], the one place outcomes become
+//! status codes and JSON bodies.
+//!
 //! Every request gets an `x-request-id` (the caller's, or a new UUID),
 //! logged on its span and returned in the response.
 
+pub mod answer;
 pub mod health;
 pub mod slack;
 pub mod slack_actions;

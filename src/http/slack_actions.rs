@@ -18,12 +18,10 @@
 
 use std::time::Duration;
 
-use axum::Json;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::AppState;
+use super::answer::Answer;
 use crate::sinks::slack::message::{
     ASSIGN_ACTION_ID, FOLLOWUP_ACTION_ID, NOTE_ACTION_ID, REOPEN_ACTION_ID,
 };
@@ -50,7 +48,7 @@ fn count(action: &'static str, result: &'static str) {
 
 /// Handles our modal buttons and submissions; `None` for anything else (the
 /// "I'm on it" / "Followed up" clicks recorded directly by the caller).
-pub async fn handle(state: &AppState, payload: &Value) -> Option<Response> {
+pub async fn handle(state: &AppState, payload: &Value) -> Option<Answer> {
     let person = Person {
         id: payload.pointer("/user/id")?.as_str()?.to_string(),
         name: ["/user/name", "/user/username"]
@@ -66,7 +64,7 @@ pub async fn handle(state: &AppState, payload: &Value) -> Option<Response> {
     }
 }
 
-async fn block_action(state: &AppState, payload: &Value, person: &Person) -> Option<Response> {
+async fn block_action(state: &AppState, payload: &Value, person: &Person) -> Option<Answer> {
     let (action_id, alert_id) = payload["actions"].as_array()?.iter().find_map(|a| {
         let id = a["action_id"].as_str()?;
         let ours = [
@@ -91,7 +89,7 @@ async fn block_action(state: &AppState, payload: &Value, person: &Person) -> Opt
             .open_view(trigger, modals::outcome_view(alert_id))
             .await
         {
-            Ok(_) => Some(StatusCode::OK.into_response()),
+            Ok(_) => Some(Answer::Empty),
             Err(error) => {
                 tracing::warn!(alert_id, error = %error, "the outcome modal did not open; recording the follow-up without it");
                 None
@@ -110,7 +108,7 @@ async fn block_action(state: &AppState, payload: &Value, person: &Person) -> Opt
             "This alert no longer exists in csatwatch.",
         )
         .await;
-        return Some(StatusCode::OK.into_response());
+        return Some(Answer::Empty);
     };
     let channel = channel.or_else(|| alert.slack_channel.clone());
     let action = match action_id {
@@ -135,7 +133,7 @@ async fn block_action(state: &AppState, payload: &Value, person: &Person) -> Opt
             let text = format!("⚠️ The note form could not open ({why}). Try again in a moment.");
             tell(state, channel.as_deref(), person, &text).await;
         }
-        return Some(StatusCode::OK.into_response());
+        return Some(Answer::Empty);
     }
     match act(state, &alert, &rating, action, person, None).await {
         Ok(Acted::Done) => {}
@@ -146,13 +144,13 @@ async fn block_action(state: &AppState, payload: &Value, person: &Person) -> Opt
         Ok(Acted::Pending(task)) => report_later(state, task, action, person, channel, None),
         Err(response) => return Some(response),
     }
-    Some(StatusCode::OK.into_response())
+    Some(Answer::Empty)
 }
 
-async fn view_submission(state: &AppState, payload: &Value, person: &Person) -> Response {
+async fn view_submission(state: &AppState, payload: &Value, person: &Person) -> Answer {
     let view = &payload["view"];
     let Some(alert_id) = modals::alert_of(view) else {
-        return StatusCode::OK.into_response();
+        return Answer::Empty;
     };
     let found = match load(state, alert_id).await {
         Ok(found) => found,
@@ -176,20 +174,19 @@ async fn view_submission(state: &AppState, payload: &Value, person: &Person) -> 
             )
             .await
             {
-                Ok(Acted::Done) => StatusCode::OK.into_response(),
+                Ok(Acted::Done) => Answer::Empty,
                 Ok(Acted::Failed(why)) => {
                     errors(NOTE_BLOCK, &format!("The note was not added: {why}"))
                 }
                 Ok(Acted::Pending(task)) => {
                     let view_id = view["id"].as_str().map(str::to_string);
                     report_later(state, task, TicketAction::Note, person, None, view_id);
-                    Json(serde_json::json!({
+                    Answer::Done(serde_json::json!({
                         "response_action": "update",
                         "view": modals::status_view(
                             "⏳ The helpdesk is slow to answer; this window shows the result when it does.",
                         ),
                     }))
-                    .into_response()
                 }
                 Err(response) => response,
             }
@@ -214,12 +211,12 @@ async fn view_submission(state: &AppState, payload: &Value, person: &Person) -> 
                 Ok(()) => {
                     count("outcome", "done");
                     tracing::info!(alert_id = alert.id, rating_id = rating.id, user_id = %person.id, "follow-up outcome recorded");
-                    StatusCode::OK.into_response()
+                    Answer::Empty
                 }
                 Err(error) => unavailable(&error),
             }
         }
-        _ => StatusCode::OK.into_response(),
+        _ => Answer::Empty,
     }
 }
 
@@ -227,7 +224,7 @@ async fn view_submission(state: &AppState, payload: &Value, person: &Person) -> 
 async fn load(
     state: &AppState,
     alert_id: i64,
-) -> Result<Option<(AlertRecord, StoredRating)>, Response> {
+) -> Result<Option<(AlertRecord, StoredRating)>, Answer> {
     let result: StoreResult<_> = async {
         let Some(alert) = state.store.alert(alert_id).await? else {
             return Ok(None);
@@ -242,18 +239,14 @@ async fn load(
     result.map_err(|e| unavailable(&e))
 }
 
-fn unavailable(error: &crate::store::StoreError) -> Response {
+fn unavailable(error: &crate::store::StoreError) -> Answer {
     tracing::error!(error = %error, "Slack action not recorded: database unavailable");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        Json(serde_json::json!({ "error": "the database is unavailable; try again in a moment" })),
-    )
-        .into_response()
+    Answer::Unavailable("the database is unavailable; try again in a moment")
 }
 
 /// A `view_submission` answer that keeps the modal open with `message`.
-fn errors(block: &str, message: &str) -> Response {
-    Json(modals::field_error(block, message)).into_response()
+fn errors(block: &str, message: &str) -> Answer {
+    Answer::Done(modals::field_error(block, message))
 }
 
 fn label(action: TicketAction) -> &'static str {
@@ -295,7 +288,7 @@ async fn act(
     action: TicketAction,
     person: &Person,
     note: Option<String>,
-) -> Result<Acted, Response> {
+) -> Result<Acted, Answer> {
     let mut task = tokio::spawn(run(
         state.clone(),
         alert.id,

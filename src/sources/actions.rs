@@ -17,7 +17,6 @@ use secrecy::{ExposeSecret as _, SecretString};
 use serde_json::Value;
 
 use super::{BoxFuture, FetchError};
-use crate::settings::{ApiSettings, Settings, SourceSettings};
 
 /// One of the things a person can do to a ticket from its alert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -156,14 +155,17 @@ pub struct ActionRegistry {
 }
 
 impl ActionRegistry {
-    /// Builds the actions of each source whose kind supports them and whose
-    /// `[sources.api]` holds the credentials they need. `name_ttl` is how
-    /// long a resolved name is trusted.
-    pub fn from_settings(settings: &Settings, name_ttl: Duration) -> ActionRegistry {
-        let by_source = settings
-            .sources
+    /// The actions of each configured source whose helpdesk has them and
+    /// whose `[sources.api]` holds credentials. `name_ttl` is how long a
+    /// resolved name is trusted.
+    pub fn from_sources(sources: &super::SourceRegistry, name_ttl: Duration) -> ActionRegistry {
+        let by_source = sources
             .iter()
-            .filter_map(|s| build(s).map(|a| (s.name.clone(), a)))
+            .filter_map(|s| {
+                s.adapter
+                    .actions()
+                    .map(|a| (s.name.as_str().to_string(), a))
+            })
             .collect();
         ActionRegistry {
             by_source,
@@ -283,23 +285,6 @@ impl NameCache {
     }
 }
 
-/// The actions of one `[[sources]]` entry, or `None` when its kind has none
-/// or its `[sources.api]` lacks what they need.
-pub fn build(s: &SourceSettings) -> Option<Arc<dyn TicketActions>> {
-    let api = s.api.as_ref()?;
-    match s.kind.as_str() {
-        "zendesk" | "zendesk_csat" => super::zendesk::actions::build(api),
-        "intercom" => super::intercom::actions::build(api),
-        "freshdesk" => super::freshdesk::actions::build(api),
-        "helpscout" => super::helpscout::actions::build(api),
-        "chatwoot" => super::chatwoot::actions::build(api),
-        "gorgias" => super::gorgias::actions::build(api),
-        "hubspot" => super::hubspot::actions::build(api),
-        "devrev" => super::devrev::actions::build(api),
-        _ => None,
-    }
-}
-
 /// How an action client authenticates.
 #[derive(Clone)]
 pub enum Auth {
@@ -331,11 +316,11 @@ impl std::fmt::Debug for ActionClient {
 }
 
 impl ActionClient {
-    pub fn new(api: &ApiSettings, auth: Auth) -> Self {
+    pub fn new(base_url: &str, auth: Auth, timeout: Duration) -> Self {
         ActionClient {
-            base_url: base(api),
+            base_url: base_url.trim().trim_end_matches('/').to_string(),
             auth,
-            timeout: api.timeout(),
+            timeout,
             headers: Vec::new(),
         }
     }
@@ -385,7 +370,7 @@ impl ActionClient {
         query: &[(&str, &str)],
         what: &str,
     ) -> Result<Value, FetchError> {
-        super::api::get_json(
+        super::http_api::get_json(
             self.request(http, reqwest::Method::GET, path).query(query),
             self.timeout,
             what,
@@ -394,15 +379,10 @@ impl ActionClient {
     }
 }
 
-/// The API base URL of `api`, without its trailing slash.
-pub fn base(api: &ApiSettings) -> String {
-    api.base_url.trim().trim_end_matches('/').to_string()
-}
-
 /// Sends a write (`POST`, `PUT`, `PATCH`) and reads its answer: any 2xx is
 /// success (Help Scout answers 201 or 204 with no body, so the body is
 /// `Value::Null` when empty or not JSON). Failures map as
-/// [`super::api::status_error`] does.
+/// [`super::http_api::status_error`] does.
 pub async fn send(
     request: RequestBuilder,
     timeout: Duration,
@@ -423,13 +403,13 @@ pub async fn send(
         let bytes = response.bytes().await.unwrap_or_default();
         return Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
     }
-    let retry_after = super::api::retry_after(response.headers());
+    let retry_after = super::http_api::retry_after(response.headers());
     Err(match status.as_u16() {
         400 | 409 | 422 => FetchError::permanent(format!(
             "the helpdesk refused {what} (HTTP {}); the ticket may be closed, merged or in a state that does not allow it",
             status.as_u16()
         )),
-        _ => super::api::status_error(status, retry_after, what),
+        _ => super::http_api::status_error(status, retry_after, what),
     })
 }
 

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::settings::ApiSettings;
+use super::client::ChatwootClient;
 use crate::sources::actions::{
     ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
 };
@@ -23,11 +23,13 @@ pub struct ChatwootActions {
     account: String,
 }
 
-/// A user's access token and the account id.
-pub fn build(api: &ApiSettings) -> Option<Arc<dyn TicketActions>> {
-    let account = api.account_id.as_deref()?.trim().to_string();
-    let client = ActionClient::new(api, Auth::Header("api_access_token", api.token.clone()?));
-    Some(Arc::new(ChatwootActions { client, account }))
+/// With the source's API client: a user's access token and the account id.
+pub fn from_client(c: &ChatwootClient) -> Arc<dyn TicketActions> {
+    let auth = Auth::Header("api_access_token", c.token.clone());
+    Arc::new(ChatwootActions {
+        client: ActionClient::new(&c.base_url, auth, c.timeout),
+        account: c.account_id.trim().to_string(),
+    })
 }
 
 impl ChatwootActions {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::settings::ApiSettings;
+use super::client::DevRevClient;
 use crate::sources::actions::{
     ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email,
 };
@@ -25,11 +25,11 @@ pub struct DevRevActions {
     client: ActionClient,
 }
 
-/// A personal access token or a service account's.
-pub fn build(api: &ApiSettings) -> Option<Arc<dyn TicketActions>> {
-    Some(Arc::new(DevRevActions {
-        client: ActionClient::new(api, Auth::Bearer(api.token.clone()?)),
-    }))
+/// With the source's API client: a personal access token or a service account's.
+pub fn from_client(c: &DevRevClient) -> Arc<dyn TicketActions> {
+    Arc::new(DevRevActions {
+        client: ActionClient::new(&c.base_url, Auth::Bearer(c.token.clone()), c.timeout),
+    })
 }
 
 impl DevRevActions {

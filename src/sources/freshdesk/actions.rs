@@ -13,7 +13,7 @@ use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
-use crate::settings::ApiSettings;
+use super::client::FreshdeskClient;
 use crate::sources::actions::{
     ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
 };
@@ -27,16 +27,13 @@ pub struct FreshdeskActions {
     client: ActionClient,
 }
 
-/// The agent's API key.
-pub fn build(api: &ApiSettings) -> Option<Arc<dyn TicketActions>> {
-    let key = api.api_key.clone()?;
-    let auth = Auth::Basic(
-        secrecy::ExposeSecret::expose_secret(&key).to_string(),
-        SecretString::from("X".to_string()),
-    );
-    Some(Arc::new(FreshdeskActions {
-        client: ActionClient::new(api, auth),
-    }))
+/// With the source's API client: the agent's API key (basic `api_key:X`).
+pub fn from_client(c: &FreshdeskClient) -> Arc<dyn TicketActions> {
+    let user = secrecy::ExposeSecret::expose_secret(&c.api_key).to_string();
+    let auth = Auth::Basic(user, SecretString::from("X".to_string()));
+    Arc::new(FreshdeskActions {
+        client: ActionClient::new(&c.base_url, auth, c.timeout),
+    })
 }
 
 /// A numeric id as a number (Freshdesk refuses ids sent as strings).

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::settings::ApiSettings;
+use super::client::GorgiasClient;
 use crate::sources::actions::{
     ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
 };
@@ -22,12 +22,12 @@ pub struct GorgiasActions {
     client: ActionClient,
 }
 
-/// The REST API key and its user's email.
-pub fn build(api: &ApiSettings) -> Option<Arc<dyn TicketActions>> {
-    let auth = Auth::Basic(api.email.clone()?.trim().to_string(), api.api_key.clone()?);
-    Some(Arc::new(GorgiasActions {
-        client: ActionClient::new(api, auth),
-    }))
+/// With the source's API client: the REST API key and its user's email.
+pub fn from_client(c: &GorgiasClient) -> Arc<dyn TicketActions> {
+    let auth = Auth::Basic(c.email.trim().to_string(), c.api_key.clone());
+    Arc::new(GorgiasActions {
+        client: ActionClient::new(&c.base_url, auth, c.timeout),
+    })
 }
 
 fn number(id: &str) -> Value {

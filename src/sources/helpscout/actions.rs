@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use super::client::HelpScoutClient;
 use crate::clock::{Clock as _, SystemClock};
-use crate::settings::ApiSettings;
 use crate::sources::actions::{
     Agent, TicketAction, TicketActions, id_text, same_email, segment, send,
 };
@@ -24,15 +23,17 @@ pub struct HelpScoutActions {
     client: HelpScoutClient,
 }
 
-/// The OAuth2 app's client id and secret.
-pub fn build(api: &ApiSettings) -> Option<Arc<dyn TicketActions>> {
+/// With the source's API client's OAuth2 app (a client of its own, with
+/// its own token).
+pub fn from_client(c: &HelpScoutClient) -> Arc<dyn TicketActions> {
     let client = HelpScoutClient::new(
-        crate::sources::actions::base(api),
-        api.client_id.clone()?.trim().to_string(),
-        api.client_secret.clone()?,
-        api.timeout(),
+        c.base_url.clone(),
+        c.client_id.clone(),
+        c.client_secret.clone(),
+        c.timeout,
+        c.ticket_url.clone(),
     );
-    Some(Arc::new(HelpScoutActions { client }))
+    Arc::new(HelpScoutActions { client })
 }
 
 impl HelpScoutActions {

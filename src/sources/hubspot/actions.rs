@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::clock::{Clock as _, SystemClock};
-use crate::settings::ApiSettings;
+use super::client::HubspotClient;
 use crate::sources::actions::{
     ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
 };
@@ -27,11 +27,12 @@ pub struct HubspotActions {
     client: ActionClient,
 }
 
-/// The private app's access token (scopes `tickets`, `crm.objects.owners.read`).
-pub fn build(api: &ApiSettings) -> Option<Arc<dyn TicketActions>> {
-    Some(Arc::new(HubspotActions {
-        client: ActionClient::new(api, Auth::Bearer(api.token.clone()?)),
-    }))
+/// With the source's API client: the private app's access token (scopes
+/// `tickets`, `crm.objects.owners.read`).
+pub fn from_client(c: &HubspotClient) -> Arc<dyn TicketActions> {
+    Arc::new(HubspotActions {
+        client: ActionClient::new(&c.base_url, Auth::Bearer(c.token.clone()), c.timeout),
+    })
 }
 
 impl HubspotActions {

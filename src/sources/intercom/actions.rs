@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::poller::API_VERSION;
-use crate::settings::ApiSettings;
+use super::client::IntercomClient;
 use crate::sources::actions::{
     ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
 };
@@ -24,11 +24,12 @@ pub struct IntercomActions {
     client: ActionClient,
 }
 
-/// An access token ("Write conversations", "Read admins").
-pub fn build(api: &ApiSettings) -> Option<Arc<dyn TicketActions>> {
-    let mut client = ActionClient::new(api, Auth::Bearer(api.token.clone()?));
+/// With the source's API client: its access token ("Write conversations",
+/// "Read admins").
+pub fn from_client(c: &IntercomClient) -> Arc<dyn TicketActions> {
+    let mut client = ActionClient::new(&c.base_url, Auth::Bearer(c.token.clone()), c.timeout);
     client.headers.push(("Intercom-Version", API_VERSION));
-    Some(Arc::new(IntercomActions { client }))
+    Arc::new(IntercomActions { client })
 }
 
 fn need_admin(agent: Option<&str>) -> Result<&str, FetchError> {

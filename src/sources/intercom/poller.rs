@@ -15,36 +15,20 @@
 //! Rate limits: `X-RateLimit-Remaining`, `X-RateLimit-Reset` (a Unix time)
 //! and 429.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::client::IntercomClient;
 use super::payload::read_item;
 use crate::domain::RatingEvent;
-use crate::sources::api::status_error;
+use crate::sources::http_api::status_error;
 use crate::sources::{FetchError, PollPage, PollRequest};
 
 /// The API version the poller speaks (its search fields and shapes).
 pub const API_VERSION: &str = "2.14";
 /// Intercom's largest page.
 const PER_PAGE: u32 = 150;
-
-/// How to call Intercom's API.
-#[derive(Clone)]
-pub struct IntercomApi {
-    /// `https://api.intercom.io` (or the EU/AU region's), no trailing slash.
-    pub base_url: String,
-    pub token: SecretString,
-    pub timeout: std::time::Duration,
-}
-
-impl std::fmt::Debug for IntercomApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntercomApi")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Our poll cursor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -89,7 +73,7 @@ fn query(since_s: i64, until_s: Option<i64>) -> Value {
 /// The wait a 429 asks for: `Retry-After` if sent, else until
 /// `X-RateLimit-Reset` (a Unix time in seconds), at least a second.
 fn rate_limit_wait(headers: &reqwest::header::HeaderMap, now_ms: i64) -> std::time::Duration {
-    crate::sources::api::retry_after(headers).unwrap_or_else(|| {
+    crate::sources::http_api::retry_after(headers).unwrap_or_else(|| {
         let reset_s = headers
             .get("X-RateLimit-Reset")
             .and_then(|v| v.to_str().ok())
@@ -101,7 +85,7 @@ fn rate_limit_wait(headers: &reqwest::header::HeaderMap, now_ms: i64) -> std::ti
 
 /// Reads one page.
 pub async fn poll_page(
-    api: &IntercomApi,
+    api: &IntercomClient,
     ticket_url: Option<&str>,
     http: &reqwest::Client,
     request: &PollRequest,
@@ -166,7 +150,7 @@ pub async fn poll_page(
     if !status.is_success() {
         return Err(status_error(
             status,
-            crate::sources::api::retry_after(response.headers()),
+            crate::sources::http_api::retry_after(response.headers()),
             what,
         ));
     }

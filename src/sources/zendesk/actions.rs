@@ -10,7 +10,7 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::settings::ApiSettings;
+use super::client::ZendeskClient;
 use crate::sources::actions::{
     ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
 };
@@ -21,17 +21,17 @@ pub struct ZendeskActions {
     client: ActionClient,
 }
 
-/// An API token with `api.email` (basic `{email}/token:{token}`), or an
-/// OAuth access token alone (bearer).
-pub fn build(api: &ApiSettings) -> Option<Arc<dyn TicketActions>> {
-    let token = api.token.clone()?;
-    let auth = match &api.email {
+/// With the source's API client: an API token with `api.email` (basic
+/// `{email}/token:{token}`), or an OAuth access token alone (bearer).
+pub fn from_client(c: &ZendeskClient) -> Arc<dyn TicketActions> {
+    let token = c.token.clone();
+    let auth = match &c.email {
         Some(email) => Auth::Basic(format!("{}/token", email.trim()), token),
         None => Auth::Bearer(token),
     };
-    Some(Arc::new(ZendeskActions {
-        client: ActionClient::new(api, auth),
-    }))
+    Arc::new(ZendeskActions {
+        client: ActionClient::new(&c.base_url, auth, c.timeout),
+    })
 }
 
 impl ZendeskActions {
