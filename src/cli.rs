@@ -128,6 +128,7 @@ impl Cli {
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            crate::shutdown::ignore_hangup();
             let app = App::build(settings).await?;
             let listener = app.bind().await?;
             let cancel = CancellationToken::new();

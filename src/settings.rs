@@ -21,6 +21,8 @@ pub use insights::{
     ReportSettings, parse_local_time, parse_weekday,
 };
 
+mod checks;
+
 /// The file read when neither `--config` nor `CSATWATCH_CONFIG` names one.
 pub const DEFAULT_CONFIG_PATH: &str = "config/csatwatch.toml";
 /// The prefix of environment overrides: `CSATWATCH__SLACK__BOT_TOKEN`.
@@ -114,10 +116,28 @@ pub struct Settings {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Address and port to listen on. Default `127.0.0.1:8080`; use
-    /// `0.0.0.0:8080` in a container.
+    /// `0.0.0.0:8080` in a container. A host name (`localhost:8080`) is
+    /// resolved once at start-up, an IPv4 address preferred.
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
-    /// Largest webhook body accepted, in bytes; larger ones get 413. Default 1 MiB.
+    /// Largest webhook body accepted, in bytes; larger ones get 413 (at
+    /// once when the `Content-Length` says so). Default 1 MiB.
     pub max_body_bytes: usize,
+    /// A connection must deliver a request's headers within this long of
+    /// opening (or of its previous response); slower clients are cut off.
+    /// Default `10s`.
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in flight and no bytes
+    /// moving for this long is closed. Default `5s`.
+    #[serde(deserialize_with = "duration")]
+    pub keep_alive_timeout: Duration,
+    /// The most client connections open at once. Lowered at start-up to fit
+    /// the open-file limit (which csatwatch raises to its hard limit), with
+    /// room kept for the database and outgoing calls. At the cap the oldest
+    /// idle connection is closed to make room; a connection with a request
+    /// in flight never is. Default 10000.
+    pub max_connections: usize,
     /// How long a request may take before it is answered 408. Default `15s`.
     #[serde(deserialize_with = "duration")]
     pub request_timeout: Duration,
@@ -133,6 +153,9 @@ impl Default for ServerSettings {
         ServerSettings {
             listen: "127.0.0.1:8080".parse().expect("valid address"),
             max_body_bytes: 1024 * 1024,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            max_connections: 10_000,
             request_timeout: Duration::from_secs(15),
             shutdown_grace: Duration::from_secs(20),
         }
@@ -155,6 +178,11 @@ pub struct DatabaseSettings {
     /// lock. Default `5s`.
     #[serde(deserialize_with = "duration")]
     pub acquire_timeout: Duration,
+    /// SQLite: create the database file when it does not exist. Default
+    /// `true` (the first start needs no set-up), and a WARN says so loudly.
+    /// Set `false` in production: a missing file then stops start-up
+    /// instead of starting an empty database over lost ratings.
+    pub create_if_missing: bool,
 }
 
 impl DatabaseSettings {
@@ -170,6 +198,7 @@ impl Default for DatabaseSettings {
             url_file: None,
             max_connections: 5,
             acquire_timeout: Duration::from_secs(5),
+            create_if_missing: true,
         }
     }
 }
@@ -735,6 +764,7 @@ impl Settings {
         }
 
         insights::validate(&mut self, &mut problems);
+        checks::check(&self, &mut problems);
 
         (self, problems)
     }
@@ -979,6 +1009,41 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| {
         format!("{text:?} is not a duration ({e}); write it like \"30s\", \"5m\" or \"72h\"")
     })
+}
+
+/// `127.0.0.1:8080`, `[::]:8080`, or a host name and port resolved now.
+pub fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    let hint = "write an address and port for server.listen like \"127.0.0.1:8080\" (this machine only) or \"0.0.0.0:8080\" (every interface, as in a container)";
+    let Some((host, port)) = text.rsplit_once(':') else {
+        return Err(format!("{text:?} has no port; {hint}"));
+    };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(format!("{text:?} is not a host and port; {hint}"));
+    }
+    use std::net::ToSocketAddrs as _;
+    match text.to_socket_addrs() {
+        Ok(addrs) => {
+            let addrs: Vec<SocketAddr> = addrs.collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied()
+                .ok_or_else(|| format!("{text:?} resolves to no address; {hint}"))
+        }
+        Err(e) => Err(format!(
+            "{text:?} is not an address, and its host name does not resolve ({e}); {hint}"
+        )),
+    }
+}
+
+fn listen_address<'de, D: Deserializer<'de>>(deserializer: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    parse_listen(&text).map_err(serde::de::Error::custom)
 }
 
 pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {

@@ -49,6 +49,11 @@ pub async fn receive(
         );
     };
     let name = source.name.as_str();
+    // Deliveries failing to parse are written without a transaction: check
+    // here that the SQLite file is still ours (write transactions check too).
+    if let Err(e) = state.store.check_file() {
+        return unavailable(&e);
+    }
     let request = WebhookRequest {
         method: &method,
         uri: &uri,

@@ -115,8 +115,13 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
+        // The helpdesk's number feeds clock arithmetic: an absurd one must
+        // neither overflow it nor stop polling for ever.
+        .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
+
+/// The longest wait a helpdesk's `Retry-After` is taken at.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 #[cfg(test)]
 mod tests {

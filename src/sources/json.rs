@@ -158,7 +158,11 @@ pub fn time_ms(text: &str) -> Option<i64> {
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         let n: i64 = text.parse().ok()?;
         // Seconds until the year 5138; milliseconds after.
-        return Some(if n < 100_000_000_000 { n * 1000 } else { n });
+        return if n < 100_000_000_000 {
+            n.checked_mul(1000)
+        } else {
+            Some(n)
+        };
     }
     let at = OffsetDateTime::parse(text, &Rfc3339).ok().or_else(|| {
         let format = time::macros::format_description!(

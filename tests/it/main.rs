@@ -3,9 +3,13 @@
 //! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
 
 mod alerts;
+mod bad_input;
 mod cli;
 mod closing_loop;
 mod concurrency;
+mod connections;
+mod daemon;
+mod database_file;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
@@ -15,6 +19,7 @@ mod polling_a;
 mod polling_b;
 mod postgres;
 mod reports;
+mod signals;
 mod slack;
 mod support;
 mod webhooks;

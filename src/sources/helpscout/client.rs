@@ -160,7 +160,8 @@ impl HelpScoutClient {
             FetchError::retryable(format!("{what}: the answer has no access_token"))
         })?;
         let token = SecretString::from(payload.access_token);
-        let lifetime_ms = payload.expires_in.unwrap_or(3600).max(60) * 1000;
+        // Checked: the number comes from the network.
+        let lifetime_ms = payload.expires_in.unwrap_or(3600).clamp(60, 24 * 3600) * 1000;
         *cached = Some(CachedToken {
             token: token.clone(),
             expires_at_ms: now_ms + lifetime_ms - EXPIRY_MARGIN_MS,

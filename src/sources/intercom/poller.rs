@@ -78,7 +78,9 @@ fn rate_limit_wait(headers: &reqwest::header::HeaderMap, now_ms: i64) -> std::ti
             .get("X-RateLimit-Reset")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<i64>().ok());
-        let wait_ms = reset_s.map_or(1000, |r| r * 1000 - now_ms).max(1000);
+        let wait_ms = reset_s
+            .map_or(1000, |r| r.saturating_mul(1000).saturating_sub(now_ms))
+            .clamp(1000, crate::clock::ms(crate::sources::http_api::MAX_RETRY_AFTER));
         std::time::Duration::from_millis(wait_ms as u64)
     })
 }
