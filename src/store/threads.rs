@@ -210,7 +210,8 @@ impl Store {
     }
 
     /// Channels where more than `threshold` posts created since `since_ms`
-    /// wait unclaimed: a storm.
+    /// wait unclaimed: a storm. Posts still settling (`alerts.settle`: never
+    /// attempted, not yet due) do not count until they are due.
     pub async fn storm_channels(
         &self,
         since_ms: i64,
@@ -222,6 +223,7 @@ impl Store {
                 "SELECT channel FROM alerts
                  WHERE kind = 'post' AND state = 'pending' AND created_at >= $1
                    AND (claimed_until IS NULL OR claimed_until < $2)
+                   AND (attempts > 0 OR next_attempt_at <= $2)
                  GROUP BY channel HAVING COUNT(*) > $3 ORDER BY channel",
             )
             .bind(since_ms)
@@ -254,6 +256,7 @@ impl Store {
                 "SELECT {} FROM alerts a JOIN ratings r ON r.id = a.rating_id
                  WHERE a.kind = 'post' AND a.state = 'pending' AND a.channel = $1 AND a.created_at >= $2
                    AND (a.claimed_until IS NULL OR a.claimed_until < $3)
+                   AND (a.attempts > 0 OR a.next_attempt_at <= $3)
                  ORDER BY r.normalised, a.id {lock}",
                 ALERT_COLUMNS
                     .split(',')

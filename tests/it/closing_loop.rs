@@ -1319,3 +1319,30 @@ async fn an_agent_named_by_id_is_messaged_at_the_email_its_helpdesk_gives() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn alerts_still_settling_are_not_folded_into_a_storm_digest_early() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = loop_slack().await;
+        let mut settings = interactive(&db.url, &slack, "");
+        settings.alerts.settle = Duration::from_secs(60);
+        settings.alerts.storm.threshold = 2;
+        settings.alerts.storm.window = Duration::from_secs(600);
+        let app = TestApp::spawn(settings, ManualClock::starting_now()).await;
+        for ticket in 71..74 {
+            app.post_zendesk(&zendesk_body(ticket, "bad", "")).await;
+        }
+        let early = app.app.flush_alerts().await.unwrap();
+        assert_eq!(
+            (early.digests, early.sent),
+            (0, 0),
+            "{backend:?}: still settling"
+        );
+        app.clock.advance(Duration::from_secs(61));
+        let report = app.app.flush_alerts().await.unwrap();
+        // Once due, the storm is what it would have been without settling.
+        assert_eq!(report.digests, 1, "{backend:?}");
+        app.stop().await;
+    }
+}
