@@ -1346,3 +1346,26 @@ async fn alerts_still_settling_are_not_folded_into_a_storm_digest_early() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn check_config_online_names_the_scopes_closing_the_loop_needs() {
+    install_crypto();
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    // auth.test grants chat:write only.
+    let slack = loop_slack().await;
+    let rules = "[[rules]]\nname = \"tell-agent\"\ndm_agent = true\nchannel = \"C0CSAT\"\n";
+    let settings = interactive(
+        &db.url,
+        &slack,
+        &format!("{}{rules}", zendesk_api("https://acme.zendesk.example")),
+    );
+    let report = csatwatch::sinks::slack::preflight::check(&settings).await;
+    let text = report.lines.join("\n");
+    assert!(
+        text.contains("dm_agent = true but the token lacks users:read.email"),
+        "{text}"
+    );
+    assert!(text.contains("lacks im:write"), "{text}");
+    assert!(text.contains("\"Assign to me\" cannot find"), "{text}");
+    assert!(report.problems >= 2);
+}
