@@ -81,6 +81,8 @@ impl Limits {
 
 /// Raises the soft limit on open files to the hard limit (each connection is
 /// one), and returns the soft limit in force afterwards.
+// `rlim_t` is u64 on Linux but not on every unix.
+#[allow(clippy::unnecessary_cast)]
 pub fn raise_open_file_limit() -> Option<u64> {
     #[cfg(unix)]
     {

@@ -123,6 +123,24 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 /// The longest wait a helpdesk's `Retry-After` is taken at.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
+/// A numeric header's value (`X-RateLimit-Remaining` and its spellings;
+/// header names are case-insensitive).
+pub fn header_number(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// A time as RFC 3339 text in UTC, whole seconds (`2026-11-23T14:05:00Z`),
+/// for APIs that filter on ISO-8601 times.
+pub fn rfc3339(ms: i64) -> String {
+    let at = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,22 +176,4 @@ mod tests {
         assert!(base_url("s", "acme.freshdesk.com", "e").is_err());
         assert!(base_url("s", "ftp://acme", "e").is_err());
     }
-}
-
-/// A numeric header's value (`X-RateLimit-Remaining` and its spellings;
-/// header names are case-insensitive).
-pub fn header_number(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// A time as RFC 3339 text in UTC, whole seconds (`2026-11-23T14:05:00Z`),
-/// for APIs that filter on ISO-8601 times.
-pub fn rfc3339(ms: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    at.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
