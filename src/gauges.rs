@@ -1,6 +1,7 @@
 //! Gauges read from the database: the outbox's depth and age, how many
 //! alerts are in each state, and how far behind each poller is. They are refreshed by a background task every
-//! [`REFRESH`] (and after each dispatcher flush), never per scrape, so a
+//! [`REFRESH`] (and by the dispatcher at most once a second after flushes
+//! that changed the outbox: never a scan per flush), never per scrape, so a
 //! scraper hitting `/metrics` often costs no queries.
 //!
 //! Counters and histograms are recorded where things happen; this module is

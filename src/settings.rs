@@ -283,6 +283,11 @@ pub struct AlertSettings {
     /// Messages one channel may take in a quick burst before the pace of one
     /// per `channel_interval` applies. Default 3.
     pub channel_burst: u32,
+    /// Messages to one channel sent at the same time. 1 (the default)
+    /// keeps each channel's messages in order; more lets a pace opened up
+    /// (a tiny `channel_interval` with a large `channel_burst`) go as fast
+    /// as Slack answers, in no guaranteed order within the channel. 1 to 64.
+    pub channel_in_flight: u32,
     /// An alert nobody acknowledged ("I'm on it") or followed up within this
     /// long gets one thread reply mentioning `escalate_to`. Off by default;
     /// a rule's own `escalate_after` wins. Needs a bot token.
@@ -347,6 +352,7 @@ impl Default for AlertSettings {
             retry_max: Duration::from_secs(600),
             claim_lease: Duration::from_secs(120),
             channel_burst: 3,
+            channel_in_flight: 1,
             escalate_after: None,
             escalate_to: Vec::new(),
             storm: StormSettings::default(),
@@ -650,6 +656,12 @@ impl Settings {
             problems.push(ConfigProblem::new(
                 "alerts.channel_burst",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=64).contains(&self.alerts.channel_in_flight) {
+            problems.push(ConfigProblem::new(
+                "alerts.channel_in_flight",
+                "must be between 1 (each channel's messages in order, the default) and 64",
             ));
         }
         if self.slack.bot_token.is_some() && self.slack.webhook_url.is_some() {

@@ -13,13 +13,14 @@ use serde_json::json;
 
 use super::Dispatcher;
 use crate::clock::ms;
+use crate::domain::Sentiment;
 use crate::domain::{Scale, Score};
 use crate::rules::Rules;
 use crate::sinks::slack::message::slack_date;
 use crate::sinks::slack::text::{clean_inline, fit};
 use crate::sinks::{AlertView, CustomerStory, Sink};
 use crate::sources::actions::ActionRegistry;
-use crate::store::{AlertRecord, NewActivity, StoreResult, StoredRating};
+use crate::store::{DueAlert, NewActivity, StoreResult};
 
 /// Longest a name lookup may hold up an alert; past it the id is shown.
 const NAME_LOOKUP_BUDGET: Duration = Duration::from_secs(2);
@@ -39,11 +40,7 @@ pub struct Enrichment {
 impl Dispatcher {
     /// Adds actions, outcome, story and names to `view` (nothing without
     /// [`Enrichment`]).
-    pub(super) async fn enrich(
-        &self,
-        view: &mut AlertView,
-        rating: &StoredRating,
-    ) -> StoreResult<()> {
+    pub(super) async fn enrich(&self, view: &mut AlertView, rating: &DueAlert) -> StoreResult<()> {
         let Some(e) = &self.enrichment else {
             return Ok(());
         };
@@ -56,17 +53,23 @@ impl Dispatcher {
             .collect();
         view.outcome = self
             .store
-            .follow_up_outcome(rating.id)
+            .follow_up_outcome(rating.rating_id)
             .await?
             .follow_up_outcome;
         if let Some(customer) = rating.customer.as_deref() {
-            let since = rating.rated_at - ms(e.history_window);
+            let since = rating.updated_at - ms(e.history_window);
             let earlier = self
                 .store
-                .earlier_ratings(&rating.source, customer, since, rating.id, STORY_LENGTH)
+                .earlier_ratings(
+                    &rating.source,
+                    customer,
+                    since,
+                    rating.rating_id,
+                    STORY_LENGTH,
+                )
                 .await?;
             if !earlier.is_empty() {
-                let this_negative = i64::from(rating.sentiment == "negative");
+                let this_negative = i64::from(rating.rating_sentiment.0 == Sentiment::Negative);
                 let earlier_negatives =
                     earlier.iter().filter(|r| r.sentiment == "negative").count() as i64;
                 view.story = Some(CustomerStory {
@@ -103,12 +106,8 @@ impl Dispatcher {
     /// rule asks (`dm_agent = true`) and the agent is known by email. Best
     /// effort, at most once per post; the outcome is kept in the rating's
     /// activity.
-    pub(super) async fn notify_agent(
-        &self,
-        alert: &AlertRecord,
-        rating: &StoredRating,
-        view: &AlertView,
-    ) {
+    pub(super) async fn notify_agent(&self, alert: &DueAlert) {
+        let rating = alert;
         let Some(e) = &self.enrichment else {
             return;
         };
@@ -131,8 +130,12 @@ impl Dispatcher {
             None
         };
         let Some(email) = email else {
-            self.record_dm(rating.id, "failed", "the rating names no agent email")
-                .await;
+            self.record_dm(
+                rating.rating_id,
+                "failed",
+                "the rating names no agent email",
+            )
+            .await;
             return;
         };
         let result = match slack.user_by_email(&email).await {
@@ -140,8 +143,12 @@ impl Dispatcher {
                 let line = format!(
                     "A customer rated your conversation (ticket {}) {} on {}. csatwatch posted it in the alerts channel; your lead may reach out.",
                     fit(&clean_inline(&rating.conversation_id), 80),
-                    view.score.label(),
-                    slack_date(rating.rated_at),
+                    Score {
+                        scale: rating.scale.0,
+                        value: rating.score
+                    }
+                    .label(),
+                    slack_date(rating.updated_at),
                 );
                 slack
                     .direct_message(&user, json!({ "text": line }))
@@ -153,10 +160,10 @@ impl Dispatcher {
             Err(error) => Err(error.to_string()),
         };
         match result {
-            Ok(detail) => self.record_dm(rating.id, "done", &detail).await,
+            Ok(detail) => self.record_dm(rating.rating_id, "done", &detail).await,
             Err(why) => {
                 tracing::warn!(alert_id = alert.id, reason = %why, "direct message to the rated agent not sent");
-                self.record_dm(rating.id, "failed", &why).await;
+                self.record_dm(rating.rating_id, "failed", &why).await;
             }
         }
     }

@@ -35,7 +35,10 @@ pub use activity::{Activity, EarlierRating, FollowUpOutcome, NewActivity};
 pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use file_guard::FileGuard;
-pub use outbox::{AlertRecord, NewAlert, OutboxStats};
+pub use outbox::{
+    AlertKind, AlertRecord, AlertState, Candidate, Claimed, DispatcherRow, DueAlert, JsonList,
+    NewAlert, OutboxStats, Parent, ParentRow, Parsed, SentRecord,
+};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
 pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};

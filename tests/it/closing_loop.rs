@@ -41,9 +41,9 @@ async fn loop_slack() -> MockServer {
             json!({"ok": true, "channel": {"id": "D0SAM"}}),
         ),
     ];
+    // users.info and users.lookupByEmail are GETs; the rest POSTs.
     for (api, answer) in answers {
-        Mock::given(method("POST"))
-            .and(path(format!("/api/{api}")))
+        Mock::given(path(format!("/api/{api}")))
             .respond_with(ResponseTemplate::new(200).set_body_json(answer))
             .mount(&server)
             .await;
@@ -156,9 +156,9 @@ async fn post_of(app: &TestApp, rating_id: i64) -> csatwatch::store::AlertRecord
         .expect("a post for the rating")
 }
 
-/// Every call to a form-encoded method (`users.info`, `users.lookupByEmail`),
-/// its fields as a JSON object.
-async fn form_calls(server: &MockServer, api_method: &str) -> Vec<Value> {
+/// Every call to a read method (`users.info`, `users.lookupByEmail`: GET
+/// with query parameters), its parameters as a JSON object.
+async fn query_calls(server: &MockServer, api_method: &str) -> Vec<Value> {
     server
         .received_requests()
         .await
@@ -166,7 +166,9 @@ async fn form_calls(server: &MockServer, api_method: &str) -> Vec<Value> {
         .iter()
         .filter(|r| r.url.path() == format!("/api/{api_method}"))
         .map(|r| {
-            let fields: serde_json::Map<String, Value> = form_urlencoded::parse(&r.body)
+            let fields: serde_json::Map<String, Value> = r
+                .url
+                .query_pairs()
                 .map(|(k, v)| (k.into_owned(), Value::from(v.into_owned())))
                 .collect();
             Value::Object(fields)
@@ -1165,7 +1167,7 @@ async fn a_rule_may_message_the_rated_agent_found_by_email() {
     )
     .await;
     app.app.flush_alerts().await.unwrap();
-    let lookups = form_calls(&slack, "users.lookupByEmail").await;
+    let lookups = query_calls(&slack, "users.lookupByEmail").await;
     assert_eq!(lookups[0]["email"], "sam@acme.example");
     assert_eq!(lookups.len(), 1);
     let opened = calls(&slack, "conversations.open").await;
@@ -1205,7 +1207,7 @@ async fn a_rule_may_message_the_rated_agent_found_by_email() {
     )
     .await;
     app2.app.flush_alerts().await.unwrap();
-    assert!(form_calls(&slack2, "users.lookupByEmail").await.is_empty());
+    assert!(query_calls(&slack2, "users.lookupByEmail").await.is_empty());
     app.stop().await;
     app2.stop().await;
 }
@@ -1308,7 +1310,7 @@ async fn an_agent_named_by_id_is_messaged_at_the_email_its_helpdesk_gives() {
     .await;
     rate(&app, "ic", "300", 1, None, Some("814"), None).await;
     app.app.flush_alerts().await.unwrap();
-    let lookups = form_calls(&slack, "users.lookupByEmail").await;
+    let lookups = query_calls(&slack, "users.lookupByEmail").await;
     assert_eq!(lookups.len(), 1);
     assert_eq!(lookups[0]["email"], "sam.admin@acme.example");
     assert!(

@@ -2,6 +2,7 @@
 //! port 0 against a real database (SQLite always; PostgreSQL when
 //! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
 
+mod alert_path;
 mod alerts;
 mod bad_input;
 mod cli;

@@ -35,9 +35,20 @@ impl SlackClient {
         self.call_api(method, body, None).await
     }
 
+    /// Calls a read method in bot mode (query parameters: `users.info` and
+    /// `users.lookupByEmail` read no JSON body).
+    async fn read(&self, method: &str, query: &[(&str, String)]) -> Result<Value, SinkError> {
+        if !self.can_update() {
+            return Err(bot_only(method));
+        }
+        self.call_api_get(method, query, None).await
+    }
+
     /// `users.info` for `user_id`.
     pub async fn user_info(&self, user_id: &str) -> Result<SlackUser, SinkError> {
-        let reply = self.web("users.info", &json!({ "user": user_id })).await?;
+        let reply = self
+            .read("users.info", &[("user", user_id.to_string())])
+            .await?;
         let user = &reply["user"];
         let text = |pointer: &str| {
             user.pointer(pointer)
@@ -60,7 +71,7 @@ impl SlackClient {
     /// Slack knows no such user (`users_not_found`).
     pub async fn user_by_email(&self, email: &str) -> Result<Option<String>, SinkError> {
         match self
-            .web("users.lookupByEmail", &json!({ "email": email }))
+            .read("users.lookupByEmail", &[("email", email.to_string())])
             .await
         {
             Ok(reply) => Ok(reply
