@@ -43,6 +43,9 @@ pub struct App {
     /// The bot-token Slack client for interactions (modals, ephemeral
     /// replies, user lookups); `None` without a bot token.
     pub slack: Option<SlackClient>,
+    /// Who may read the dashboard; built once so a per-process session key
+    /// is the same for every request.
+    pub access: Arc<crate::dashboard::Access>,
 }
 
 impl App {
@@ -103,6 +106,7 @@ impl App {
             clock: clock.clone(),
             wake: Arc::new(Notify::new()),
         });
+        let access = Arc::new(crate::dashboard::Access::from_settings(&settings));
         let settings = Arc::new(settings);
         let pollers = Arc::new(Pollers::new(
             store.clone(),
@@ -124,6 +128,7 @@ impl App {
             pollers,
             actions,
             slack,
+            access,
         })
     }
 
@@ -141,6 +146,7 @@ impl App {
             actions: self.actions.clone(),
             slack: self.slack.clone(),
             alerts_wake: self.dispatcher.wake(),
+            access: self.access.clone(),
         })
     }
 
@@ -238,6 +244,13 @@ impl App {
             sink = self.dispatcher.sink().name(),
             "csatwatch is ready"
         );
+        if self.access.enabled() {
+            tracing::info!(path = "/dashboard", "the dashboard is on");
+        } else {
+            tracing::info!(
+                "the dashboard and the read API are off: no [[api.tokens]] are configured"
+            );
+        }
         // Migrations ran in `build` and the listener is bound: connections
         // queue in the backlog from here on. READY before the first
         // watchdog ping, as the service manager expects.

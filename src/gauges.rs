@@ -20,7 +20,7 @@ use crate::store::{Store, StoreResult};
 pub const REFRESH: Duration = Duration::from_secs(15);
 
 /// Every alert state, so each has a series even at zero (an alert rule on
-/// `csatwatch_alerts{state="dead"} > 0` needs the series to exist).
+/// `csatwatch_alerts_stored{state="dead"} > 0` needs the series to exist).
 const STATES: [&str; 4] = ["pending", "sent", "dead", "superseded"];
 
 /// What [`refresh`] set, for callers that want the numbers (tests, logs).
@@ -54,7 +54,7 @@ pub async fn refresh(store: &Store, now_ms: i64) -> StoreResult<Gauges> {
             .find(|(s, _)| s == state)
             .map(|(_, n)| *n)
             .unwrap_or(0);
-        metrics::gauge!("csatwatch_alerts", "state" => state).set(n as f64);
+        metrics::gauge!("csatwatch_alerts_stored", "state" => state).set(n as f64);
         alerts.push((state, n));
     }
     // Poller lag: how long since each poller last read a page (its cursor

@@ -15,22 +15,28 @@
 //! - [`sinks`]: Slack (Web API or incoming webhook), or the log.
 //! - [`intake`]: from a parsed delivery to recorded ratings, fetching from
 //!   a helpdesk's API where a delivery only names them.
+//! - [`dashboard`]: the web pages for a support lead, behind the API tokens.
 //! - [`reports`]: the figures (CSAT, NPS, CES, follow-up) every report,
 //!   export, digest and drop alert shares.
 //! - [`http`]: the axum routes; [`app`] wires it all; [`cli`] the commands.
-//! - [`telemetry`], [`gauges`], [`service`]: logs, metrics, and systemd's
-//!   readiness and watchdog protocol.
+//! - [`telemetry`], [`exporter`], [`gauges`], [`service`]: logs, the
+//!   Prometheus exporter, database-derived gauges, and systemd's readiness
+//!   and watchdog protocol.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod config_schema;
+pub mod dashboard;
 pub mod dispatcher;
 pub mod domain;
+pub mod exporter;
 pub mod gauges;
 pub mod http;
 pub mod intake;
 pub mod pipeline;
 pub mod polling;
+pub mod reload;
 pub mod reports;
 pub mod rules;
 pub mod service;

@@ -6,7 +6,8 @@
 
 mod follow_ons;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 pub use follow_ons::ActionOutcome;
 use serde::Serialize;
@@ -98,11 +99,12 @@ fn is_zero(n: &usize) -> bool {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     store: Store,
-    rules: Arc<Rules>,
+    /// Shared by every clone and replaced whole by a settings reload.
+    rules: Arc<RwLock<Arc<Rules>>>,
     clock: Arc<dyn Clock>,
-    max_age_ms: i64,
+    max_age_ms: Arc<AtomicI64>,
     /// `alerts.settle`: how long a new alert waits for a correction.
-    settle_ms: i64,
+    settle_ms: Arc<AtomicI64>,
     /// Woken after a commit that enqueued alerts, so they go out at once.
     wake: Arc<Notify>,
 }
@@ -116,16 +118,28 @@ impl Pipeline {
     ) -> Self {
         Pipeline {
             store,
-            rules: Arc::new(Rules::from_settings(settings)),
+            rules: Arc::new(RwLock::new(Arc::new(Rules::from_settings(settings)))),
             clock,
-            max_age_ms: ms(settings.alerts.max_age),
-            settle_ms: ms(settings.alerts.settle),
+            max_age_ms: Arc::new(AtomicI64::new(ms(settings.alerts.max_age))),
+            settle_ms: Arc::new(AtomicI64::new(ms(settings.alerts.settle))),
             wake,
         }
     }
 
-    pub fn rules(&self) -> &Rules {
-        &self.rules
+    /// The rules in force now.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the rules, `alerts.max_age` and `alerts.settle` (a settings reload): every
+    /// rating recorded from now on is routed by the new ones.
+    pub fn apply_settings(&self, settings: &Settings) {
+        let rules = Arc::new(Rules::from_settings(settings));
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
+        self.max_age_ms
+            .store(ms(settings.alerts.max_age), Ordering::Relaxed);
+        self.settle_ms
+            .store(ms(settings.alerts.settle), Ordering::Relaxed);
     }
 
     /// Records `ratings` from `source`, with the raw `delivery` they came in
@@ -344,7 +358,8 @@ impl Pipeline {
             company: event.company.as_deref(),
             previous_negative_ms_ago: None,
         };
-        let previous_negative_at = match (self.rules.repeat_window(), event.customer.as_deref()) {
+        let rules = self.rules();
+        let previous_negative_at = match (rules.repeat_window(), event.customer.as_deref()) {
             (Some(window), Some(customer)) => {
                 tx.previous_negative_at(
                     source.name.as_str(),
@@ -360,7 +375,7 @@ impl Pipeline {
             previous_negative_ms_ago: previous_negative_at.map(|at| (updated_at - at).max(0)),
             ..facts
         };
-        let routes = match self.rules.route(&facts) {
+        let routes = match rules.route(&facts) {
             Routing::Alert(routes) => routes,
             Routing::Muted { .. } => return Ok((0, Some("muted by a rule"))),
             Routing::NoAlert => return Ok((0, None)),
@@ -368,7 +383,7 @@ impl Pipeline {
         if !via.may_alert() {
             return Ok((0, Some("backfills never alert")));
         }
-        if now - updated_at > self.max_age_ms {
+        if now - updated_at > self.max_age_ms.load(Ordering::Relaxed) {
             return Ok((0, Some("older than alerts.max_age")));
         }
         let mut enqueued = 0;
@@ -376,7 +391,7 @@ impl Pipeline {
             if already_posted.contains(&route.channel) {
                 continue;
             }
-            let escalation = self.rules.escalation(route.rule.as_deref());
+            let escalation = rules.escalation(route.rule.as_deref());
             let alert = NewAlert {
                 rating_id,
                 revision,
@@ -390,9 +405,10 @@ impl Pipeline {
                     .map(|(_, to)| serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
             };
             if let Some(id) = tx.enqueue_alert(&alert).await? {
-                if self.settle_ms > 0 {
+                let settle_ms = self.settle_ms.load(Ordering::Relaxed);
+                if settle_ms > 0 {
                     // Held back so a quick correction is what gets posted.
-                    tx.delay_alert(id, now + self.settle_ms).await?;
+                    tx.delay_alert(id, now + settle_ms).await?;
                 }
                 enqueued += 1;
             }

@@ -161,7 +161,7 @@ impl Dispatcher {
                     channel = %alert.channel,
                     attempts = alert.attempts + 1,
                     error = %error,
-                    "alert could not be delivered and was given up; fix the cause, the rating is recorded"
+                    "alert could not be delivered and was given up; fix what `error` names (token, scope, channel: see docs/operations.md, Troubleshooting), the rating is recorded"
                 );
             }
         } else {

@@ -3,6 +3,7 @@
 //! - `POST /webhooks/{source}`: a helpdesk delivery ([`webhooks`]).
 //! - `POST /slack/interactions`: alert button clicks ([`slack`]).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` ([`health`]).
+//! - `/` and `/dashboard/...`: the dashboard ([`crate::dashboard`]).
 //!
 //! Handlers answer with [`answer::Answer`], the one place outcomes become
 //! status codes and JSON bodies.
@@ -58,6 +59,8 @@ pub struct AppState {
     pub slack: Option<crate::sinks::slack::SlackClient>,
     /// Wakes the dispatcher after an action enqueued a thread reply.
     pub alerts_wake: Arc<tokio::sync::Notify>,
+    /// The `[[api.tokens]]` and the session key of the dashboard.
+    pub access: Arc<crate::dashboard::Access>,
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -78,6 +81,9 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .merge(crate::dashboard::routes())
+        // Inside the router, so each request's matched route is known.
+        .route_layer(axum::middleware::from_fn(crate::exporter::track_http))
         .with_state(state);
     with_layers(routes, max_body, timeout)
 }

@@ -12,6 +12,7 @@
 
 mod activity;
 mod copy;
+mod dashboard;
 mod deliveries;
 mod file_guard;
 mod outbox;
@@ -33,6 +34,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use activity::{Activity, EarlierRating, FollowUpOutcome, NewActivity};
 pub use copy::CopyReport;
+pub use dashboard::{QueueFilter, QueueRow};
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use file_guard::FileGuard;
 pub use outbox::{
