@@ -240,7 +240,7 @@ async fn load(
 }
 
 fn unavailable(error: &crate::store::StoreError) -> Answer {
-    tracing::error!(error = %error, "Slack action not recorded: database unavailable");
+    tracing::error!(error = %error, "Slack action not recorded: database unavailable; check database.url and that the database is up");
     Answer::Unavailable("the database is unavailable; try again in a moment")
 }
 
