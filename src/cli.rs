@@ -389,6 +389,8 @@ fn print_check(settings: &Settings, explain: bool) {
                     team: None,
                     brand: None,
                     agent: None,
+                    company: None,
+                    previous_negative_ms_ago: None,
                     has_comment: true,
                 };
                 println!(
@@ -448,6 +450,8 @@ fn explain_sample(settings: &Settings, sample: &str) -> Result<String, String> {
         brand: brand.as_deref(),
         agent: agent.as_deref(),
         has_comment: comment,
+        company: None,
+        previous_negative_ms_ago: None,
     };
     Ok(format!(
         "{} ({}): {}",

@@ -150,6 +150,16 @@ pub const FAMILIES: &[Family] = &[
         "Raw deliveries deleted by retention.raw_deliveries.",
     ),
     family(
+        "csatwatch_ticket_actions_total",
+        Kind::Counter,
+        "Actions from an alert (note, reopen, assign, outcome), by result (done, failed).",
+    ),
+    family(
+        "csatwatch_name_lookups_total",
+        Kind::Counter,
+        "Agent and team names for ids, by result (cached, fetched, failed: the id is shown).",
+    ),
+    family(
         "csatwatch_config_reloads_total",
         Kind::Counter,
         "Settings reloads (SIGHUP) by outcome: applied, or failed (the running settings stay).",

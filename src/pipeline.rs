@@ -103,6 +103,8 @@ pub struct Pipeline {
     rules: Arc<RwLock<Arc<Rules>>>,
     clock: Arc<dyn Clock>,
     max_age_ms: Arc<AtomicI64>,
+    /// `alerts.settle`: how long a new alert waits for a correction.
+    settle_ms: Arc<AtomicI64>,
     /// Woken after a commit that enqueued alerts, so they go out at once.
     wake: Arc<Notify>,
 }
@@ -119,6 +121,7 @@ impl Pipeline {
             rules: Arc::new(RwLock::new(Arc::new(Rules::from_settings(settings)))),
             clock,
             max_age_ms: Arc::new(AtomicI64::new(ms(settings.alerts.max_age))),
+            settle_ms: Arc::new(AtomicI64::new(ms(settings.alerts.settle))),
             wake,
         }
     }
@@ -128,13 +131,15 @@ impl Pipeline {
         self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replaces the rules and `alerts.max_age` (a settings reload): every
+    /// Replaces the rules, `alerts.max_age` and `alerts.settle` (a settings reload): every
     /// rating recorded from now on is routed by the new ones.
     pub fn apply_settings(&self, settings: &Settings) {
         let rules = Arc::new(Rules::from_settings(settings));
         *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
         self.max_age_ms
             .store(ms(settings.alerts.max_age), Ordering::Relaxed);
+        self.settle_ms
+            .store(ms(settings.alerts.settle), Ordering::Relaxed);
     }
 
     /// Records `ratings` from `source`, with the raw `delivery` they came in
@@ -350,8 +355,26 @@ impl Pipeline {
             brand: event.brand.as_deref(),
             agent: event.agent.as_deref(),
             has_comment: event.comment.is_some(),
+            company: event.company.as_deref(),
+            previous_negative_ms_ago: None,
         };
         let rules = self.rules();
+        let previous_negative_at = match (rules.repeat_window(), event.customer.as_deref()) {
+            (Some(window), Some(customer)) => {
+                tx.previous_negative_at(
+                    source.name.as_str(),
+                    customer,
+                    updated_at - ms(window),
+                    rating_id,
+                )
+                .await?
+            }
+            _ => None,
+        };
+        let facts = RatingFacts {
+            previous_negative_ms_ago: previous_negative_at.map(|at| (updated_at - at).max(0)),
+            ..facts
+        };
         let routes = match rules.route(&facts) {
             Routing::Alert(routes) => routes,
             Routing::Muted { .. } => return Ok((0, Some("muted by a rule"))),
@@ -381,7 +404,12 @@ impl Pipeline {
                 escalate_to: escalation
                     .map(|(_, to)| serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
             };
-            if tx.enqueue_alert(&alert).await?.is_some() {
+            if let Some(id) = tx.enqueue_alert(&alert).await? {
+                let settle_ms = self.settle_ms.load(Ordering::Relaxed);
+                if settle_ms > 0 {
+                    // Held back so a quick correction is what gets posted.
+                    tx.delay_alert(id, now + settle_ms).await?;
+                }
                 enqueued += 1;
             }
         }

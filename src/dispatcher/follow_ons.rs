@@ -95,6 +95,7 @@ impl Dispatcher {
             }
         };
         let mut view = self.view(alert, &post);
+        self.enrich(&mut view, alert).await?;
         if alert.kind == AlertKind::Escalation
             && (view.acknowledged.is_some() || view.followed_up.is_some())
         {

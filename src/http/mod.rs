@@ -19,6 +19,7 @@ pub mod answer;
 pub mod health;
 pub mod server;
 pub mod slack;
+pub mod slack_actions;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -52,6 +53,12 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Wakes the background fetcher when a delivery is left pending.
     pub fetch_wake: Arc<tokio::sync::Notify>,
+    /// What each source's helpdesk lets a person do from an alert.
+    pub actions: Arc<crate::sources::actions::ActionRegistry>,
+    /// The bot-token Slack client (modals, ephemeral replies, user lookups).
+    pub slack: Option<crate::sinks::slack::SlackClient>,
+    /// Wakes the dispatcher after an action enqueued a thread reply.
+    pub alerts_wake: Arc<tokio::sync::Notify>,
     /// The `[[api.tokens]]` and the session key of the dashboard.
     pub access: Arc<crate::dashboard::Access>,
 }

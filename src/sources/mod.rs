@@ -5,6 +5,7 @@
 //! Adding a helpdesk means adding a folder here and one line in [`KINDS`]
 //! (docs/architecture.md has the whole recipe).
 
+pub mod actions;
 pub mod cursor;
 pub mod http_api;
 pub mod json;
@@ -239,6 +240,13 @@ pub trait Webhook: Send + Sync + 'static {
     /// The helpdesk's API, when this source has its credentials
     /// (`[sources.api]`): fetches and polls go through it.
     fn api(&self) -> Option<&dyn HelpdeskApi> {
+        None
+    }
+
+    /// What a person can do to a ticket from its alert through this
+    /// helpdesk's API (the kind's `actions.rs`); `None` without credentials
+    /// or where the helpdesk has no such API.
+    fn actions(&self) -> Option<Arc<dyn actions::TicketActions>> {
         None
     }
 }

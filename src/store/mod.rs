@@ -10,6 +10,7 @@
 //! Idempotency lives in the schema: unique keys plus `ON CONFLICT`, never a
 //! check-then-insert that two replicas could race.
 
+mod activity;
 mod copy;
 mod dashboard;
 mod deliveries;
@@ -31,6 +32,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
+pub use activity::{Activity, EarlierRating, FollowUpOutcome, NewActivity};
 pub use copy::CopyReport;
 pub use dashboard::{QueueFilter, QueueRow};
 pub use deliveries::{NewDelivery, StoredDelivery};

@@ -6,6 +6,7 @@ mod alert_path;
 mod alerts;
 mod bad_input;
 mod cli;
+mod closing_loop;
 mod concurrency;
 mod connections;
 mod daemon;

@@ -8,6 +8,7 @@
 //! - `client.rs`: the API (with `[sources.api]`).
 //! - `poller.rs`: `surveys.responses.list` through the client.
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -125,6 +126,10 @@ impl Webhook for DevRevSource {
             self.scale,
             self.ticket_url.as_deref(),
         )
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {

@@ -12,6 +12,7 @@
 //! - `client.rs`: the API (fetching a ticket's rating), the source's `HelpdeskApi`.
 //! - `poller.rs`: reading the account's ratings list (with `poll_interval`).
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -197,6 +198,10 @@ impl Webhook for FreshdeskSource {
                 other => other,
             },
         )
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {

@@ -12,6 +12,7 @@
 //! - `client.rs`: the API call.
 //! - `poller.rs`: reading the survey list (with `poll_interval`).
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -186,6 +187,10 @@ impl Webhook for GorgiasSource {
             _ => {}
         }
         Ok(parsed)
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {

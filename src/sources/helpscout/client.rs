@@ -115,7 +115,11 @@ impl HelpScoutClient {
     /// A valid access token: the cached one, or a new one from the token
     /// endpoint. The lock is held while fetching so that two callers never
     /// ask for two tokens at once.
-    async fn token(&self, http: &reqwest::Client, now_ms: i64) -> Result<SecretString, FetchError> {
+    pub(crate) async fn token(
+        &self,
+        http: &reqwest::Client,
+        now_ms: i64,
+    ) -> Result<SecretString, FetchError> {
         let mut cached = self.token.lock().await;
         if let Some(t) = cached.as_ref().filter(|t| t.expires_at_ms > now_ms) {
             return Ok(t.token.clone());

@@ -11,6 +11,7 @@
 //! - `client.rs`: the API (fetching a submission), the source's `HelpdeskApi`.
 //! - `poller.rs`: the search by last-modified date (with `poll_interval`).
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -138,6 +139,10 @@ impl Webhook for HubspotSource {
     }
 
     /// HubSpot sources always have API credentials (webhooks need them).
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        Some(actions::from_client(&self.client))
+    }
+
     fn api(&self) -> Option<&dyn HelpdeskApi> {
         Some(&self.client)
     }

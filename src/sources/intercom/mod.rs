@@ -10,6 +10,7 @@
 //! window; the notification `id` is the delivery id, so a replayed
 //! delivery is recorded once.
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -102,6 +103,10 @@ impl Webhook for IntercomSource {
 
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Parsed, ParseError> {
         payload::read(&parse_json(request.body)?, self.ticket_url.as_deref())
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {
