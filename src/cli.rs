@@ -1,5 +1,8 @@
 //! The command line: `serve` (the default), `migrate`, `check-config`,
-//! `send-test-alert`, `reprocess` and `healthcheck`.
+//! `send-test-alert`, `reprocess`, `report` and `healthcheck`.
+
+mod report;
+pub use report::ReportArgs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -86,6 +89,9 @@ pub enum Command {
         #[arg(long, value_name = "DATE")]
         until: Option<String>,
     },
+    /// Figures for a range: CSAT %, NPS, CES and follow-up, grouped by
+    /// period, agent, team, … (docs/reports.md).
+    Report(ReportArgs),
     /// Parse again the stored deliveries that failed, and record what now parses.
     Reprocess {
         /// Only this source's deliveries.
@@ -191,6 +197,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             until,
         } => backfill(settings, &source, &since, until.as_deref()).await,
         Command::Healthcheck { url } => Ok(healthcheck(&settings, url).await),
+        Command::Report(args) => report::report(&settings, &args).await,
     }
 }
 

@@ -19,11 +19,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // check-config and healthcheck answer on stdout/stderr; log lines
+    // check-config, healthcheck and report answer on stdout/stderr; log lines
     // would only clutter them.
     if !matches!(
         cli.command,
-        Some(Command::CheckConfig { .. } | Command::Healthcheck { .. })
+        Some(Command::CheckConfig { .. } | Command::Healthcheck { .. } | Command::Report(_))
     ) {
         csatwatch::telemetry::init_logging(&settings.log);
     }

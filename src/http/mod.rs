@@ -3,10 +3,14 @@
 //! - `POST /webhooks/{source}`: a helpdesk delivery ([`webhooks`]).
 //! - `POST /slack/interactions`: alert button clicks ([`slack`]).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` ([`health`]).
+//! - `GET /api/v1/report`, `GET /api/v1/ratings` ([`api`]), behind the
+//!   bearer tokens of [`auth`].
 //!
 //! Every request gets an `x-request-id` (the caller's, or a new UUID),
 //! logged on its span and returned in the response.
 
+pub mod api;
+pub mod auth;
 pub mod health;
 pub mod slack;
 pub mod webhooks;
@@ -48,7 +52,19 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.server.max_body_bytes;
     let timeout = state.settings.server.request_timeout;
+    let tokens = auth::ApiTokens::from_settings(&state.settings.api);
+    if tokens.is_empty() {
+        tracing::info!("the read API (/api/v1) is off: no [[api.tokens]] are configured");
+    }
+    let api = Router::new()
+        .route("/report", get(api::report))
+        .route("/ratings", get(api::ratings))
+        .route_layer(axum::middleware::from_fn_with_state(
+            tokens,
+            auth::require_token,
+        ));
     Router::new()
+        .nest("/api/v1", api)
         .route(
             "/webhooks/{source}",
             post(webhooks::receive).layer(DefaultBodyLimit::max(max_body)),

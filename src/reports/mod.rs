@@ -7,8 +7,11 @@
 //! The statistics live in [`stats`], the figure types in [`figures`], the
 //! calendar in [`period`], and the SQL in `store::reports`.
 
+pub mod export;
 pub mod figures;
+pub mod params;
 pub mod period;
+pub mod render;
 pub mod stats;
 
 use std::collections::BTreeMap;

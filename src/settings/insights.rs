@@ -362,7 +362,10 @@ pub(super) fn validate(s: &mut Settings, problems: &mut Vec<ConfigProblem>) {
         if !matches!(d.metric.as_str(), "csat" | "nps") {
             problems.push(ConfigProblem::new(
                 format!("{key}.metric"),
-                format!("{:?} is not a metric drop alerts watch; use csat or nps", d.metric),
+                format!(
+                    "{:?} is not a metric drop alerts watch; use csat or nps",
+                    d.metric
+                ),
             ));
         }
         if !whole_days(d.window) {
@@ -384,8 +387,7 @@ pub(super) fn validate(s: &mut Settings, problems: &mut Vec<ConfigProblem>) {
             ));
         }
         if d.per.is_empty()
-            || d
-                .per
+            || d.per
                 .iter()
                 .any(|p| !matches!(p.as_str(), "overall" | "team" | "source"))
         {
@@ -408,12 +410,7 @@ pub(super) fn validate(s: &mut Settings, problems: &mut Vec<ConfigProblem>) {
     }
 }
 
-fn validate_filter(
-    key: &str,
-    f: &FilterSettings,
-    s: &Settings,
-    problems: &mut Vec<ConfigProblem>,
-) {
+fn validate_filter(key: &str, f: &FilterSettings, s: &Settings, problems: &mut Vec<ConfigProblem>) {
     for survey in &f.survey {
         if let Err(e) = survey.parse::<SurveyKind>() {
             problems.push(ConfigProblem::new(format!("{key}.survey"), e));

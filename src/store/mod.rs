@@ -12,6 +12,7 @@
 
 mod copy;
 mod deliveries;
+mod listing;
 mod outbox;
 mod polling;
 mod ratings;
@@ -30,6 +31,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
+pub use listing::{RatingQuery, RatingRow};
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
 pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};

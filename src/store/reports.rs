@@ -115,6 +115,7 @@ macro_rules! bind_all {
         q
     }};
 }
+pub(crate) use bind_all;
 
 /// SQL conditions (joined by AND, each on `r.`) for a filter.
 pub(crate) fn filter_sql(f: &RatingFilter, binds: &mut Binds) -> Vec<String> {
