@@ -13,6 +13,7 @@ mod polling;
 mod polling_a;
 mod polling_b;
 mod postgres;
+mod report_api;
 mod reports;
 mod slack;
 mod support;
