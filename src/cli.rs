@@ -267,6 +267,25 @@ fn print_check(settings: &Settings, explain: bool) {
         println!("    (none: add a [[sources]] table, see docs/helpdesks/)");
     }
     if explain {
+        let schedules = crate::reports::scheduler::explain(settings, SystemClock.now_ms());
+        println!(
+            "  reports in {} (min_sample {}):",
+            settings.reports.timezone, settings.reports.min_sample
+        );
+        if schedules.is_empty() {
+            println!("    (no [[digests]] or [[drop_alerts]] configured)");
+        }
+        for line in schedules {
+            println!("    - {line}");
+        }
+        println!(
+            "  read API (/api/v1): {}",
+            if settings.api.tokens.is_empty() {
+                "off (no [[api.tokens]])".to_string()
+            } else {
+                format!("on, {} token(s)", settings.api.tokens.len())
+            }
+        );
         let rules = Rules::from_settings(settings);
         println!("  routing of a sample rating from each source:");
         for s in &settings.sources {

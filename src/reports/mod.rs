@@ -7,11 +7,15 @@
 //! The statistics live in [`stats`], the figure types in [`figures`], the
 //! calendar in [`period`], and the SQL in `store::reports`.
 
+pub mod digest;
+pub mod drops;
 pub mod export;
 pub mod figures;
 pub mod params;
 pub mod period;
 pub mod render;
+pub mod schedule;
+pub mod scheduler;
 pub mod stats;
 
 use std::collections::BTreeMap;

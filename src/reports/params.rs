@@ -98,6 +98,7 @@ impl Params {
             score_min: self.int("score_min")?,
             score_max: self.int("score_max")?,
             has_comment,
+            followed_up: None,
         })
     }
 }

@@ -17,6 +17,7 @@ mod outbox;
 mod polling;
 mod ratings;
 mod reports;
+mod scheduled;
 mod threads;
 
 use std::str::FromStr;
@@ -35,6 +36,7 @@ pub use listing::{RatingQuery, RatingRow};
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
 pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};
+pub use scheduled::{NewReportMessage, ReportMessage};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
 use crate::settings::DatabaseSettings;

@@ -27,6 +27,8 @@ pub struct RatingFilter {
     pub score_min: Option<i64>,
     pub score_max: Option<i64>,
     pub has_comment: Option<bool>,
+    /// Whether someone pressed "Followed up".
+    pub followed_up: Option<bool>,
 }
 
 /// What the rows of a report are grouped by in SQL.
@@ -151,6 +153,11 @@ pub(crate) fn filter_sql(f: &RatingFilter, binds: &mut Binds) -> Vec<String> {
     }
     if let Some(max) = f.score_max {
         clauses.push(format!("r.score <= {}", binds.push(Bind::Int(max))));
+    }
+    match f.followed_up {
+        Some(true) => clauses.push("r.followed_up_at IS NOT NULL".into()),
+        Some(false) => clauses.push("r.followed_up_at IS NULL".into()),
+        None => {}
     }
     match f.has_comment {
         Some(true) => clauses.push("(r.comment IS NOT NULL AND r.comment <> '')".into()),
