@@ -5,6 +5,7 @@
 mod alerts;
 mod cli;
 mod concurrency;
+mod digests;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
