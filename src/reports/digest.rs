@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::period::{self, Period, Unit, add_days};
 use super::render::sparkline;
 use super::schedule::{Every, Schedule};
-use super::{Change, Figures, RatingFilter, ReportError, Trend, tally};
+use super::{Change, Figures, RatingFilter, ReportError, Trend, sum_days, tally, tally_days};
 use crate::settings::{DigestSettings, Settings, parse_local_time, parse_weekday};
 use crate::sinks::slack::text::{escape, fit};
 use crate::store::{GroupColumn, RatingQuery, Store};
@@ -79,17 +79,6 @@ pub async fn build(
         end: now.start,
     };
     let range = |p: &Period| p.range_ms(&tz).map_err(ReportError::Invalid);
-    let tallies = tally(
-        store,
-        &[range(&now)?, range(&before)?],
-        GroupColumn::Range,
-        &filter,
-    )
-    .await?;
-    let fig = |k: &str| tallies.get(k).map(|t| t.figures()).unwrap_or_default();
-    let (cur, prev): (Figures, Figures) = (fig("0"), fig("1"));
-    let delta = Change::between(&cur, &prev);
-
     let weeks: Vec<Period> = (0..i64::from(d.weeks))
         .rev()
         .map(|k| Period {
@@ -98,14 +87,17 @@ pub async fn build(
             end: add_days(due, -7 * k),
         })
         .collect();
-    let week_ranges = weeks.iter().map(range).collect::<Result<Vec<_>, _>>()?;
-    let weekly = tally(store, &week_ranges, GroupColumn::Range, &filter).await?;
-    let spark: Vec<Option<f64>> = (0..weeks.len())
-        .map(|i| {
-            weekly
-                .get(&i.to_string())
-                .and_then(|t| t.figures().csat.percent)
-        })
+    // One pass over every day any figure needs.
+    let first = before.start.min(weeks[0].start);
+    let days = tally_days(store, &tz, first, due, &filter).await?;
+    let (cur, prev): (Figures, Figures) = (
+        sum_days(&days, &now).figures(),
+        sum_days(&days, &before).figures(),
+    );
+    let delta = Change::between(&cur, &prev);
+    let spark: Vec<Option<f64>> = weeks
+        .iter()
+        .map(|w| sum_days(&days, w).figures().csat.percent)
         .collect();
 
     let column = if d.rank_by == "agent" {

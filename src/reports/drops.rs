@@ -24,7 +24,7 @@ use serde_json::json;
 use super::period::{Period, add_days};
 use super::schedule::{Every, Schedule};
 use super::stats::{self, Comparison};
-use super::{Figures, ReportError, tally};
+use super::{Figures, ReportError, sum_days, tally, tally_days};
 use crate::domain::{Sentiment, SurveyKind};
 use crate::rules::{RatingFacts, Routing, Rules};
 use crate::settings::{DropAlertSettings, Settings, parse_local_time};
@@ -117,9 +117,12 @@ pub async fn evaluate(
     for per in &d.per {
         let mut pairs: Vec<(String, Figures, Figures)> = Vec::new();
         if per == "overall" {
-            let t = tally(store, &ranges, GroupColumn::Range, &filter).await?;
-            let f = |k: &str| t.get(k).map(|t| t.figures()).unwrap_or_default();
-            pairs.push(("overall".into(), f("0"), f("1")));
+            let days = tally_days(store, &tz, baseline.start, window.end, &filter).await?;
+            pairs.push((
+                "overall".into(),
+                sum_days(&days, &window).figures(),
+                sum_days(&days, &baseline).figures(),
+            ));
         } else {
             let column = if per == "team" {
                 GroupColumn::Team

@@ -35,7 +35,9 @@ pub use deliveries::{NewDelivery, StoredDelivery};
 pub use listing::{RatingQuery, RatingRow};
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
-pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};
+pub use reports::{
+    DAY_MS, FollowUpCount, FollowUpTime, GroupColumn, Grouping, RatingFilter, ScoreCount,
+};
 pub use scheduled::{NewReportMessage, ReportMessage};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
