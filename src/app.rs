@@ -217,6 +217,11 @@ impl App {
             tasks.spawn(self.fetcher.clone().run(cancel.clone()));
             tasks.spawn(self.pollers.clone().run(cancel.clone()));
             tasks.spawn(self.scheduler().run(cancel.clone()));
+            tasks.spawn(
+                self.store
+                    .clone()
+                    .watch_file(std::time::Duration::from_secs(5), cancel.clone()),
+            );
             tasks.spawn(crate::gauges::run(
                 self.store.clone(),
                 self.clock.clone(),
@@ -244,12 +249,16 @@ impl App {
             ));
         }
         tasks.close();
-        let shutdown = cancel.clone();
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(async move {
-                shutdown.cancelled().await;
-                crate::service::notify_stopping();
-            })
+        let stopping = cancel.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            crate::service::notify_stopping();
+        });
+        let open_files = http::server::raise_open_file_limit();
+        let reserved =
+            http::server::RESERVED_FILES + u64::from(self.settings.database.max_connections);
+        let limits = http::server::Limits::new(&self.settings.server, open_files, reserved);
+        http::server::serve(listener, self.router(), limits, cancel.clone())
             .await
             .context("the HTTP server failed")?;
         // The server returns once in-flight requests are answered; give the

@@ -17,6 +17,7 @@ use crate::intake::{Retried, retry_delivery};
 use crate::rules::{RatingFacts, Rules};
 use crate::settings::{ConfigError, Settings};
 use crate::sinks::{Sink, slack::SlackClient};
+use crate::sources::SourceRegistry;
 use crate::store::Store;
 
 /// csatwatch turns a bad CSAT rating into a Slack alert within seconds, and
@@ -112,9 +113,20 @@ pub enum Command {
 }
 
 impl Cli {
-    /// Loads and validates the settings this command line names.
+    /// Loads and validates the settings this command line names, sources
+    /// included: every problem is listed at once, with its key and fix.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
-        Settings::load(self.config.as_deref()).and_then(Settings::validate)
+        let (settings, mut problems) = Settings::load(self.config.as_deref())?.checked();
+        // The sources are checked even when other keys have problems, so
+        // one run lists them all.
+        if let Err(mut found) = SourceRegistry::from_settings(&settings) {
+            problems.append(&mut found.problems);
+        }
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError { problems })
+        }
     }
 }
 
@@ -122,6 +134,7 @@ impl Cli {
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
+            crate::shutdown::ignore_hangup();
             let app = App::build(settings).await?;
             let listener = app.bind().await?;
             let cancel = CancellationToken::new();
@@ -261,7 +274,9 @@ fn print_check(settings: &Settings, explain: bool) {
     }
     println!("  sources:");
     for s in &settings.sources {
-        println!("    - {} ({}): POST /webhooks/{}", s.name, s.kind, s.name);
+        let name = s.name().unwrap_or_default();
+        let kind = s.kind().unwrap_or_default();
+        println!("    - {name} ({kind}): POST /webhooks/{name}");
     }
     if settings.sources.is_empty() {
         println!("    (none: add a [[sources]] table, see docs/helpdesks/)");
@@ -288,10 +303,10 @@ fn print_check(settings: &Settings, explain: bool) {
         );
         let rules = Rules::from_settings(settings);
         println!("  routing of a sample rating from each source:");
-        for s in &settings.sources {
+        for name in settings.sources.iter().filter_map(|s| s.name()) {
             for (sentiment, value) in [(Sentiment::Negative, 1), (Sentiment::Neutral, 3)] {
                 let facts = RatingFacts {
-                    source: &s.name,
+                    source: &name,
                     sentiment,
                     survey: Scale::FivePoint.survey(),
                     score: value,
@@ -303,7 +318,7 @@ fn print_check(settings: &Settings, explain: bool) {
                 };
                 println!(
                     "    - {} {} ({}/5, with a comment): {}",
-                    s.name,
+                    name,
                     sentiment,
                     value,
                     rules.explain(&facts)
@@ -318,7 +333,7 @@ fn explain_sample(settings: &Settings, sample: &str) -> Result<String, String> {
     let mut source = settings
         .sources
         .first()
-        .map(|s| s.name.clone())
+        .and_then(|s| s.name())
         .unwrap_or_default();
     let (mut scale, mut score, mut survey) = (Scale::FivePoint, 1, None);
     let (mut tags, mut team, mut brand, mut agent, mut comment) =
@@ -345,11 +360,9 @@ fn explain_sample(settings: &Settings, sample: &str) -> Result<String, String> {
             other => return Err(format!("unknown key {other:?}")),
         }
     }
-    let threshold = settings
-        .sources
-        .iter()
-        .find(|s| s.name == source)
-        .and_then(|s| s.negative_at_or_below);
+    let threshold = SourceRegistry::from_settings(settings)
+        .ok()
+        .and_then(|sources| sources.get(&source)?.negative_at_or_below);
     let facts = RatingFacts {
         source: &source,
         sentiment: scale.sentiment(score, threshold),

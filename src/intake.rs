@@ -47,7 +47,7 @@ pub async fn resolve(
             let mut ratings = Vec::new();
             let mut reasons = Vec::new();
             for reference in &references {
-                match source.adapter.fetch(http, reference).await {
+                match source.fetch(http, reference).await {
                     Ok(Fetched::Rating(rating)) => ratings.push(*rating),
                     Ok(Fetched::NoRating(reason)) => reasons.push(reason),
                     Err(e) if e.retryable => return Resolved::Pending(e),

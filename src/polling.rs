@@ -6,7 +6,8 @@
 //! - A cursor is saved after every page: a restart resumes where it stopped.
 //! - A lease row (`poll:<source>`) lets one replica at a time poll a source;
 //!   another takes over when the holder's lease expires.
-//! - A per-source request budget (`poll_requests_per_minute`) and the
+//! - A per-source request budget (`poll_requests_per_minute`, by default
+//!   the source's own share of its helpdesk's rate limit) and the
 //!   helpdesk's own rate-limit answers (`Retry-After` and its variants,
 //!   read by each source into [`FetchError::retry_after`]) are honoured.
 //! - Backfills use the same pages with their own cursor and never alert.
@@ -57,19 +58,6 @@ pub enum PollError {
 /// page waits [`LOW_REMAINING_PAUSE`] (windows are a minute or less).
 const LOW_REMAINING: u64 = 2;
 const LOW_REMAINING_PAUSE: Duration = Duration::from_secs(10);
-
-/// Default re-read window per helpdesk kind (ratings change after creation).
-fn default_overlap(kind: &str) -> Duration {
-    match kind {
-        "chatwoot" => Duration::from_secs(14 * 24 * 3600),
-        // Gorgias's list is read by survey creation; answers come days later.
-        "gorgias" => Duration::from_secs(7 * 24 * 3600),
-        // These filter on the modification time, so a change is found
-        // anyway: the overlap only covers their search index's lag.
-        "intercom" | "hubspot" => Duration::from_secs(10 * 60),
-        _ => Duration::from_secs(24 * 3600),
-    }
-}
 
 /// A sliding one-minute request budget.
 #[derive(Debug)]
@@ -135,14 +123,14 @@ impl Pollers {
         clock: Arc<dyn Clock>,
         settings: Arc<Settings>,
     ) -> Self {
-        let budgets = settings
-            .sources
+        let budgets = sources
             .iter()
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    Arc::new(Budget::new(s.poll_requests_per_minute.unwrap_or(30))),
-                )
+            .filter_map(|s| {
+                let plan = s.poll?;
+                Some((
+                    s.name.to_string(),
+                    Arc::new(Budget::new(plan.requests_per_minute)),
+                ))
             })
             .collect();
         Pollers {
@@ -160,17 +148,9 @@ impl Pollers {
 
     /// The sources that poll: an interval is set and the source can.
     pub fn polling_sources(&self) -> Vec<(ConfiguredSource, Duration)> {
-        self.settings
-            .sources
+        self.sources
             .iter()
-            .filter_map(|s| {
-                let interval = s.poll_interval?;
-                let source = self.sources.get(&s.name)?;
-                source
-                    .adapter
-                    .can_poll()
-                    .then(|| (source.clone(), interval))
-            })
+            .filter_map(|source| Some((source.clone(), source.poll?.interval?)))
             .collect()
     }
 
@@ -198,13 +178,11 @@ impl Pollers {
                 ..PollReport::default()
             });
         }
-        let settings = self.source_settings(source);
-        let first_start = settings
-            .and_then(|s| s.poll_start)
-            .unwrap_or(self.settings.alerts.max_age);
-        let overlap = settings
-            .and_then(|s| s.poll_overlap)
-            .unwrap_or_else(|| default_overlap(source.kind()));
+        let Some(plan) = source.poll else {
+            return Err(PollError::CannotPoll(source.name.to_string()));
+        };
+        let first_start = plan.start.unwrap_or(self.settings.alerts.max_age);
+        let overlap = plan.overlap;
         let report = self
             .run_pages(
                 source,
@@ -261,14 +239,14 @@ impl Pollers {
         progress: &mut (dyn FnMut(&PollReport) + Send),
     ) -> Result<PollReport, PollError> {
         let (since_ms, until_ms, overlap_ms) = window;
-        if !source.adapter.can_poll() {
+        let (Some(api), Some(plan)) = (source.api(), source.poll) else {
             return Err(PollError::CannotPoll(source.name.to_string()));
-        }
+        };
         let budget = self
             .budgets
             .get(source.name.as_str())
             .cloned()
-            .unwrap_or_else(|| Arc::new(Budget::new(30)));
+            .unwrap_or_else(|| Arc::new(Budget::new(plan.requests_per_minute)));
         let lease = format!("poll:{}", source.name);
         let mut report = PollReport::default();
         let mut cursor = self.store.poll_cursor(cursor_name).await?;
@@ -286,7 +264,7 @@ impl Pollers {
                 now_ms: self.clock.now_ms(),
             };
             budget.take().await;
-            let page = match source.adapter.poll_page(&self.http, &request).await {
+            let page = match api.poll_page(&self.http, &request).await {
                 Ok(page) => page,
                 Err(e)
                     if e.retryable && e.retry_after.is_some_and(|d| d <= self.max_inline_wait) =>
@@ -353,16 +331,6 @@ impl Pollers {
             }
         }
         Ok(report)
-    }
-
-    fn source_settings(
-        &self,
-        source: &ConfiguredSource,
-    ) -> Option<&crate::settings::SourceSettings> {
-        self.settings
-            .sources
-            .iter()
-            .find(|s| s.name == source.name.as_str())
     }
 
     /// Polls every polling source at its interval until `cancel`; releases

@@ -26,6 +26,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             Json(json!({ "status": "not ready", "reason": "database migrations are not all applied; run `csatwatch migrate`" })),
         )
             .into_response(),
+        Err(crate::store::StoreError::FileLost(problem)) => (
+            // Logged at ERROR once, where it was noticed.
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not ready", "reason": problem })),
+        )
+            .into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "not ready: database unavailable");
             (

@@ -6,12 +6,21 @@
 //! - `GET /api/v1/report`, `GET /api/v1/ratings` ([`api`]), behind the
 //!   bearer tokens of [`auth`].
 //!
+//! Handlers answer with [`answer::Answer`], the one place outcomes become
+//! status codes and JSON bodies.
+//!
 //! Every request gets an `x-request-id` (the caller's, or a new UUID),
-//! logged on its span and returned in the response.
+//! logged on its span and returned in the response. A request whose
+//! `Content-Length` is over `server.max_body_bytes` is answered 413 before
+//! its body is read; a handler that panics is answered 500 and logged at
+//! ERROR, never a dropped connection. The server itself (timeouts, the
+//! connection cap) is [`server`].
 
+pub mod answer;
 pub mod api;
 pub mod auth;
 pub mod health;
+pub mod server;
 pub mod slack;
 pub mod webhooks;
 
@@ -19,8 +28,10 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderName, Request, StatusCode};
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -63,7 +74,7 @@ pub fn router(state: AppState) -> Router {
             tokens,
             auth::require_token,
         ));
-    Router::new()
+    let routes = Router::new()
         .nest("/api/v1", api)
         .route(
             "/webhooks/{source}",
@@ -76,8 +87,24 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
-        .with_state(state)
+        .with_state(state);
+    with_layers(routes, max_body, timeout)
+}
+
+/// The layers every route gets, outermost last: request ids, tracing, panic
+/// catching, the early body-size check and the request timeout.
+fn with_layers(routes: Router, max_body: usize, timeout: std::time::Duration) -> Router {
+    routes
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(axum::middleware::from_fn(
+            move |request: Request<axum::body::Body>, next: axum::middleware::Next| async move {
+                if declared_length(&request).is_some_and(|n| n > max_body as u64) {
+                    return too_large(max_body);
+                }
+                next.run(request).await
+            },
+        ))
+        .layer(CatchPanicLayer::custom(panicked))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
                 let id = request
@@ -91,4 +118,111 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// The `Content-Length` the client declared, if any (and readable).
+fn declared_length<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// 413 without reading the body, and the connection closed: the client
+/// may still be sending it.
+fn too_large(max_body: usize) -> Response {
+    let mut response = (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        axum::Json(serde_json::json!({
+            "error": format!("the body is larger than the limit of {max_body} bytes (server.max_body_bytes)")
+        })),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// A panic in a handler: logged at ERROR (someone must fix the bug), and a
+/// plain 500 to the client, whose connection stays usable.
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string());
+    metrics::counter!("csatwatch_http_panics_total").increment(1);
+    tracing::error!(panic = %message, "a request handler panicked; answered 500 (a bug: please report it)");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        axum::Json(serde_json::json!({ "error": "internal error; nothing was recorded" })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt as _;
+
+    fn test_router() -> Router {
+        let routes = Router::new()
+            .route(
+                "/panic",
+                get(|| async {
+                    if true {
+                        panic!("a bug in a handler");
+                    }
+                    "unreachable"
+                }),
+            )
+            .route("/echo", post(|body: axum::body::Bytes| async move { body }));
+        with_layers(routes, 16, std::time::Duration::from_secs(5))
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500() {
+        let request = Request::get("/panic")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = test_router().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_over_the_limit_is_413_before_the_body_is_read() {
+        // A body that never ends: only the header can answer this in time.
+        let (_tx, body) =
+            tokio::sync::mpsc::channel::<Result<axum::body::Bytes, std::io::Error>>(1);
+        let stream = futures_stream(body);
+        let request = Request::post("/echo")
+            .header(header::CONTENT_LENGTH, "17")
+            .body(axum::body::Body::from_stream(stream))
+            .unwrap();
+        let response = tokio::time::timeout(
+            std::time::Duration::from_secs(2),
+            test_router().oneshot(request),
+        )
+        .await
+        .expect("answered at once")
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let request = Request::post("/echo")
+            .header(header::CONTENT_LENGTH, "16")
+            .body(axum::body::Body::from(vec![b'x'; 16]))
+            .unwrap();
+        let response = test_router().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    fn futures_stream(
+        mut rx: tokio::sync::mpsc::Receiver<Result<axum::body::Bytes, std::io::Error>>,
+    ) -> impl futures::Stream<Item = Result<axum::body::Bytes, std::io::Error>> {
+        futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+    }
 }

@@ -18,15 +18,14 @@
 //! short transaction and the message is updated by the dispatcher, never
 //! from here.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::HeaderMap;
 use secrecy::ExposeSecret as _;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::AppState;
+use super::answer::Answer;
 use crate::pipeline::ActionOutcome;
 use crate::sinks::slack::message::{ACK_ACTION_ID, FOLLOWUP_ACTION_ID};
 use crate::sources::signature::{check_window, verify_hmac_sha256};
@@ -34,10 +33,6 @@ use crate::store::RatingAction;
 
 /// Slack's replay window.
 const WINDOW_MS: i64 = 5 * 60 * 1000;
-
-fn reply(status: StatusCode, body: Value) -> Response {
-    (status, Json(body)).into_response()
-}
 
 fn count(outcome: &'static str) {
     metrics::counter!("csatwatch_slack_interactions_total", "outcome" => outcome).increment(1);
@@ -48,13 +43,10 @@ pub async fn interactions(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     let Some(secret) = state.settings.slack.signing_secret.as_ref() else {
         count("disabled");
-        return reply(
-            StatusCode::NOT_FOUND,
-            json!({ "error": "Slack interactivity is off: set slack.signing_secret" }),
-        );
+        return Answer::NotFound("Slack interactivity is off: set slack.signing_secret");
     };
     if let Err(reason) = verify(
         secret.expose_secret().as_bytes(),
@@ -64,23 +56,17 @@ pub async fn interactions(
     ) {
         count("unauthorized");
         tracing::warn!(%reason, "Slack interaction refused: bad signature");
-        return reply(
-            StatusCode::UNAUTHORIZED,
-            json!({ "error": "invalid Slack signature" }),
-        );
+        return Answer::Unauthorized("invalid Slack signature");
     }
     let Some(payload) = payload(&body) else {
         count("invalid");
-        return reply(
-            StatusCode::BAD_REQUEST,
-            json!({ "error": "expected a form with a JSON `payload` field" }),
-        );
+        return Answer::BadRequest("expected a form with a JSON `payload` field");
     };
     let Some(click) = Click::from_payload(&payload) else {
         // Another interaction type or button ("Open ticket" is a link and
         // needs nothing): Slack only needs the 200.
         count("ignored");
-        return StatusCode::OK.into_response();
+        return Answer::Empty;
     };
     match state
         .pipeline
@@ -100,15 +86,12 @@ pub async fn interactions(
             };
             count(label);
             tracing::info!(alert_id = click.alert_id, action = click.action.event_key(), user_id = %click.user_id, outcome = label, "Slack button click");
-            StatusCode::OK.into_response()
+            Answer::Empty
         }
         Err(error) => {
             count("unavailable");
             tracing::error!(error = %error, alert_id = click.alert_id, "Slack button click not recorded: database unavailable");
-            reply(
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({ "error": "the database is unavailable; click again in a moment" }),
-            )
+            Answer::Unavailable("the database is unavailable; click again in a moment")
         }
     }
 }
@@ -184,6 +167,7 @@ impl Click {
 mod tests {
     use super::*;
     use crate::sources::signature::hmac_sha256;
+    use serde_json::json;
 
     /// Slack's documented example (api.slack.com/authentication/verifying-requests-from-slack).
     #[test]

@@ -13,33 +13,21 @@
 //! A 2xx is sent only after the transaction has committed. The body is
 //! never logged: it holds customer text.
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use axum::http::{HeaderMap, Method, Uri};
+use serde_json::json;
 
 use super::AppState;
+use super::answer::Answer;
 use crate::domain::Via;
 use crate::intake::{self, Taken};
 use crate::sources::WebhookRequest;
 use crate::store::{NewDelivery, StoreError};
 
-fn reply(status: StatusCode, body: Value) -> Response {
-    (status, Json(body)).into_response()
-}
-
-fn unavailable(error: &StoreError) -> Response {
+fn unavailable(error: &StoreError) -> Answer {
     tracing::error!(error = %error, "webhook not recorded: database unavailable; answering 503 so the helpdesk retries");
-    let mut response = reply(
-        StatusCode::SERVICE_UNAVAILABLE,
-        json!({ "error": "the database is unavailable; nothing was recorded, retry later" }),
-    );
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-    response
+    Answer::Unavailable("the database is unavailable; nothing was recorded, retry later")
 }
 
 fn count(source: &str, outcome: &str) {
@@ -54,14 +42,18 @@ pub async fn receive(
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Answer {
     let Some(source) = state.sources.get(&source_name) else {
-        return reply(
-            StatusCode::NOT_FOUND,
-            json!({ "error": "unknown source; the URL must end with a configured [[sources]] name" }),
+        return Answer::NotFound(
+            "unknown source; the URL must end with a configured [[sources]] name",
         );
     };
     let name = source.name.as_str();
+    // Deliveries failing to parse are written without a transaction: check
+    // here that the SQLite file is still ours (write transactions check too).
+    if let Err(e) = state.store.check_file() {
+        return unavailable(&e);
+    }
     let request = WebhookRequest {
         method: &method,
         uri: &uri,
@@ -72,9 +64,8 @@ pub async fn receive(
     if let Err(error) = source.adapter.verify(&request) {
         count(name, "unauthorized");
         tracing::warn!(source = name, kind = source.kind(), reason = %error, "webhook refused: bad signature");
-        return reply(
-            StatusCode::UNAUTHORIZED,
-            json!({ "error": "missing or invalid signature, or a timestamp outside the replay window" }),
+        return Answer::Unauthorized(
+            "missing or invalid signature, or a timestamp outside the replay window",
         );
     }
 
@@ -94,10 +85,10 @@ pub async fn receive(
                 Ok(id) => {
                     count(name, "unparseable");
                     tracing::warn!(source = name, delivery_id = id, problem = %error, "signed webhook could not be read; kept for `csatwatch reprocess`");
-                    reply(
-                        StatusCode::BAD_REQUEST,
-                        json!({ "error": error.0, "delivery_id": id, "kept": true }),
-                    )
+                    Answer::Unparseable {
+                        problem: error.0,
+                        delivery_id: id,
+                    }
                 }
                 Err(e) => unavailable(&e),
             };
@@ -118,14 +109,11 @@ pub async fn receive(
         Ok(Taken::NoRating(reason)) => {
             count(name, "no_rating");
             tracing::debug!(source = name, reason = %reason, "webhook carries no rating");
-            reply(
-                StatusCode::ACCEPTED,
-                json!({ "status": "ignored", "reason": reason }),
-            )
+            Answer::Ignored { reason }
         }
         Ok(Taken::Reply(body)) => {
             count(name, "handshake");
-            reply(StatusCode::OK, body)
+            Answer::Done(body)
         }
         Ok(Taken::Pending {
             delivery_id,
@@ -133,10 +121,11 @@ pub async fn receive(
         }) => {
             count(name, "pending");
             tracing::warn!(source = name, delivery_id, reason = %reason, "could not fetch the delivery's ratings yet; kept and retried in the background");
-            reply(
-                StatusCode::ACCEPTED,
-                json!({ "status": "pending", "delivery_id": delivery_id, "reason": "the ratings will be fetched from the helpdesk's API in the background" }),
-            )
+            Answer::Kept {
+                status: "pending",
+                delivery_id,
+                reason: "the ratings will be fetched from the helpdesk's API in the background",
+            }
         }
         Ok(Taken::FetchFailed {
             delivery_id,
@@ -144,10 +133,11 @@ pub async fn receive(
         }) => {
             count(name, "fetch_failed");
             tracing::error!(source = name, delivery_id, reason = %reason, "the delivery's ratings could not be fetched; kept as failed for `csatwatch reprocess`");
-            reply(
-                StatusCode::ACCEPTED,
-                json!({ "status": "kept", "delivery_id": delivery_id, "reason": "the ratings could not be fetched; the delivery is kept for reprocessing" }),
-            )
+            Answer::Kept {
+                status: "kept",
+                delivery_id,
+                reason: "the ratings could not be fetched; the delivery is kept for reprocessing",
+            }
         }
         Ok(Taken::Recorded(recorded)) => {
             let status = if recorded.is_duplicate() {
@@ -167,14 +157,11 @@ pub async fn receive(
                     "rating recorded"
                 );
             }
-            reply(
-                StatusCode::OK,
-                json!({
-                    "status": status,
-                    "delivery_id": recorded.delivery_id,
-                    "ratings": recorded.ratings,
-                }),
-            )
+            Answer::Done(json!({
+                "status": status,
+                "delivery_id": recorded.delivery_id,
+                "ratings": recorded.ratings,
+            }))
         }
     }
 }

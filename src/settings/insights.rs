@@ -417,7 +417,11 @@ fn validate_filter(key: &str, f: &FilterSettings, s: &Settings, problems: &mut V
         }
     }
     for source in &f.source {
-        if !s.sources.iter().any(|src| &src.name == source) {
+        if !s
+            .sources
+            .iter()
+            .any(|src| src.name().as_ref() == Some(source))
+        {
             problems.push(ConfigProblem::new(
                 format!("{key}.source"),
                 format!("no [[sources]] entry is named {source:?}"),

@@ -2,33 +2,57 @@
 //! scheme and payload shapes and turns a delivery into [`RatingEvent`]s;
 //! nothing else in the crate knows a helpdesk's JSON.
 //!
-//! Adding a helpdesk means adding a folder here and one line in [`build`].
+//! Adding a helpdesk means adding a folder here and one line in [`KINDS`]
+//! (docs/architecture.md has the whole recipe).
 
-pub mod api;
-pub mod chatwoot;
-pub mod common;
-pub mod devrev;
-pub mod freshdesk;
-pub mod generic;
-pub mod gorgias;
-pub mod helpscout;
-pub mod hubspot;
-pub mod intercom;
+pub mod cursor;
+pub mod http_api;
+pub mod json;
 pub mod registry;
+pub mod settings;
 pub mod signature;
-pub mod window;
-pub mod zendesk;
-pub mod zendesk_csat;
+#[cfg(test)]
+pub mod testing;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::{HeaderMap, Method, Uri};
 use serde_json::Value;
 
 use crate::domain::RatingEvent;
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
 
-pub use registry::{ConfiguredSource, SourceRegistry};
+pub use json::{describe_value, parse_json, scalar_text};
+pub use registry::{ConfiguredSource, PollPlan, SourceRegistry};
+pub use settings::SourceTable;
+
+/// Builds one kind's source from its table.
+pub type Build = fn(&SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>>;
+
+/// Declares each kind's module and its line in [`KINDS`], so adding a
+/// helpdesk is its folder and one line in the list below.
+macro_rules! kinds {
+    ($($kind:ident),* $(,)?) => {
+        $(pub mod $kind;)*
+
+        /// Every kind this build knows: its `kind` name and its builder.
+        pub const KINDS: &[(&str, Build)] = &[$((stringify!($kind), $kind::build)),*];
+    };
+}
+
+kinds! {
+    zendesk,
+    zendesk_csat,
+    intercom,
+    helpscout,
+    chatwoot,
+    devrev,
+    freshdesk,
+    gorgias,
+    hubspot,
+    generic,
+}
 
 /// One webhook delivery as received: the raw body bytes, never re-serialised.
 #[derive(Debug, Clone, Copy)]
@@ -152,8 +176,8 @@ pub struct PollPage {
     pub remaining: Option<u64>,
 }
 
-/// A boxed future, for the async methods of [`Source`] (which must stay
-/// object-safe: sources live behind `Arc<dyn Source>`).
+/// A boxed future, for the async methods of [`HelpdeskApi`] (which must
+/// stay object-safe: sources live behind `Arc<dyn Webhook>`).
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
 
 /// Why a delivery failed authentication: always a 401, never more detail to
@@ -183,8 +207,9 @@ impl ParseError {
     }
 }
 
-/// A helpdesk adapter. Implementations are cheap to call and do no I/O.
-pub trait Source: Send + Sync + 'static {
+/// A helpdesk's webhook: what every source has. Implementations are cheap
+/// to call and do no I/O.
+pub trait Webhook: Send + Sync + 'static {
     /// The `kind` in settings, e.g. `"zendesk"`.
     fn kind(&self) -> &'static str;
 
@@ -195,9 +220,18 @@ pub trait Source: Send + Sync + 'static {
     /// Reads a verified delivery.
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Parsed, ParseError>;
 
-    /// Fetches one rating a delivery referred to ([`Parsed::Fetch`]) with
-    /// the source's API credentials. Sources that never answer
-    /// `Parsed::Fetch` keep this default.
+    /// The helpdesk's API, when this source has its credentials
+    /// (`[sources.api]`): fetches and polls go through it.
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        None
+    }
+}
+
+/// A helpdesk's API, for the sources that have one configured: fetching
+/// what a delivery only names, and polling pages of ratings.
+pub trait HelpdeskApi: Send + Sync {
+    /// Fetches one rating a delivery referred to ([`Parsed::Fetch`]).
+    /// Helpdesks whose deliveries never answer `Parsed::Fetch` keep this default.
     fn fetch<'a>(
         &'a self,
         http: &'a reqwest::Client,
@@ -206,119 +240,35 @@ pub trait Source: Send + Sync + 'static {
         let _ = http;
         Box::pin(async move {
             Err(FetchError::permanent(format!(
-                "this source cannot fetch {} {} from an API",
+                "this source cannot fetch {} {} from its API",
                 reference.kind, reference.id
             )))
         })
     }
 
-    /// Whether this source polls its helpdesk's API: it has a poller and
-    /// the API credentials it needs.
-    fn can_poll(&self) -> bool {
-        false
-    }
-
-    /// Reads one page of ratings from the helpdesk's API. Rate limits come
-    /// back as a retryable [`FetchError`] with `retry_after`.
+    /// Reads one page of ratings. Rate limits come back as a retryable
+    /// [`FetchError`] with `retry_after`.
     fn poll_page<'a>(
         &'a self,
         http: &'a reqwest::Client,
         request: &'a PollRequest,
-    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        let _ = (http, request);
-        Box::pin(async move { Err(FetchError::permanent("this source cannot poll an API")) })
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>>;
+
+    /// How far back a poll re-reads by default (`poll_overlap`): ratings
+    /// change after they were created. One day unless the helpdesk says.
+    fn default_overlap(&self) -> Duration {
+        Duration::from_secs(24 * 3600)
     }
+
+    /// Requests per minute polling may make by default
+    /// (`poll_requests_per_minute`): a share of the helpdesk's documented
+    /// rate limit, leaving the rest to the team's other integrations.
+    fn default_requests_per_minute(&self) -> u32;
 }
 
-/// The kinds this build knows, for messages.
-pub const KINDS: &[&str] = &[
-    "zendesk",
-    "zendesk_csat",
-    "intercom",
-    "helpscout",
-    "chatwoot",
-    "devrev",
-    "freshdesk",
-    "gorgias",
-    "hubspot",
-    "generic",
-];
-
-/// Builds the source a `[[sources]]` entry describes. `key` is the entry's
-/// settings path (`sources[2]`) for messages.
-pub fn build(key: &str, settings: &SourceSettings) -> Result<Arc<dyn Source>, Vec<ConfigProblem>> {
-    match settings.kind.as_str() {
-        "zendesk" => zendesk::ZendeskSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
-        "generic" => generic::GenericSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
-        "freshdesk" => {
-            freshdesk::FreshdeskSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
-        }
-        "gorgias" => gorgias::GorgiasSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
-        "hubspot" => hubspot::HubspotSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
-        "intercom" => {
-            intercom::IntercomSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
-        }
-        "zendesk_csat" => {
-            zendesk_csat::ZendeskCsatSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
-        }
-        "chatwoot" => {
-            chatwoot::ChatwootSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
-        }
-        "devrev" => devrev::DevRevSource::from_settings(key, settings).map(|s| Arc::new(s) as _),
-        "helpscout" => {
-            helpscout::HelpScoutSource::from_settings(key, settings).map(|s| Arc::new(s) as _)
-        }
-        other => Err(vec![ConfigProblem::new(
-            format!("{key}.kind"),
-            format!(
-                "unknown source kind {other:?}; use one of: {}",
-                KINDS.join(", ")
-            ),
-        )]),
-    }
-}
-
-/// Reads a JSON body, naming the problem (line and column) if it is not JSON.
-pub fn parse_json(body: &[u8]) -> Result<Value, ParseError> {
-    serde_json::from_slice(body).map_err(|e| {
-        ParseError::new(format!(
-            "the body is not valid JSON ({} at line {}, column {})",
-            match e.classify() {
-                serde_json::error::Category::Eof => "it ends early",
-                serde_json::error::Category::Syntax => "syntax error",
-                serde_json::error::Category::Data => "unexpected data",
-                serde_json::error::Category::Io => "read error",
-            },
-            e.line(),
-            e.column()
-        ))
-    })
-}
-
-/// A JSON scalar as text: strings trimmed (empty is `None`), numbers and
-/// booleans written out. Helpdesk templates render ids as strings or numbers
-/// depending on how the operator quoted them, so both are accepted.
-pub fn scalar_text(value: &Value) -> Option<String> {
-    match value {
-        Value::String(s) => crate::domain::non_empty(Some(s)),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        Value::Null | Value::Array(_) | Value::Object(_) => None,
-    }
-}
-
-/// Describes a value for an error message without echoing customer text:
-/// numbers and short words are shown, longer text only by its length.
-pub fn describe_value(value: &Value) -> String {
-    match value {
-        Value::String(s) if s.chars().count() <= 24 => format!("{s:?}"),
-        Value::String(s) => format!("a text of {} characters", s.chars().count()),
-        Value::Number(n) => n.to_string(),
-        Value::Bool(b) => b.to_string(),
-        Value::Null => "null".to_string(),
-        Value::Array(_) => "an array".to_string(),
-        Value::Object(_) => "an object".to_string(),
-    }
+/// The kind names this build knows, for messages.
+pub fn kind_names() -> Vec<&'static str> {
+    KINDS.iter().map(|(name, _)| *name).collect()
 }
 
 /// Checks a `ticket_url` template: it must be an http(s) URL naming
@@ -349,26 +299,12 @@ pub fn fill_ticket_url(template: &str, conversation_id: &str) -> String {
     template.replace("{conversation_id}", &encoded)
 }
 
-/// The replay window in milliseconds: the configured one or five minutes.
-pub fn replay_window_ms(settings: &SourceSettings) -> i64 {
-    settings
-        .replay_window
-        .map_or(DEFAULT_REPLAY_WINDOW_MS, |w| {
-            i64::try_from(w.as_millis()).unwrap_or(i64::MAX)
-        })
-}
-
-/// Five minutes: the tolerance Standard Webhooks' reference library uses.
-pub const DEFAULT_REPLAY_WINDOW_MS: i64 = 5 * 60 * 1000;
-
-/// A zero window would refuse every delivery, which is never what was meant.
-pub fn check_replay_window(key: &str, settings: &SourceSettings) -> Option<ConfigProblem> {
-    settings.replay_window.filter(|w| w.is_zero()).map(|_| {
-        ConfigProblem::new(
-            format!("{key}.replay_window"),
-            "must be more than 0s; the default is \"5m\"",
-        )
-    })
+/// A delivery id for a body that names what to fetch and nothing that
+/// changes between two ratings: the references and the receipt time
+/// (which a stored delivery keeps, so a background retry gets the same id).
+pub fn receipt_delivery_id(references: &[FetchRef], now_ms: i64) -> String {
+    let ids: Vec<&str> = references.iter().map(|r| r.id.as_str()).collect();
+    format!("{}@{now_ms}", ids.join(","))
 }
 
 #[cfg(test)]

@@ -84,14 +84,19 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Rejects a timestamp further than `window_ms` from `now_ms`, in either
 /// direction (a clock ahead of ours is as suspicious as a replay).
+///
+/// The timestamp is the sender's, so unauthenticated: the difference is
+/// computed with checked arithmetic, and one too far to compute (say
+/// `i64::MIN` seconds) is simply stale.
 pub fn check_window(timestamp_ms: i64, now_ms: i64, window_ms: i64) -> Result<(), SignatureError> {
-    let age = now_ms - timestamp_ms;
-    if age.abs() > window_ms {
-        Err(SignatureError::Stale {
+    match now_ms.checked_sub(timestamp_ms) {
+        Some(age) if age.unsigned_abs() <= window_ms.unsigned_abs() => Ok(()),
+        Some(age) => Err(SignatureError::Stale {
             age_secs: age / 1000,
-        })
-    } else {
-        Ok(())
+        }),
+        None => Err(SignatureError::Stale {
+            age_secs: if timestamp_ms < 0 { i64::MAX } else { i64::MIN } / 1000,
+        }),
     }
 }
 
@@ -200,6 +205,19 @@ mod tests {
         assert!(check_window(1_000_000, 1_000_000 + 300_000, 300_000).is_ok());
         assert!(check_window(1_000_000, 1_000_000 + 300_001, 300_000).is_err());
         assert!(check_window(1_000_000 + 300_001, 1_000_000, 300_000).is_err());
+    }
+
+    #[test]
+    fn a_timestamp_too_far_to_subtract_is_stale_not_a_panic() {
+        for ts in [i64::MIN, i64::MIN + 1, i64::MAX, -1] {
+            assert!(
+                check_window(ts, 1_700_000_000_000, 300_000).is_err(),
+                "{ts}"
+            );
+        }
+        // Seconds as a sender writes them, through the saturating multiply.
+        let seconds: i64 = "-9223372036854775808".parse().unwrap();
+        assert!(check_window(seconds.saturating_mul(1000), 1_700_000_000_000, 300_000).is_err());
     }
 
     /// The Standard Webhooks specification's own example: secret

@@ -12,6 +12,7 @@
 
 mod copy;
 mod deliveries;
+mod file_guard;
 mod listing;
 mod outbox;
 mod polling;
@@ -21,6 +22,7 @@ mod scheduled;
 mod threads;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -32,6 +34,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
+pub use file_guard::FileGuard;
 pub use listing::{RatingQuery, RatingRow};
 pub use outbox::{AlertRecord, NewAlert, OutboxStats};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
@@ -58,6 +61,9 @@ pub enum StoreError {
     Query(#[source] sqlx::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The SQLite file was deleted or replaced under the running daemon.
+    #[error("{0}")]
+    FileLost(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -92,6 +98,19 @@ enum Backend {
 #[derive(Debug, Clone)]
 pub struct Store {
     backend: Backend,
+    /// SQLite: the file opened, checked before every write transaction and
+    /// by readyz ([`FileGuard`]).
+    file: Option<Arc<FileGuard>>,
+}
+
+/// The file behind a `sqlite:` URL; `None` for PostgreSQL and in-memory
+/// databases.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") || url.contains(":memory:") || url.contains("mode=memory") {
+        return None;
+    }
+    let options = SqliteConnectOptions::from_str(url).ok()?;
+    Some(options.get_filename().to_path_buf())
 }
 
 /// Runs `$body` with `$pool` bound to the backend's pool; the body is
@@ -151,13 +170,36 @@ impl StoreTx {
 impl Store {
     /// Connects (creating a SQLite file and its folder on first start). Does
     /// not migrate: call [`Store::migrate`].
+    /// A SQLite file that does not exist yet is created with a loud WARN,
+    /// or refused with `database.create_if_missing = false`.
     pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Store> {
-        Self::connect_url(
+        let file = sqlite_file(settings.url.expose_secret());
+        if let Some(path) = &file {
+            file_guard::before_open(path, settings.create_if_missing)?;
+        }
+        let mut store = Self::connect_url(
             &settings.url,
             settings.max_connections,
             settings.acquire_timeout,
         )
-        .await
+        .await?;
+        if let Some(path) = file {
+            // The pool opened the file (and created it) on connecting.
+            let guard = FileGuard::new(&path).map_err(|e| {
+                anyhow::anyhow!("cannot read the SQLite database {}: {e}", path.display())
+            })?;
+            store.file = Some(Arc::new(guard));
+        }
+        Ok(store)
+    }
+
+    /// `Err` once the SQLite file was deleted or replaced under us; never
+    /// for PostgreSQL.
+    pub fn check_file(&self) -> StoreResult<()> {
+        match &self.file {
+            Some(guard) => guard.check().map_err(StoreError::FileLost),
+            None => Ok(()),
+        }
     }
 
     pub async fn connect_url(
@@ -201,7 +243,10 @@ impl Store {
                 .connect_lazy_with(options);
             Backend::Postgres(pool)
         };
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            file: None,
+        })
     }
 
     /// Applies the embedded migrations. Safe when several replicas start at
@@ -217,6 +262,7 @@ impl Store {
     /// Whether the database answers and every embedded migration is applied
     /// (for `/readyz`).
     pub async fn ready(&self) -> StoreResult<bool> {
+        self.check_file()?;
         let expected = match &self.backend {
             Backend::Sqlite(_) => SQLITE_MIGRATIONS.iter().count(),
             Backend::Postgres(_) => POSTGRES_MIGRATIONS.iter().count(),
@@ -243,6 +289,7 @@ impl Store {
     /// write lock is taken up front and the busy timeout applies (a deferred
     /// transaction that reads then writes fails at once with BUSY_SNAPSHOT).
     pub async fn begin(&self) -> StoreResult<StoreTx> {
+        self.check_file()?;
         let inner = match &self.backend {
             Backend::Sqlite(pool) => TxInner::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
             Backend::Postgres(pool) => TxInner::Postgres(pool.begin().await?),

@@ -3,8 +3,12 @@
 //! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
 
 mod alerts;
+mod bad_input;
 mod cli;
 mod concurrency;
+mod connections;
+mod daemon;
+mod database_file;
 mod digests;
 mod ha;
 mod helpdesks_a;
@@ -16,6 +20,7 @@ mod polling_b;
 mod postgres;
 mod report_api;
 mod reports;
+mod signals;
 mod slack;
 mod support;
 mod webhooks;

@@ -176,7 +176,7 @@ impl Desk {
 }
 
 fn rfc3339(ms: i64) -> String {
-    csatwatch::sources::api::rfc3339(ms)
+    csatwatch::sources::http_api::rfc3339(ms)
 }
 
 /// Gorgias writes times without a zone: `2026-11-23T14:00:00.000000`.
@@ -185,7 +185,7 @@ fn gorgias_time(ms: i64) -> String {
 }
 
 fn ms(text: &str) -> i64 {
-    csatwatch::sources::api::time_ms(text).unwrap()
+    csatwatch::sources::json::time_ms(text).unwrap()
 }
 
 /// The emulated helpdesk's state, shared with its responder.

@@ -339,7 +339,11 @@ impl SlackClient {
             return Ok(reply);
         }
         // Slack puts `retry_after` in some JSON bodies too; the header wins.
-        let wait = header_wait.or_else(|| reply["retry_after"].as_u64().map(Duration::from_secs));
+        let wait = header_wait.or_else(|| {
+            reply["retry_after"]
+                .as_u64()
+                .map(super::errors::capped_seconds)
+        });
         let code = error_code(reply["error"].as_str().unwrap_or(""));
         Err(classify_api_error(&code, &reply, wait, channel))
     }

@@ -29,10 +29,21 @@ pub fn rate_limit_or_server_error(status: StatusCode, wait: Option<Duration>) ->
     }
 }
 
-/// `Retry-After` in whole seconds, the only form Slack sends.
+/// The longest wait a `Retry-After` is taken at. The value comes from the
+/// network: an absurd one (`18446744073709551615`) must not overflow the
+/// clock arithmetic it feeds, nor park a channel for ever.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// `Retry-After` in whole seconds, the only form Slack sends, at most
+/// [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+    value.trim().parse::<u64>().ok().map(capped_seconds)
+}
+
+/// `seconds` as a wait, at most [`MAX_RETRY_AFTER`].
+pub fn capped_seconds(seconds: u64) -> Duration {
+    Duration::from_secs(seconds).min(MAX_RETRY_AFTER)
 }
 
 /// Slack's error code, if the text looks like one; otherwise a neutral

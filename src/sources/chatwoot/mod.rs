@@ -6,8 +6,10 @@
 //!   `"{X-Chatwoot-Timestamp}.{body}"` (Chatwoot 4.12 and later), and the
 //!   choice of accepting unsigned deliveries from older versions.
 //! - `payload.rs`: the message and its survey answer.
-//! - `poller.rs`: reading the account's CSAT responses (with `[sources.api]`).
+//! - `client.rs`: the account's API (with `[sources.api]`).
+//! - `poller.rs`: reading the account's CSAT responses through the client.
 
+pub mod client;
 pub mod payload;
 pub mod poller;
 pub mod signature;
@@ -15,18 +17,62 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
-use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::common::refuse_foreign_keys;
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::http_api::base_url;
+use super::settings::api_timeout;
 use super::{
-    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
-    WebhookRequest, check_replay_window, check_ticket_url, parse_json, replay_window_ms,
+    HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest,
+    parse_json,
 };
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::{ConfigProblem, optional_duration};
+use client::ChatwootClient;
 
 /// The delivery's UUID, sent on signed and unsigned deliveries alike: a
 /// replayed delivery is recorded once.
 pub const DELIVERY_HEADER: &str = "X-Chatwoot-Delivery";
+
+/// A Chatwoot source's own keys (the shared ones are in
+/// [`crate::sources::settings::SharedSettings`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatwootSettings {
+    /// Accept deliveries that carry no `X-Chatwoot-Signature` (Chatwoot
+    /// before 4.12 never signs). Default `false`. Risk: anyone who learns
+    /// the webhook URL can then post fake ratings and alerts; signed
+    /// deliveries are still checked when a secret is set.
+    pub allow_unsigned: Option<bool>,
+    /// `[sources.api]`: reading the account's CSAT responses (polling).
+    pub api: Option<ChatwootApiSettings>,
+}
+
+/// `[sources.api]` of a Chatwoot source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatwootApiSettings {
+    /// `https://app.chatwoot.com` or your own installation's address.
+    pub base_url: String,
+    /// A user's access token (Profile settings → Access Token).
+    pub token: Option<SecretString>,
+    /// Read the token from this file instead.
+    pub token_file: Option<PathBuf>,
+    /// The account's numeric id (the number after `/app/accounts/` in
+    /// Chatwoot's address bar).
+    pub account_id: Option<String>,
+    /// How long one API call may take before it is retried later. Default `10s`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+/// Builds a Chatwoot source from its table.
+pub fn build(table: &SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>> {
+    ChatwootSource::from_settings(table).map(|s| Arc::new(s) as _)
+}
 
 /// A configured Chatwoot source.
 pub struct ChatwootSource {
@@ -34,63 +80,48 @@ pub struct ChatwootSource {
     allow_unsigned: bool,
     replay_window_ms: i64,
     ticket_url: Option<String>,
-    api: Option<poller::ChatwootApi>,
+    client: Option<ChatwootClient>,
 }
 
 impl ChatwootSource {
-    /// Builds the source from its `[[sources]]` entry, reporting every problem.
-    /// A secret is required unless `allow_unsigned = true`.
-    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        let mut problems = refuse_foreign_keys(key, s, "chatwoot", &["allow_unsigned"]);
-        problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        problems.extend(check_replay_window(key, s));
-        let allow_unsigned = s.allow_unsigned.unwrap_or(false);
-        if s.secret.is_none() && !allow_unsigned {
-            let message = if s.secret_file.is_some() {
-                "is required, and secret_file gave none (see the problem reported for it)"
-            } else {
-                "is required: the webhook's secret from Chatwoot (Settings → Integrations → Webhooks, Chatwoot 4.12 or later); or set secret_file. For an older Chatwoot that cannot sign, set allow_unsigned = true (read its risk in docs/helpdesks/chatwoot.md)"
-            };
-            problems.push(ConfigProblem::new(format!("{key}.secret"), message));
+    /// Builds the source from its table, reporting every problem. A secret
+    /// is required unless `allow_unsigned = true`.
+    pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
+        let (own, mut problems) = t.settings::<ChatwootSettings>();
+        problems.extend(t.check_ticket_url());
+        problems.extend(t.check_replay_window());
+        let allow_unsigned = own.allow_unsigned.unwrap_or(false);
+        if t.shared.secret.is_none() && !allow_unsigned {
+            problems.extend(
+                t.require_secret("the webhook's secret from Chatwoot (Settings → Integrations → Webhooks, Chatwoot 4.12 or later). For an older Chatwoot that cannot sign, set allow_unsigned = true (read its risk in docs/helpdesks/chatwoot.md)")
+                    .err(),
+            );
         }
-        let api = s
-            .api
-            .as_ref()
-            .and_then(|api| read_api(key, api, &mut problems));
+        let client = own.api.and_then(|api| client(t, api, &mut problems));
         if !problems.is_empty() {
             return Err(problems);
         }
         Ok(ChatwootSource {
-            secret: s.secret.clone(),
+            secret: t.shared.secret.clone(),
             allow_unsigned,
-            replay_window_ms: replay_window_ms(s),
-            ticket_url: s.ticket_url.clone(),
-            api,
+            replay_window_ms: t.replay_window_ms(),
+            ticket_url: t.shared.ticket_url.clone(),
+            client,
         })
     }
 }
 
 /// Reads `[sources.api]`: `base_url`, `token` (a user's access token) and
 /// `account_id`, all required to poll.
-fn read_api(
-    key: &str,
-    api: &crate::settings::ApiSettings,
+fn client(
+    t: &SourceTable,
+    api: ChatwootApiSettings,
     problems: &mut Vec<ConfigProblem>,
-) -> Option<poller::ChatwootApi> {
-    problems.extend(super::api::refuse_keys(
-        &format!("{key}.api"),
-        "chatwoot",
-        &[
-            (
-                "api_key",
-                api.api_key.is_some() || api.api_key_file.is_some(),
-            ),
-            ("email", api.email.is_some()),
-        ],
-    ));
-    if api.token.is_none() && api.token_file.is_none() {
+) -> Option<ChatwootClient> {
+    let token = t.secret("api.token", api.token, api.token_file.as_deref(), problems);
+    if token.is_none() && api.token_file.is_none() {
         problems.push(ConfigProblem::new(
-            format!("{key}.api.token"),
+            t.key_of("api.token"),
             "is required to poll: an access token (Profile settings → Access Token in Chatwoot), sent as api_access_token; or set token_file",
         ));
     }
@@ -101,22 +132,23 @@ fn read_api(
         .filter(|a| !a.is_empty() && a.bytes().all(|b| b.is_ascii_digit()));
     if account_id.is_none() {
         problems.push(ConfigProblem::new(
-            format!("{key}.api.account_id"),
+            t.key_of("api.account_id"),
             "is required to poll: the account's number, as in https://app.chatwoot.com/app/accounts/<account_id>/dashboard",
         ));
     }
-    let base_url = super::api::base_url(key, api, "https://app.chatwoot.com")
+    let base_url = base_url(&t.key, &api.base_url, "https://app.chatwoot.com")
         .map_err(|p| problems.push(p))
         .ok()?;
-    Some(poller::ChatwootApi {
+    Some(ChatwootClient {
         base_url,
         account_id: account_id?.to_string(),
-        token: api.token.clone()?,
-        timeout: api.timeout(),
+        token: token?,
+        timeout: api_timeout(api.request_timeout),
+        ticket_url: t.shared.ticket_url.clone(),
     })
 }
 
-impl Source for ChatwootSource {
+impl Webhook for ChatwootSource {
     fn kind(&self) -> &'static str {
         "chatwoot"
     }
@@ -150,24 +182,7 @@ impl Source for ChatwootSource {
         })
     }
 
-    fn can_poll(&self) -> bool {
-        self.api.is_some()
-    }
-
-    fn poll_page<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        request: &'a PollRequest,
-    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(async move {
-            match &self.api {
-                Some(api) => {
-                    poller::poll_page(api, self.ticket_url.as_deref(), http, request).await
-                }
-                None => Err(FetchError::permanent(
-                    "this Chatwoot source has no [sources.api] to poll with",
-                )),
-            }
-        })
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.client.as_ref().map(|c| c as &dyn HelpdeskApi)
     }
 }

@@ -12,29 +12,20 @@
 //! the conversation's `display_id` (the API's `conversation_id`) and the
 //! survey message's id as the key.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::client::ChatwootClient;
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::api::{get_json_and_headers, time_ms};
-use crate::sources::common::{first_text, text_at};
-use crate::sources::window::Window;
+use crate::sources::cursor::Window;
+use crate::sources::http_api::get_json_and_headers;
+use crate::sources::json::time_ms;
+use crate::sources::json::{first_text, text_at};
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
 
 /// Chatwoot's fixed page size.
 const PER_PAGE: usize = 25;
-
-/// How to call one Chatwoot account's API.
-#[derive(Clone)]
-pub struct ChatwootApi {
-    /// `https://app.chatwoot.com` or a self-hosted address, no trailing slash.
-    pub base_url: String,
-    pub account_id: String,
-    /// A user's (or agent bot's) access token, sent as `api_access_token`.
-    pub token: SecretString,
-    pub timeout: std::time::Duration,
-}
 
 /// Our poll cursor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -80,7 +71,7 @@ fn to_event(item: &Value, ticket_url: Option<&str>) -> Option<RatingEvent> {
 
 /// Reads one page.
 pub async fn poll_page(
-    api: &ChatwootApi,
+    api: &ChatwootClient,
     ticket_url: Option<&str>,
     http: &reqwest::Client,
     request: &PollRequest,

@@ -5,8 +5,10 @@
 //! - `signature.rs`: `X-DevRev-Signature`, HMAC-SHA256 of the raw body,
 //!   hex or base64 [U], and the replay window on the envelope `timestamp`.
 //! - `payload.rs`: the envelope and the survey response.
-//! - `poller.rs`: `surveys.responses.list` (with `[sources.api]`).
+//! - `client.rs`: the API (with `[sources.api]`).
+//! - `poller.rs`: `surveys.responses.list` through the client.
 
+pub mod client;
 pub mod payload;
 pub mod poller;
 pub mod signature;
@@ -14,15 +16,53 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
-use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::common::{refuse_foreign_keys, require_secret};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::http_api::base_url;
+use super::settings::api_timeout;
 use super::{
-    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
-    WebhookRequest, check_replay_window, check_ticket_url, parse_json, replay_window_ms,
+    HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest,
+    parse_json,
 };
 use crate::domain::Scale;
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::{ConfigProblem, optional_duration};
+use client::DevRevClient;
+
+/// A DevRev source's own keys (the shared ones are in
+/// [`crate::sources::settings::SharedSettings`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevRevSettings {
+    /// `five_point` (default, the CSAT snap-in) or `nps` (0–10 surveys).
+    pub scale: Option<String>,
+    /// `[sources.api]`: `surveys.responses.list` (polling).
+    pub api: Option<DevRevApiSettings>,
+}
+
+/// `[sources.api]` of a DevRev source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevRevApiSettings {
+    /// `https://api.devrev.ai`.
+    pub base_url: String,
+    /// A personal access token (Settings → Account → Personal access token).
+    pub token: Option<SecretString>,
+    /// Read the token from this file instead.
+    pub token_file: Option<PathBuf>,
+    /// How long one API call may take before it is retried later. Default `10s`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+/// Builds a DevRev source from its table.
+pub fn build(table: &SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>> {
+    DevRevSource::from_settings(table).map(|s| Arc::new(s) as _)
+}
 
 /// A configured DevRev source.
 pub struct DevRevSource {
@@ -30,74 +70,67 @@ pub struct DevRevSource {
     replay_window_ms: i64,
     scale: Scale,
     ticket_url: Option<String>,
-    api: Option<poller::DevRevApi>,
+    client: Option<DevRevClient>,
 }
 
 impl DevRevSource {
-    /// Builds the source from its `[[sources]]` entry, reporting every problem.
-    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        let mut problems = refuse_foreign_keys(key, s, "devrev", &["scale"]);
-        problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        problems.extend(check_replay_window(key, s));
-        let scale = match s.scale.as_deref().map(str::parse::<Scale>) {
+    /// Builds the source from its table, reporting every problem.
+    pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
+        let (own, mut problems) = t.settings::<DevRevSettings>();
+        problems.extend(t.check_ticket_url());
+        problems.extend(t.check_replay_window());
+        let scale = match own.scale.as_deref().map(str::parse::<Scale>) {
             None => Scale::FivePoint,
             Some(Ok(scale @ (Scale::FivePoint | Scale::Nps))) => scale,
-            // An unknown name is reported by the settings validation already.
-            Some(Err(_)) => Scale::FivePoint,
+            Some(Err(e)) => {
+                problems.push(ConfigProblem::new(t.key_of("scale"), e));
+                Scale::FivePoint
+            }
             Some(Ok(other)) => {
                 problems.push(ConfigProblem::new(
-                    format!("{key}.scale"),
+                    t.key_of("scale"),
                     format!("{other} is not a DevRev survey scale; use five_point (the CSAT snap-in, default) or nps"),
                 ));
                 Scale::FivePoint
             }
         };
-        let secret = require_secret(
-            key,
-            s,
-            "the secret DevRev returns when the webhook is created (webhooks.create answers it in webhook.secret)",
-        )
-        .map_err(|p| problems.push(p))
-        .ok();
-        let api = s.api.as_ref().and_then(|api| {
-            problems.extend(super::api::refuse_keys(
-                &format!("{key}.api"),
-                "devrev",
-                &[
-                    ("api_key", api.api_key.is_some() || api.api_key_file.is_some()),
-                    ("email", api.email.is_some()),
-                    ("account_id", api.account_id.is_some()),
-                ],
-            ));
-            if api.token.is_none() && api.token_file.is_none() {
+        let secret = t
+            .require_secret("the secret DevRev returns when the webhook is created (webhooks.create answers it in webhook.secret)")
+            .map_err(|p| problems.push(p))
+            .ok();
+        let client = own.api.and_then(|api| {
+            let token = t.secret("api.token", api.token, api.token_file.as_deref(), &mut problems);
+            if token.is_none() && api.token_file.is_none() {
                 problems.push(ConfigProblem::new(
-                    format!("{key}.api.token"),
+                    t.key_of("api.token"),
                     "is required to poll: a DevRev personal access token (Settings → Account → Personal access token); or set token_file",
                 ));
             }
-            let base_url = super::api::base_url(key, api, "https://api.devrev.ai")
+            let base_url = base_url(&t.key, &api.base_url, "https://api.devrev.ai")
                 .map_err(|p| problems.push(p))
                 .ok()?;
-            Some(poller::DevRevApi {
+            Some(DevRevClient {
                 base_url,
-                token: api.token.clone()?,
-                timeout: api.timeout(),
+                token: token?,
+                timeout: api_timeout(api.request_timeout),
+                scale,
+                ticket_url: t.shared.ticket_url.clone(),
             })
         });
         match secret {
             Some(secret) if problems.is_empty() => Ok(DevRevSource {
                 secret,
-                replay_window_ms: replay_window_ms(s),
+                replay_window_ms: t.replay_window_ms(),
                 scale,
-                ticket_url: s.ticket_url.clone(),
-                api,
+                ticket_url: t.shared.ticket_url.clone(),
+                client,
             }),
             _ => Err(problems),
         }
     }
 }
 
-impl Source for DevRevSource {
+impl Webhook for DevRevSource {
     fn kind(&self) -> &'static str {
         "devrev"
     }
@@ -114,25 +147,7 @@ impl Source for DevRevSource {
         )
     }
 
-    fn can_poll(&self) -> bool {
-        self.api.is_some()
-    }
-
-    fn poll_page<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        request: &'a PollRequest,
-    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(async move {
-            match &self.api {
-                Some(api) => {
-                    poller::poll_page(api, self.scale, self.ticket_url.as_deref(), http, request)
-                        .await
-                }
-                None => Err(FetchError::permanent(
-                    "this DevRev source has no [sources.api] to poll with",
-                )),
-            }
-        })
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.client.as_ref().map(|c| c as &dyn HelpdeskApi)
     }
 }

@@ -10,26 +10,17 @@
 //! ([`response_to_event`]): the rated object is the conversation and the
 //! response id the key, on the source's scale.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::client::DevRevClient;
 use super::payload::response_to_event;
 use crate::domain::Scale;
-use crate::sources::api::{get_json_and_headers, header_number, rfc3339};
-use crate::sources::common::text_at;
-use crate::sources::window::Window;
+use crate::sources::cursor::Window;
+use crate::sources::http_api::{get_json_and_headers, header_number, rfc3339};
+use crate::sources::json::text_at;
 use crate::sources::{FetchError, PollPage, PollRequest};
-
-/// How to call DevRev's API.
-#[derive(Clone)]
-pub struct DevRevApi {
-    /// `https://api.devrev.ai`, no trailing slash.
-    pub base_url: String,
-    /// A personal access token (or a service account's), sent as Bearer.
-    pub token: SecretString,
-    pub timeout: std::time::Duration,
-}
 
 /// Our poll cursor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -51,7 +42,7 @@ struct ListPayload {
 
 /// Reads one page.
 pub async fn poll_page(
-    api: &DevRevApi,
+    api: &DevRevClient,
     scale: Scale,
     ticket_url: Option<&str>,
     http: &reqwest::Client,

@@ -12,7 +12,7 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
-use crate::sources::common::time_at;
+use crate::sources::json::time_at;
 use crate::sources::signature::{Encoding, check_window, hmac_sha256, verify_hmac_sha256};
 use crate::sources::{SignatureError, WebhookRequest};
 

@@ -6,8 +6,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::payload::{RatingPayload, latest};
-use crate::sources::api::get_json;
-use crate::sources::{FetchError, Fetched, fill_ticket_url};
+use crate::sources::http_api::get_json;
+use crate::sources::{
+    BoxFuture, FetchError, FetchRef, Fetched, HelpdeskApi, PollPage, PollRequest, fill_ticket_url,
+};
 
 /// A Freshdesk API client for one account.
 #[derive(Clone)]
@@ -16,6 +18,8 @@ pub struct FreshdeskClient {
     pub base_url: String,
     pub api_key: SecretString,
     pub timeout: Duration,
+    /// The source's `ticket_url` template, for ratings' links.
+    pub ticket_url: Option<String>,
 }
 
 impl std::fmt::Debug for FreshdeskClient {
@@ -64,5 +68,43 @@ impl FreshdeskClient {
                 )),
             },
         )
+    }
+}
+
+impl HelpdeskApi for FreshdeskClient {
+    fn fetch<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        reference: &'a FetchRef,
+    ) -> BoxFuture<'a, Result<Fetched, FetchError>> {
+        Box::pin(async move {
+            if reference.kind != super::payload::TICKET_REF {
+                return Err(FetchError::permanent(format!(
+                    "a Freshdesk source cannot fetch a {:?}",
+                    reference.kind
+                )));
+            }
+            self.ticket_rating(http, &reference.id, self.ticket_url.as_deref())
+                .await
+        })
+    }
+
+    fn poll_page<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: &'a PollRequest,
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
+        Box::pin(super::poller::poll_page(
+            self,
+            self.ticket_url.as_deref(),
+            http,
+            request,
+        ))
+    }
+
+    /// A quarter of the Growth plan's 200 requests a minute (a trial
+    /// account has 50, and automation webhooks count against the same limit).
+    fn default_requests_per_minute(&self) -> u32 {
+        50
     }
 }

@@ -9,7 +9,7 @@
 //! cannot invent a score.
 //!
 //! - `payload.rs`: the rule body and the API's rating object.
-//! - `client.rs`: the API call.
+//! - `client.rs`: the API (fetching a ticket's rating), the source's `HelpdeskApi`.
 //! - `poller.rs`: reading the account's ratings list (with `poll_interval`).
 
 pub mod client;
@@ -19,16 +19,59 @@ pub mod poller;
 #[cfg(test)]
 mod tests;
 
-use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::api::{base_url, refuse_keys};
+use secrecy::SecretString;
+use serde::Deserialize;
+
 use super::generic::signature::Scheme;
+use super::http_api::base_url;
+use super::settings::api_timeout;
 use super::{
-    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, PollPage, PollRequest,
-    SignatureError, Source, WebhookRequest, parse_json,
+    FetchRef, HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook,
+    WebhookRequest, parse_json,
 };
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::{ConfigProblem, optional_duration};
 use client::FreshdeskClient;
+
+/// A Freshdesk source's own keys (the shared ones are in
+/// [`crate::sources::settings::SharedSettings`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshdeskSettings {
+    /// The header the automation rule sends the token in. Default
+    /// `X-Csatwatch-Token`.
+    pub signature_header: Option<String>,
+    /// `true` when the rule body carries the rating itself (an account
+    /// whose rule renders rating placeholders); then `[sources.api]` is
+    /// optional. Default `false`: the documented body names only the
+    /// ticket, so the rating is fetched and `[sources.api]` is required.
+    pub rating_in_body: Option<bool>,
+    /// `[sources.api]`: fetching ratings the rule body only names, and polling.
+    pub api: Option<FreshdeskApiSettings>,
+}
+
+/// `[sources.api]` of a Freshdesk source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshdeskApiSettings {
+    /// `https://{account}.freshdesk.com`.
+    pub base_url: String,
+    /// An agent's API key, sent with HTTP basic auth as `api_key:X`.
+    pub api_key: Option<SecretString>,
+    /// Read the API key from this file instead.
+    pub api_key_file: Option<PathBuf>,
+    /// How long one API call may take before it is retried later. Default `10s`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+/// Builds a Freshdesk source from its table.
+pub fn build(table: &SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>> {
+    FreshdeskSource::from_settings(table).map(|s| Arc::new(s) as _)
+}
 
 /// A configured Freshdesk source.
 #[derive(Debug)]
@@ -43,37 +86,48 @@ pub struct FreshdeskSource {
 }
 
 impl FreshdeskSource {
-    /// Builds the source from its `[[sources]]` entry, reporting every
-    /// problem with its key.
-    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        let (mut problems, header) =
-            super::api::token_source_settings(key, "freshdesk", s, "the automation rule's");
-        let client = match &s.api {
-            None => None,
-            Some(api) => {
-                problems.extend(refuse_keys(
-                    &format!("{key}.api"),
-                    "freshdesk",
-                    &[
-                        ("token", api.token.is_some() || api.token_file.is_some()),
-                        ("email", api.email.is_some()),
-                        ("account_id", api.account_id.is_some()),
-                    ],
-                ));
-                if api.api_key.is_none() && api.api_key_file.is_none() {
+    /// Builds the source from its table, reporting every problem with its key.
+    pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
+        let (own, mut problems) = t.settings::<FreshdeskSettings>();
+        problems.extend(t.check_ticket_url());
+        let token = t.token_scheme(
+            own.signature_header.as_deref(),
+            "the automation rule's",
+            &mut problems,
+        );
+        let rating_in_body = own.rating_in_body.unwrap_or(false);
+        let client = match own.api {
+            None => {
+                if !rating_in_body {
                     problems.push(ConfigProblem::new(
-                        format!("{key}.api.api_key"),
+                        t.key_of("api"),
+                        "is required: the documented rule body names only the ticket, so every rating is fetched from Freshdesk's API; add [sources.api] with base_url = \"https://<account>.freshdesk.com\" and api_key (profile picture → Profile settings → View API key). If your rule body carries the rating itself, set rating_in_body = true instead",
+                    ));
+                }
+                None
+            }
+            Some(api) => {
+                let api_key = t.secret(
+                    "api.api_key",
+                    api.api_key,
+                    api.api_key_file.as_deref(),
+                    &mut problems,
+                );
+                if api_key.is_none() && api.api_key_file.is_none() {
+                    problems.push(ConfigProblem::new(
+                        t.key_of("api.api_key"),
                         "is required: your Freshdesk API key (profile picture → Profile settings → View API key); or set api_key_file",
                     ));
                 }
                 match (
-                    base_url(key, api, "https://acme.freshdesk.com"),
-                    &api.api_key,
+                    base_url(&t.key, &api.base_url, "https://acme.freshdesk.com"),
+                    api_key,
                 ) {
                     (Ok(base_url), Some(api_key)) => Some(FreshdeskClient {
                         base_url,
-                        api_key: api_key.clone(),
-                        timeout: api.timeout(),
+                        api_key,
+                        timeout: api_timeout(api.request_timeout),
+                        ticket_url: t.shared.ticket_url.clone(),
                     }),
                     (Err(problem), _) => {
                         problems.push(problem);
@@ -83,15 +137,12 @@ impl FreshdeskSource {
                 }
             }
         };
-        match &s.secret {
-            Some(secret) if problems.is_empty() => Ok(FreshdeskSource {
-                secret: secret.clone(),
-                scheme: Scheme::Token {
-                    header: header.trim().to_string(),
-                    prefix: None,
-                },
-                ticket_url: s.ticket_url.clone(),
-                polls: s.poll_interval.is_some() && client.is_some(),
+        match token {
+            Some((secret, scheme)) if problems.is_empty() => Ok(FreshdeskSource {
+                secret,
+                scheme,
+                ticket_url: t.shared.ticket_url.clone(),
+                polls: t.shared.poll_interval.is_some() && client.is_some(),
                 client,
             }),
             _ => Err(problems),
@@ -99,7 +150,7 @@ impl FreshdeskSource {
     }
 }
 
-impl Source for FreshdeskSource {
+impl Webhook for FreshdeskSource {
     fn kind(&self) -> &'static str {
         "freshdesk"
     }
@@ -120,7 +171,7 @@ impl Source for FreshdeskSource {
                     delivery_id: None,
                     references,
                 } => Parsed::Fetch {
-                    delivery_id: Some(super::api::receipt_delivery_id(&references, request.now_ms)),
+                    delivery_id: Some(super::receipt_delivery_id(&references, request.now_ms)),
                     references,
                 },
                 // A rendered value without the rating's id would be keyed
@@ -137,10 +188,7 @@ impl Source for FreshdeskSource {
                         })
                         .collect();
                     Parsed::Fetch {
-                        delivery_id: Some(super::api::receipt_delivery_id(
-                            &references,
-                            request.now_ms,
-                        )),
+                        delivery_id: Some(super::receipt_delivery_id(&references, request.now_ms)),
                         references,
                     }
                 }
@@ -149,47 +197,7 @@ impl Source for FreshdeskSource {
         )
     }
 
-    fn fetch<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        reference: &'a FetchRef,
-    ) -> BoxFuture<'a, Result<Fetched, FetchError>> {
-        Box::pin(async move {
-            let Some(client) = &self.client else {
-                return Err(FetchError::permanent(
-                    "the rule body carries no rating and this source has no [sources.api] to fetch it with; add base_url and api_key (docs/helpdesks/freshdesk.md)",
-                ));
-            };
-            if reference.kind != payload::TICKET_REF {
-                return Err(FetchError::permanent(format!(
-                    "a Freshdesk source cannot fetch a {:?}",
-                    reference.kind
-                )));
-            }
-            client
-                .ticket_rating(http, &reference.id, self.ticket_url.as_deref())
-                .await
-        })
-    }
-
-    fn can_poll(&self) -> bool {
-        self.client.is_some()
-    }
-
-    fn poll_page<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        request: &'a PollRequest,
-    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(async move {
-            match &self.client {
-                Some(client) => {
-                    poller::poll_page(client, self.ticket_url.as_deref(), http, request).await
-                }
-                None => Err(FetchError::permanent(
-                    "this Freshdesk source has no [sources.api] to poll with",
-                )),
-            }
-        })
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.client.as_ref().map(|c| c as &dyn HelpdeskApi)
     }
 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::api::{template_text, time_ms};
+use crate::sources::json::{rendered_rating, template_text, time_ms};
 use crate::sources::{FetchRef, ParseError, Parsed, describe_value, fill_ticket_url, scalar_text};
 
 /// The kind of [`FetchRef`] this source fetches: a ticket's ratings.
@@ -36,7 +36,7 @@ pub fn read_rule_body(body: &Value, ticket_url: Option<&str>) -> Result<Parsed, 
         }
         Some(id) => id,
     };
-    let Some(raw) = text("/rating/value") else {
+    let Some(raw) = rendered_rating(body.pointer("/rating/value"), "rating.value")? else {
         // The usual case: Freshdesk has no documented rating placeholder.
         return Ok(Parsed::Fetch {
             delivery_id: None,

@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 
 use super::client::FreshdeskClient;
 use super::payload::RatingPayload;
-use crate::sources::api::{get_json_and_headers, header_number, rfc3339, time_ms};
-use crate::sources::window::Window;
+use crate::sources::cursor::Window;
+use crate::sources::http_api::{get_json_and_headers, header_number, rfc3339};
+use crate::sources::json::time_ms;
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
 use secrecy::ExposeSecret;
 

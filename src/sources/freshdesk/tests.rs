@@ -7,6 +7,7 @@ use serde_json::json;
 use super::payload::{RatingPayload, latest, read_rule_body};
 use super::*;
 use crate::domain::{Scale, Sentiment};
+use crate::sources::testing::table;
 
 const TOKEN: &str = "freshdesk-test-token";
 const TICKET_ONLY: &[u8] =
@@ -18,16 +19,20 @@ const API_CHANGED: &[u8] =
 const API_NEGATIVE: &[u8] =
     include_bytes!("../../../tests/fixtures/freshdesk/api_ratings_negative.json");
 
-fn settings(extra: serde_json::Value) -> SourceSettings {
+fn settings(extra: serde_json::Value) -> serde_json::Value {
     let mut base = json!({"name": "freshdesk", "kind": "freshdesk", "secret": TOKEN});
     base.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    serde_json::from_value(base).unwrap()
+    base
 }
 
 fn source() -> FreshdeskSource {
-    FreshdeskSource::from_settings("sources[0]", &settings(json!({}))).unwrap()
+    FreshdeskSource::from_settings(&table(
+        "sources[0]",
+        &settings(json!({"rating_in_body": true})),
+    ))
+    .unwrap()
 }
 
 fn check(token: Option<&str>) -> Result<(), SignatureError> {
@@ -153,7 +158,7 @@ fn the_newest_of_several_ratings_is_taken() {
 #[test]
 fn settings_problems_name_their_keys() {
     let keys = |extra| {
-        FreshdeskSource::from_settings("sources[0]", &settings(extra))
+        FreshdeskSource::from_settings(&table("sources[0]", &settings(extra)))
             .err()
             .unwrap()
             .into_iter()
@@ -164,12 +169,26 @@ fn settings_problems_name_their_keys() {
         keys(json!({"api": {"base_url": "acme.freshdesk.com"}})),
         ["sources[0].api.api_key", "sources[0].api.base_url"]
     );
-    assert_eq!(keys(json!({"scale": "nps"})), ["sources[0].scale"]);
+    assert_eq!(
+        keys(json!({"scale": "nps", "rating_in_body": true})),
+        ["sources[0].scale"]
+    );
+    // The documented rule body names only the ticket: without the API no
+    // rating could ever be read, so check-config says so.
+    let without_api = FreshdeskSource::from_settings(&table("sources[0]", &settings(json!({}))))
+        .err()
+        .unwrap();
+    assert_eq!(without_api[0].key, "sources[0].api");
     assert!(
-        FreshdeskSource::from_settings(
+        without_api[0].message.contains("rating_in_body"),
+        "{}",
+        without_api[0].message
+    );
+    assert!(
+        FreshdeskSource::from_settings(&table(
             "s",
             &settings(json!({"api": {"base_url": "https://acme.freshdesk.com", "api_key": "k"}}))
-        )
+        ))
         .is_ok()
     );
 }

@@ -6,8 +6,9 @@ use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::GenericFields;
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::settings::{ConfigProblem, GenericFields};
+use crate::settings::ConfigProblem;
 use crate::sources::{ParseError, Parsed, describe_value, fill_ticket_url, scalar_text};
 
 /// Why a delivery with no score is answered 202: e.g. a survey sent but not

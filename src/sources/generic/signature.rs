@@ -12,11 +12,13 @@
 use axum::http::HeaderName;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::settings::{ConfigProblem, SourceSettings};
+use super::GenericSettings;
+use crate::settings::ConfigProblem;
+use crate::sources::SourceTable;
 use crate::sources::signature::{
     Encoding, constant_time_eq, verify_hmac_sha256, verify_standard_webhooks,
 };
-use crate::sources::{SignatureError, WebhookRequest, check_replay_window, replay_window_ms};
+use crate::sources::{SignatureError, WebhookRequest};
 
 /// The header the hmac-sha256 scheme reads when `signature_header` is unset.
 pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Signature";
@@ -45,12 +47,16 @@ pub const DEFAULT_TOKEN_HEADER: &str = "X-Csatwatch-Token";
 impl Scheme {
     /// Reads `signature` and its companion keys, reporting each problem
     /// under its own key.
-    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Scheme, Vec<ConfigProblem>> {
+    pub fn from_settings(
+        t: &SourceTable,
+        s: &GenericSettings,
+    ) -> Result<Scheme, Vec<ConfigProblem>> {
+        let key = t.key.as_str();
         let mut problems = Vec::new();
         let name = s.signature.as_deref().unwrap_or("hmac-sha256");
         let scheme = match name.trim().to_ascii_lowercase().replace('_', "-").as_str() {
             "hmac-sha256" => {
-                problems.extend(check_hmac_only_keys(key, s, false));
+                problems.extend(check_hmac_only_keys(t, s, false));
                 let header = s
                     .signature_header
                     .clone()
@@ -80,7 +86,7 @@ impl Scheme {
                 }
             }
             "token" => {
-                problems.extend(check_hmac_only_keys(key, s, false));
+                problems.extend(check_hmac_only_keys(t, s, false));
                 if s.signature_encoding.is_some() {
                     problems.push(ConfigProblem::new(
                         format!("{key}.signature_encoding"),
@@ -103,10 +109,10 @@ impl Scheme {
                 }
             }
             "standard-webhooks" => {
-                problems.extend(check_hmac_only_keys(key, s, true));
-                problems.extend(check_replay_window(key, s));
+                problems.extend(check_hmac_only_keys(t, s, true));
+                problems.extend(t.check_replay_window());
                 Scheme::StandardWebhooks {
-                    window_ms: replay_window_ms(s),
+                    window_ms: t.replay_window_ms(),
                 }
             }
             _ => {
@@ -211,7 +217,12 @@ fn encoding_name(encoding: Encoding) -> &'static str {
 
 /// Keys that only the hmac-sha256 scheme reads; set with standard-webhooks
 /// they would be silently ignored. `replay_window` is the reverse.
-fn check_hmac_only_keys(key: &str, s: &SourceSettings, standard: bool) -> Vec<ConfigProblem> {
+fn check_hmac_only_keys(
+    t: &SourceTable,
+    s: &GenericSettings,
+    standard: bool,
+) -> Vec<ConfigProblem> {
+    let key = t.key.as_str();
     let mut problems = Vec::new();
     if standard {
         for (name, set) in [
@@ -226,7 +237,7 @@ fn check_hmac_only_keys(key: &str, s: &SourceSettings, standard: bool) -> Vec<Co
                 ));
             }
         }
-    } else if s.replay_window.is_some() {
+    } else if t.shared.replay_window.is_some() {
         problems.push(ConfigProblem::new(
             format!("{key}.replay_window"),
             "applies to signature = \"standard-webhooks\" only; hmac-sha256 and token carry no timestamp; remove it",

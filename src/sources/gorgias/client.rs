@@ -7,8 +7,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use super::payload::survey_from_api;
-use crate::sources::api::get_json;
-use crate::sources::{FetchError, Fetched, fill_ticket_url};
+use crate::sources::http_api::get_json;
+use crate::sources::{
+    BoxFuture, FetchError, FetchRef, Fetched, HelpdeskApi, PollPage, PollRequest, fill_ticket_url,
+};
 
 /// A Gorgias API client for one account.
 #[derive(Clone)]
@@ -18,6 +20,8 @@ pub struct GorgiasClient {
     pub email: String,
     pub api_key: SecretString,
     pub timeout: Duration,
+    /// The source's `ticket_url` template, for ratings' links.
+    pub ticket_url: Option<String>,
 }
 
 impl std::fmt::Debug for GorgiasClient {
@@ -62,5 +66,48 @@ impl GorgiasClient {
             // change it, so it is kept as failed with the field named.
             Err(e) => Err(FetchError::permanent(format!("{what}: {e}"))),
         }
+    }
+}
+
+impl HelpdeskApi for GorgiasClient {
+    fn fetch<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        reference: &'a FetchRef,
+    ) -> BoxFuture<'a, Result<Fetched, FetchError>> {
+        Box::pin(async move {
+            if reference.kind != super::payload::SURVEY_REF {
+                return Err(FetchError::permanent(format!(
+                    "a Gorgias source cannot fetch a {:?}",
+                    reference.kind
+                )));
+            }
+            self.survey(http, &reference.id, self.ticket_url.as_deref())
+                .await
+        })
+    }
+
+    fn poll_page<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: &'a PollRequest,
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
+        Box::pin(super::poller::poll_page(
+            self,
+            self.ticket_url.as_deref(),
+            http,
+            request,
+        ))
+    }
+
+    /// Gorgias's list is read by survey creation; answers come days later.
+    fn default_overlap(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(7 * 24 * 3600)
+    }
+
+    /// A quarter of what Gorgias allows an API key: 40 requests per 20 s
+    /// (120 a minute).
+    fn default_requests_per_minute(&self) -> u32 {
+        30
     }
 }

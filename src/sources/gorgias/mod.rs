@@ -19,16 +19,56 @@ pub mod poller;
 #[cfg(test)]
 mod tests;
 
-use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::api::{base_url, refuse_keys};
+use secrecy::SecretString;
+use serde::Deserialize;
+
 use super::generic::signature::Scheme;
+use super::http_api::base_url;
+use super::settings::api_timeout;
 use super::{
-    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, PollPage, PollRequest,
-    SignatureError, Source, WebhookRequest, parse_json,
+    HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest,
+    parse_json,
 };
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::{ConfigProblem, optional_duration};
 use client::GorgiasClient;
+
+/// A Gorgias source's own keys (the shared ones are in
+/// [`crate::sources::settings::SharedSettings`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GorgiasSettings {
+    /// The header the HTTP integration sends the token in. Default
+    /// `X-Csatwatch-Token`.
+    pub signature_header: Option<String>,
+    /// `[sources.api]`: fetching surveys a body only names, and polling.
+    pub api: Option<GorgiasApiSettings>,
+}
+
+/// `[sources.api]` of a Gorgias source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GorgiasApiSettings {
+    /// `https://{account}.gorgias.com`.
+    pub base_url: String,
+    /// The email address of the user the API key belongs to.
+    pub email: Option<String>,
+    /// A REST API key (Settings → REST API), sent as basic auth `email:api_key`.
+    pub api_key: Option<SecretString>,
+    /// Read the API key from this file instead.
+    pub api_key_file: Option<PathBuf>,
+    /// How long one API call may take before it is retried later. Default `10s`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+/// Builds a Gorgias source from its table.
+pub fn build(table: &SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>> {
+    GorgiasSource::from_settings(table).map(|s| Arc::new(s) as _)
+}
 
 /// A configured Gorgias source.
 #[derive(Debug)]
@@ -40,71 +80,67 @@ pub struct GorgiasSource {
 }
 
 impl GorgiasSource {
-    /// Builds the source from its `[[sources]]` entry, reporting every
-    /// problem with its key.
-    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        let (mut problems, header) =
-            super::api::token_source_settings(key, "gorgias", s, "the HTTP integration's");
-        let client = match &s.api {
-            None => None,
-            Some(api) => {
-                problems.extend(refuse_keys(
-                    &format!("{key}.api"),
-                    "gorgias",
-                    &[
-                        ("token", api.token.is_some() || api.token_file.is_some()),
-                        ("account_id", api.account_id.is_some()),
-                    ],
-                ));
-                if api.api_key.is_none() && api.api_key_file.is_none() {
-                    problems.push(ConfigProblem::new(
-                        format!("{key}.api.api_key"),
-                        "is required: a REST API key (Settings → REST API in Gorgias); or set api_key_file",
-                    ));
-                }
-                let email = api
-                    .email
-                    .as_deref()
-                    .map(str::trim)
-                    .filter(|e| !e.is_empty());
-                if email.is_none() {
-                    problems.push(ConfigProblem::new(
-                        format!("{key}.api.email"),
-                        "is required: the email address of the Gorgias user the API key belongs to",
-                    ));
-                }
-                match (
-                    base_url(key, api, "https://acme.gorgias.com"),
-                    &api.api_key,
-                    email,
-                ) {
-                    (Ok(base_url), Some(api_key), Some(email)) => Some(GorgiasClient {
-                        base_url,
-                        email: email.to_string(),
-                        api_key: api_key.clone(),
-                        timeout: api.timeout(),
-                    }),
-                    (Err(problem), _, _) => {
-                        problems.push(problem);
-                        None
-                    }
-                    _ => None,
-                }
-            }
-        };
-        match &s.secret {
-            Some(secret) if problems.is_empty() => Ok(GorgiasSource {
-                secret: secret.clone(),
-                scheme: Scheme::Token {
-                    header: header.trim().to_string(),
-                    prefix: None,
-                },
-                ticket_url: s.ticket_url.clone(),
+    /// Builds the source from its table, reporting every problem with its key.
+    pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
+        let (own, mut problems) = t.settings::<GorgiasSettings>();
+        problems.extend(t.check_ticket_url());
+        let token = t.token_scheme(
+            own.signature_header.as_deref(),
+            "the HTTP integration's",
+            &mut problems,
+        );
+        let client = own.api.and_then(|api| client(t, api, &mut problems));
+        match token {
+            Some((secret, scheme)) if problems.is_empty() => Ok(GorgiasSource {
+                secret,
+                scheme,
+                ticket_url: t.shared.ticket_url.clone(),
                 client,
             }),
             _ => Err(problems),
         }
     }
+}
+
+/// Reads `[sources.api]`: base URL, the user's email and a REST API key.
+fn client(
+    t: &SourceTable,
+    api: GorgiasApiSettings,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<GorgiasClient> {
+    let api_key = t.secret(
+        "api.api_key",
+        api.api_key,
+        api.api_key_file.as_deref(),
+        problems,
+    );
+    if api_key.is_none() && api.api_key_file.is_none() {
+        problems.push(ConfigProblem::new(
+            t.key_of("api.api_key"),
+            "is required: a REST API key (Settings → REST API in Gorgias); or set api_key_file",
+        ));
+    }
+    let email = api
+        .email
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    if email.is_none() {
+        problems.push(ConfigProblem::new(
+            t.key_of("api.email"),
+            "is required: the email address of the Gorgias user the API key belongs to",
+        ));
+    }
+    let base_url = base_url(&t.key, &api.base_url, "https://acme.gorgias.com")
+        .map_err(|p| problems.push(p))
+        .ok()?;
+    Some(GorgiasClient {
+        base_url,
+        email: email?.to_string(),
+        api_key: api_key?,
+        timeout: api_timeout(api.request_timeout),
+        ticket_url: t.shared.ticket_url.clone(),
+    })
 }
 
 impl GorgiasSource {
@@ -119,7 +155,7 @@ impl GorgiasSource {
     }
 }
 
-impl Source for GorgiasSource {
+impl Webhook for GorgiasSource {
     fn kind(&self) -> &'static str {
         "gorgias"
     }
@@ -143,54 +179,14 @@ impl Source for GorgiasSource {
                 delivery_id: delivery_id @ None,
                 references,
             } => {
-                *delivery_id = Some(super::api::receipt_delivery_id(references, request.now_ms));
+                *delivery_id = Some(super::receipt_delivery_id(references, request.now_ms));
             }
             _ => {}
         }
         Ok(parsed)
     }
 
-    fn fetch<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        reference: &'a FetchRef,
-    ) -> BoxFuture<'a, Result<Fetched, FetchError>> {
-        Box::pin(async move {
-            let Some(client) = &self.client else {
-                return Err(FetchError::permanent(
-                    "the body carries no survey score and this source has no [sources.api] to fetch it with; add base_url, email and api_key (docs/helpdesks/gorgias.md)",
-                ));
-            };
-            if reference.kind != payload::SURVEY_REF {
-                return Err(FetchError::permanent(format!(
-                    "a Gorgias source cannot fetch a {:?}",
-                    reference.kind
-                )));
-            }
-            client
-                .survey(http, &reference.id, self.ticket_url.as_deref())
-                .await
-        })
-    }
-
-    fn can_poll(&self) -> bool {
-        self.client.is_some()
-    }
-
-    fn poll_page<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        request: &'a PollRequest,
-    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(async move {
-            match &self.client {
-                Some(client) => {
-                    poller::poll_page(client, self.ticket_url.as_deref(), http, request).await
-                }
-                None => Err(FetchError::permanent(
-                    "this Gorgias source has no [sources.api] to poll with",
-                )),
-            }
-        })
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.client.as_ref().map(|c| c as &dyn HelpdeskApi)
     }
 }

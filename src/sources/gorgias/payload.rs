@@ -17,7 +17,7 @@
 use serde_json::Value;
 
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::api::{template_text, time_ms};
+use crate::sources::json::{rendered_rating, template_text, time_ms};
 use crate::sources::{FetchRef, ParseError, Parsed, describe_value, scalar_text};
 
 /// The kind of [`FetchRef`] this source fetches.
@@ -60,7 +60,7 @@ pub fn read_body(body: &Value) -> Result<Parsed, ParseError> {
         Survey {
             id: text("/object_id"),
             ticket_id: text("/data/ticket_id"),
-            score: body.pointer("/data/score").map(template_text),
+            score: optional_rating(body.pointer("/data/score"), "data.score")?,
             body_text: text("/data/body_text"),
             scored_datetime: text("/data/scored_datetime").or_else(|| text("/created_datetime")),
             event_id: text("/id"),
@@ -70,7 +70,7 @@ pub fn read_body(body: &Value) -> Result<Parsed, ParseError> {
         Survey {
             id: text("/id"),
             ticket_id: text("/ticket_id"),
-            score: body.get("score").map(template_text),
+            score: optional_rating(body.get("score"), "score")?,
             body_text: text("/body_text"),
             scored_datetime: text("/scored_datetime"),
             ..Survey::default()
@@ -79,9 +79,10 @@ pub fn read_body(body: &Value) -> Result<Parsed, ParseError> {
         Survey {
             id: text("/satisfaction_survey/id"),
             ticket_id: text("/ticket/id"),
-            score: body
-                .pointer("/satisfaction_survey/score")
-                .map(template_text),
+            score: optional_rating(
+                body.pointer("/satisfaction_survey/score"),
+                "satisfaction_survey.score",
+            )?,
             body_text: text("/satisfaction_survey/body_text"),
             scored_datetime: text("/satisfaction_survey/scored_datetime"),
             agent: text("/assignee/name").or_else(|| text("/assignee/email")),
@@ -176,4 +177,13 @@ pub fn survey_from_api(body: &Value) -> Survey {
         scored_datetime: body.get("scored_datetime").and_then(scalar_text),
         ..Survey::default()
     }
+}
+
+/// A score key: absent (`None`), or present and read by [`rendered_rating`]
+/// (an object or an array is an error, never an unanswered survey).
+fn optional_rating(
+    value: Option<&Value>,
+    field: &str,
+) -> Result<Option<Option<String>>, ParseError> {
+    value.map(|v| rendered_rating(Some(v), field)).transpose()
 }

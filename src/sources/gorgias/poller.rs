@@ -18,8 +18,9 @@ use serde_json::Value;
 
 use super::client::GorgiasClient;
 use super::payload::survey_from_api;
-use crate::sources::api::{get_json_and_headers, time_ms};
-use crate::sources::window::Window;
+use crate::sources::cursor::Window;
+use crate::sources::http_api::get_json_and_headers;
+use crate::sources::json::time_ms;
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
 use secrecy::ExposeSecret;
 

@@ -7,6 +7,7 @@ use serde_json::json;
 use super::payload::{read_body, survey_from_api};
 use super::*;
 use crate::domain::{Scale, Sentiment};
+use crate::sources::FetchRef;
 
 const TOKEN: &str = "gorgias-test-token";
 const NEGATIVE: &[u8] = include_bytes!("../../../tests/fixtures/gorgias/negative.json");
@@ -23,7 +24,7 @@ fn source(extra: serde_json::Value) -> Result<GorgiasSource, Vec<ConfigProblem>>
     base.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    GorgiasSource::from_settings("sources[0]", &serde_json::from_value(base).unwrap())
+    GorgiasSource::from_settings(&crate::sources::testing::table("sources[0]", &base))
 }
 
 fn request<'a>(headers: &'a HeaderMap, uri: &'a Uri, body: &'a [u8]) -> WebhookRequest<'a> {

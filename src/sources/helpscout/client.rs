@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex;
 
-use crate::sources::FetchError;
-use crate::sources::api::status_error;
+use crate::sources::http_api::status_error;
+use crate::sources::{BoxFuture, FetchError, HelpdeskApi, PollPage, PollRequest};
 
 /// Help Scout's own rate-limit header (seconds until the minute resets).
 pub const RETRY_AFTER_HEADER: &str = "X-RateLimit-Retry-After";
@@ -31,6 +31,8 @@ pub struct HelpScoutClient {
     pub client_id: String,
     pub client_secret: SecretString,
     pub timeout: Duration,
+    /// The source's `ticket_url` template, for ratings' links.
+    pub ticket_url: Option<String>,
     token: Mutex<Option<CachedToken>>,
 }
 
@@ -73,7 +75,28 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs)
-        .or_else(|| crate::sources::api::retry_after(headers))
+        .or_else(|| crate::sources::http_api::retry_after(headers))
+}
+
+impl HelpdeskApi for HelpScoutClient {
+    fn poll_page<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: &'a PollRequest,
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
+        Box::pin(super::poller::poll_page(
+            self,
+            self.ticket_url.as_deref(),
+            http,
+            request,
+        ))
+    }
+
+    /// Help Scout publishes no per-plan numbers; its legacy API allowed 200
+    /// requests a minute, of which polling takes a quarter.
+    fn default_requests_per_minute(&self) -> u32 {
+        50
+    }
 }
 
 impl HelpScoutClient {
@@ -82,12 +105,14 @@ impl HelpScoutClient {
         client_id: String,
         client_secret: SecretString,
         timeout: Duration,
+        ticket_url: Option<String>,
     ) -> Self {
         HelpScoutClient {
             base_url,
             client_id,
             client_secret,
             timeout,
+            ticket_url,
             token: Mutex::new(None),
         }
     }
@@ -131,7 +156,8 @@ impl HelpScoutClient {
             FetchError::retryable(format!("{what}: the answer has no access_token"))
         })?;
         let token = SecretString::from(payload.access_token);
-        let lifetime_ms = payload.expires_in.unwrap_or(3600).max(60) * 1000;
+        // Checked: the number comes from the network.
+        let lifetime_ms = payload.expires_in.unwrap_or(3600).clamp(60, 24 * 3600) * 1000;
         *cached = Some(CachedToken {
             token: token.clone(),
             expires_at_ms: now_ms + lifetime_ms - EXPIRY_MARGIN_MS,

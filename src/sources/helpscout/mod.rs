@@ -4,7 +4,7 @@
 //! - `signature.rs`: `X-HelpScout-Signature`, base64 HMAC-SHA1 of the raw body.
 //! - `payload.rs`: the Rating object (v2, and the deprecated v1 spelling).
 //! - `client.rs`: the Mailbox API 2.0 client (OAuth2 client credentials).
-//! - `poller.rs`: the happiness ratings report, with `[sources.api]`.
+//! - `poller.rs`: the happiness ratings report, through the client.
 //!
 //! Help Scout rates each agent reply (thread) separately, so the rated
 //! thread's id is the rating key: one conversation can hold several
@@ -22,19 +22,56 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
-use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::api::{base_url, refuse_keys};
-use super::common::{refuse_foreign_keys, require_secret};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::http_api::base_url;
+use super::settings::api_timeout;
 use super::{
-    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
-    WebhookRequest, check_ticket_url, parse_json,
+    HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest,
+    parse_json,
 };
-use crate::settings::{ApiSettings, ConfigProblem, SourceSettings};
+use crate::settings::{ConfigProblem, optional_duration};
 use client::HelpScoutClient;
 
 /// The header naming the event, e.g. `satisfaction.ratings` or `helpscout.test`.
 pub const EVENT_HEADER: &str = "X-HelpScout-Event";
+
+/// A Help Scout source's own keys (the shared ones are in
+/// [`crate::sources::settings::SharedSettings`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelpScoutSettings {
+    /// `[sources.api]`: reading the happiness ratings report (polling).
+    pub api: Option<HelpScoutApiSettings>,
+}
+
+/// `[sources.api]` of a Help Scout source: an OAuth2 app (client
+/// credentials flow; My Apps → Create App in Help Scout).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HelpScoutApiSettings {
+    /// `https://api.helpscout.net`.
+    pub base_url: String,
+    /// The OAuth2 app's App ID.
+    pub client_id: Option<String>,
+    /// The OAuth2 app's App Secret.
+    pub client_secret: Option<SecretString>,
+    /// Read the client secret from this file instead.
+    pub client_secret_file: Option<PathBuf>,
+    /// How long one API call may take before it is retried later. Default `10s`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+/// Builds a Help Scout source from its table.
+pub fn build(table: &SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>> {
+    HelpScoutSource::from_settings(table).map(|s| Arc::new(s) as _)
+}
 
 /// A configured Help Scout source.
 pub struct HelpScoutSource {
@@ -45,23 +82,10 @@ pub struct HelpScoutSource {
 
 /// Reads `[sources.api]`: an OAuth2 app's client id and secret.
 fn client(
-    key: &str,
-    api: &ApiSettings,
+    t: &SourceTable,
+    api: HelpScoutApiSettings,
     problems: &mut Vec<ConfigProblem>,
 ) -> Option<HelpScoutClient> {
-    let api_key = format!("{key}.api");
-    problems.extend(refuse_keys(
-        &api_key,
-        "helpscout",
-        &[
-            ("token", api.token.is_some() || api.token_file.is_some()),
-            (
-                "api_key",
-                api.api_key.is_some() || api.api_key_file.is_some(),
-            ),
-            ("email", api.email.is_some()),
-        ],
-    ));
     let client_id = api
         .client_id
         .as_deref()
@@ -69,53 +93,49 @@ fn client(
         .filter(|c| !c.is_empty());
     if client_id.is_none() {
         problems.push(ConfigProblem::new(
-            format!("{api_key}.client_id"),
+            t.key_of("api.client_id"),
             "is required to poll: the App ID of an OAuth2 app (Help Scout → your profile → My Apps → Create App)",
         ));
     }
-    if api.client_secret.is_none() && api.client_secret_file.is_none() {
+    let client_secret = t.secret(
+        "api.client_secret",
+        api.client_secret,
+        api.client_secret_file.as_deref(),
+        problems,
+    );
+    if client_secret.is_none() && api.client_secret_file.is_none() {
         problems.push(ConfigProblem::new(
-            format!("{api_key}.client_secret"),
+            t.key_of("api.client_secret"),
             "is required to poll: the App Secret of the same app; or set client_secret_file",
         ));
     }
-    let base = base_url(key, api, "https://api.helpscout.net")
+    let base = base_url(&t.key, &api.base_url, "https://api.helpscout.net")
         .map_err(|p| problems.push(p))
         .ok()?;
     Some(HelpScoutClient::new(
         base,
         client_id?.to_string(),
-        api.client_secret.clone()?,
-        api.timeout(),
+        client_secret?,
+        api_timeout(api.request_timeout),
+        t.shared.ticket_url.clone(),
     ))
 }
 
 impl HelpScoutSource {
-    /// Builds the source from its `[[sources]]` entry, reporting every problem.
-    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        let mut problems = refuse_foreign_keys(key, s, "helpscout", &[]);
-        problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        if s.replay_window.is_some() {
-            problems.push(ConfigProblem::new(
-                format!("{key}.replay_window"),
-                "does not apply to helpscout sources: Help Scout signs no timestamp",
-            ));
-        }
-        let secret = require_secret(
-            key,
-            s,
-            "the secret you typed (40 characters or fewer) when creating the webhook in Help Scout → Manage → Apps → Webhooks",
-        )
-        .map_err(|p| problems.push(p))
-        .ok();
-        let client = s
-            .api
-            .as_ref()
-            .and_then(|api| client(key, api, &mut problems));
+    /// Builds the source from its table, reporting every problem.
+    pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
+        let (own, mut problems) = t.settings::<HelpScoutSettings>();
+        problems.extend(t.check_ticket_url());
+        problems.extend(t.refuse_replay_window("Help Scout signs no timestamp"));
+        let secret = t
+            .require_secret("the secret you typed (40 characters or fewer) when creating the webhook in Help Scout → Manage → Apps → Webhooks")
+            .map_err(|p| problems.push(p))
+            .ok();
+        let client = own.api.and_then(|api| client(t, api, &mut problems));
         match secret {
             Some(secret) if problems.is_empty() => Ok(HelpScoutSource {
                 secret,
-                ticket_url: s.ticket_url.clone(),
+                ticket_url: t.shared.ticket_url.clone(),
                 client,
             }),
             _ => Err(problems),
@@ -123,7 +143,7 @@ impl HelpScoutSource {
     }
 }
 
-impl Source for HelpScoutSource {
+impl Webhook for HelpScoutSource {
     fn kind(&self) -> &'static str {
         "helpscout"
     }
@@ -145,24 +165,7 @@ impl Source for HelpScoutSource {
         payload::read(&parse_json(request.body)?, self.ticket_url.as_deref())
     }
 
-    fn can_poll(&self) -> bool {
-        self.client.is_some()
-    }
-
-    fn poll_page<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        request: &'a PollRequest,
-    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(async move {
-            match &self.client {
-                Some(client) => {
-                    poller::poll_page(client, self.ticket_url.as_deref(), http, request).await
-                }
-                None => Err(FetchError::permanent(
-                    "this Help Scout source has no [sources.api] to poll with",
-                )),
-            }
-        })
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.client.as_ref().map(|c| c as &dyn HelpdeskApi)
     }
 }

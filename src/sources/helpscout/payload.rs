@@ -13,7 +13,7 @@
 use serde_json::Value;
 
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::common::{first_text, full_name, text_at, time_at};
+use crate::sources::json::{first_text, full_name, text_at, time_at};
 use crate::sources::{ParseError, Parsed, describe_value, fill_ticket_url};
 
 /// Reads a verified Rating body.

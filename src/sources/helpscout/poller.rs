@@ -17,8 +17,8 @@ use serde_json::Value;
 
 use super::client::HelpScoutClient;
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::api::time_ms;
-use crate::sources::common::full_name;
+use crate::sources::json::full_name;
+use crate::sources::json::time_ms;
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
 
 /// The report's path.

@@ -7,8 +7,10 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::payload::{PROPERTIES, SubmissionPayload};
-use crate::sources::api::get_json;
-use crate::sources::{FetchError, Fetched, fill_ticket_url};
+use crate::sources::http_api::get_json;
+use crate::sources::{
+    BoxFuture, FetchError, FetchRef, Fetched, HelpdeskApi, PollPage, PollRequest, fill_ticket_url,
+};
 
 /// A HubSpot API client for one portal.
 #[derive(Clone)]
@@ -17,6 +19,8 @@ pub struct HubspotClient {
     pub base_url: String,
     pub token: SecretString,
     pub timeout: Duration,
+    /// The source's `ticket_url` template, for ratings' links.
+    pub ticket_url: Option<String>,
 }
 
 impl std::fmt::Debug for HubspotClient {
@@ -73,5 +77,48 @@ pub fn to_fetched(
         // An answer we cannot place on a scale is recorded as no
         // rating, with the reason, rather than retried for days.
         Err(reason) => Fetched::NoRating(format!("{what}: {reason}")),
+    }
+}
+
+impl HelpdeskApi for HubspotClient {
+    fn fetch<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        reference: &'a FetchRef,
+    ) -> BoxFuture<'a, Result<Fetched, FetchError>> {
+        Box::pin(async move {
+            if reference.kind != super::payload::SUBMISSION_REF {
+                return Err(FetchError::permanent(format!(
+                    "a HubSpot source cannot fetch a {:?}",
+                    reference.kind
+                )));
+            }
+            self.submission(http, &reference.id, self.ticket_url.as_deref())
+                .await
+        })
+    }
+
+    fn poll_page<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        request: &'a PollRequest,
+    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
+        Box::pin(super::poller::poll_page(
+            self,
+            self.ticket_url.as_deref(),
+            http,
+            request,
+        ))
+    }
+
+    /// The search filters on the modification time, so a change is found
+    /// anyway: the overlap only covers the search index's lag.
+    fn default_overlap(&self) -> Duration {
+        Duration::from_secs(10 * 60)
+    }
+
+    /// A quarter of the search API's 4 requests a second per token.
+    fn default_requests_per_minute(&self) -> u32 {
+        60
     }
 }

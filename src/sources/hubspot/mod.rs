@@ -8,7 +8,7 @@
 //!
 //! - `signature.rs`: the v3 signature and its five-minute window.
 //! - `payload.rs`: the event array and the feedback submission object.
-//! - `client.rs`: the API call.
+//! - `client.rs`: the API (fetching a submission), the source's `HelpdeskApi`.
 //! - `poller.rs`: the search by last-modified date (with `poll_interval`).
 
 pub mod client;
@@ -19,16 +19,56 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
-use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::api::{base_url, refuse_keys};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::http_api::base_url;
+use super::settings::api_timeout;
 use super::{
-    BoxFuture, FetchError, FetchRef, Fetched, ParseError, Parsed, PollPage, PollRequest,
-    SignatureError, Source, WebhookRequest, check_replay_window, check_ticket_url, parse_json,
-    replay_window_ms,
+    HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest,
+    parse_json,
 };
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::{ConfigProblem, optional_duration};
 use client::HubspotClient;
+
+/// A HubSpot source's own keys (the shared ones are in
+/// [`crate::sources::settings::SharedSettings`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubspotSettings {
+    /// The public base URL HubSpot calls, scheme and host (and a path
+    /// prefix if a proxy adds one), e.g. `https://csat.example.com`.
+    /// HubSpot signs the full URL it called; behind a proxy we only see the
+    /// path, so the URL is rebuilt from this. Required.
+    pub public_url: Option<String>,
+    /// `[sources.api]`, required: HubSpot webhooks carry only ids.
+    pub api: Option<HubspotApiSettings>,
+}
+
+/// `[sources.api]` of a HubSpot source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubspotApiSettings {
+    /// `https://api.hubapi.com`.
+    pub base_url: String,
+    /// The private app's access token (`pat-…`) with
+    /// `crm.objects.feedback_submissions.read`.
+    pub token: Option<SecretString>,
+    /// Read the token from this file instead.
+    pub token_file: Option<PathBuf>,
+    /// How long one API call may take before it is retried later. Default `10s`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+/// Builds a HubSpot source from its table.
+pub fn build(table: &SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>> {
+    HubspotSource::from_settings(table).map(|s| Arc::new(s) as _)
+}
 
 /// A configured HubSpot source.
 #[derive(Debug)]
@@ -36,37 +76,22 @@ pub struct HubspotSource {
     secret: SecretString,
     public_url: String,
     window_ms: i64,
-    ticket_url: Option<String>,
     client: HubspotClient,
 }
 
 impl HubspotSource {
-    /// Builds the source from its `[[sources]]` entry, reporting every
-    /// problem with its key.
-    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        let mut problems = refuse_keys(
-            key,
-            "hubspot",
-            &[
-                ("scale", s.scale.is_some()),
-                ("signature", s.signature.is_some()),
-                ("signature_header", s.signature_header.is_some()),
-                ("signature_prefix", s.signature_prefix.is_some()),
-                ("signature_encoding", s.signature_encoding.is_some()),
-                ("fields", s.fields.is_some()),
-            ],
-        );
-        if s.secret.is_none() {
-            let message = if s.secret_file.is_some() {
-                "is required, and secret_file gave none (see the problem reported for it)"
-            } else {
-                "is required: your HubSpot app's client secret (the app's Auth page), which signs every webhook; or set secret_file"
-            };
-            problems.push(ConfigProblem::new(format!("{key}.secret"), message));
-        }
-        problems.extend(check_replay_window(key, s));
-        problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        let public_url = match s
+    /// Builds the source from its table, reporting every problem with its key.
+    pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
+        let (own, mut problems) = t.settings::<HubspotSettings>();
+        let secret = t
+            .require_secret(
+                "your HubSpot app's client secret (the app's Auth page), which signs every webhook",
+            )
+            .map_err(|p| problems.push(p))
+            .ok();
+        problems.extend(t.check_replay_window());
+        problems.extend(t.check_ticket_url());
+        let public_url = match own
             .public_url
             .as_deref()
             .map(|u| u.trim().trim_end_matches('/'))
@@ -76,43 +101,42 @@ impl HubspotSource {
             }
             _ => {
                 problems.push(ConfigProblem::new(
-                    format!("{key}.public_url"),
+                    t.key_of("public_url"),
                     "is required: the scheme and host HubSpot calls, e.g. https://csat.example.com (HubSpot signs the full URL, and behind a proxy we only see the path)",
                 ));
                 None
             }
         };
-        let client = match &s.api {
+        let client = match own.api {
             None => {
                 problems.push(ConfigProblem::new(
-                    format!("{key}.api"),
+                    t.key_of("api"),
                     "is required: HubSpot webhooks carry only ids, so every rating is fetched; add [sources.api] with base_url = \"https://api.hubapi.com\" and token (a private app token with crm.objects.feedback_submissions.read)",
                 ));
                 None
             }
             Some(api) => {
-                problems.extend(refuse_keys(
-                    &format!("{key}.api"),
-                    "hubspot",
-                    &[
-                        (
-                            "api_key",
-                            api.api_key.is_some() || api.api_key_file.is_some(),
-                        ),
-                        ("email", api.email.is_some()),
-                    ],
-                ));
-                if api.token.is_none() && api.token_file.is_none() {
+                let token = t.secret(
+                    "api.token",
+                    api.token,
+                    api.token_file.as_deref(),
+                    &mut problems,
+                );
+                if token.is_none() && api.token_file.is_none() {
                     problems.push(ConfigProblem::new(
-                        format!("{key}.api.token"),
+                        t.key_of("api.token"),
                         "is required: the private app's access token (pat-…) with the crm.objects.feedback_submissions.read scope; or set token_file",
                     ));
                 }
-                match (base_url(key, api, "https://api.hubapi.com"), &api.token) {
+                match (
+                    base_url(&t.key, &api.base_url, "https://api.hubapi.com"),
+                    token,
+                ) {
                     (Ok(base_url), Some(token)) => Some(HubspotClient {
                         base_url,
-                        token: token.clone(),
-                        timeout: api.timeout(),
+                        token,
+                        timeout: api_timeout(api.request_timeout),
+                        ticket_url: t.shared.ticket_url.clone(),
                     }),
                     (Err(problem), _) => {
                         problems.push(problem);
@@ -122,13 +146,12 @@ impl HubspotSource {
                 }
             }
         };
-        match (&s.secret, public_url, client) {
+        match (secret, public_url, client) {
             (Some(secret), Some(public_url), Some(client)) if problems.is_empty() => {
                 Ok(HubspotSource {
-                    secret: secret.clone(),
+                    secret,
                     public_url,
-                    window_ms: replay_window_ms(s),
-                    ticket_url: s.ticket_url.clone(),
+                    window_ms: t.replay_window_ms(),
                     client,
                 })
             }
@@ -137,7 +160,7 @@ impl HubspotSource {
     }
 }
 
-impl Source for HubspotSource {
+impl Webhook for HubspotSource {
     fn kind(&self) -> &'static str {
         "hubspot"
     }
@@ -150,39 +173,8 @@ impl Source for HubspotSource {
         payload::read_events(&parse_json(request.body)?)
     }
 
-    fn fetch<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        reference: &'a FetchRef,
-    ) -> BoxFuture<'a, Result<Fetched, FetchError>> {
-        Box::pin(async move {
-            if reference.kind != payload::SUBMISSION_REF {
-                return Err(FetchError::permanent(format!(
-                    "a HubSpot source cannot fetch a {:?}",
-                    reference.kind
-                )));
-            }
-            self.client
-                .submission(http, &reference.id, self.ticket_url.as_deref())
-                .await
-        })
-    }
-
     /// HubSpot sources always have API credentials (webhooks need them).
-    fn can_poll(&self) -> bool {
-        true
-    }
-
-    fn poll_page<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        request: &'a PollRequest,
-    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(poller::poll_page(
-            &self.client,
-            self.ticket_url.as_deref(),
-            http,
-            request,
-        ))
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        Some(&self.client)
     }
 }

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::api::time_ms;
+use crate::sources::json::time_ms;
 use crate::sources::{FetchRef, ParseError, Parsed, scalar_text};
 
 /// The object type id of feedback submissions (commonly cited; [U]).

@@ -22,7 +22,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::{HubspotClient, to_fetched};
 use super::payload::{PROPERTIES, SubmissionPayload};
-use crate::sources::api::{retry_after, status_error};
+use crate::sources::http_api::{retry_after, status_error};
 use crate::sources::{FetchError, Fetched, PollPage, PollRequest, scalar_text};
 
 /// HubSpot's page size limit for search.
@@ -204,7 +204,7 @@ pub async fn poll_page(
             .properties
             .get("hs_lastmodifieddate")
             .and_then(scalar_text)
-            .and_then(|t| crate::sources::api::time_ms(&t))
+            .and_then(|t| crate::sources::json::time_ms(&t))
         {
             cursor.high_water_ms = cursor.high_water_ms.max(modified);
         }

@@ -8,6 +8,7 @@ use super::payload::{SubmissionPayload, read_events};
 use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signed_uri};
 use super::*;
 use crate::domain::{Scale, Sentiment};
+use crate::sources::FetchRef;
 
 const SECRET: &str = "hubspot-client-secret-0f3c";
 const PUBLIC_URL: &str = "https://csat.example.com";
@@ -25,7 +26,7 @@ fn source(extra: serde_json::Value) -> Result<HubspotSource, Vec<ConfigProblem>>
     base.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    HubspotSource::from_settings("sources[0]", &serde_json::from_value(base).unwrap())
+    HubspotSource::from_settings(&crate::sources::testing::table("sources[0]", &base))
 }
 
 fn check(
@@ -236,20 +237,21 @@ fn a_submission_maps_to_its_ticket_and_keeps_its_own_id_as_key() {
 
 #[test]
 fn settings_require_a_public_url_and_an_api_token() {
-    let problems = HubspotSource::from_settings(
+    let problems = HubspotSource::from_settings(&crate::sources::testing::table(
         "sources[0]",
-        &serde_json::from_value(json!({"name": "h", "kind": "hubspot", "secret": "s"})).unwrap(),
-    )
+        &json!({"name": "h", "kind": "hubspot", "secret": "s"}),
+    ))
     .err()
     .unwrap();
     let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
     assert_eq!(keys, ["sources[0].public_url", "sources[0].api"]);
-    let keys: Vec<String> =
+    let mut keys: Vec<String> =
         source(json!({"api": {"base_url": "https://api.hubapi.com", "api_key": "k"}}))
             .err()
             .unwrap()
             .into_iter()
             .map(|p| p.key)
             .collect();
+    keys.sort();
     assert_eq!(keys, ["sources[0].api.api_key", "sources[0].api.token"]);
 }

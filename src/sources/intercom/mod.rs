@@ -3,12 +3,14 @@
 //!
 //! - `signature.rs`: `X-Hub-Signature: sha1=<hex>` over the raw body.
 //! - `payload.rs`: the notification envelope and its reading into a rating.
-//! - `poller.rs`: searching rated conversations, with `[sources.api]`.
+//! - `client.rs`: the API (with `[sources.api]`).
+//! - `poller.rs`: searching rated conversations through the client.
 //!
 //! Intercom sends no timestamp with the signature, so there is no replay
 //! window; the notification `id` is the delivery id, so a replayed
 //! delivery is recorded once.
 
+pub mod client;
 pub mod payload;
 pub mod poller;
 pub mod signature;
@@ -16,92 +18,107 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
-use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::api::{base_url, refuse_keys};
-use super::common::{refuse_foreign_keys, require_secret};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::http_api::base_url;
+use super::settings::api_timeout;
 use super::{
-    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
-    WebhookRequest, check_ticket_url, parse_json,
+    HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest,
+    parse_json,
 };
-use crate::settings::{ApiSettings, ConfigProblem, SourceSettings};
+use crate::settings::{ConfigProblem, optional_duration};
+use client::IntercomClient;
+
+/// An Intercom source's own keys (the shared ones are in
+/// [`crate::sources::settings::SharedSettings`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntercomSettings {
+    /// `[sources.api]`: searching rated conversations (polling).
+    pub api: Option<IntercomApiSettings>,
+}
+
+/// `[sources.api]` of an Intercom source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntercomApiSettings {
+    /// `https://api.intercom.io` (or `https://api.eu.intercom.io`, `https://api.au.intercom.io`).
+    pub base_url: String,
+    /// The app's access token, with the Read conversations permission.
+    pub token: Option<SecretString>,
+    /// Read the token from this file instead.
+    pub token_file: Option<PathBuf>,
+    /// How long one API call may take before it is retried later. Default `10s`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+/// Builds an Intercom source from its table.
+pub fn build(table: &SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>> {
+    IntercomSource::from_settings(table).map(|s| Arc::new(s) as _)
+}
 
 /// A configured Intercom source.
 pub struct IntercomSource {
     secret: SecretString,
     ticket_url: Option<String>,
-    api: Option<poller::IntercomApi>,
+    client: Option<IntercomClient>,
 }
 
-/// Reads `[sources.api]`: an access token with "Read conversations".
-fn api(
-    key: &str,
-    api: &ApiSettings,
+/// Reads `[sources.api]`.
+fn client(
+    t: &SourceTable,
+    api: IntercomApiSettings,
     problems: &mut Vec<ConfigProblem>,
-) -> Option<poller::IntercomApi> {
-    problems.extend(refuse_keys(
-        &format!("{key}.api"),
-        "intercom",
-        &[
-            (
-                "api_key",
-                api.api_key.is_some() || api.api_key_file.is_some(),
-            ),
-            ("email", api.email.is_some()),
-            ("client_id", api.client_id.is_some()),
-            (
-                "client_secret",
-                api.client_secret.is_some() || api.client_secret_file.is_some(),
-            ),
-        ],
-    ));
-    if api.token.is_none() && api.token_file.is_none() {
+) -> Option<IntercomClient> {
+    let token = t.secret("api.token", api.token, api.token_file.as_deref(), problems);
+    if token.is_none() && api.token_file.is_none() {
         problems.push(ConfigProblem::new(
-            format!("{key}.api.token"),
+            t.key_of("api.token"),
             "is required to poll: the app's access token (Developer Hub → your app → Configure → Authentication), with the Read conversations permission; or set token_file",
         ));
     }
-    let base = base_url(key, api, "https://api.intercom.io")
+    let base_url = base_url(&t.key, &api.base_url, "https://api.intercom.io")
         .map_err(|p| problems.push(p))
         .ok()?;
-    Some(poller::IntercomApi {
-        base_url: base,
-        token: api.token.clone()?,
-        timeout: api.timeout(),
+    Some(IntercomClient {
+        base_url,
+        token: token?,
+        timeout: api_timeout(api.request_timeout),
+        ticket_url: t.shared.ticket_url.clone(),
     })
 }
 
 impl IntercomSource {
-    /// Builds the source from its `[[sources]]` entry, reporting every problem.
-    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        let mut problems = refuse_foreign_keys(key, s, "intercom", &[]);
-        problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        if s.replay_window.is_some() {
-            problems.push(ConfigProblem::new(
-                format!("{key}.replay_window"),
-                "does not apply to intercom sources: Intercom signs no timestamp (replays are caught by the notification id)",
-            ));
-        }
-        let secret = require_secret(
-            key,
-            s,
-            "your app's client secret, from the Intercom Developer Hub → your app → Configure → Basic information",
-        )
-        .map_err(|p| problems.push(p))
-        .ok();
-        let api = s.api.as_ref().and_then(|a| api(key, a, &mut problems));
+    /// Builds the source from its table, reporting every problem.
+    pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
+        let (own, mut problems) = t.settings::<IntercomSettings>();
+        problems.extend(t.check_ticket_url());
+        problems.extend(t.refuse_replay_window(
+            "Intercom signs no timestamp (replays are caught by the notification id)",
+        ));
+        let secret = t
+            .require_secret("your app's client secret, from the Intercom Developer Hub → your app → Configure → Basic information")
+            .map_err(|p| problems.push(p))
+            .ok();
+        let client = own.api.and_then(|api| client(t, api, &mut problems));
         match secret {
             Some(secret) if problems.is_empty() => Ok(IntercomSource {
                 secret,
-                ticket_url: s.ticket_url.clone(),
-                api,
+                ticket_url: t.shared.ticket_url.clone(),
+                client,
             }),
             _ => Err(problems),
         }
     }
 }
 
-impl Source for IntercomSource {
+impl Webhook for IntercomSource {
     fn kind(&self) -> &'static str {
         "intercom"
     }
@@ -114,24 +131,7 @@ impl Source for IntercomSource {
         payload::read(&parse_json(request.body)?, self.ticket_url.as_deref())
     }
 
-    fn can_poll(&self) -> bool {
-        self.api.is_some()
-    }
-
-    fn poll_page<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        request: &'a PollRequest,
-    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(async move {
-            match &self.api {
-                Some(api) => {
-                    poller::poll_page(api, self.ticket_url.as_deref(), http, request).await
-                }
-                None => Err(FetchError::permanent(
-                    "this Intercom source has no [sources.api] to poll with",
-                )),
-            }
-        })
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.client.as_ref().map(|c| c as &dyn HelpdeskApi)
     }
 }

@@ -15,36 +15,20 @@
 //! Rate limits: `X-RateLimit-Remaining`, `X-RateLimit-Reset` (a Unix time)
 //! and 429.
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use super::client::IntercomClient;
 use super::payload::read_item;
 use crate::domain::RatingEvent;
-use crate::sources::api::status_error;
+use crate::sources::http_api::status_error;
 use crate::sources::{FetchError, PollPage, PollRequest};
 
 /// The API version the poller speaks (its search fields and shapes).
 pub const API_VERSION: &str = "2.14";
 /// Intercom's largest page.
 const PER_PAGE: u32 = 150;
-
-/// How to call Intercom's API.
-#[derive(Clone)]
-pub struct IntercomApi {
-    /// `https://api.intercom.io` (or the EU/AU region's), no trailing slash.
-    pub base_url: String,
-    pub token: SecretString,
-    pub timeout: std::time::Duration,
-}
-
-impl std::fmt::Debug for IntercomApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntercomApi")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Our poll cursor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -89,19 +73,21 @@ fn query(since_s: i64, until_s: Option<i64>) -> Value {
 /// The wait a 429 asks for: `Retry-After` if sent, else until
 /// `X-RateLimit-Reset` (a Unix time in seconds), at least a second.
 fn rate_limit_wait(headers: &reqwest::header::HeaderMap, now_ms: i64) -> std::time::Duration {
-    crate::sources::api::retry_after(headers).unwrap_or_else(|| {
+    crate::sources::http_api::retry_after(headers).unwrap_or_else(|| {
         let reset_s = headers
             .get("X-RateLimit-Reset")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<i64>().ok());
-        let wait_ms = reset_s.map_or(1000, |r| r * 1000 - now_ms).max(1000);
+        let wait_ms = reset_s
+            .map_or(1000, |r| r.saturating_mul(1000).saturating_sub(now_ms))
+            .clamp(1000, crate::clock::ms(crate::sources::http_api::MAX_RETRY_AFTER));
         std::time::Duration::from_millis(wait_ms as u64)
     })
 }
 
 /// Reads one page.
 pub async fn poll_page(
-    api: &IntercomApi,
+    api: &IntercomClient,
     ticket_url: Option<&str>,
     http: &reqwest::Client,
     request: &PollRequest,
@@ -166,7 +152,7 @@ pub async fn poll_page(
     if !status.is_success() {
         return Err(status_error(
             status,
-            crate::sources::api::retry_after(response.headers()),
+            crate::sources::http_api::retry_after(response.headers()),
             what,
         ));
     }

@@ -3,10 +3,12 @@
 //!
 //! - `signature.rs`: Zendesk's signature headers and replay window.
 //! - `payload.rs`: the trigger body and its reading into a rating.
-//! - `poller.rs`: reading ratings from the API (with `[sources.api]`).
+//! - `client.rs`: the API (with `[sources.api]`): where and how to call it.
+//! - `poller.rs`: reading pages of ratings through the client.
 //!
 //! The newer "CSAT survey responses" product is the `zendesk_csat` kind.
 
+pub mod client;
 pub mod payload;
 pub mod poller;
 pub mod signature;
@@ -14,111 +16,116 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
-use secrecy::SecretString;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use super::http_api::base_url;
+use super::settings::api_timeout;
 use super::{
-    BoxFuture, FetchError, ParseError, Parsed, PollPage, PollRequest, SignatureError, Source,
-    WebhookRequest, check_replay_window, check_ticket_url, parse_json, replay_window_ms,
+    HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest,
+    parse_json,
 };
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::{ConfigProblem, optional_duration};
+use client::ZendeskClient;
 use payload::TriggerPayload;
+
+/// A Zendesk source's own keys (the shared ones are in
+/// [`crate::sources::settings::SharedSettings`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZendeskSettings {
+    /// `[sources.api]`: reading ratings from Zendesk's API (polling).
+    pub api: Option<ZendeskApiSettings>,
+}
+
+/// `[sources.api]` of a Zendesk source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZendeskApiSettings {
+    /// `https://{subdomain}.zendesk.com`.
+    pub base_url: String,
+    /// An API token (Admin Center → Apps and integrations → Zendesk API),
+    /// with `email`; or an OAuth access token alone.
+    pub token: Option<SecretString>,
+    /// Read the token from this file instead.
+    pub token_file: Option<PathBuf>,
+    /// The address of the agent the API token belongs to.
+    pub email: Option<String>,
+    /// How long one API call may take before it is retried later. Default `10s`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    pub request_timeout: Option<Duration>,
+}
+
+/// Builds a Zendesk source from its table.
+pub fn build(table: &SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>> {
+    ZendeskSource::from_settings(table).map(|s| Arc::new(s) as _)
+}
 
 /// A configured Zendesk source.
 pub struct ZendeskSource {
     secret: SecretString,
     replay_window_ms: i64,
     ticket_url: Option<String>,
-    api: Option<poller::ZendeskApi>,
+    client: Option<ZendeskClient>,
 }
 
 impl ZendeskSource {
-    /// Builds the source from its `[[sources]]` entry (whose secret the
-    /// settings validation has already read from `secret_file` if given).
-    /// Reports every problem with its key.
-    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        let mut problems = Vec::new();
-        if s.secret.is_none() {
-            problems.push(missing_secret(key, s));
-        }
-        problems.extend(check_replay_window(key, s));
-        problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        // Generic-only keys would be silently ignored; say so instead.
-        let generic_only = [
-            ("scale", s.scale.is_some()),
-            ("signature", s.signature.is_some()),
-            ("signature_header", s.signature_header.is_some()),
-            ("signature_prefix", s.signature_prefix.is_some()),
-            ("signature_encoding", s.signature_encoding.is_some()),
-            ("fields", s.fields.is_some()),
-            ("allow_unsigned", s.allow_unsigned.is_some()),
-        ];
-        for (name, set) in generic_only {
-            if set {
-                problems.push(ConfigProblem::new(
-                    format!("{key}.{name}"),
-                    "applies to generic sources only; remove it (Zendesk's scale and signature are fixed)",
-                ));
-            }
-        }
-        let api = match &s.api {
-            None => None,
-            Some(api) => {
-                problems.extend(super::api::refuse_keys(
-                    &format!("{key}.api"),
-                    "zendesk",
-                    &[(
-                        "api_key",
-                        api.api_key.is_some() || api.api_key_file.is_some(),
-                    )],
-                ));
-                if api.token.is_none() && api.token_file.is_none() {
-                    problems.push(ConfigProblem::new(
-                        format!("{key}.api.token"),
-                        "is required to poll: a Zendesk API token (Admin Center → Apps and integrations → Zendesk API) with api.email set to the agent's address, or an OAuth access token alone; or set token_file",
-                    ));
-                }
-                match (
-                    super::api::base_url(key, api, "https://acme.zendesk.com"),
-                    &api.token,
-                ) {
-                    (Ok(base_url), Some(token)) => Some(poller::ZendeskApi {
-                        base_url,
-                        email: api.email.clone(),
-                        token: token.clone(),
-                        timeout: api.timeout(),
-                    }),
-                    (Err(problem), _) => {
-                        problems.push(problem);
-                        None
-                    }
-                    _ => None,
-                }
-            }
-        };
-        match &s.secret {
+    /// Builds the source from its table (whose secret the registry has
+    /// already read from `secret_file` if given). Reports every problem
+    /// with its key.
+    pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
+        let (own, mut problems) = t.settings::<ZendeskSettings>();
+        // The secret is the only proof a delivery came from Zendesk.
+        let secret = t
+            .require_secret("in Zendesk Admin Center → Apps and integrations → Webhooks, open your webhook and click \"Reveal secret\"")
+            .map_err(|p| problems.push(p))
+            .ok();
+        problems.extend(t.check_replay_window());
+        problems.extend(t.check_ticket_url());
+        let client = own.api.and_then(|api| client(t, api, &mut problems));
+        match secret {
             Some(secret) if problems.is_empty() => Ok(ZendeskSource {
-                secret: secret.clone(),
-                replay_window_ms: replay_window_ms(s),
-                ticket_url: s.ticket_url.clone(),
-                api,
+                secret,
+                replay_window_ms: t.replay_window_ms(),
+                ticket_url: t.shared.ticket_url.clone(),
+                client,
             }),
             _ => Err(problems),
         }
     }
 }
 
-/// The secret is the only proof a delivery came from Zendesk, so it is
-/// required; the message says where to find it.
-fn missing_secret(key: &str, s: &SourceSettings) -> ConfigProblem {
-    let message = if s.secret_file.is_some() {
-        "is required, and secret_file gave none (see the problem reported for it)"
-    } else {
-        "is required: in Zendesk Admin Center → Apps and integrations → Webhooks, open your webhook and click \"Reveal secret\"; or set secret_file to a file holding it"
-    };
-    ConfigProblem::new(format!("{key}.secret"), message)
+/// Reads `[sources.api]`.
+fn client(
+    t: &SourceTable,
+    api: ZendeskApiSettings,
+    problems: &mut Vec<ConfigProblem>,
+) -> Option<ZendeskClient> {
+    let token = t.secret("api.token", api.token, api.token_file.as_deref(), problems);
+    let had_token = token.is_some() || api.token_file.is_some();
+    if !had_token {
+        problems.push(ConfigProblem::new(
+            t.key_of("api.token"),
+            "is required to poll: a Zendesk API token (Admin Center → Apps and integrations → Zendesk API) with api.email set to the agent's address, or an OAuth access token alone; or set token_file",
+        ));
+    }
+    let base_url = base_url(&t.key, &api.base_url, "https://acme.zendesk.com")
+        .map_err(|p| problems.push(p))
+        .ok()?;
+    Some(ZendeskClient {
+        base_url,
+        email: api.email,
+        token: token?,
+        timeout: api_timeout(api.request_timeout),
+        ticket_url: t.shared.ticket_url.clone(),
+    })
 }
 
-impl Source for ZendeskSource {
+impl Webhook for ZendeskSource {
     fn kind(&self) -> &'static str {
         "zendesk"
     }
@@ -132,24 +139,7 @@ impl Source for ZendeskSource {
         TriggerPayload::try_from(&body)?.into_parsed(self.ticket_url.as_deref())
     }
 
-    fn can_poll(&self) -> bool {
-        self.api.is_some()
-    }
-
-    fn poll_page<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        request: &'a PollRequest,
-    ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(async move {
-            match &self.api {
-                Some(api) => {
-                    poller::poll_page(api, self.ticket_url.as_deref(), http, request).await
-                }
-                None => Err(FetchError::permanent(
-                    "this Zendesk source has no [sources.api] to poll with",
-                )),
-            }
-        })
+    fn api(&self) -> Option<&dyn HelpdeskApi> {
+        self.client.as_ref().map(|c| c as &dyn HelpdeskApi)
     }
 }

@@ -10,6 +10,7 @@ use time::macros::format_description;
 use time::{OffsetDateTime, PrimitiveDateTime};
 
 use crate::domain::{RatingEvent, Scale, Score};
+use crate::sources::json::rendered_rating;
 use crate::sources::{ParseError, Parsed, describe_value, fill_ticket_url, scalar_text};
 
 /// The body version this build reads (`"csatwatch": 1`).
@@ -55,10 +56,13 @@ impl TryFrom<&Value> for TriggerPayload {
             )));
         }
         let text = |pointer: &str| body.pointer(pointer).and_then(rendered_text);
-        let current_rating = body
-            .get("satisfaction")
-            .filter(|s| s.is_object())
-            .map(|_| text("/satisfaction/current_rating"));
+        let current_rating = match body.get("satisfaction").filter(|s| s.is_object()) {
+            Some(_) => Some(rendered_rating(
+                body.pointer("/satisfaction/current_rating"),
+                "satisfaction.current_rating",
+            )?),
+            None => None,
+        };
         Ok(TriggerPayload {
             ticket_id: body.pointer("/ticket/id").and_then(scalar_text),
             ticket_link: text("/ticket/link"),
@@ -152,6 +156,15 @@ fn read_rating(raw: Option<&str>) -> Result<Option<i64>, ParseError> {
     let lower = raw.to_ascii_lowercase();
     if matches!(lower.as_str(), "" | "offered" | "unoffered") {
         return Ok(None);
+    }
+    // Zendesk renders the rating as a word. A number is refused rather than
+    // read as good (1) or bad (0): on every other scale 1 is the worst
+    // score, so guessing could turn a complaint into praise.
+    if raw.parse::<f64>().is_ok() {
+        return Err(ParseError::new(format!(
+            "satisfaction.current_rating is {}; expected good or bad (numbers are refused: Zendesk renders the rating as a word)",
+            describe_value(&Value::from(raw))
+        )));
     }
     Scale::Binary.parse_value(raw).map(Some).ok_or_else(|| {
         ParseError::new(format!(

@@ -8,41 +8,14 @@
 //! from that high-water mark minus the overlap, because whether
 //! `start_time` filters on creation or update time is unconfirmed and a
 //! customer can change a rating after giving it.
-//!
-//! Auth: `email` + `token` → Basic `{email}/token:{token}`; `token` alone →
-//! Bearer (an OAuth access token).
 
-use base64::Engine as _;
-use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use super::client::ZendeskClient;
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::api::{get_json, time_ms};
+use crate::sources::http_api::get_json;
+use crate::sources::json::time_ms;
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url};
-
-/// How to call Zendesk's API.
-#[derive(Clone)]
-pub struct ZendeskApi {
-    pub base_url: String,
-    pub email: Option<String>,
-    pub token: SecretString,
-    pub timeout: std::time::Duration,
-}
-
-impl ZendeskApi {
-    fn authorization(&self) -> String {
-        match &self.email {
-            Some(email) => {
-                let pair = format!("{email}/token:{}", self.token.expose_secret());
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                )
-            }
-            None => format!("Bearer {}", self.token.expose_secret()),
-        }
-    }
-}
 
 /// Our poll cursor.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -120,8 +93,7 @@ impl RatingPayload {
 
 /// Reads one page.
 pub async fn poll_page(
-    api: &ZendeskApi,
-    ticket_url: Option<&str>,
+    api: &ZendeskClient,
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
@@ -167,7 +139,7 @@ pub async fn poll_page(
     .await?;
     let mut ratings = Vec::new();
     for rating in list.satisfaction_ratings {
-        if let Some(event) = rating.into_event(ticket_url, &api.base_url) {
+        if let Some(event) = rating.into_event(api.ticket_url.as_deref(), &api.base_url) {
             cursor.high_water_ms = cursor.high_water_ms.max(event.updated_at_ms.unwrap_or(0));
             ratings.push(event);
         }

@@ -14,16 +14,30 @@ pub mod payload;
 #[cfg(test)]
 mod tests;
 
-use secrecy::SecretString;
+use std::sync::Arc;
 
-use super::common::{refuse_foreign_keys, require_secret};
+use secrecy::SecretString;
+use serde::Deserialize;
+
 use super::zendesk::signature;
-use super::{
-    ParseError, Parsed, SignatureError, Source, WebhookRequest, check_replay_window,
-    check_ticket_url, parse_json, replay_window_ms,
-};
+use super::{ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest, parse_json};
 use crate::domain::Scale;
-use crate::settings::{ConfigProblem, SourceSettings};
+use crate::settings::ConfigProblem;
+
+/// A Zendesk CSAT source's own keys (the shared ones are in
+/// [`crate::sources::settings::SharedSettings`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ZendeskCsatSettings {
+    /// The scale when a delivery does not say how many options the survey
+    /// has: `two_point`, `three_point` or `five_point` (default).
+    pub scale: Option<String>,
+}
+
+/// Builds a Zendesk CSAT source from its table.
+pub fn build(table: &SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>> {
+    ZendeskCsatSource::from_settings(table).map(|s| Arc::new(s) as _)
+}
 
 /// A configured Zendesk new-CSAT source.
 pub struct ZendeskCsatSource {
@@ -34,42 +48,43 @@ pub struct ZendeskCsatSource {
 }
 
 impl ZendeskCsatSource {
-    /// Builds the source from its `[[sources]]` entry, reporting every problem.
-    pub fn from_settings(key: &str, s: &SourceSettings) -> Result<Self, Vec<ConfigProblem>> {
-        let mut problems = refuse_foreign_keys(key, s, "zendesk_csat", &["scale"]);
-        problems.extend(check_ticket_url(key, s.ticket_url.as_deref()));
-        problems.extend(check_replay_window(key, s));
-        let default_scale = match s.scale.as_deref().map(str::parse::<Scale>) {
-            None | Some(Err(_)) => Scale::FivePoint,
+    /// Builds the source from its table, reporting every problem.
+    pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
+        let (own, mut problems) = t.settings::<ZendeskCsatSettings>();
+        problems.extend(t.check_ticket_url());
+        problems.extend(t.check_replay_window());
+        let default_scale = match own.scale.as_deref().map(str::parse::<Scale>) {
+            None => Scale::FivePoint,
             Some(Ok(scale @ (Scale::TwoPoint | Scale::ThreePoint | Scale::FivePoint))) => scale,
             Some(Ok(other)) => {
                 problems.push(ConfigProblem::new(
-                    format!("{key}.scale"),
+                    t.key_of("scale"),
                     format!("{other} is not a Zendesk CSAT scale; use two_point, three_point or five_point"),
                 ));
                 Scale::FivePoint
             }
+            Some(Err(e)) => {
+                problems.push(ConfigProblem::new(t.key_of("scale"), e));
+                Scale::FivePoint
+            }
         };
-        let secret = require_secret(
-            key,
-            s,
-            "in Zendesk Admin Center → Apps and integrations → Webhooks, open your webhook and click \"Reveal secret\"",
-        )
-        .map_err(|p| problems.push(p))
-        .ok();
+        let secret = t
+            .require_secret("in Zendesk Admin Center → Apps and integrations → Webhooks, open your webhook and click \"Reveal secret\"")
+            .map_err(|p| problems.push(p))
+            .ok();
         match secret {
             Some(secret) if problems.is_empty() => Ok(ZendeskCsatSource {
                 secret,
-                replay_window_ms: replay_window_ms(s),
+                replay_window_ms: t.replay_window_ms(),
                 default_scale,
-                ticket_url: s.ticket_url.clone(),
+                ticket_url: t.shared.ticket_url.clone(),
             }),
             _ => Err(problems),
         }
     }
 }
 
-impl Source for ZendeskCsatSource {
+impl Webhook for ZendeskCsatSource {
     fn kind(&self) -> &'static str {
         "zendesk_csat"
     }

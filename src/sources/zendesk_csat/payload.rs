@@ -16,7 +16,7 @@
 use serde_json::Value;
 
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::common::{first_text, integer_at, text_at, time_at};
+use crate::sources::json::{first_text, integer_at, text_at, time_at};
 use crate::sources::{ParseError, Parsed, describe_value, fill_ticket_url};
 
 /// Reads a verified delivery.

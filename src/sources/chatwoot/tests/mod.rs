@@ -6,7 +6,7 @@ use serde_json::json;
 use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use super::*;
 use crate::domain::{RatingEvent, Scale, Sentiment};
-use crate::sources::common::testing::{headers, with_request};
+use crate::sources::testing::{headers, with_request};
 
 const SECRET: &str = "chatwoot-webhook-secret";
 const NOW_MS: i64 = 1_795_442_700_000;
@@ -28,8 +28,7 @@ fn source(extra: serde_json::Value) -> Result<ChatwootSource, Vec<ConfigProblem>
             base_map.insert(k.clone(), v.clone());
         }
     }
-    let s: SourceSettings = serde_json::from_value(base).unwrap();
-    ChatwootSource::from_settings("sources[0]", &s)
+    ChatwootSource::from_settings(&crate::sources::testing::table("sources[0]", &base))
 }
 
 fn signed(body: &[u8], ts: &str) -> Vec<(String, String)> {

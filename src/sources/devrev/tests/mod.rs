@@ -6,8 +6,8 @@ use serde_json::json;
 use super::signature::{SIGNATURE_HEADER, sign};
 use super::*;
 use crate::domain::{RatingEvent, Scale, Sentiment};
-use crate::sources::common::testing::{headers, with_request};
 use crate::sources::signature::{Encoding, hmac_sha256};
+use crate::sources::testing::{headers, with_request};
 
 const SECRET: &str = "devrev-webhook-secret";
 /// 2026-11-23T14:05:00Z, the envelope time of the fixtures.
@@ -24,7 +24,7 @@ fn source_with(extra: serde_json::Value) -> Result<DevRevSource, Vec<ConfigProbl
     base.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    DevRevSource::from_settings("sources[0]", &serde_json::from_value(base).unwrap())
+    DevRevSource::from_settings(&crate::sources::testing::table("sources[0]", &base))
 }
 
 fn source() -> DevRevSource {

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::domain::RatingEvent;
 use crate::sources::signature::{Encoding, hmac_sha256, sign_standard_webhooks};
+use crate::sources::testing::table;
 
 mod parse;
 
@@ -20,7 +21,7 @@ const CHANGED: &[u8] = include_bytes!("../../../../tests/fixtures/generic/change
 const NO_SCORE: &[u8] = include_bytes!("../../../../tests/fixtures/generic/no_score.json");
 
 /// The fields the fixtures need, plus `extra` keys on the source.
-fn settings(extra: Value) -> SourceSettings {
+fn settings(extra: Value) -> Value {
     let mut s = json!({
         "name": "inhouse", "kind": "generic", "secret": SECRET,
         "fields": {
@@ -34,16 +35,16 @@ fn settings(extra: Value) -> SourceSettings {
     for (k, v) in extra.as_object().unwrap() {
         s[k] = v.clone();
     }
-    serde_json::from_value(s).unwrap()
+    s
 }
 
 fn source(extra: Value) -> GenericSource {
-    GenericSource::from_settings("sources[1]", &settings(extra)).unwrap()
+    GenericSource::from_settings(&table("sources[1]", &settings(extra))).unwrap()
 }
 
 fn problems(extra: Value) -> Vec<String> {
     let s = settings(extra);
-    GenericSource::from_settings("sources[1]", &s)
+    GenericSource::from_settings(&table("sources[1]", &s))
         .err()
         .unwrap()
         .into_iter()

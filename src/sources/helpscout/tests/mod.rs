@@ -6,7 +6,7 @@ use serde_json::json;
 use super::signature::{SIGNATURE_HEADER, sign};
 use super::*;
 use crate::domain::{RatingEvent, Scale, Sentiment};
-use crate::sources::common::testing::{headers, with_request};
+use crate::sources::testing::{headers, with_request};
 
 const SECRET: &str = "helpscout-webhook-secret";
 const NOW_MS: i64 = 1_795_442_700_000;
@@ -18,10 +18,8 @@ const V1_BAD: &[u8] = include_bytes!("../../../../tests/fixtures/helpscout/v1_ba
 const TEST_EVENT: &[u8] = include_bytes!("../../../../tests/fixtures/helpscout/test_event.json");
 
 fn source_with(secret: &str) -> HelpScoutSource {
-    let s: SourceSettings =
-        serde_json::from_value(json!({"name": "hs", "kind": "helpscout", "secret": secret}))
-            .unwrap();
-    HelpScoutSource::from_settings("sources[0]", &s).unwrap()
+    let s = json!({"name": "hs", "kind": "helpscout", "secret": secret});
+    HelpScoutSource::from_settings(&crate::sources::testing::table("sources[0]", &s)).unwrap()
 }
 
 fn check(

@@ -5,7 +5,7 @@ use serde_json::json;
 use super::signature::{SIGNATURE_HEADER, sign};
 use super::*;
 use crate::domain::{RatingEvent, Scale, Sentiment};
-use crate::sources::common::testing::{headers, with_request};
+use crate::sources::testing::{headers, table, with_request};
 
 const SECRET: &str = "intercom-client-secret";
 /// 2026-11-23T14:05:00Z, the fixtures' time.
@@ -17,16 +17,16 @@ const CHANGED: &[u8] = include_bytes!("../../../../tests/fixtures/intercom/chang
 const PING: &[u8] = include_bytes!("../../../../tests/fixtures/intercom/ping.json");
 const TICKET: &[u8] = include_bytes!("../../../../tests/fixtures/intercom/ticket_negative.json");
 
-fn settings(extra: serde_json::Value) -> SourceSettings {
+fn settings(extra: serde_json::Value) -> serde_json::Value {
     let mut base = json!({"name": "intercom", "kind": "intercom", "secret": SECRET});
     base.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    serde_json::from_value(base).unwrap()
+    base
 }
 
 fn source() -> IntercomSource {
-    IntercomSource::from_settings("sources[0]", &settings(json!({}))).unwrap()
+    IntercomSource::from_settings(&table("sources[0]", &settings(json!({})))).unwrap()
 }
 
 fn check(signature: Option<&str>, body: &[u8]) -> Result<(), SignatureError> {
@@ -136,7 +136,7 @@ fn a_negative_conversation_rating_is_read_with_every_field() {
 #[test]
 fn a_ticket_url_template_wins_over_the_derived_inbox_link() {
     let s = settings(json!({"ticket_url": "https://intercom.example/c/{conversation_id}"}));
-    let source = IntercomSource::from_settings("sources[0]", &s).unwrap();
+    let source = IntercomSource::from_settings(&table("sources[0]", &s)).unwrap();
     let parsed = with_request(&headers(&[]), NEGATIVE, NOW_MS, |r| source.parse(r)).unwrap();
     assert_eq!(
         one_rating(parsed).1.url.as_deref(),
@@ -231,23 +231,24 @@ const CONVERSATION: &str = "conversation.rating.added";
 #[test]
 fn settings_refuse_foreign_keys_and_say_where_the_secret_is() {
     let s = settings(json!({"scale": "nps", "replay_window": "1m", "allow_unsigned": true}));
-    let keys: Vec<String> = IntercomSource::from_settings("sources[1]", &s)
+    let mut keys: Vec<String> = IntercomSource::from_settings(&table("sources[1]", &s))
         .err()
         .unwrap()
         .into_iter()
         .map(|p| p.key)
         .collect();
+    keys.sort();
     assert_eq!(
         keys,
         [
-            "sources[1].scale",
             "sources[1].allow_unsigned",
-            "sources[1].replay_window"
+            "sources[1].replay_window",
+            "sources[1].scale"
         ]
     );
     let mut s = settings(json!({}));
-    s.secret = None;
-    let problems = IntercomSource::from_settings("sources[1]", &s)
+    s.as_object_mut().unwrap().remove("secret");
+    let problems = IntercomSource::from_settings(&table("sources[1]", &s))
         .err()
         .unwrap();
     assert!(

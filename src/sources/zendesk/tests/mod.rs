@@ -2,16 +2,13 @@
 //! deliveries, with the helpers `parse.rs` shares. Pure signature vectors
 //! are in `../signature.rs`.
 
-use std::time::Duration;
-
 use axum::http::{HeaderMap, HeaderValue, Method, Uri};
-use secrecy::SecretString;
 use serde_json::json;
 
 use super::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 use super::*;
 use crate::domain::RatingEvent;
-use crate::settings::SourceSettings;
+use crate::sources::testing::table;
 
 mod parse;
 
@@ -20,12 +17,12 @@ const SECRET: &str = "zendesk-test-signing-secret";
 const NOW_MS: i64 = 1_795_442_700_000;
 const NOW_TEXT: &str = "2026-11-23T14:05:00Z";
 
-fn settings() -> SourceSettings {
-    serde_json::from_value(json!({"name": "zendesk", "kind": "zendesk", "secret": SECRET})).unwrap()
+fn settings() -> serde_json::Value {
+    json!({"name": "zendesk", "kind": "zendesk", "secret": SECRET})
 }
 
 fn source() -> ZendeskSource {
-    ZendeskSource::from_settings("sources[0]", &settings()).unwrap()
+    ZendeskSource::from_settings(&table("sources[0]", &settings())).unwrap()
 }
 
 fn headers(signature: &str, timestamp: &str) -> HeaderMap {
@@ -157,8 +154,8 @@ fn a_missing_signature_or_timestamp_header_is_named() {
 #[test]
 fn a_missing_secret_says_where_to_find_it() {
     let mut s = settings();
-    s.secret = None;
-    let problems = ZendeskSource::from_settings("sources[3]", &s)
+    s.as_object_mut().unwrap().remove("secret");
+    let problems = ZendeskSource::from_settings(&table("sources[3]", &s))
         .err()
         .unwrap();
     assert_eq!(problems[0].key, "sources[3].secret");
@@ -172,10 +169,10 @@ fn a_missing_secret_says_where_to_find_it() {
 #[test]
 fn generic_only_keys_and_a_zero_window_are_refused() {
     let mut s = settings();
-    s.scale = Some("five_point".into());
-    s.replay_window = Some(Duration::ZERO);
-    s.ticket_url = Some("https://acme.zendesk.com/agent/tickets/".into());
-    let keys: Vec<String> = ZendeskSource::from_settings("sources[0]", &s)
+    s["scale"] = json!("five_point");
+    s["replay_window"] = json!("0s");
+    s["ticket_url"] = json!("https://acme.zendesk.com/agent/tickets/");
+    let keys: Vec<String> = ZendeskSource::from_settings(&table("sources[0]", &s))
         .err()
         .unwrap()
         .into_iter()
@@ -184,9 +181,9 @@ fn generic_only_keys_and_a_zero_window_are_refused() {
     assert_eq!(
         keys,
         [
+            "sources[0].scale",
             "sources[0].replay_window",
-            "sources[0].ticket_url",
-            "sources[0].scale"
+            "sources[0].ticket_url"
         ]
     );
 }
@@ -194,8 +191,8 @@ fn generic_only_keys_and_a_zero_window_are_refused() {
 #[test]
 fn the_replay_window_is_configurable() {
     let mut s = settings();
-    s.replay_window = Some(Duration::from_secs(3600));
-    let source = ZendeskSource::from_settings("sources[0]", &s).unwrap();
+    s["replay_window"] = json!("1h");
+    let source = ZendeskSource::from_settings(&table("sources[0]", &s)).unwrap();
     let uri = Uri::from_static("/webhooks/zendesk");
     let headers = signed(BAD, NOW_TEXT);
     let request = WebhookRequest {
@@ -213,10 +210,8 @@ fn the_replay_window_is_configurable() {
 #[test]
 fn the_static_test_secret_is_used_verbatim_end_to_end() {
     let mut s = settings();
-    s.secret = Some(SecretString::from(
-        "dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==".to_string(),
-    ));
-    let source = ZendeskSource::from_settings("sources[0]", &s).unwrap();
+    s["secret"] = json!("dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==");
+    let source = ZendeskSource::from_settings(&table("sources[0]", &s)).unwrap();
     let uri = Uri::from_static("/webhooks/zendesk");
     let headers = headers(
         "S/RDdU2ERmj7LHDDoWJ2onPYH+t7/f2+LTM4dL7UiLM=",

@@ -163,8 +163,8 @@ fn parse_errors_never_echo_the_customer_comment() {
 #[test]
 fn fallbacks_fill_the_agent_customer_and_link() {
     let mut s = settings();
-    s.ticket_url = Some("https://acme.zendesk.com/agent/tickets/{conversation_id}".into());
-    let source = ZendeskSource::from_settings("sources[0]", &s).unwrap();
+    s["ticket_url"] = json!("https://acme.zendesk.com/agent/tickets/{conversation_id}");
+    let source = ZendeskSource::from_settings(&table("sources[0]", &s)).unwrap();
     let body = json!({
         "ticket": {"id": "7", "link": "", "brand": "{{ticket.brand.name}}"},
         "assignee": {"name": "", "email": "agent@acme.example"},

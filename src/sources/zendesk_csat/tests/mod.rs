@@ -5,7 +5,7 @@ use serde_json::json;
 
 use super::*;
 use crate::domain::{RatingEvent, Scale, Sentiment};
-use crate::sources::common::testing::{headers, with_request};
+use crate::sources::testing::{headers, with_request};
 use crate::sources::zendesk::signature::{SIGNATURE_HEADER, TIMESTAMP_HEADER, sign};
 
 const SECRET: &str = "zendesk-csat-signing-secret";
@@ -24,7 +24,7 @@ fn source_with(extra: serde_json::Value) -> Result<ZendeskCsatSource, Vec<Config
     base.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    ZendeskCsatSource::from_settings("sources[0]", &serde_json::from_value(base).unwrap())
+    ZendeskCsatSource::from_settings(&crate::sources::testing::table("sources[0]", &base))
 }
 
 fn check(secret: &[u8], ts: &str, body: &[u8], now_ms: i64) -> Result<(), SignatureError> {

@@ -1,0 +1,57 @@
+//! The SQLite file on a real file system: deleted under a running daemon,
+//! and missing at start-up. (SQLite only: PostgreSQL has no file of ours.)
+
+use std::sync::Arc;
+
+use csatwatch::app::App;
+use csatwatch::clock::{Clock, ManualClock};
+use serde_json::Value;
+
+use crate::support::{TestApp, install_crypto, settings, zendesk_body};
+
+#[tokio::test]
+async fn deleting_the_database_folder_turns_readyz_and_webhooks_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("data");
+    let url = format!("sqlite://{}/csatwatch.db", folder.display());
+    let app = TestApp::spawn(settings(&url, None, ""), ManualClock::starting_now()).await;
+    let (status, _) = app.post_zendesk(&zendesk_body(1, "bad", "")).await;
+    assert_eq!(status, 200);
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+
+    std::fs::remove_dir_all(&folder).unwrap();
+
+    let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+    let body: Value = ready.json().await.unwrap();
+    assert!(
+        body["reason"].as_str().unwrap().contains("was deleted"),
+        "{body}"
+    );
+    let (status, body) = app.post_zendesk(&zendesk_body(2, "bad", "")).await;
+    assert_eq!(status, 503, "{body}");
+    // A body that cannot be parsed is not kept in the lost file either.
+    let raw = br#"{"not": "zendesk"}"#;
+    let headers =
+        crate::support::zendesk_headers(crate::support::ZENDESK_SECRET, app.clock.now_ms(), raw);
+    let (status, body) = app.post("zendesk", &headers, raw).await;
+    assert_eq!(status, 503, "{body}");
+    app.stop().await;
+
+    // Restarting on the missing file: refused when asked to.
+    install_crypto();
+    let mut strict = settings(&url, None, "");
+    strict.database.create_if_missing = false;
+    let err = App::build_with_clock(
+        strict,
+        Arc::new(ManualClock::starting_now()) as Arc<dyn Clock>,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("database.create_if_missing = false"),
+        "{err:#}"
+    );
+    assert!(!folder.exists(), "nothing was created");
+}

@@ -1,0 +1,39 @@
+//! Signals sent to the real process, as an operator or a service manager
+//! sends them (docs/operations.md lists what each one does).
+
+use std::time::Duration;
+
+use crate::daemon::{Daemon, http_get, post_signed};
+
+#[test]
+fn sighup_never_stops_the_daemon_and_sigterm_stops_it_cleanly() {
+    let mut daemon = Daemon::start("", None);
+    for _ in 0..3 {
+        daemon.signal(libc::SIGHUP);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        daemon.child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped csatwatch: {}",
+        daemon.logs()
+    );
+    let (status, body) = post_signed(daemon.addr, "after-sighup", 1).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        daemon.logs().contains("SIGHUP received and ignored"),
+        "{}",
+        daemon.logs()
+    );
+
+    daemon.signal(libc::SIGTERM);
+    let status = daemon
+        .wait_exit(Duration::from_secs(15))
+        .expect("SIGTERM stops csatwatch");
+    assert!(status.success(), "{status}: {}", daemon.logs());
+    assert!(
+        daemon.logs().contains("csatwatch stopped"),
+        "{}",
+        daemon.logs()
+    );
+    assert!(http_get(daemon.addr, "/healthz").is_err());
+}
