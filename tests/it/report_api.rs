@@ -320,3 +320,73 @@ fn the_report_command_prints_the_same_figures_as_json_csv_and_a_table() {
         assert!(String::from_utf8_lossy(&out.stderr).contains("by"));
     }
 }
+
+#[test]
+fn check_config_explain_lists_digests_and_drop_alerts_with_their_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[slack]\nbot_token = \"xoxb-1\"\ndefault_channel = \"#csat\"\n[reports]\ntimezone = \"Europe/Berlin\"\n[[digests]]\nname = \"weekly-leads\"\nweekday = \"friday\"\nat = \"16:30\"\n[[drop_alerts]]\nname = \"csat-drop\"\nper = [\"overall\", \"team\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_csatwatch"))
+        .args([
+            "--config",
+            config.to_str().unwrap(),
+            "check-config",
+            "--explain",
+        ])
+        .env_remove("CSATWATCH_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let digest = stdout
+        .lines()
+        .find(|l| l.contains("digest \"weekly-leads\""))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(digest.contains("weekly at 16:30 on friday"), "{digest}");
+    assert!(digest.contains("to #csat: next "), "{digest}");
+    assert!(digest.contains(" 16:30 "), "local time: {digest}");
+    let drop = stdout
+        .lines()
+        .find(|l| l.contains("drop alert \"csat-drop\""))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(drop.contains("per overall, team"), "{drop}");
+    assert!(drop.contains("next evaluation"), "{drop}");
+    assert!(stdout.contains("read API (/api/v1): off"), "{stdout}");
+}
+
+#[test]
+fn report_settings_mistakes_name_their_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        "[reports]\ntimezone = \"Mars/Olympus\"\n[[api.tokens]]\nname = \"bi\"\ntoken = \"short\"\n[[digests]]\nname = \"d\"\nschedule = \"hourly\"\nat = \"25:00\"\n[[drop_alerts]]\nname = \"x\"\nmetric = \"ces\"\nwindow = \"36h\"\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_csatwatch"))
+        .args(["--config", config.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "reports.timezone",
+        "api.tokens[0].token",
+        "digests[0].schedule",
+        "digests[0].at",
+        "digests[0].channel",
+        "drop_alerts[0].metric",
+        "drop_alerts[0].window",
+    ] {
+        assert!(stderr.contains(key), "{key} missing in:\n{stderr}");
+    }
+    assert!(!stderr.contains("\"short\""), "the token is never echoed");
+}
