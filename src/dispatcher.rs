@@ -1,33 +1,53 @@
 //! The outbox dispatcher: claims due alerts, renders them from the rating
-//! as it is now, delivers them through the sink, and records the outcome.
+//! as it is now, delivers them through the [`Sink`], and records the outcome.
 //!
-//! Delivery is at least once: a claim is a lease with a fencing token, so a
-//! replica that dies mid-send loses its claim when the lease runs out and
-//! another sends the alert. Only a crash between Slack's answer and the
-//! commit that records it can repeat a message.
+//! The path keeps up with a burst:
+//!
+//! - it has its own database connections ([`Store::with_own_pool`]), so it
+//!   never waits behind request handlers;
+//! - each pass asks the pacer which channels may take a message now, reads
+//!   the due rows of those channels in send order (an index walk, no sort),
+//!   and claims exactly the rows it is about to send, with the rating and
+//!   the parent message in one read per batch;
+//! - it never sleeps on one channel's pace: a channel with no slot left is
+//!   left out of the pass, the others go on, and the loop comes back when
+//!   that channel's next slot opens;
+//! - channels are sent to side by side (one message at a time per channel,
+//!   in order), and each outcome is one write.
+//!
+//! Delivery is at least once: a claim is a lease with a fencing token. A
+//! dispatcher that dies mid-send is noticed by its missing heartbeat
+//! ([`liveness`]) and its claims are taken over within seconds, marked in
+//! doubt; a sink that can find its own messages (Slack, by metadata) looks
+//! before sending such a row again, so neither a crash nor a slow Slack
+//! repeats a message in normal operation.
 //!
 //! Retries back off exponentially with jitter and honour `Retry-After`; an
 //! alert still failing after `alerts.give_up_after`, or refused for good
 //! (`channel_not_found`, `invalid_auth`, …), is marked dead and logged at ERROR.
 
+mod deliver;
 mod follow_ons;
+mod liveness;
 mod pacing;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use rand::Rng as _;
 use tokio::sync::{Mutex, Notify};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, ms};
 use crate::domain::{Scale, Score, Sentiment};
 use crate::settings::AlertSettings;
-use crate::sinks::{Acted, AlertView, Sink, SinkError};
+use crate::sinks::{AlertView, Sink, SinkError};
 use crate::sources::SourceRegistry;
-use crate::store::{AlertRecord, Store, StoreResult, StoredRating};
-use pacing::Pacer;
+use crate::store::{DueAlert, SentRecord, Store, StoreResult};
+use deliver::{Delivered, SentInBatch};
+use pacing::{Pacer, Slot};
 
 /// What one flush did, for tests and logs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -63,12 +83,13 @@ impl FlushReport {
 /// Delivers the outbox.
 #[derive(Debug)]
 pub struct Dispatcher {
+    /// The dispatcher's own pool (see the module docs).
     store: Store,
     sink: Sink,
     clock: Arc<dyn Clock>,
     settings: AlertSettings,
     wake: Arc<Notify>,
-    /// Prefix of this process's claim tokens.
+    /// Prefix of this process's claim tokens, and its heartbeat row.
     instance: String,
     source_kinds: HashMap<String, &'static str>,
     /// Per-channel and workspace pacing, and Slack's `Retry-After`.
@@ -76,12 +97,23 @@ pub struct Dispatcher {
     /// Serialises flushes within this process (the run loop and a manual
     /// `flush` from tests or commands).
     flushing: Mutex<()>,
+    /// When a channel with alerts waiting can next take a message.
+    pacing_wake: std::sync::Mutex<Option<Instant>>,
+    /// The outbox changed since the gauges were last read.
+    gauges_dirty: AtomicBool,
 }
 
-const BATCH: i64 = 25;
-/// Longest pacing wait a flush sleeps through; longer ones hand the alert
-/// back to the outbox so other channels are not held up.
+/// Rows claimed and sent per batch.
+const BATCH: usize = 50;
+/// Due rows read per candidate query.
+const CANDIDATES: i64 = 200;
+/// Longest pacing wait a manual [`Dispatcher::flush`] sits through.
 const MAX_PACING_WAIT: Duration = Duration::from_secs(5);
+/// Gauges are re-read at most this often after flushes that changed the
+/// outbox (and every 15 s by the gauges task): never a scan per flush.
+const GAUGES_AFTER_FLUSH: Duration = Duration::from_secs(1);
+/// Connections of the dispatcher's own pool.
+const CONNECTIONS: u32 = 2;
 
 impl Dispatcher {
     pub fn new(
@@ -111,7 +143,7 @@ impl Dispatcher {
                 settings.channel_burst,
                 max_per_minute,
             ),
-            store,
+            store: store.with_own_pool(CONNECTIONS),
             sink,
             clock,
             settings,
@@ -122,6 +154,8 @@ impl Dispatcher {
                 .map(|s| (s.name.to_string(), s.kind()))
                 .collect(),
             flushing: Mutex::new(()),
+            pacing_wake: std::sync::Mutex::new(None),
+            gauges_dirty: AtomicBool::new(false),
         }
     }
 
@@ -129,15 +163,36 @@ impl Dispatcher {
         &self.sink
     }
 
+    /// This dispatcher's instance id (the prefix of its claim tokens).
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
     /// Runs until `cancel`: flushes whenever woken (right after a commit that
-    /// enqueued alerts), when the next retry falls due, and every 30 s.
+    /// enqueued alerts), when the next retry falls due or a paced channel
+    /// may take its next message, and every 30 s. Beside it, the heartbeat
+    /// that lets other dispatchers take over if this one dies, and that
+    /// takes over from those that died.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        let liveness = tokio::spawn(self.clone().keep_alive(cancel.clone()));
         let mut db_backoff = Duration::from_secs(1);
+        let mut gauges_read = Instant::now();
         loop {
-            let wait = match self.flush_until(&cancel).await {
+            let wait = match self.flush_pass(&cancel, false).await {
                 Ok(_) => {
                     db_backoff = Duration::from_secs(1);
-                    self.until_next_due().await
+                    let mut wait = self.until_next_due().await;
+                    if self.gauges_dirty.load(Ordering::Relaxed) {
+                        let due = gauges_read + GAUGES_AFTER_FLUSH;
+                        if Instant::now() >= due {
+                            self.gauges_dirty.store(false, Ordering::Relaxed);
+                            gauges_read = Instant::now();
+                            let _ = crate::gauges::refresh(&self.store, self.clock.now_ms()).await;
+                        } else {
+                            wait = wait.min(due - Instant::now());
+                        }
+                    }
+                    wait
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in_s = db_backoff.as_secs(), "alert dispatcher cannot reach the database");
@@ -152,232 +207,257 @@ impl Dispatcher {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        let _ = liveness.await;
         match self.store.release_claims(&self.instance).await {
             Ok(n) if n > 0 => {
                 tracing::info!(released = n, "released claimed alerts for another replica")
             }
             Ok(_) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "could not release claimed alerts; they are retried when their lease ends")
+                tracing::warn!(error = %e, "could not release claimed alerts; another replica takes them over when this one's heartbeat stops")
             }
         }
+        let _ = self.store.forget_dispatcher(&self.instance).await;
     }
 
+    /// How long the run loop may sleep: until the next row falls due (or
+    /// may escalate), or a paced channel may take its next message.
     async fn until_next_due(&self) -> Duration {
         let idle = Duration::from_secs(30);
-        match self.store.next_alert_due_at().await {
+        let due = match self.store.next_alert_due_at().await {
             Ok(Some(at)) => {
                 let ms = (at - self.clock.now_ms()).clamp(0, idle.as_millis() as i64);
-                Duration::from_millis(ms as u64).max(Duration::from_millis(50))
+                Duration::from_millis(ms as u64)
             }
             _ => idle,
-        }
+        };
+        let paced = self
+            .pacing_wake
+            .lock()
+            .ok()
+            .and_then(|w| *w)
+            .map(|at| at.saturating_duration_since(Instant::now()))
+            .unwrap_or(idle);
+        due.min(paced).max(Duration::from_millis(10))
     }
 
-    /// Delivers every alert due now, and returns what it did.
+    /// Delivers every alert due now, and returns what it did. A channel
+    /// held by its pace is waited for (up to a few seconds in all), after
+    /// every other channel was served: what tests and commands expect.
     pub async fn flush(&self) -> StoreResult<FlushReport> {
-        self.flush_until(&CancellationToken::new()).await
+        self.flush_pass(&CancellationToken::new(), true).await
     }
 
-    async fn flush_until(&self, cancel: &CancellationToken) -> StoreResult<FlushReport> {
+    /// Delivers what may go right now and returns at once: what the run
+    /// loop does each time it wakes. Channels held by their pace are left
+    /// for the next pass.
+    pub async fn flush_now(&self) -> StoreResult<FlushReport> {
+        self.flush_pass(&CancellationToken::new(), false).await
+    }
+
+    async fn flush_pass(
+        &self,
+        cancel: &CancellationToken,
+        wait_for_pacing: bool,
+    ) -> StoreResult<FlushReport> {
         let _one_at_a_time = self.flushing.lock().await;
-        let mut report = self.prepare().await?;
-        while !cancel.is_cancelled() {
-            let token = format!("{}:{}", self.instance, uuid::Uuid::new_v4().simple());
-            let now = self.clock.now_ms();
-            let batch = self
+        let mut report = FlushReport::default();
+        let mut waited = Duration::ZERO;
+        loop {
+            // Storm mode is decided from what is waiting, before anything
+            // for it is posted in this pass.
+            report.add(self.prepare().await?);
+            let (pass, next) = self.pass(cancel).await?;
+            report.add(pass);
+            if let Ok(mut wake) = self.pacing_wake.lock() {
+                *wake = next.map(|d| Instant::now() + d);
+            }
+            match next {
+                Some(wait)
+                    if wait_for_pacing
+                        && !cancel.is_cancelled()
+                        && waited + wait <= MAX_PACING_WAIT =>
+                {
+                    waited += wait;
+                    tokio::time::sleep(wait).await;
+                }
+                _ => break,
+            }
+        }
+        if report != FlushReport::default() {
+            self.gauges_dirty.store(true, Ordering::Relaxed);
+        }
+        Ok(report)
+    }
+
+    /// One pass: sends every due row whose channel may take a message now.
+    /// Returns what it did and, when rows wait for a channel's pace (or the
+    /// workspace cap, or Slack's `Retry-After`), how long until the first
+    /// of them may go.
+    async fn pass(
+        &self,
+        cancel: &CancellationToken,
+    ) -> StoreResult<(FlushReport, Option<Duration>)> {
+        let mut report = FlushReport::default();
+        let now = self.clock.now_ms();
+        // Channels Slack rate-limited sit this pass out.
+        let mut excluded: Vec<String> = Vec::new();
+        let mut next: Option<Duration> = None;
+        let sooner = |next: &mut Option<Duration>, wait: Duration| {
+            *next = Some(next.map_or(wait, |n| n.min(wait)));
+        };
+        for (channel, wait) in self.pacer.blocked(now).await {
+            excluded.push(channel);
+            sooner(&mut next, wait);
+        }
+        'pass: while !cancel.is_cancelled() {
+            let candidates = self
                 .store
-                .claim_due_alerts(now, ms(self.settings.claim_lease), &token, BATCH)
+                .due_candidates(now, &excluded, CANDIDATES)
                 .await?;
-            if batch.is_empty() {
+            if candidates.is_empty() {
                 break;
             }
-            for alert in &batch {
-                // Between alerts, not during one: the alert being sent at
-                // shutdown is finished and recorded.
-                if cancel.is_cancelled() {
+            let mut admitted = Vec::new();
+            let mut considered_all = true;
+            let mut workspace_full = false;
+            for candidate in &candidates {
+                if admitted.len() >= BATCH {
+                    considered_all = false;
                     break;
                 }
-                report.add(self.deliver(alert, &token).await?);
+                if excluded.contains(&candidate.channel) {
+                    continue;
+                }
+                match self
+                    .pacer
+                    .try_reserve(&candidate.channel, self.clock.now_ms())
+                    .await
+                {
+                    Slot::Now => admitted.push(candidate.id),
+                    Slot::ChannelIn(wait) => {
+                        excluded.push(candidate.channel.clone());
+                        sooner(&mut next, wait);
+                    }
+                    Slot::WorkspaceIn(wait) => {
+                        sooner(&mut next, wait);
+                        workspace_full = true;
+                        break;
+                    }
+                }
             }
-            if (batch.len() as i64) < BATCH {
+            if !admitted.is_empty() {
+                let token = format!("{}:{}", self.instance, uuid::Uuid::new_v4().simple());
+                let claimed = self
+                    .store
+                    .claim_alerts(
+                        &admitted,
+                        self.clock.now_ms(),
+                        ms(self.settings.claim_lease),
+                        &token,
+                    )
+                    .await?;
+                report.dead += claimed.unreadable;
+                report.add(self.deliver_batch(claimed.rows, &token, cancel).await?);
+            }
+            if workspace_full || (considered_all && (candidates.len() as i64) < CANDIDATES) {
+                break 'pass;
+            }
+        }
+        Ok((report, next))
+    }
+
+    /// Sends a claimed batch: channels side by side; within a channel one
+    /// message at a time in order (or `alerts.channel_in_flight` at once).
+    /// The sends that went out are recorded together in one commit; rows
+    /// left unsent (cancelled) are released in one write.
+    async fn deliver_batch(
+        &self,
+        batch: Vec<DueAlert>,
+        token: &str,
+        cancel: &CancellationToken,
+    ) -> StoreResult<FlushReport> {
+        let mut by_channel: Vec<(String, Vec<DueAlert>)> = Vec::new();
+        for alert in batch {
+            match by_channel.iter_mut().find(|(c, _)| *c == alert.channel) {
+                Some((_, rows)) => rows.push(alert),
+                None => by_channel.push((alert.channel.clone(), vec![alert])),
+            }
+        }
+        let total: usize = by_channel.iter().map(|(_, rows)| rows.len()).sum();
+        let sent_in_batch = SentInBatch::default();
+        let results = futures_util::future::join_all(
+            by_channel
+                .iter()
+                .map(|(_, rows)| self.deliver_channel(rows, token, cancel, &sent_in_batch)),
+        )
+        .await;
+        let mut report = FlushReport::default();
+        let mut done = 0;
+        let mut failure = None;
+        let mut sent = Vec::new();
+        for result in results.into_iter().flatten() {
+            match result {
+                Ok((alert, Delivered::Sent(record))) => {
+                    done += 1;
+                    sent.push((alert, record));
+                }
+                Ok((_, Delivered::Done(r))) => {
+                    done += 1;
+                    report.add(r);
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if !sent.is_empty() {
+            let records: Vec<SentRecord> = sent.iter().map(|(_, r)| r.clone()).collect();
+            let recorded = self.store.mark_alerts_sent(token, &records).await?;
+            for ((alert, record), ok) in sent.iter().zip(recorded) {
+                report.add(self.sent_recorded(alert, record, ok));
+            }
+        }
+        if done < total {
+            self.store.release_batch(token).await?;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
+    }
+
+    /// One channel's rows of a batch, in order, `alerts.channel_in_flight`
+    /// at a time; stops between rows when cancelled.
+    async fn deliver_channel<'a>(
+        &'a self,
+        rows: &'a [DueAlert],
+        token: &'a str,
+        cancel: &'a CancellationToken,
+        sent_in_batch: &'a SentInBatch,
+    ) -> Vec<StoreResult<(&'a DueAlert, Delivered)>> {
+        let in_flight = self.settings.channel_in_flight.max(1) as usize;
+        let mut out = Vec::with_capacity(rows.len());
+        for chunk in rows.chunks(in_flight) {
+            // Between alerts, not during one: the alert being sent at
+            // shutdown is finished and recorded.
+            if cancel.is_cancelled() {
+                break;
+            }
+            let results = futures_util::future::join_all(chunk.iter().map(|alert| async move {
+                self.deliver(alert, token, sent_in_batch)
+                    .await
+                    .map(|d| (alert, d))
+            }))
+            .await;
+            let failed = results.iter().any(|r| r.is_err());
+            out.extend(results);
+            if failed {
                 break;
             }
         }
-        // Fresh gauges right after a flush that changed the outbox; the
-        // periodic task keeps them current in between (an idle wake-up
-        // would only repeat its queries).
-        if report != FlushReport::default() {
-            let _ = crate::gauges::refresh(&self.store, self.clock.now_ms()).await;
-        }
-        Ok(report)
+        out
     }
 
-    async fn deliver(&self, alert: &AlertRecord, token: &str) -> StoreResult<FlushReport> {
-        if alert.kind != "post" {
-            return self.deliver_follow_on(alert, token).await;
-        }
-        let mut report = FlushReport::default();
-        let Some(rating) = self.store.rating_by_id(alert.rating_id).await? else {
-            self.store
-                .finish_alert(alert.id, token, "dead", Some("the rating no longer exists"))
-                .await?;
-            report.dead += 1;
-            metrics::counter!("csatwatch_alerts_total", "source" => "unknown", "state" => "dead")
-                .increment(1);
-            return Ok(report);
-        };
-        let positive = Sentiment::Positive.as_str();
-        if rating.sentiment == positive && alert.sentiment != positive {
-            // It turned positive before anyone was told: nothing to act on.
-            if self
-                .store
-                .finish_alert(alert.id, token, "superseded", None)
-                .await?
-            {
-                report.superseded += 1;
-                metrics::counter!("csatwatch_alerts_total", "source" => rating.source.clone(), "state" => "superseded").increment(1);
-            }
-            return Ok(report);
-        }
-
-        if !self.pace(alert, token, &alert.channel).await? {
-            report.retried += 1;
-            return Ok(report);
-        }
-
-        // Renew the claim right before the send: a batch that took longer
-        // than the lease must not post an alert another replica now holds.
-        let lease_end = self.clock.now_ms() + ms(self.settings.claim_lease);
-        if !self.store.extend_claim(alert.id, token, lease_end).await? {
-            report.lost_claims += 1;
-            return Ok(report);
-        }
-        let view = self.full_view(alert, &rating).await?;
-        let outcome = self.sink.post(&view).await;
-        let now = self.clock.now_ms();
-        match outcome {
-            Ok(posted) => {
-                let recorded = self
-                    .store
-                    .mark_alert_sent(
-                        alert.id,
-                        token,
-                        now,
-                        posted.channel.as_deref(),
-                        posted.ts.as_deref(),
-                    )
-                    .await?;
-                if recorded {
-                    report.sent += 1;
-                    metrics::counter!("csatwatch_alerts_total", "source" => rating.source.clone(), "state" => "sent").increment(1);
-                    metrics::histogram!("csatwatch_alert_latency_seconds", "source" => rating.source.clone())
-                        .record((now - alert.created_at).max(0) as f64 / 1000.0);
-                    tracing::info!(alert_id = alert.id, rating_id = alert.rating_id, channel = %alert.channel, sink = self.sink.name(), "alert delivered");
-                } else {
-                    report.lost_claims += 1;
-                    tracing::warn!(
-                        alert_id = alert.id,
-                        "alert delivered after its claim was taken over; another replica may post it again"
-                    );
-                }
-            }
-            Err(error) => report.add(self.record_failure(alert, token, &error, now).await?),
-        }
-        Ok(report)
-    }
-
-    /// Records a failed send: retried later (honouring `Retry-After`), or
-    /// given up (a permanent error, or past `alerts.give_up_after`).
-    async fn record_failure(
-        &self,
-        alert: &AlertRecord,
-        token: &str,
-        error: &SinkError,
-        now: i64,
-    ) -> StoreResult<FlushReport> {
-        let mut report = FlushReport::default();
-        metrics::counter!("csatwatch_sink_errors_total", "class" => error.class().to_string())
-            .increment(1);
-        let age = now - alert.created_at;
-        // `invalid_blocks` and every other permanent error end here at once:
-        // sending the same refused message again cannot help.
-        if !error.is_retryable() || age >= ms(self.settings.give_up_after) {
-            if self
-                .store
-                .finish_alert(alert.id, token, "dead", Some(&error.to_string()))
-                .await?
-            {
-                report.dead += 1;
-                // A rare path: one more read to label the metric by source.
-                let source = match self.store.rating_by_id(alert.rating_id).await {
-                    Ok(Some(rating)) => rating.source,
-                    _ => "unknown".to_string(),
-                };
-                metrics::counter!("csatwatch_alerts_total", "source" => source, "state" => "dead")
-                    .increment(1);
-                tracing::error!(
-                    alert_id = alert.id,
-                    rating_id = alert.rating_id,
-                    kind = %alert.kind,
-                    channel = %alert.channel,
-                    attempts = alert.attempts + 1,
-                    error = %error,
-                    "alert could not be delivered and was given up; fix the cause, the rating is recorded"
-                );
-            }
-        } else {
-            let retry_after = error.retry_after();
-            if let Some(after) = retry_after {
-                self.pacer.block(&alert.channel, now + ms(after)).await;
-            }
-            let delay = self
-                .backoff(alert.attempts)
-                .max(retry_after.unwrap_or_default());
-            self.store
-                .reschedule_alert(alert.id, token, now + ms(delay), &error.to_string())
-                .await?;
-            report.retried += 1;
-            tracing::warn!(alert_id = alert.id, kind = %alert.kind, channel = %alert.channel, error = %error, retry_in_ms = ms(delay), "alert delivery failed; will retry");
-        }
-        Ok(report)
-    }
-
-    /// Waits for a slot to post to `channel` (pace, burst, workspace cap).
-    /// False when the alert was handed back for later instead: the channel
-    /// is rate-limited by Slack, or the wait is too long to hold the flush.
-    async fn pace(&self, alert: &AlertRecord, token: &str, channel: &str) -> StoreResult<bool> {
-        let now = self.clock.now_ms();
-        if let Some(until) = self.pacer.blocked_until(channel, now).await {
-            self.store
-                .reschedule_alert(
-                    alert.id,
-                    token,
-                    until,
-                    "waiting for the channel's rate limit",
-                )
-                .await?;
-            return Ok(false);
-        }
-        let wait = self.pacer.reserve(channel).await;
-        if wait > MAX_PACING_WAIT {
-            self.store
-                .reschedule_alert(
-                    alert.id,
-                    token,
-                    now + ms(wait),
-                    "waiting for the workspace's message cap",
-                )
-                .await?;
-            return Ok(false);
-        }
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
-        Ok(true)
-    }
-
-    /// Work decided at the start of each flush: storms folded into digests,
+    /// Work decided at the start of each pass: storms folded into digests,
     /// and escalations of alerts nobody acknowledged.
     async fn prepare(&self) -> StoreResult<FlushReport> {
         let mut report = FlushReport::default();
@@ -401,36 +481,10 @@ impl Dispatcher {
         Ok(report)
     }
 
-    /// The view of `alert` with who acknowledged and followed up its
-    /// rating, and whether it recovered.
-    async fn full_view(
-        &self,
-        alert: &AlertRecord,
-        rating: &StoredRating,
-    ) -> StoreResult<AlertView> {
-        let mut view = self.view(alert, rating);
-        let actions = self.store.rating_actions(rating.id).await?;
-        let acted = |id: Option<String>, name: Option<String>, at: Option<i64>| {
-            Some(Acted {
-                user_id: id?,
-                user_name: name,
-                at_ms: at?,
-            })
-        };
-        view.acknowledged = acted(actions.acked_by, actions.acked_by_name, actions.acked_at);
-        view.followed_up = acted(
-            actions.followed_up_by,
-            actions.followed_up_by_name,
-            actions.followed_up_at,
-        );
-        let positive = Sentiment::Positive.as_str();
-        view.recovered = rating.sentiment == positive && alert.sentiment != positive;
-        Ok(view)
-    }
-
     /// Exponential backoff with jitter: between half and all of
     /// `retry_initial × 2^attempts`, capped at `retry_max`.
     fn backoff(&self, attempts: i64) -> Duration {
+        use rand::Rng as _;
         let exp = attempts.clamp(0, 20) as u32;
         let full = self
             .settings
@@ -441,40 +495,77 @@ impl Dispatcher {
         half + rand::rng().random_range(Duration::ZERO..=half)
     }
 
-    fn view(&self, alert: &AlertRecord, rating: &StoredRating) -> AlertView {
-        let scale: Scale = rating.scale.parse().unwrap_or(Scale::FivePoint);
+    /// The view of the post `post` (the row itself, or the parent of an
+    /// update or escalation) with its rating as it is now: who acknowledged
+    /// and followed it up, and whether it recovered.
+    fn view(&self, row: &DueAlert, post: &PostRef) -> AlertView {
+        let acted = |id: &Option<String>, name: &Option<String>, at: Option<i64>| {
+            Some(crate::sinks::Acted {
+                user_id: id.clone()?,
+                user_name: name.clone(),
+                at_ms: at?,
+            })
+        };
+        let sentiment = row.rating_sentiment.0;
         AlertView {
-            alert_id: alert.id,
-            source: rating.source.clone(),
+            alert_id: post.id,
+            source: row.source.clone(),
             source_kind: self
                 .source_kinds
-                .get(&rating.source)
+                .get(&row.source)
                 .copied()
                 .unwrap_or("unknown")
                 .to_string(),
-            conversation_id: rating.conversation_id.clone(),
-            rating_key: rating.rating_key.clone(),
+            conversation_id: row.conversation_id.clone(),
+            rating_key: row.rating_key.clone(),
             score: Score {
-                scale,
-                value: rating.score,
+                scale: row.scale.0,
+                value: row.score,
             },
-            sentiment: rating.sentiment.parse().unwrap_or(Sentiment::Negative),
-            comment: rating.comment.clone(),
-            agent: rating.agent.clone(),
-            team: rating.team.clone(),
-            customer: rating.customer.clone(),
-            company: rating.company.clone(),
-            brand: rating.brand.clone(),
-            tags: serde_json::from_str(&rating.tags).unwrap_or_default(),
-            url: rating.url.clone(),
-            rated_at_ms: rating.updated_at,
-            channel: alert.channel.clone(),
-            mentions: serde_json::from_str(&alert.mentions).unwrap_or_default(),
-            rule: alert.rule.clone(),
+            sentiment,
+            comment: row.comment.clone(),
+            agent: row.agent.clone(),
+            team: row.team.clone(),
+            customer: row.customer.clone(),
+            company: row.company.clone(),
+            brand: row.brand.clone(),
+            tags: row.tags.0.clone(),
+            url: row.url.clone(),
+            rated_at_ms: row.updated_at,
+            channel: post.channel.clone(),
+            mentions: post.mentions.clone(),
+            rule: post.rule.clone(),
             test: false,
-            acknowledged: None,
-            followed_up: None,
-            recovered: false,
+            acknowledged: acted(&row.acked_by, &row.acked_by_name, row.acked_at),
+            followed_up: acted(
+                &row.followed_up_by,
+                &row.followed_up_by_name,
+                row.followed_up_at,
+            ),
+            recovered: sentiment == Sentiment::Positive && post.sentiment != Sentiment::Positive,
+        }
+    }
+}
+
+/// The alert a message renders: a post's own fields.
+#[derive(Debug, Clone)]
+struct PostRef {
+    id: i64,
+    channel: String,
+    mentions: Vec<String>,
+    rule: Option<String>,
+    /// The sentiment that raised it.
+    sentiment: Sentiment,
+}
+
+impl PostRef {
+    fn of(row: &DueAlert) -> PostRef {
+        PostRef {
+            id: row.id,
+            channel: row.channel.clone(),
+            mentions: row.mentions.0.clone(),
+            rule: row.rule.clone(),
+            sentiment: row.sentiment.0,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Gauges read from the database: the outbox's depth and age, how many
 //! alerts are in each state, and how far behind each poller is. They are refreshed by a background task every
-//! [`REFRESH`] (and after each dispatcher flush), never per scrape, so a
+//! [`REFRESH`] (and by the dispatcher at most once a second after flushes
+//! that changed the outbox: never a scan per flush), never per scrape, so a
 //! scraper hitting `/metrics` often costs no queries.
 //!
 //! Counters and histograms are recorded where things happen; this module is
@@ -19,7 +20,7 @@ use crate::store::{Store, StoreResult};
 pub const REFRESH: Duration = Duration::from_secs(15);
 
 /// Every alert state, so each has a series even at zero (an alert rule on
-/// `csatwatch_alerts{state="dead"} > 0` needs the series to exist).
+/// `csatwatch_alerts_stored{state="dead"} > 0` needs the series to exist).
 const STATES: [&str; 4] = ["pending", "sent", "dead", "superseded"];
 
 /// What [`refresh`] set, for callers that want the numbers (tests, logs).
@@ -53,7 +54,7 @@ pub async fn refresh(store: &Store, now_ms: i64) -> StoreResult<Gauges> {
             .find(|(s, _)| s == state)
             .map(|(_, n)| *n)
             .unwrap_or(0);
-        metrics::gauge!("csatwatch_alerts", "state" => state).set(n as f64);
+        metrics::gauge!("csatwatch_alerts_stored", "state" => state).set(n as f64);
         alerts.push((state, n));
     }
     // Poller lag: how long since each poller last read a page (its cursor

@@ -175,7 +175,7 @@ pub async fn retry_delivery(
     via: Via,
     next_attempt_at: impl Fn(i64) -> Option<i64>,
 ) -> StoreResult<Retried> {
-    let Some(source) = sources.get(&delivery.source) else {
+    let Some(source) = &sources.get(&delivery.source) else {
         return Ok(Retried::UnknownSource);
     };
     let stored = StoredRequest::from_meta(&delivery.request_meta);

@@ -18,19 +18,23 @@
 //! - [`reports`]: the figures (CSAT, NPS, CES, follow-up) every report,
 //!   export, digest and drop alert shares.
 //! - [`http`]: the axum routes; [`app`] wires it all; [`cli`] the commands.
-//! - [`telemetry`], [`gauges`], [`service`]: logs, metrics, and systemd's
-//!   readiness and watchdog protocol.
+//! - [`telemetry`], [`exporter`], [`gauges`], [`service`]: logs, the
+//!   Prometheus exporter, database-derived gauges, and systemd's readiness
+//!   and watchdog protocol.
 
 pub mod app;
 pub mod cli;
 pub mod clock;
+pub mod config_schema;
 pub mod dispatcher;
 pub mod domain;
+pub mod exporter;
 pub mod gauges;
 pub mod http;
 pub mod intake;
 pub mod pipeline;
 pub mod polling;
+pub mod reload;
 pub mod reports;
 pub mod rules;
 pub mod service;

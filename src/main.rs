@@ -12,6 +12,9 @@ async fn main() -> ExitCode {
     // sqlx uses too, so only one is compiled in.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    if let Some(code) = cli.run_without_settings() {
+        return code;
+    }
     let settings = match cli.settings() {
         Ok(settings) => settings,
         Err(e) => {
@@ -21,17 +24,25 @@ async fn main() -> ExitCode {
     };
     // check-config, healthcheck and report answer on stdout/stderr; log lines
     // would only clutter them.
-    if !matches!(
+    let logging = !matches!(
         cli.command,
         Some(Command::CheckConfig { .. } | Command::Healthcheck { .. } | Command::Report(_))
-    ) {
+    );
+    if logging {
         csatwatch::telemetry::init_logging(&settings.log);
     }
+    // The daemon's output is its log (JSON under a service manager); every
+    // other command answers on standard error. Either way, once.
+    let daemon = matches!(cli.command, None | Some(Command::Serve));
     match csatwatch::cli::run(cli, settings).await {
         Ok(code) => code,
+        Err(e) if daemon && logging => {
+            let error = csatwatch::cli::describe_error(&e);
+            tracing::error!(%error, "csatwatch stopped on an error; fix what it names and start it again");
+            ExitCode::FAILURE
+        }
         Err(e) => {
-            tracing::error!("{e:#}");
-            eprintln!("csatwatch: {e:#}");
+            eprintln!("csatwatch: {}", csatwatch::cli::describe_error(&e));
             ExitCode::FAILURE
         }
     }

@@ -6,7 +6,8 @@
 
 mod follow_ons;
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 
 pub use follow_ons::ActionOutcome;
 use serde::Serialize;
@@ -98,9 +99,10 @@ fn is_zero(n: &usize) -> bool {
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     store: Store,
-    rules: Arc<Rules>,
+    /// Shared by every clone and replaced whole by a settings reload.
+    rules: Arc<RwLock<Arc<Rules>>>,
     clock: Arc<dyn Clock>,
-    max_age_ms: i64,
+    max_age_ms: Arc<AtomicI64>,
     /// Woken after a commit that enqueued alerts, so they go out at once.
     wake: Arc<Notify>,
 }
@@ -114,15 +116,25 @@ impl Pipeline {
     ) -> Self {
         Pipeline {
             store,
-            rules: Arc::new(Rules::from_settings(settings)),
+            rules: Arc::new(RwLock::new(Arc::new(Rules::from_settings(settings)))),
             clock,
-            max_age_ms: ms(settings.alerts.max_age),
+            max_age_ms: Arc::new(AtomicI64::new(ms(settings.alerts.max_age))),
             wake,
         }
     }
 
-    pub fn rules(&self) -> &Rules {
-        &self.rules
+    /// The rules in force now.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the rules and `alerts.max_age` (a settings reload): every
+    /// rating recorded from now on is routed by the new ones.
+    pub fn apply_settings(&self, settings: &Settings) {
+        let rules = Arc::new(Rules::from_settings(settings));
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
+        self.max_age_ms
+            .store(ms(settings.alerts.max_age), Ordering::Relaxed);
     }
 
     /// Records `ratings` from `source`, with the raw `delivery` they came in
@@ -339,7 +351,8 @@ impl Pipeline {
             agent: event.agent.as_deref(),
             has_comment: event.comment.is_some(),
         };
-        let routes = match self.rules.route(&facts) {
+        let rules = self.rules();
+        let routes = match rules.route(&facts) {
             Routing::Alert(routes) => routes,
             Routing::Muted { .. } => return Ok((0, Some("muted by a rule"))),
             Routing::NoAlert => return Ok((0, None)),
@@ -347,7 +360,7 @@ impl Pipeline {
         if !via.may_alert() {
             return Ok((0, Some("backfills never alert")));
         }
-        if now - updated_at > self.max_age_ms {
+        if now - updated_at > self.max_age_ms.load(Ordering::Relaxed) {
             return Ok((0, Some("older than alerts.max_age")));
         }
         let mut enqueued = 0;
@@ -355,7 +368,7 @@ impl Pipeline {
             if already_posted.contains(&route.channel) {
                 continue;
             }
-            let escalation = self.rules.escalation(route.rule.as_deref());
+            let escalation = rules.escalation(route.rule.as_deref());
             let alert = NewAlert {
                 rating_id,
                 revision,

@@ -75,7 +75,7 @@ impl From<ConfigProblem> for ConfigError {
 }
 
 /// Everything csatwatch reads at start-up.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
     #[serde(default)]
@@ -112,7 +112,7 @@ pub struct Settings {
 }
 
 /// `[server]`: the one HTTP listener.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerSettings {
     /// Address and port to listen on. Default `127.0.0.1:8080`; use
@@ -127,10 +127,12 @@ pub struct ServerSettings {
     /// opening (or of its previous response); slower clients are cut off.
     /// Default `10s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub header_read_timeout: Duration,
     /// A kept-alive connection with no request in flight and no bytes
     /// moving for this long is closed. Default `5s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub keep_alive_timeout: Duration,
     /// The most client connections open at once. Lowered at start-up to fit
     /// the open-file limit (which csatwatch raises to its hard limit), with
@@ -140,11 +142,13 @@ pub struct ServerSettings {
     pub max_connections: usize,
     /// How long a request may take before it is answered 408. Default `15s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub request_timeout: Duration,
     /// How long shutdown waits for the alert being sent and other background
     /// work, after in-flight requests are answered (each request is bounded
     /// by `request_timeout`). Default `20s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub shutdown_grace: Duration,
 }
 
@@ -163,11 +167,12 @@ impl Default for ServerSettings {
 }
 
 /// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatabaseSettings {
     /// `sqlite://path/to/file.db` (created on first start) or
     /// `postgres://user:password@host/db`. Default `sqlite://data/csatwatch.db`.
+    #[schemars(with = "String")]
     pub url: SecretString,
     /// Read the URL from this file instead (it may hold a password).
     pub url_file: Option<PathBuf>,
@@ -177,6 +182,7 @@ pub struct DatabaseSettings {
     /// answering a webhook 503). SQLite also waits up to 5 s for its write
     /// lock. Default `5s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub acquire_timeout: Duration,
     /// SQLite: create the database file when it does not exist. Default
     /// `true` (the first start needs no set-up), and a WARN says so loudly.
@@ -205,16 +211,18 @@ impl Default for DatabaseSettings {
 
 /// `[slack]`: where alerts go. With neither a bot token nor a webhook URL,
 /// alerts are written to the log at WARN.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlackSettings {
     /// A bot token (`xoxb-…`) with `chat:write`: posts with
     /// `chat.postMessage` to any channel (the mode that message updates,
     /// threads and buttons will need).
+    #[schemars(with = "Option<String>")]
     pub bot_token: Option<SecretString>,
     pub bot_token_file: Option<PathBuf>,
     /// An incoming-webhook URL: the simplest set-up, one fixed channel, and
     /// messages cannot be updated or threaded.
+    #[schemars(with = "Option<String>")]
     pub webhook_url: Option<SecretString>,
     pub webhook_url_file: Option<PathBuf>,
     /// The channel (name like `#csat-alerts`, or id `C0123…`) for alerts no
@@ -225,10 +233,12 @@ pub struct SlackSettings {
     pub api_base_url: String,
     /// Timeout of one call to Slack. Default `10s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub request_timeout: Duration,
     /// The Slack app's Signing Secret (Basic Information → App Credentials):
     /// verifies button clicks on `POST /slack/interactions`. With a bot token
     /// and this set, alerts carry "I'm on it" and "Followed up" buttons.
+    #[schemars(with = "Option<String>")]
     pub signing_secret: Option<SecretString>,
     pub signing_secret_file: Option<PathBuf>,
     /// Most messages (posts, updates, thread replies) sent to the whole
@@ -254,39 +264,51 @@ impl Default for SlackSettings {
 }
 
 /// `[alerts]`: when an alert is raised and how hard it is delivered.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertSettings {
     /// Only ratings given within this long alert; older ones are recorded
     /// silently. Default `72h`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub max_age: Duration,
     /// An alert still undelivered this long after it was raised is marked
     /// dead and logged at ERROR. Default `24h`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub give_up_after: Duration,
     /// Minimum gap between two messages to one channel (Slack allows about
     /// one per second). Default `1s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub channel_interval: Duration,
     /// First retry delay after a failed delivery; doubles each time, with
     /// jitter. Default `2s`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub retry_initial: Duration,
     /// Longest delay between two retries. Default `10m`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub retry_max: Duration,
     /// How long a replica may hold a claimed alert before another may take
     /// it over (it should be longer than a Slack call). Default `2m`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub claim_lease: Duration,
     /// Messages one channel may take in a quick burst before the pace of one
     /// per `channel_interval` applies. Default 3.
     pub channel_burst: u32,
+    /// Messages to one channel sent at the same time. 1 (the default)
+    /// keeps each channel's messages in order; more lets a pace opened up
+    /// (a tiny `channel_interval` with a large `channel_burst`) go as fast
+    /// as Slack answers, in no guaranteed order within the channel. 1 to 64.
+    pub channel_in_flight: u32,
     /// An alert nobody acknowledged ("I'm on it") or followed up within this
     /// long gets one thread reply mentioning `escalate_to`. Off by default;
     /// a rule's own `escalate_after` wins. Needs a bot token.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub escalate_after: Option<Duration>,
     /// Who an escalation mentions when the rule names no one: `@here`, a
     /// user id `U0123`, a user group id `S0123`.
@@ -298,7 +320,7 @@ pub struct AlertSettings {
 /// `[alerts.storm]`: when more than `threshold` alerts wait for one channel,
 /// all raised within `window`, one digest message (count, worst scores,
 /// links) replaces them and each is listed in the digest's thread.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct StormSettings {
     /// Waiting alerts per channel above which a digest is sent; 0 turns
@@ -306,6 +328,7 @@ pub struct StormSettings {
     pub threshold: u32,
     /// Only alerts raised within this long count. Default `2m`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub window: Duration,
 }
 
@@ -328,6 +351,7 @@ impl Default for AlertSettings {
             retry_max: Duration::from_secs(600),
             claim_lease: Duration::from_secs(120),
             channel_burst: 3,
+            channel_in_flight: 1,
             escalate_after: None,
             escalate_to: Vec::new(),
             storm: StormSettings::default(),
@@ -336,7 +360,7 @@ impl Default for AlertSettings {
 }
 
 /// `[log]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogSettings {
     /// `auto` (human-readable on a terminal, JSON lines otherwise), `json` or `pretty`.
@@ -355,7 +379,7 @@ impl Default for LogSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Auto,
@@ -364,11 +388,12 @@ pub enum LogFormat {
 }
 
 /// `[retention]`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSettings {
     /// Raw webhook bodies are deleted after this long. Default `30d`.
     #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub raw_deliveries: Duration,
 }
 
@@ -425,7 +450,7 @@ impl fmt::Debug for RawSource {
 
 /// One `[[rules]]` table: which ratings go to which channel. Every matcher
 /// left out matches everything; a list matches any of its values.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSettings {
     /// A name for logs and `check-config`. Default `rules[N]`.
@@ -468,6 +493,7 @@ pub struct RuleSettings {
     /// Escalate this rule's alerts when nobody acknowledged them within this
     /// long (overrides `alerts.escalate_after`).
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub escalate_after: Option<Duration>,
     /// Who the escalation mentions (default `alerts.escalate_to`).
     #[serde(default)]
@@ -614,6 +640,12 @@ impl Settings {
             problems.push(ConfigProblem::new(
                 "alerts.channel_burst",
                 "must be at least 1",
+            ));
+        }
+        if !(1..=64).contains(&self.alerts.channel_in_flight) {
+            problems.push(ConfigProblem::new(
+                "alerts.channel_in_flight",
+                "must be between 1 (each channel's messages in order, the default) and 64",
             ));
         }
         if self.slack.bot_token.is_some() && self.slack.webhook_url.is_some() {

@@ -29,27 +29,30 @@ pub async fn cancel_on_signal(token: CancellationToken) {
     token.cancel();
 }
 
-/// Catches SIGHUP for the life of the process, so that it never kills the
+/// Catches SIGHUP from the start of `serve`, so that it never kills the
 /// daemon (its default action would: a closed terminal, a `systemctl
-/// reload`, an operator's habit). Each one is logged at INFO. Call it first
-/// thing in `serve`, before the slow parts of start-up.
+/// reload` during start-up, an operator's habit). Until the reloader
+/// ([`crate::reload`]) takes over, each one is logged at INFO and ignored;
+/// abort the returned handle once it has. Once caught, SIGHUP stays caught
+/// for the life of the process (Tokio never restores the default action).
 ///
-/// Must be called inside a Tokio runtime. Settings are not reloaded: a
-/// changed configuration needs a restart.
-pub fn ignore_hangup() {
+/// Must be called inside a Tokio runtime.
+pub fn ignore_hangup() -> Option<tokio::task::AbortHandle> {
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(mut hangup) => {
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 while hangup.recv().await.is_some() {
                     tracing::info!(
-                        "SIGHUP received and ignored: settings are not reloaded; restart csatwatch to apply a changed configuration"
+                        "SIGHUP received and ignored: csatwatch is still starting; send it again once it is ready to reload the settings"
                     );
                 }
             });
+            return Some(task.abort_handle());
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot catch SIGHUP; a SIGHUP would stop csatwatch")
         }
     }
+    None
 }

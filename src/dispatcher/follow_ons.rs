@@ -1,7 +1,8 @@
-//! Delivery of the outbox rows that follow a post: an update (`chat.update`
-//! of the original message re-rendered from the rating as it is now, then a
-//! short thread reply saying what changed), an escalation (a thread reply),
-//! a storm digest (one message) and its items (thread replies).
+//! Delivery of the outbox rows that follow a post: an update (the original
+//! message re-rendered from the rating as it is now, then a short thread
+//! reply saying what changed), an escalation (a thread reply), a storm
+//! digest (one message) and its items (thread replies). What each looks
+//! like is the sink's business; the dispatcher only says which it is.
 //!
 //! Each waits for the message it belongs to: while that is still pending it
 //! is handed back; if that message has no `ts` (webhook or log mode, or it
@@ -10,53 +11,65 @@
 
 use std::time::Duration;
 
-use super::{Dispatcher, FlushReport};
+use super::deliver::{Delivered, SentInBatch, key};
+use super::{Dispatcher, FlushReport, PostRef};
 use crate::clock::ms;
-use crate::sinks::slack::threads;
-use crate::store::{AlertRecord, StoreResult};
+use crate::store::{AlertKind, AlertState, DueAlert, Parent, StoreResult};
 
 impl Dispatcher {
     pub(super) async fn deliver_follow_on(
         &self,
-        alert: &AlertRecord,
+        alert: &DueAlert,
         token: &str,
-    ) -> StoreResult<FlushReport> {
+        batch: &SentInBatch,
+    ) -> StoreResult<Delivered> {
         let mut report = FlushReport::default();
-        if alert.kind == "digest" {
-            return self.deliver_digest(alert, token).await;
+        if alert.kind == AlertKind::Digest {
+            return self.deliver_digest(alert, token, batch).await;
         }
-        let parent = match alert.parent_id {
-            Some(id) => self.store.alert(id).await?,
-            None => None,
-        };
-        let Some(parent) = parent else {
-            if self
-                .store
-                .finish_alert(
-                    alert.id,
-                    token,
-                    "dead",
-                    Some("the message it belongs to is gone"),
-                )
-                .await?
-            {
-                report.dead += 1;
+        let mut row = alert.parent.clone();
+        if row.state.as_deref() == Some("pending")
+            && let Some(id) = row.id
+        {
+            // Perhaps sent earlier in this very batch (recorded with it), or
+            // by another batch since this one was read: look again.
+            let in_batch = batch.lock().ok().and_then(|sent| sent.get(&id).cloned());
+            match in_batch {
+                Some((channel, ts)) => {
+                    row.state = Some("sent".into());
+                    row.slack_channel = channel;
+                    row.slack_ts = ts;
+                }
+                None => row = self.store.parent_row(id).await?,
             }
-            return Ok(report);
+        }
+        let parent = match row.typed() {
+            Ok(Some(parent)) => parent,
+            Ok(None) => {
+                return self
+                    .give_up(alert, token, "the message it belongs to is gone")
+                    .await;
+            }
+            Err(why) => {
+                return self
+                    .give_up(alert, token, &format!("unreadable parent row: {why}"))
+                    .await;
+            }
         };
-        if parent.state == "pending" {
+        if parent.state == AlertState::Pending {
             // The message is not out yet; come back once it may be.
             let later = self.clock.now_ms() + ms(self.settings.channel_interval).max(1000);
             self.store
-                .reschedule_alert(
+                .retry_alert(
                     alert.id,
                     token,
                     later,
                     "waiting for the message it belongs to",
+                    None,
                 )
                 .await?;
             report.retried += 1;
-            return Ok(report);
+            return Ok(Delivered::Done(report));
         }
         let (Some(channel), Some(ts)) = (parent.slack_channel.clone(), parent.slack_ts.clone())
         else {
@@ -67,23 +80,23 @@ impl Dispatcher {
             {
                 report.skipped += 1;
             }
-            return Ok(report);
+            return Ok(Delivered::Done(report));
         };
         // The post being updated, or the rating listed: rendered as it is now.
-        let post = if alert.kind == "digest_item" {
-            alert
+        let post = if alert.kind == AlertKind::DigestItem {
+            PostRef::of(alert)
         } else {
-            &parent
+            PostRef {
+                id: parent.id,
+                channel: parent.channel.clone(),
+                mentions: parent.mentions.clone(),
+                rule: parent.rule.clone(),
+                sentiment: parent.sentiment,
+            }
         };
-        let Some(rating) = self.store.rating_by_id(post.rating_id).await? else {
-            self.store
-                .finish_alert(alert.id, token, "dead", Some("the rating no longer exists"))
-                .await?;
-            report.dead += 1;
-            return Ok(report);
-        };
-        let view = self.full_view(post, &rating).await?;
-        if alert.kind == "escalation" && (view.acknowledged.is_some() || view.followed_up.is_some())
+        let mut view = self.view(alert, &post);
+        if alert.kind == AlertKind::Escalation
+            && (view.acknowledged.is_some() || view.followed_up.is_some())
         {
             // Someone took it between the decision and now.
             if self
@@ -93,106 +106,92 @@ impl Dispatcher {
             {
                 report.superseded += 1;
             }
-            return Ok(report);
+            return Ok(Delivered::Done(report));
         }
-        if !self.pace(alert, token, &channel).await? {
-            report.retried += 1;
-            return Ok(report);
-        }
-        let lease_end = self.clock.now_ms() + ms(self.settings.claim_lease);
-        if !self.store.extend_claim(alert.id, token, lease_end).await? {
-            report.lost_claims += 1;
-            return Ok(report);
-        }
-        let reply = match alert.kind.as_str() {
-            "update" => {
+        let started = self.clock.now_ms();
+        let outcome = match alert.kind {
+            AlertKind::Update => {
                 // Edit first: if the reply then fails, the retry edits again
-                // (harmless) and replies.
-                if let Err(error) = self.sink.update(&channel, &ts, &view).await {
-                    let now = self.clock.now_ms();
-                    return self.record_failure(alert, token, &error, now).await;
+                // (harmless: the same content) and replies.
+                match self.sink.update(&channel, &ts, &view).await {
+                    Ok(()) => {
+                        let change = alert.change.as_deref().unwrap_or("Rating updated");
+                        self.sink
+                            .reply_update(&channel, &ts, change, &view, key(alert))
+                            .await
+                    }
+                    Err(error) => Err(error),
                 }
-                if !self.pace(alert, token, &channel).await? {
-                    report.retried += 1;
-                    return Ok(report);
-                }
-                threads::update_reply(alert.change.as_deref().unwrap_or("Rating updated"), &view)
             }
-            "escalation" => {
-                let mut view = view;
-                view.mentions = serde_json::from_str(&alert.mentions).unwrap_or_default();
+            AlertKind::Escalation => {
+                view.mentions = alert.mentions.0.clone();
                 let waited = Duration::from_secs(
                     ((self.clock.now_ms() - parent.created_at).max(0) / 60_000 * 60) as u64,
                 );
-                threads::escalation_reply(&view, &humantime::format_duration(waited).to_string())
+                let waited = humantime::format_duration(waited).to_string();
+                self.sink
+                    .reply_escalation(&channel, &ts, &view, &waited, key(alert))
+                    .await
             }
-            _ => threads::digest_item(&view),
+            _ => {
+                self.sink
+                    .reply_digest_item(&channel, &ts, &view, key(alert))
+                    .await
+            }
         };
-        let outcome = self.sink.post_message(&channel, Some(&ts), reply).await;
-        let now = self.clock.now_ms();
-        match outcome {
-            Ok(posted) => {
-                if self
-                    .store
-                    .mark_alert_sent(alert.id, token, now, Some(&channel), posted.ts.as_deref())
-                    .await?
-                {
-                    report.sent += 1;
-                    metrics::counter!("csatwatch_alert_follow_ons_total", "kind" => alert.kind.clone(), "state" => "sent").increment(1);
-                    tracing::info!(alert_id = alert.id, kind = %alert.kind, parent_id = parent.id, %channel, "alert message updated in Slack");
-                } else {
-                    report.lost_claims += 1;
-                }
-            }
-            Err(error) => report.add(self.record_failure(alert, token, &error, now).await?),
-        }
-        Ok(report)
+        // Recorded under the parent's channel id.
+        let outcome = outcome.map(|posted| crate::sinks::Posted {
+            channel: Some(channel.clone()),
+            ts: posted.ts,
+        });
+        self.sent_or_failed(alert, token, outcome, started, batch)
+            .await
     }
 
     /// Posts a storm's digest: the count and the worst few, with links.
-    async fn deliver_digest(&self, alert: &AlertRecord, token: &str) -> StoreResult<FlushReport> {
+    async fn deliver_digest(
+        &self,
+        alert: &DueAlert,
+        token: &str,
+        batch: &SentInBatch,
+    ) -> StoreResult<Delivered> {
+        let members: Vec<_> = self
+            .store
+            .digest_member_views(alert.id)
+            .await?
+            .iter()
+            .map(|m| self.view(m, &PostRef::of(m)))
+            .collect();
+        let started = self.clock.now_ms();
+        let outcome = self
+            .sink
+            .post_digest(&alert.channel, &members, &alert.mentions.0, key(alert))
+            .await;
+        self.sent_or_failed(alert, token, outcome, started, batch)
+            .await
+    }
+
+    async fn give_up(&self, alert: &DueAlert, token: &str, why: &str) -> StoreResult<Delivered> {
         let mut report = FlushReport::default();
-        let mut members = Vec::new();
-        for post in self.store.digest_members(alert.id).await? {
-            if let Some(rating) = self.store.rating_by_id(post.rating_id).await? {
-                members.push(self.full_view(&post, &rating).await?);
-            }
+        if self
+            .store
+            .finish_alert(alert.id, token, "dead", Some(why))
+            .await?
+        {
+            report.dead += 1;
+            tracing::error!(
+                alert_id = alert.id,
+                kind = alert.kind.as_str(),
+                reason = why,
+                "alert follow-on given up"
+            );
         }
-        let mentions: Vec<String> = serde_json::from_str(&alert.mentions).unwrap_or_default();
-        let body = threads::digest(&members, &mentions);
-        if !self.pace(alert, token, &alert.channel).await? {
-            report.retried += 1;
-            return Ok(report);
-        }
-        let lease_end = self.clock.now_ms() + ms(self.settings.claim_lease);
-        if !self.store.extend_claim(alert.id, token, lease_end).await? {
-            report.lost_claims += 1;
-            return Ok(report);
-        }
-        let outcome = self.sink.post_message(&alert.channel, None, body).await;
-        let now = self.clock.now_ms();
-        match outcome {
-            Ok(posted) => {
-                let channel = posted.channel.as_deref().or(Some(alert.channel.as_str()));
-                if self
-                    .store
-                    .mark_alert_sent(alert.id, token, now, channel, posted.ts.as_deref())
-                    .await?
-                {
-                    report.sent += 1;
-                    tracing::info!(alert_id = alert.id, members = members.len(), channel = %alert.channel, "storm digest delivered");
-                } else {
-                    report.lost_claims += 1;
-                }
-            }
-            Err(error) => report.add(self.record_failure(alert, token, &error, now).await?),
-        }
-        Ok(report)
+        Ok(Delivered::Done(report))
     }
 }
 
-fn skip_reason(parent: &AlertRecord) -> &'static str {
-    if parent.state == "sent" {
+fn skip_reason(parent: &Parent) -> &'static str {
+    if parent.state == AlertState::Sent {
         "the message has no ts to update or thread under (an incoming webhook can only post)"
     } else {
         "the message it belongs to was not delivered"

@@ -15,6 +15,17 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+/// Whether a message may go now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Yes; the slot is taken.
+    Now,
+    /// Not to this channel for this long (its pace, or Slack's `Retry-After`).
+    ChannelIn(Duration),
+    /// Not to any channel for this long (`slack.max_per_minute`).
+    WorkspaceIn(Duration),
+}
+
 /// The buckets of one dispatcher.
 #[derive(Debug)]
 pub struct Pacer {
@@ -47,27 +58,51 @@ impl Pacer {
         }
     }
 
-    /// Takes a slot for one message to `channel` and returns how long to
-    /// wait before sending it (zero within the burst).
-    pub async fn reserve(&self, channel: &str) -> Duration {
+    /// Takes a slot for one message to `channel` if one is free now;
+    /// otherwise takes nothing and says how long until one is. The
+    /// dispatcher never sleeps on a channel's pace: it sends to the other
+    /// channels and comes back.
+    pub async fn try_reserve(&self, channel: &str, now_ms: i64) -> Slot {
         let now = Instant::now();
         let mut state = self.state.lock().await;
-        let channel_tat = state.channels.get(channel).copied().unwrap_or(now);
+        if let Some(&until) = state.blocked.get(channel)
+            && until > now_ms
+        {
+            return Slot::ChannelIn(Duration::from_millis((until - now_ms) as u64));
+        }
         let workspace_tat = state.workspace.unwrap_or(now);
-        let wait =
-            wait_for(channel_tat, self.channel_interval, self.channel_burst, now).max(wait_for(
-                workspace_tat,
-                self.workspace_interval,
-                self.workspace_burst,
-                now,
-            ));
-        let at = now + wait;
+        let workspace = wait_for(
+            workspace_tat,
+            self.workspace_interval,
+            self.workspace_burst,
+            now,
+        );
+        if !workspace.is_zero() {
+            return Slot::WorkspaceIn(workspace);
+        }
+        let channel_tat = state.channels.get(channel).copied().unwrap_or(now);
+        let wait = wait_for(channel_tat, self.channel_interval, self.channel_burst, now);
+        if !wait.is_zero() {
+            return Slot::ChannelIn(wait);
+        }
         state.channels.insert(
             channel.to_string(),
-            channel_tat.max(at) + self.channel_interval,
+            channel_tat.max(now) + self.channel_interval,
         );
-        state.workspace = Some(workspace_tat.max(at) + self.workspace_interval);
-        wait
+        state.workspace = Some(workspace_tat.max(now) + self.workspace_interval);
+        Slot::Now
+    }
+
+    /// Channels Slack rate-limited that are still waiting at `now_ms`, and
+    /// for how long.
+    pub async fn blocked(&self, now_ms: i64) -> Vec<(String, Duration)> {
+        let mut state = self.state.lock().await;
+        state.blocked.retain(|_, until| *until > now_ms);
+        state
+            .blocked
+            .iter()
+            .map(|(c, until)| (c.clone(), Duration::from_millis((until - now_ms) as u64)))
+            .collect()
     }
 
     /// Remembers that Slack asked `channel` to wait until `until_ms`.
@@ -75,12 +110,6 @@ impl Pacer {
         let mut state = self.state.lock().await;
         let entry = state.blocked.entry(channel.to_string()).or_insert(until_ms);
         *entry = (*entry).max(until_ms);
-    }
-
-    /// Until when `channel` is rate-limited by Slack, if it is after `now_ms`.
-    pub async fn blocked_until(&self, channel: &str, now_ms: i64) -> Option<i64> {
-        let state = self.state.lock().await;
-        state.blocked.get(channel).copied().filter(|&t| t > now_ms)
     }
 }
 
@@ -98,37 +127,41 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn a_channel_takes_a_burst_then_one_per_interval() {
-        let pacer = Pacer::new(Duration::from_secs(1), 3, 1000);
-        let mut waits = Vec::new();
-        for _ in 0..5 {
-            waits.push(pacer.reserve("#a").await.as_millis());
-        }
-        assert_eq!(waits, [0, 0, 0, 1000, 2000]);
-        // Another channel has its own bucket.
-        assert_eq!(pacer.reserve("#b").await, Duration::ZERO);
-        // Time refills the bucket.
-        tokio::time::advance(Duration::from_secs(10)).await;
-        assert_eq!(pacer.reserve("#a").await, Duration::ZERO);
+    async fn try_reserve_takes_free_slots_only_and_says_when_the_next_one_is() {
+        let pacer = Pacer::new(Duration::from_secs(1), 2, 1000);
+        assert_eq!(pacer.try_reserve("#a", 0).await, Slot::Now);
+        assert_eq!(pacer.try_reserve("#a", 0).await, Slot::Now);
+        // The burst is spent: a refusal takes nothing, and says when.
+        assert_eq!(
+            pacer.try_reserve("#a", 0).await,
+            Slot::ChannelIn(Duration::from_secs(1))
+        );
+        assert_eq!(
+            pacer.try_reserve("#a", 0).await,
+            Slot::ChannelIn(Duration::from_secs(1))
+        );
+        // Another channel is not held up by #a.
+        assert_eq!(pacer.try_reserve("#b", 0).await, Slot::Now);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(pacer.try_reserve("#a", 0).await, Slot::Now);
+        // Retry-After blocks its channel on the app clock.
+        pacer.block("#b", 4_000).await;
+        assert_eq!(
+            pacer.try_reserve("#b", 1_000).await,
+            Slot::ChannelIn(Duration::from_secs(3))
+        );
+        assert_eq!(pacer.blocked(1_000).await.len(), 1);
+        assert!(pacer.blocked(4_000).await.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_workspace_cap_holds_across_channels() {
-        let pacer = Pacer::new(Duration::from_millis(1), 100, 6);
-        let mut waits = Vec::new();
-        for i in 0..8 {
-            waits.push(pacer.reserve(&format!("#c{i}")).await.as_secs());
-        }
-        // Six a minute: the first six at once, then one every ten seconds.
-        assert_eq!(waits, [0, 0, 0, 0, 0, 0, 10, 20]);
-    }
-
-    #[tokio::test]
-    async fn retry_after_blocks_only_its_channel_until_it_passes() {
-        let pacer = Pacer::new(Duration::from_secs(1), 3, 100);
-        pacer.block("#a", 5_000).await;
-        assert_eq!(pacer.blocked_until("#a", 1_000).await, Some(5_000));
-        assert_eq!(pacer.blocked_until("#b", 1_000).await, None);
-        assert_eq!(pacer.blocked_until("#a", 5_000).await, None);
+    async fn try_reserve_reports_a_full_workspace() {
+        let pacer = Pacer::new(Duration::from_millis(1), 100, 2);
+        assert_eq!(pacer.try_reserve("#a", 0).await, Slot::Now);
+        assert_eq!(pacer.try_reserve("#b", 0).await, Slot::Now);
+        assert_eq!(
+            pacer.try_reserve("#c", 0).await,
+            Slot::WorkspaceIn(Duration::from_secs(30))
+        );
     }
 }

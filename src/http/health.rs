@@ -48,7 +48,7 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         Some(handle) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            handle.render(),
+            crate::exporter::render(handle),
         )
             .into_response(),
         None => (

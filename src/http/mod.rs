@@ -87,6 +87,8 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        // Inside the router, so each request's matched route is known.
+        .route_layer(axum::middleware::from_fn(crate::exporter::track_http))
         .with_state(state);
     with_layers(routes, max_body, timeout)
 }

@@ -102,17 +102,24 @@ pub fn raise_open_file_limit() -> Option<u64> {
             // SAFETY: as above.
             if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
                 tracing::debug!(
-                    from = limit.rlim_cur as u64,
-                    to = raised.rlim_cur as u64,
+                    from = as_u64(limit.rlim_cur),
+                    to = as_u64(raised.rlim_cur),
                     "raised the open-file limit"
                 );
-                return Some(raised.rlim_cur as u64);
+                return Some(as_u64(raised.rlim_cur));
             }
         }
-        Some(limit.rlim_cur as u64)
+        Some(as_u64(limit.rlim_cur))
     }
     #[cfg(not(unix))]
     None
+}
+
+/// `rlim_t` is `u64` on 64-bit Linux, narrower or wider elsewhere.
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast)]
+fn as_u64(value: libc::rlim_t) -> u64 {
+    value as u64
 }
 
 /// One open connection, as the accept loop sees it.

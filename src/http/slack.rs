@@ -90,7 +90,7 @@ pub async fn interactions(
         }
         Err(error) => {
             count("unavailable");
-            tracing::error!(error = %error, alert_id = click.alert_id, "Slack button click not recorded: database unavailable");
+            tracing::error!(error = %error, alert_id = click.alert_id, "Slack button click not recorded: database unavailable; check that the database is up (GET /readyz); the person can click again");
             Answer::Unavailable("the database is unavailable; click again in a moment")
         }
     }

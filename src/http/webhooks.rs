@@ -26,7 +26,7 @@ use crate::sources::WebhookRequest;
 use crate::store::{NewDelivery, StoreError};
 
 fn unavailable(error: &StoreError) -> Answer {
-    tracing::error!(error = %error, "webhook not recorded: database unavailable; answering 503 so the helpdesk retries");
+    tracing::error!(error = %error, "webhook not recorded: database unavailable; answering 503 so the helpdesk retries; check that the database is up and its disk is not full (GET /readyz)");
     Answer::Unavailable("the database is unavailable; nothing was recorded, retry later")
 }
 
@@ -43,7 +43,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let Some(source) = state.sources.get(&source_name) else {
+    let Some(source) = &state.sources.get(&source_name) else {
         return Answer::NotFound(
             "unknown source; the URL must end with a configured [[sources]] name",
         );
@@ -132,7 +132,7 @@ pub async fn receive(
             reason,
         }) => {
             count(name, "fetch_failed");
-            tracing::error!(source = name, delivery_id, reason = %reason, "the delivery's ratings could not be fetched; kept as failed for `csatwatch reprocess`");
+            tracing::error!(source = name, delivery_id, reason = %reason, "the delivery's ratings could not be fetched; check the source's API credentials, then run `csatwatch reprocess`");
             Answer::Kept {
                 status: "kept",
                 delivery_id,

@@ -12,7 +12,7 @@ use crate::domain::SurveyKind;
 use crate::store::RatingFilter;
 
 /// `[reports]`: how every figure is computed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReportSettings {
     /// The IANA time zone periods are computed in (days, ISO weeks, months)
@@ -40,7 +40,7 @@ impl ReportSettings {
 }
 
 /// `[api]`: the read API under `/api/v1` and the dashboard's login.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReadApiSettings {
     /// Bearer tokens, one `[[api.tokens]]` table each. None configured: the
@@ -49,12 +49,13 @@ pub struct ReadApiSettings {
 }
 
 /// One `[[api.tokens]]` entry. Several let one be revoked without the others.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiTokenSettings {
     /// Who holds it (logged on use; the token never is).
     pub name: String,
     /// The token, at least 16 characters (e.g. `openssl rand -hex 32`).
+    #[schemars(with = "Option<String>")]
     pub token: Option<SecretString>,
     /// Or a file to read it from.
     pub token_file: Option<PathBuf>,
@@ -86,7 +87,7 @@ impl FilterSettings {
 }
 
 /// One `[[digests]]` entry: a summary posted daily or weekly.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DigestSettings {
     /// Unique; part of the key that makes each period's digest go out once.
@@ -105,6 +106,7 @@ pub struct DigestSettings {
     /// A digest missed (csatwatch was down) is sent late within this long
     /// after its time, once; later it is skipped. Default `6h`.
     #[serde(default = "default_grace", deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub grace: Duration,
     /// Rank the worst and best `team`s or `agent`s. Default `team`.
     #[serde(default = "default_rank_by")]
@@ -130,7 +132,7 @@ pub struct DigestSettings {
 
 /// One `[[drop_alerts]]` entry: CSAT or NPS over a rolling window
 /// significantly below its own baseline.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DropAlertSettings {
     /// Unique; names the alert in Slack and in its state rows.
@@ -140,9 +142,11 @@ pub struct DropAlertSettings {
     pub metric: String,
     /// The rolling window, whole local days. Default `7d`.
     #[serde(default = "default_window", deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub window: Duration,
     /// The baseline: the days just before the window. Default `28d`.
     #[serde(default = "default_baseline", deserialize_with = "duration")]
+    #[schemars(with = "String")]
     pub baseline: Duration,
     /// Responses the window needs; default `reports.min_sample`.
     pub min_sample: Option<u64>,

@@ -1,7 +1,14 @@
 //! Sinks deliver alerts. Slack first; the log when nothing is configured.
 //! A sink renders an [`AlertView`] and reports [`Posted`] or a [`SinkError`]
 //! that tells the dispatcher whether to retry. Adding a sink (Teams, a
-//! generic webhook) means a new variant here and nothing in the pipeline.
+//! generic webhook) means a new variant here and nothing in the pipeline or
+//! the dispatcher: the dispatcher says what to deliver (an alert, an update
+//! of it, an escalation, a digest and its items) and the sink renders it.
+//!
+//! Every message of an outbox row carries a [`MessageKey`]. A sink that can
+//! find its own messages again (Slack, by message metadata) does so before
+//! repeating a send whose outcome was unknown, so a slow receiver does not
+//! produce a duplicate.
 
 pub mod slack;
 
@@ -67,6 +74,20 @@ pub struct Posted {
     pub ts: Option<String>,
 }
 
+/// The outbox row a message belongs to, and whether an earlier attempt to
+/// send it may have been delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageKey {
+    /// The outbox row's id.
+    pub outbox_id: i64,
+    /// When the row was created (Unix ms): with the id, it tells this
+    /// installation's messages from another's in the same channel.
+    pub created_at_ms: i64,
+    /// When an earlier attempt got no answer (Unix ms): look for the
+    /// message from then on before sending it again.
+    pub in_doubt_since_ms: Option<i64>,
+}
+
 /// A failed delivery, classified.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SinkError {
@@ -81,24 +102,39 @@ pub enum SinkError {
     /// a missing channel, a missing scope, a message Slack refuses.
     #[error("{reason}")]
     Permanent { reason: String },
+    /// No answer came back after the request was sent (a timeout, a
+    /// dropped connection): it may have been delivered. Retried, and the
+    /// retry first looks for the message.
+    #[error("{reason} (may have been delivered; will check, then retry)")]
+    InDoubt { reason: String },
 }
 
 impl SinkError {
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SinkError::Retryable { .. })
+        matches!(
+            self,
+            SinkError::Retryable { .. } | SinkError::InDoubt { .. }
+        )
+    }
+
+    /// Whether the failed request may have been delivered.
+    pub fn is_in_doubt(&self) -> bool {
+        matches!(self, SinkError::InDoubt { .. })
     }
 
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             SinkError::Retryable { retry_after, .. } => *retry_after,
-            SinkError::Permanent { .. } => None,
+            SinkError::Permanent { .. } | SinkError::InDoubt { .. } => None,
         }
     }
 
     /// A short class for metrics and logs: `ratelimited`, `server_error`, `channel_not_found`, …
     pub fn class(&self) -> &str {
         let reason = match self {
-            SinkError::Retryable { reason, .. } | SinkError::Permanent { reason } => reason,
+            SinkError::Retryable { reason, .. }
+            | SinkError::Permanent { reason }
+            | SinkError::InDoubt { reason } => reason,
         };
         reason.split(':').next().unwrap_or("error").trim()
     }
@@ -175,6 +211,102 @@ impl Sink {
                 Ok(Posted::default())
             }
         }
+    }
+
+    /// Posts an outbox row's alert, at most once per [`MessageKey`] where
+    /// the sink can tell (see the module docs).
+    pub async fn post_alert(
+        &self,
+        alert: &AlertView,
+        key: MessageKey,
+    ) -> Result<Posted, SinkError> {
+        match self {
+            Sink::Slack(client) => client.post_alert_once(alert, key).await,
+            Sink::Log => self.post(alert).await,
+        }
+    }
+
+    /// The thread reply under an updated alert saying what changed.
+    pub async fn reply_update(
+        &self,
+        channel: &str,
+        ts: &str,
+        change: &str,
+        alert: &AlertView,
+        key: MessageKey,
+    ) -> Result<Posted, SinkError> {
+        match self {
+            Sink::Slack(client) => {
+                let body = slack::threads::update_reply(change, alert);
+                client.post_message_once(channel, Some(ts), body, key).await
+            }
+            Sink::Log => self.log_message(channel, true),
+        }
+    }
+
+    /// The thread reply of an escalation: mentions `alert.mentions`, says
+    /// how long nobody acted (`waited`, in words).
+    pub async fn reply_escalation(
+        &self,
+        channel: &str,
+        ts: &str,
+        alert: &AlertView,
+        waited: &str,
+        key: MessageKey,
+    ) -> Result<Posted, SinkError> {
+        match self {
+            Sink::Slack(client) => {
+                let body = slack::threads::escalation_reply(alert, waited);
+                client.post_message_once(channel, Some(ts), body, key).await
+            }
+            Sink::Log => self.log_message(channel, true),
+        }
+    }
+
+    /// One message for a storm: `members` worst first.
+    pub async fn post_digest(
+        &self,
+        channel: &str,
+        members: &[AlertView],
+        mentions: &[String],
+        key: MessageKey,
+    ) -> Result<Posted, SinkError> {
+        match self {
+            Sink::Slack(client) => {
+                let body = slack::threads::digest(members, mentions);
+                client.post_message_once(channel, None, body, key).await
+            }
+            Sink::Log => {
+                tracing::warn!(
+                    channel,
+                    members = members.len(),
+                    "alert storm digest (no Slack configured, so logged)"
+                );
+                Ok(Posted::default())
+            }
+        }
+    }
+
+    /// One rating of a digest, in the digest's thread.
+    pub async fn reply_digest_item(
+        &self,
+        channel: &str,
+        ts: &str,
+        alert: &AlertView,
+        key: MessageKey,
+    ) -> Result<Posted, SinkError> {
+        match self {
+            Sink::Slack(client) => {
+                let body = slack::threads::digest_item(alert);
+                client.post_message_once(channel, Some(ts), body, key).await
+            }
+            Sink::Log => self.log_message(channel, true),
+        }
+    }
+
+    fn log_message(&self, channel: &str, thread: bool) -> Result<Posted, SinkError> {
+        tracing::warn!(channel, thread, "message (no Slack configured, so logged)");
+        Ok(Posted::default())
     }
 
     pub fn name(&self) -> &'static str {

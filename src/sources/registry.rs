@@ -6,7 +6,7 @@
 //! The registry is also what `POST /webhooks/{source}` looks up.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use super::settings::POLL_KEYS;
@@ -78,10 +78,13 @@ impl ConfiguredSource {
     }
 }
 
-/// Every configured source.
-#[derive(Debug, Clone, Default)]
+/// Every configured source. Shared (behind an `Arc`) by the webhook
+/// handler, the fetcher and the pollers; a settings reload replaces its
+/// contents in place ([`SourceRegistry::replace`]), so every holder sees the
+/// new sources and secrets at once.
+#[derive(Debug, Default)]
 pub struct SourceRegistry {
-    sources: BTreeMap<String, ConfiguredSource>,
+    sources: RwLock<Arc<BTreeMap<String, ConfiguredSource>>>,
 }
 
 impl SourceRegistry {
@@ -124,26 +127,47 @@ impl SourceRegistry {
             }
         }
         if problems.is_empty() {
-            Ok(SourceRegistry { sources })
+            Ok(SourceRegistry {
+                sources: RwLock::new(Arc::new(sources)),
+            })
         } else {
             Err(ConfigError { problems })
         }
     }
 
-    pub fn get(&self, name: &str) -> Option<&ConfiguredSource> {
-        self.sources.get(name)
+    fn snapshot(&self) -> Arc<BTreeMap<String, ConfiguredSource>> {
+        self.sources
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &ConfiguredSource> {
-        self.sources.values()
+    pub fn get(&self, name: &str) -> Option<ConfiguredSource> {
+        self.snapshot().get(name).cloned()
+    }
+
+    /// The sources configured now (a snapshot).
+    pub fn iter(&self) -> impl Iterator<Item = ConfiguredSource> {
+        self.snapshot()
+            .values()
+            .cloned()
+            .collect::<Vec<_>>()
+            .into_iter()
     }
 
     pub fn len(&self) -> usize {
-        self.sources.len()
+        self.snapshot().len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.sources.is_empty()
+        self.snapshot().is_empty()
+    }
+
+    /// Takes the sources of `other` (a settings reload): deliveries from
+    /// now on are verified and parsed by them.
+    pub fn replace(&self, other: SourceRegistry) {
+        let new = other.snapshot();
+        *self.sources.write().unwrap_or_else(|e| e.into_inner()) = new;
     }
 }
 

@@ -18,13 +18,14 @@ use crate::settings::{
 };
 
 /// The keys every kind reads. A kind's own keys are in its `<Kind>Settings`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 pub struct SharedSettings {
     /// The name in the webhook URL: `POST /webhooks/{name}`.
     pub name: String,
     /// Which helpdesk: one of [`super::KINDS`].
     pub kind: String,
     /// The webhook signing secret (or token, for helpdesks that cannot sign).
+    #[schemars(with = "Option<String>")]
     pub secret: Option<SecretString>,
     /// Read the secret from this file instead (systemd credentials,
     /// Kubernetes and Docker secrets).
@@ -32,6 +33,7 @@ pub struct SharedSettings {
     /// How far a signed timestamp may be from now. Default `5m`; kinds whose
     /// helpdesk signs no timestamp refuse it.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub replay_window: Option<Duration>,
     /// Overrides the scale's negative threshold: values at or below it are
     /// negative (e.g. 3 on a five-point scale).
@@ -42,11 +44,13 @@ pub struct SharedSettings {
     /// How often to poll the helpdesk's API for ratings (needs
     /// `[sources.api]`), e.g. `"5m"`. Unset: no polling.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub poll_interval: Option<Duration>,
     /// How far back each poll re-reads, to catch ratings changed after they
     /// were first given. Default: the helpdesk's own (its page under
     /// docs/helpdesks/ says).
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub poll_overlap: Option<Duration>,
     /// The most API requests polling may make per minute. Default: a share
     /// of the helpdesk's documented rate limit (its page says which), so
@@ -55,6 +59,7 @@ pub struct SharedSettings {
     /// On the very first poll, how far back to read. Default `alerts.max_age`
     /// (older history is what `csatwatch backfill` is for).
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub poll_start: Option<Duration>,
 }
 

@@ -36,7 +36,10 @@ pub use copy::CopyReport;
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use file_guard::FileGuard;
 pub use listing::{RatingQuery, RatingRow};
-pub use outbox::{AlertRecord, NewAlert, OutboxStats};
+pub use outbox::{
+    AlertKind, AlertRecord, AlertState, Candidate, Claimed, DispatcherRow, DueAlert, JsonList,
+    NewAlert, OutboxStats, Parent, ParentRow, Parsed, SentRecord,
+};
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
 pub use reports::{
     DAY_MS, FollowUpCount, FollowUpTime, GroupColumn, Grouping, RatingFilter, ScoreCount,

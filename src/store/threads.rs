@@ -177,6 +177,20 @@ impl Store {
     /// has not recovered; then clears `escalate_at` on every due post, so
     /// each is decided once. Returns how many escalations were enqueued.
     pub async fn enqueue_due_escalations(&self, now_ms: i64) -> StoreResult<u64> {
+        // A read on the `alerts_escalate` index first: most flushes have
+        // nothing to escalate and must not take the write lock for it.
+        let due: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT id FROM alerts
+                 WHERE escalate_at IS NOT NULL AND escalate_at <= $1 AND state <> 'pending' LIMIT 1",
+            )
+            .bind(now_ms)
+            .fetch_optional(pool)
+            .await?
+        });
+        if due.is_none() {
+            return Ok(0);
+        }
         let mut tx = self.begin().await?;
         let enqueued = on_tx!(tx, |conn| {
             sqlx::query(
@@ -209,8 +223,13 @@ impl Store {
         Ok(enqueued)
     }
 
-    /// Channels where more than `threshold` posts created since `since_ms`
-    /// wait unclaimed: a storm.
+    /// Channels in a storm: more than `threshold` posts raised for them
+    /// since `since_ms` (waiting, sent or already digested: a storm that
+    /// started stays one), with at least two still waiting unclaimed to
+    /// fold. Counting what was raised, not only what still waits, is what
+    /// starts storm mode before a paced channel has posted its backlog one
+    /// by one, and keeps a storm's stragglers out of the channel. Served by
+    /// the `alerts_recent_posts` index.
     pub async fn storm_channels(
         &self,
         since_ms: i64,
@@ -220,9 +239,12 @@ impl Store {
         let rows = on_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT channel FROM alerts
-                 WHERE kind = 'post' AND state = 'pending' AND created_at >= $1
-                   AND (claimed_until IS NULL OR claimed_until < $2)
-                 GROUP BY channel HAVING COUNT(*) > $3 ORDER BY channel",
+                 WHERE kind = 'post' AND created_at >= $1 AND state IN ('pending', 'sent', 'digested')
+                 GROUP BY channel
+                 HAVING COUNT(*) > $3
+                    AND SUM(CASE WHEN state = 'pending'
+                        AND (claimed_until IS NULL OR claimed_until < $2) THEN 1 ELSE 0 END) >= 2
+                 ORDER BY channel",
             )
             .bind(since_ms)
             .bind(now_ms)
@@ -234,9 +256,11 @@ impl Store {
     }
 
     /// Folds the waiting posts of `channel` created since `since_ms` into one
-    /// digest: inserts the digest row (pointing at the worst rating), marks
-    /// the posts `digested` under it, and enqueues one thread item per post.
-    /// Returns the digest's id, or `None` if nothing was waiting any more.
+    /// digest: the channel's digest still waiting to be sent if there is one
+    /// (a storm in progress grows its digest instead of queueing another),
+    /// else a new digest row (pointing at the worst rating). Marks the posts
+    /// `digested` under it, and enqueues one thread item per post. Returns
+    /// the digest's id, or `None` if nothing was waiting any more.
     pub async fn collapse_storm(
         &self,
         channel: &str,
@@ -270,6 +294,24 @@ impl Store {
         let Some(worst) = posts.first() else {
             return Ok(None);
         };
+        let digest_lock = if tx.is_postgres() {
+            "FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        };
+        let waiting: Option<i64> = on_tx!(tx, |conn| {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT id FROM alerts
+                 WHERE kind = 'digest' AND state = 'pending' AND channel = $1 AND created_at >= $2
+                   AND (claimed_until IS NULL OR claimed_until < $3)
+                 ORDER BY id LIMIT 1 {digest_lock}"
+            )))
+            .bind(channel)
+            .bind(since_ms)
+            .bind(now_ms)
+            .fetch_optional(&mut *conn)
+            .await?
+        });
         let digest = NewFollowOn {
             rating_id: worst.rating_id,
             revision: worst.revision,
@@ -283,8 +325,12 @@ impl Store {
             rule: worst.rule.clone(),
             created_at_ms: now_ms,
         };
-        let Some(digest_id) = tx.enqueue_follow_on(&digest).await? else {
-            return Ok(None);
+        let digest_id = match waiting {
+            Some(id) => id,
+            None => match tx.enqueue_follow_on(&digest).await? {
+                Some(id) => id,
+                None => return Ok(None),
+            },
         };
         for post in &posts {
             on_tx!(tx, |conn| {

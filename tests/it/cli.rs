@@ -127,3 +127,238 @@ async fn migrate_creates_the_sqlite_file_and_its_folder() {
     );
     assert!(db.exists());
 }
+
+#[test]
+fn completions_for_each_shell_need_no_settings() {
+    for (shell, marker) in [
+        ("bash", "complete -F _csatwatch"),
+        ("zsh", "#compdef csatwatch"),
+        ("fish", "complete -c csatwatch"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        // A settings file that does not exist: completions never read it.
+        let out = csatwatch()
+            .args([
+                "--config",
+                "/nonexistent/csatwatch.toml",
+                "completions",
+                shell,
+            ])
+            .output()
+            .unwrap();
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(script.contains("check-config") && script.contains("send-test-alert"));
+        if shell == "bash" && std::path::Path::new("/bin/bash").exists() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("csatwatch.bash");
+            std::fs::write(&path, script.as_bytes()).unwrap();
+            let check = Command::new("/bin/bash")
+                .arg("-n")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                check.status.success(),
+                "{}",
+                String::from_utf8_lossy(&check.stderr)
+            );
+        }
+    }
+    let out = csatwatch().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("possible values"));
+}
+
+#[test]
+fn man_prints_the_manual_page_and_writes_one_per_command() {
+    let out = csatwatch()
+        .args(["--config", "/nonexistent/csatwatch.toml", "man"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH csatwatch 1"), "{page}");
+    assert!(
+        page.contains("check\\-config") || page.contains("check-config"),
+        "{page}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = csatwatch()
+        .args(["man", "--dir", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for page in [
+        "csatwatch.1",
+        "csatwatch-serve.1",
+        "csatwatch-check-config.1",
+    ] {
+        let text = std::fs::read_to_string(dir.path().join(page)).unwrap();
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}");
+    }
+}
+
+#[test]
+fn a_failing_command_says_its_error_once() {
+    // A PostgreSQL that refuses connections: `migrate` fails after the pool
+    // gives up, and its message names the setting to check, once.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[database]\nurl = \"postgres://csatwatch@127.0.0.1:1/csatwatch\"\nacquire_timeout = \"1s\"\n",
+    )
+    .unwrap();
+    let out = csatwatch()
+        .args(["--config", path.to_str().unwrap(), "migrate"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("database.url"), "{stderr}");
+    for phrase in [
+        "cannot apply database migrations",
+        "while executing migrations",
+        "pool timed out",
+    ] {
+        assert_eq!(
+            stderr.matches(phrase).count(),
+            1,
+            "{phrase:?} in:\n{stderr}"
+        );
+    }
+
+    // `serve` reports through its log (JSON here: stderr is not a
+    // terminal), once, and says what to do.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let db = dir.path().join("c.db");
+    std::fs::write(
+        &path,
+        format!(
+            "[server]\nlisten = \"{}\"\n[database]\nurl = \"sqlite://{}\"\n",
+            busy.local_addr().unwrap(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    let out = csatwatch()
+        .args(["--config", path.to_str().unwrap(), "serve"])
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.matches("cannot listen on").count(), 1, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("cannot listen on"))
+        .unwrap();
+    let line: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(line["level"], "ERROR");
+    assert!(
+        line["error"].as_str().unwrap().contains("server.listen"),
+        "{line}"
+    );
+}
+
+/// Every property name anywhere in a JSON Schema (its `$defs` included).
+fn schema_keys(value: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(props)) = map.get("properties") {
+                out.extend(props.keys().cloned());
+            }
+            map.values().for_each(|v| schema_keys(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| schema_keys(v, out)),
+        _ => {}
+    }
+}
+
+/// The keys of a TOML document, at every depth.
+fn toml_keys(value: &serde_json::Value, out: &mut std::collections::BTreeSet<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            out.extend(map.keys().cloned());
+            map.values().for_each(|v| toml_keys(v, out));
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| toml_keys(v, out)),
+        _ => {}
+    }
+}
+
+#[test]
+fn config_schema_is_the_checked_in_file_and_covers_the_example_and_the_docs() {
+    let out = csatwatch()
+        .args(["--config", "/nonexistent/csatwatch.toml", "config-schema"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = String::from_utf8(out.stdout).unwrap();
+    let shipped = std::fs::read_to_string("config/csatwatch.schema.json").unwrap();
+    assert!(
+        printed == shipped,
+        "config/csatwatch.schema.json is stale: run `cargo run -- config-schema > config/csatwatch.schema.json`"
+    );
+    let schema: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(schema["type"], "object");
+    assert_eq!(
+        schema["additionalProperties"], false,
+        "unknown keys are refused"
+    );
+
+    // The example file names the schema, and every key it sets is one.
+    let example = std::fs::read_to_string("config/csatwatch.example.toml").unwrap();
+    assert!(example.starts_with("#:schema ./csatwatch.schema.json\n"));
+    let parsed: serde_json::Value = config::Config::builder()
+        .add_source(config::File::from_str(&example, config::FileFormat::Toml))
+        .build()
+        .unwrap()
+        .try_deserialize()
+        .unwrap();
+    let mut known = std::collections::BTreeSet::new();
+    schema_keys(&schema, &mut known);
+    let mut used = std::collections::BTreeSet::new();
+    toml_keys(&parsed, &mut used);
+    for key in &used {
+        assert!(
+            known.contains(key),
+            "the example sets {key:?}, which the schema lacks"
+        );
+    }
+    // And every key of the schema is documented in the reference.
+    let docs = std::fs::read_to_string("docs/configuration.md").unwrap();
+    for key in &known {
+        assert!(
+            [
+                format!("`{key}`"),
+                format!("`api.{key}`"),
+                format!("`[{key}]`"),
+                format!("`[[{key}]]`"),
+                format!(".{key}]`"),
+                format!(".{key}]]`"),
+                format!("`{key}`, "),
+                format!(", `{key}`"),
+            ]
+            .iter()
+            .any(|form| docs.contains(form.as_str())),
+            "docs/configuration.md does not document `{key}`"
+        );
+    }
+}

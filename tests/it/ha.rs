@@ -331,3 +331,119 @@ fn clock_now(clock: &ManualClock) -> i64 {
     use csatwatch::clock::Clock as _;
     clock.now_ms()
 }
+
+/// A `csatwatch serve` process on `db_url` posting to the Slack at
+/// `slack_url`, with a lease and a Slack timeout far longer than the test:
+/// only a dead process's heartbeat can free its claims in time.
+fn daemon(
+    dir: &std::path::Path,
+    name: &str,
+    db_url: &str,
+    slack_url: &str,
+) -> tokio::process::Child {
+    let config = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{db_url}\"\n[slack]\nbot_token = \"xoxb-{name}\"\ndefault_channel = \"#csat\"\napi_base_url = \"{slack_url}/api\"\nrequest_timeout = \"100s\"\n[alerts]\nclaim_lease = \"200s\"\nchannel_interval = \"10ms\"\n[alerts.storm]\nthreshold = 0\n[log]\nformat = \"json\"\n[[sources]]\nname = \"zendesk\"\nkind = \"zendesk\"\nsecret = \"{ZENDESK_SECRET}\"\n",
+        ),
+    )
+    .unwrap();
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_csatwatch"))
+        .args(["--config", config.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn alerts_of_a_killed_dispatcher_go_out_within_seconds_not_after_the_lease() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        // The doomed process's Slack never answers in time: it dies
+        // holding claims, mid-send.
+        let stuck = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(120)))
+            .mount(&stuck)
+            .await;
+        let slack = slack_ok().await;
+        let dir = tempfile::tempdir().unwrap();
+
+        // Ten negatives wait in the outbox.
+        let loader = TestApp::spawn(
+            settings(&db.url, Some(&slack.uri()), NO_STORM),
+            ManualClock::starting_now(),
+        )
+        .await;
+        for ticket in 0..10 {
+            let body = zendesk_body(40_000 + ticket, "bad", "");
+            assert_eq!(loader.post_zendesk(&body).await.0, 200);
+        }
+        let store = loader.app.store.clone();
+        let held = || async {
+            store
+                .all_alerts()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|a| a.claim_token.is_some())
+                .count()
+        };
+
+        let mut doomed = daemon(dir.path(), "doomed", &db.url, &stuck.uri());
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while held().await == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend:?}: the doomed process never claimed"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // PostgreSQL: a replica is running when the other dies. SQLite: the
+        // single instance is restarted after the crash.
+        let mut survivor = if backend == Backend::Postgres {
+            Some(daemon(dir.path(), "survivor", &db.url, &slack.uri()))
+        } else {
+            None
+        };
+        doomed.kill().await.unwrap();
+        let crashed = tokio::time::Instant::now();
+        let mut survivor = match survivor.take() {
+            Some(s) => s,
+            None => daemon(dir.path(), "restarted", &db.url, &slack.uri()),
+        };
+
+        // Every alert out within 10 s of the crash (and of the restart),
+        // although the dead process's lease runs for 200 s.
+        loop {
+            let posted = posted_tickets(&slack).await;
+            if posted.len() == 10 {
+                assert!(posted.values().all(|n| *n == 1), "{backend:?}: {posted:?}");
+                break;
+            }
+            assert!(
+                crashed.elapsed() < Duration::from_secs(10),
+                "{backend:?}: {} of 10 posted 10 s after the crash",
+                posted.len()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let alerts = store.all_alerts().await.unwrap();
+            if alerts.iter().all(|a| a.state == "sent") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend:?}: {alerts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        survivor.kill().await.unwrap();
+        loader.stop().await;
+    }
+}

@@ -2,6 +2,7 @@
 //! port 0 against a real database (SQLite always; PostgreSQL when
 //! `TEST_DATABASE_URL` is set) and wiremock servers for Slack.
 
+mod alert_path;
 mod alerts;
 mod bad_input;
 mod cli;
@@ -9,7 +10,9 @@ mod concurrency;
 mod connections;
 mod daemon;
 mod database_file;
+mod deploy;
 mod digests;
+mod exporter;
 mod ha;
 mod helpdesks_a;
 mod helpdesks_b;
@@ -18,6 +21,7 @@ mod polling;
 mod polling_a;
 mod polling_b;
 mod postgres;
+mod reload;
 mod report_api;
 mod reports;
 mod signals;

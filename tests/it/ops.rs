@@ -19,33 +19,49 @@ use wiremock::MockServer;
 use crate::support::*;
 
 const TOKEN: &str = "xoxb-CANARY-token-5f1d9e";
-const SECRET: &str = "CANARY-webhook-secret-a83c";
+pub(crate) const SECRET: &str = "CANARY-webhook-secret-a83c";
 const COMMENT: &str = "CANARY comment: the blender caught fire twice";
 const CUSTOMER: &str = "Zebulon Canaryfield";
 
 /// The real binary, running with a settings file in a temp folder and its
 /// stderr captured to a file.
-struct Daemon {
-    child: Child,
-    dir: tempfile::TempDir,
-    addr: String,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) addr: String,
 }
 
 impl Daemon {
     /// Starts `csatwatch serve` on port 0 with JSON logs at `debug`, and
     /// waits until it logs the address it listens on.
-    fn start(db_url: &str, slack: &MockServer, env: &[(&str, &str)]) -> Daemon {
-        install_crypto();
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("csatwatch.toml");
-        std::fs::write(&config, format!(
+    pub(crate) fn start(db_url: &str, slack: &MockServer, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with(&Daemon::config(db_url, slack, ""), env)
+    }
+
+    /// The settings `start` uses, with `extra` TOML appended.
+    pub(crate) fn config(db_url: &str, slack: &MockServer, extra: &str) -> String {
+        format!(
             "[server]\nlisten = \"127.0.0.1:0\"\n[database]\nurl = \"{db_url}\"\n\
              [log]\nformat = \"json\"\nlevel = \"debug\"\n\
              [slack]\nbot_token = \"{TOKEN}\"\ndefault_channel = \"#csat\"\napi_base_url = \"{}/api\"\n\
              [alerts]\nchannel_interval = \"10ms\"\n\
-             [[sources]]\nname = \"zendesk\"\nkind = \"zendesk\"\nsecret = \"{SECRET}\"\n",
+             [[sources]]\nname = \"zendesk\"\nkind = \"zendesk\"\nsecret = \"{SECRET}\"\n{extra}",
             slack.uri()
-        )).unwrap();
+        )
+    }
+
+    /// The settings file the daemon reads (to rewrite it before a reload).
+    pub(crate) fn config_path(&self) -> PathBuf {
+        self.dir.path().join("csatwatch.toml")
+    }
+
+    /// Starts `csatwatch serve` with `config` as its settings file.
+    pub(crate) fn start_with(config: &str, env: &[(&str, &str)]) -> Daemon {
+        install_crypto();
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("csatwatch.toml");
+        std::fs::write(&config_path, config).unwrap();
+        let config = config_path;
         let log = std::fs::File::create(dir.path().join("stderr.log")).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_csatwatch"));
         command
@@ -86,11 +102,11 @@ impl Daemon {
         daemon
     }
 
-    fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
-    fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         let mut text = String::new();
         if let Ok(mut f) = std::fs::File::open(self.dir.path().join("stderr.log")) {
             f.read_to_string(&mut text).unwrap();
@@ -99,7 +115,7 @@ impl Daemon {
     }
 
     /// Every log line, each parsed as JSON (a line that is not JSON fails).
-    fn log_lines(&self) -> Vec<Value> {
+    pub(crate) fn log_lines(&self) -> Vec<Value> {
         self.logs()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
@@ -107,7 +123,7 @@ impl Daemon {
     }
 
     /// Posts a Zendesk delivery signed with `secret` now.
-    async fn post(&self, body: &Value, secret: &str, request_id: Option<&str>) -> u16 {
+    pub(crate) async fn post(&self, body: &Value, secret: &str, request_id: Option<&str>) -> u16 {
         let body = serde_json::to_vec(body).unwrap();
         let now = ManualClock::starting_now().now_ms();
         let mut request = reqwest::Client::new()
@@ -124,7 +140,7 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(mut self) -> String {
+    pub(crate) fn terminate(mut self) -> String {
         let pid = self.child.id().to_string();
         assert!(
             Command::new("kill")
@@ -154,14 +170,14 @@ impl Drop for Daemon {
 }
 
 /// A negative Zendesk rating from the canary customer, with the canary comment.
-fn canary_body(ticket: u64) -> Value {
+pub(crate) fn canary_body(ticket: u64) -> Value {
     let mut body = zendesk_body(ticket, "bad", COMMENT);
     body["requester"]["name"] = json!(CUSTOMER);
     body
 }
 
 /// Waits until Slack has received `n` posts.
-async fn wait_for_posts(slack: &MockServer, n: usize) {
+pub(crate) async fn wait_for_posts(slack: &MockServer, n: usize) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while slack_posts(slack).await.len() < n {
         assert!(
@@ -214,6 +230,10 @@ async fn a_full_run_logs_no_secret_no_comment_and_no_customer_name() {
             recorded["span"]["request_id"], "req-canary-71",
             "{recorded}"
         );
+        // One copy of the span's fields: `span`, never also `spans`.
+        for line in &lines {
+            assert!(line.get("spans").is_none(), "{line}");
+        }
         assert!(
             lines
                 .iter()
@@ -224,7 +244,7 @@ async fn a_full_run_logs_no_secret_no_comment_and_no_customer_name() {
 
 /// The samples of a Prometheus text exposition, keyed by
 /// `name{label="value",…}` with labels sorted.
-fn samples(text: &str) -> BTreeMap<String, f64> {
+pub(crate) fn samples(text: &str) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for line in text
         .lines()
@@ -283,7 +303,7 @@ async fn metrics_count_deliveries_ratings_alerts_and_time_to_slack() {
             .await
             .unwrap();
         let m = samples(&text);
-        if m.get(r#"csatwatch_alerts{state="sent"}"#) == Some(&2.0) {
+        if m.get(r#"csatwatch_alerts_stored{state="sent"}"#) == Some(&2.0) {
             break m;
         }
         assert!(
@@ -343,8 +363,8 @@ async fn metrics_count_deliveries_ratings_alerts_and_time_to_slack() {
         2.0
     );
     assert!(get(&format!(r#"csatwatch_alert_latency_seconds_sum{{{z}}}"#)) < 10.0);
-    assert_eq!(get(r#"csatwatch_alerts{state="pending"}"#), 0.0);
-    assert_eq!(get(r#"csatwatch_alerts{state="dead"}"#), 0.0);
+    assert_eq!(get(r#"csatwatch_alerts_stored{state="pending"}"#), 0.0);
+    assert_eq!(get(r#"csatwatch_alerts_stored{state="dead"}"#), 0.0);
     assert_eq!(get("csatwatch_outbox_pending"), 0.0);
     assert_eq!(get("csatwatch_outbox_oldest_pending_age_seconds"), 0.0);
     // Three recorded deliveries and one replay: four webhook transactions.
@@ -459,7 +479,7 @@ async fn under_systemd_it_reports_ready_pings_the_watchdog_and_reports_stopping(
 
 impl Daemon {
     /// Waits for the exit a signal already asked for.
-    fn terminate_after_signal(mut self) {
+    pub(crate) fn terminate_after_signal(mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.child.try_wait().unwrap().is_none() {
             assert!(Instant::now() < deadline, "did not stop:\n{}", self.logs());

@@ -58,7 +58,7 @@ async fn spawn(
 async fn poll(
     app: &TestApp,
 ) -> Result<csatwatch::polling::PollReport, csatwatch::polling::PollError> {
-    let source = app.app.sources.get("zd").unwrap();
+    let source = &app.app.sources.get("zd").unwrap();
     app.app
         .pollers
         .poll_once(source, &CancellationToken::new())
@@ -412,7 +412,7 @@ async fn a_backfill_of_ten_thousand_ratings_records_them_all_and_posts_nothing()
         .mount(&api)
         .await;
     let app = spawn(&api, &slack, &db, &clock).await;
-    let source = app.app.sources.get("zd").unwrap();
+    let source = &app.app.sources.get("zd").unwrap();
     let since = clock.now_ms() - 365 * 24 * 3600 * 1000;
     let mut pages_seen = 0;
     let started = std::time::Instant::now();

@@ -415,7 +415,7 @@ async fn poll(
     app: &TestApp,
     desk: Desk,
 ) -> Result<csatwatch::polling::PollReport, csatwatch::polling::PollError> {
-    let source = app.app.sources.get(desk.source()).unwrap();
+    let source = &app.app.sources.get(desk.source()).unwrap();
     app.app
         .pollers
         .poll_once(source, &CancellationToken::new())
@@ -631,7 +631,7 @@ async fn a_backfill_records_everything_and_posts_nothing(desk: Desk) {
         const TOTAL: usize = 510;
         // Recent ratings, so only "a backfill never alerts" keeps them quiet.
         rig.add(TOTAL, now - 2 * 3_600_000);
-        let source = rig.app.app.sources.get(desk.source()).unwrap();
+        let source = &rig.app.app.sources.get(desk.source()).unwrap();
         let since = now - 365 * 24 * 3600 * 1000;
         let started = std::time::Instant::now();
         let report = rig

@@ -110,7 +110,7 @@ pub async fn spawn<H: Helpdesk>(
 }
 
 pub async fn poll<H: Helpdesk>(_h: H, app: &TestApp) -> Result<PollReport, PollError> {
-    let source = app.app.sources.get(H::SOURCE).unwrap();
+    let source = &app.app.sources.get(H::SOURCE).unwrap();
     app.app
         .pollers
         .poll_once(source, &CancellationToken::new())
@@ -310,7 +310,7 @@ pub async fn a_small_backfill_records_all_and_posts_nothing<H: Helpdesk>(h: H) {
             .collect();
         let (api, _state) = emulator(h, ratings, 100).await;
         let app = spawn(h, &api, &slack, &db, &clock).await;
-        let source = app.app.sources.get(H::SOURCE).unwrap();
+        let source = &app.app.sources.get(H::SOURCE).unwrap();
         let since = clock.now_ms() - 365 * 24 * 3600 * 1000;
         let started = std::time::Instant::now();
         let report = app

@@ -591,6 +591,11 @@ async fn check_config_online_names_what_is_missing_for_each_channel() {
         "{text}"
     );
     assert!(text.contains("slack.signing_secret is not set"), "{text}");
+    // The mock grants chat:write only: a retry after a timeout cannot look.
+    assert!(
+        text.contains("note: the token lacks channels:history"),
+        "{text}"
+    );
     assert_eq!(result.problems, 3);
 
     let mut hook = settings(&db.url, None, "");

@@ -12,7 +12,20 @@
 //! says what the operator should change). The token and the webhook URL are
 //! secrets: they are never logged, and every error is scrubbed of them.
 //! Rendering lives in [`super::message`]; retries and pacing in the dispatcher.
+//!
+//! Slack has no idempotency key, so the bot makes one: every outbox message
+//! carries message `metadata` naming its outbox row. When an earlier attempt
+//! got no answer ([`SinkError::InDoubt`]), the next one first reads the
+//! channel's recent history (`conversations.history`, or
+//! `conversations.replies` for a thread reply) from the time of that attempt,
+//! and returns the message it finds instead of posting it again. That needs
+//! the `channels:history` (and, for private channels, `groups:history`)
+//! scope; without it, or for a channel known only by name, the retry posts
+//! as before (at least once).
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -26,7 +39,14 @@ use super::errors::{
 };
 use super::message::{self, Buttons};
 use crate::settings::SlackSettings;
-use crate::sinks::{AlertView, Posted, SinkError};
+use crate::sinks::{AlertView, MessageKey, Posted, SinkError};
+
+/// The `event_type` of csatwatch's message metadata.
+pub const METADATA_EVENT_TYPE: &str = "csatwatch_outbox_message";
+/// How far back of an in-doubt attempt the history is read (clock skew).
+const IN_DOUBT_MARGIN_MS: i64 = 120_000;
+/// Pages of history read at most when looking for a message (200 each).
+const HISTORY_PAGES: usize = 5;
 
 const USER_AGENT: &str = concat!("csatwatch/", env!("CARGO_PKG_VERSION"));
 
@@ -40,6 +60,10 @@ pub struct SlackClient {
     /// Whether clicks can come back (`slack.signing_secret` is set), so the
     /// "I'm on it" and "Followed up" buttons are worth showing.
     interactive: bool,
+    /// Channel ids Slack answered for the names posted to (history needs ids).
+    channel_ids: Arc<Mutex<HashMap<String, String>>>,
+    /// Set once the token was found to lack a history scope (warned once).
+    no_history_scope: Arc<AtomicBool>,
 }
 
 // `SecretString`'s Debug prints `[REDACTED]`, so deriving Debug is safe.
@@ -106,6 +130,8 @@ impl SlackClient {
             mode,
             timeout: settings.request_timeout,
             interactive: settings.signing_secret.is_some(),
+            channel_ids: Arc::default(),
+            no_history_scope: Arc::default(),
         }))
     }
 
@@ -124,10 +150,31 @@ impl SlackClient {
 
     /// Posts one alert. Bot mode returns Slack's channel id and `ts`.
     pub async fn post_alert(&self, alert: &AlertView) -> Result<Posted, SinkError> {
+        self.post_alert_keyed(alert, None).await
+    }
+
+    /// Posts an outbox row's alert; in bot mode, not again if an earlier
+    /// attempt in doubt is found in the channel (see the module docs).
+    pub async fn post_alert_once(
+        &self,
+        alert: &AlertView,
+        key: MessageKey,
+    ) -> Result<Posted, SinkError> {
+        self.post_alert_keyed(alert, Some(key)).await
+    }
+
+    async fn post_alert_keyed(
+        &self,
+        alert: &AlertView,
+        key: Option<MessageKey>,
+    ) -> Result<Posted, SinkError> {
         let result = match &self.mode {
             Mode::Bot {
                 default_channel, ..
-            } => self.post_as_bot(alert, default_channel.as_deref()).await,
+            } => {
+                self.post_as_bot(alert, default_channel.as_deref(), key)
+                    .await
+            }
             Mode::Webhook { url } => self.post_to_webhook(url, alert).await,
         };
         if let Ok(posted) = &result {
@@ -160,6 +207,7 @@ impl SlackClient {
         &self,
         alert: &AlertView,
         default_channel: Option<&str>,
+        key: Option<MessageKey>,
     ) -> Result<Posted, SinkError> {
         let channel = [Some(alert.channel.as_str()), default_channel]
             .into_iter()
@@ -170,7 +218,7 @@ impl SlackClient {
                 reason: "no_channel: set slack.default_channel or a channel on the rule".into(),
             })?;
         let body = message::render(alert, self.buttons());
-        self.post_body_as_bot(channel, None, body).await
+        self.post_body_as_bot(channel, None, body, key).await
     }
 
     /// The buttons a bot's alerts carry: "I'm on it" and "Followed up" only
@@ -188,7 +236,24 @@ impl SlackClient {
         channel: &str,
         thread_ts: Option<&str>,
         mut body: Value,
+        key: Option<MessageKey>,
     ) -> Result<Posted, SinkError> {
+        if let Some(key) = key {
+            if let Some(since) = key.in_doubt_since_ms
+                && let Some(found) = self.find_posted(channel, thread_ts, key, since).await?
+            {
+                tracing::info!(
+                    outbox_id = key.outbox_id,
+                    channel = found.channel.as_deref().unwrap_or(channel),
+                    "an earlier attempt had been posted; not posting again"
+                );
+                return Ok(found);
+            }
+            body["metadata"] = json!({
+                "event_type": METADATA_EVENT_TYPE,
+                "event_payload": { "outbox_id": key.outbox_id, "created_at": key.created_at_ms },
+            });
+        }
         body["channel"] = json!(channel);
         if let Some(ts) = thread_ts {
             // The parent's ts, never a reply's: Slack threads under the parent.
@@ -200,10 +265,115 @@ impl SlackClient {
         let reply = self
             .call_api("chat.postMessage", &body, Some(channel))
             .await?;
+        let id = reply["channel"].as_str().unwrap_or(channel).to_string();
+        if id != channel
+            && let Ok(mut ids) = self.channel_ids.lock()
+        {
+            ids.insert(channel.to_string(), id.clone());
+        }
         Ok(Posted {
-            channel: Some(reply["channel"].as_str().unwrap_or(channel).to_string()),
+            channel: Some(id),
             ts: reply["ts"].as_str().map(str::to_string),
         })
+    }
+
+    /// The channel id for `channel`: itself when it is one, or the id Slack
+    /// answered for that name earlier.
+    fn channel_id(&self, channel: &str) -> Option<String> {
+        let looks_like_id = channel.len() >= 9
+            && channel.starts_with(['C', 'G', 'D'])
+            && channel
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if looks_like_id {
+            return Some(channel.to_string());
+        }
+        self.channel_ids.lock().ok()?.get(channel).cloned()
+    }
+
+    /// Looks for the message of `key` in the channel (or in the thread of
+    /// `thread_ts`) posted since `since_ms`, within a bounded window. `None`
+    /// when it is not there, or when it cannot be looked for (no history
+    /// scope, a channel known only by name): the caller then posts.
+    async fn find_posted(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        key: MessageKey,
+        since_ms: i64,
+    ) -> Result<Option<Posted>, SinkError> {
+        if self.no_history_scope.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let Some(id) = self.channel_id(channel) else {
+            tracing::debug!(
+                outbox_id = key.outbox_id,
+                "channel id unknown; cannot check for an earlier post"
+            );
+            return Ok(None);
+        };
+        let oldest = (since_ms - IN_DOUBT_MARGIN_MS).max(0);
+        let mut query = vec![
+            ("channel", id.clone()),
+            (
+                "oldest",
+                format!("{}.{:03}000", oldest / 1000, oldest % 1000),
+            ),
+            ("limit", "200".to_string()),
+            ("include_all_metadata", "true".to_string()),
+        ];
+        let method = match thread_ts {
+            Some(ts) => {
+                query.push(("ts", ts.to_string()));
+                "conversations.replies"
+            }
+            None => "conversations.history",
+        };
+        let mut cursor: Option<String> = None;
+        for _ in 0..HISTORY_PAGES {
+            let mut page = query.clone();
+            if let Some(c) = &cursor {
+                page.push(("cursor", c.clone()));
+            }
+            let reply = match self.call_api_get(method, &page, Some(&id)).await {
+                Ok(reply) => reply,
+                Err(SinkError::Permanent { reason }) => {
+                    if reason.starts_with("missing_scope") {
+                        self.no_history_scope.store(true, Ordering::Relaxed);
+                        tracing::warn!(
+                            "the Slack token lacks channels:history/groups:history, so a retry after a timeout cannot check whether Slack posted already; add the scopes and reinstall the app (docs/slack.md)"
+                        );
+                    } else {
+                        tracing::warn!(outbox_id = key.outbox_id, error = %self.redact(SinkError::Permanent { reason }), "cannot read the channel to check for an earlier post; posting");
+                    }
+                    return Ok(None);
+                }
+                Err(other) => return Err(self.redact(other)),
+            };
+            let messages = reply["messages"].as_array().into_iter().flatten();
+            for message in messages {
+                let meta = &message["metadata"];
+                if meta["event_type"] == METADATA_EVENT_TYPE
+                    && meta["event_payload"]["outbox_id"] == json!(key.outbox_id)
+                    && meta["event_payload"]["created_at"] == json!(key.created_at_ms)
+                    && let Some(ts) = message["ts"].as_str()
+                {
+                    return Ok(Some(Posted {
+                        channel: Some(id),
+                        ts: Some(ts.to_string()),
+                    }));
+                }
+            }
+            cursor = reply
+                .pointer("/response_metadata/next_cursor")
+                .and_then(Value::as_str)
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            if cursor.is_none() {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     /// Re-renders a posted alert in place (`chat.update`; bot mode only).
@@ -235,8 +405,32 @@ impl SlackClient {
         thread_ts: Option<&str>,
         body: Value,
     ) -> Result<Posted, SinkError> {
+        self.post_message_keyed(channel, thread_ts, body, None)
+            .await
+    }
+
+    /// As [`SlackClient::post_message`], for an outbox row's message: in bot
+    /// mode, not again if an earlier attempt in doubt is found.
+    pub async fn post_message_once(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        body: Value,
+        key: MessageKey,
+    ) -> Result<Posted, SinkError> {
+        self.post_message_keyed(channel, thread_ts, body, Some(key))
+            .await
+    }
+
+    async fn post_message_keyed(
+        &self,
+        channel: &str,
+        thread_ts: Option<&str>,
+        body: Value,
+        key: Option<MessageKey>,
+    ) -> Result<Posted, SinkError> {
         let result = match &self.mode {
-            Mode::Bot { .. } => self.post_body_as_bot(channel, thread_ts, body).await,
+            Mode::Bot { .. } => self.post_body_as_bot(channel, thread_ts, body, key).await,
             Mode::Webhook { .. } if thread_ts.is_some() => {
                 Err(not_in_webhook_mode("thread replies"))
             }
@@ -307,14 +501,46 @@ impl SlackClient {
         else {
             unreachable!("Web API calls are made in bot mode only");
         };
-        let response = self
+        let request = self
             .http
             .post(format!("{api_base_url}/{method}"))
             .bearer_auth(token.expose_secret())
-            .json(body)
-            .send()
-            .await
-            .map_err(|e| self.transport_error(&e))?;
+            .json(body);
+        self.send_api(method, api_base_url, request, channel).await
+    }
+
+    /// One read-only Web API call with query parameters (the history
+    /// methods take no JSON body).
+    async fn call_api_get(
+        &self,
+        method: &str,
+        query: &[(&str, String)],
+        channel: Option<&str>,
+    ) -> Result<Value, SinkError> {
+        let Mode::Bot {
+            token,
+            api_base_url,
+            ..
+        } = &self.mode
+        else {
+            unreachable!("Web API calls are made in bot mode only");
+        };
+        let request = self
+            .http
+            .get(format!("{api_base_url}/{method}"))
+            .bearer_auth(token.expose_secret())
+            .query(query);
+        self.send_api(method, api_base_url, request, channel).await
+    }
+
+    async fn send_api(
+        &self,
+        method: &str,
+        api_base_url: &str,
+        request: reqwest::RequestBuilder,
+        channel: Option<&str>,
+    ) -> Result<Value, SinkError> {
+        let response = request.send().await.map_err(|e| self.transport_error(&e))?;
         let status = response.status();
         let header_wait = retry_after(response.headers());
         if let Some(error) = rate_limit_or_server_error(status, header_wait) {
@@ -384,8 +610,9 @@ impl SlackClient {
         Err(classify_webhook_error(status, &text))
     }
 
-    /// A request that got no complete answer. Retrying is at-least-once: a
-    /// timeout after Slack accepted the post can repeat the message, which
+    /// A request that got no complete answer. One that never connected is
+    /// plainly retryable; one that was sent is in doubt: the retry looks for
+    /// the message first (bot mode), and otherwise posts again, which
     /// DESIGN.md accepts over losing it.
     fn transport_error(&self, error: &reqwest::Error) -> SinkError {
         // reqwest's own Display includes the URL (a secret in webhook
@@ -404,14 +631,16 @@ impl SlackClient {
                 reason: "invalid_url: check slack.webhook_url or slack.api_base_url".into(),
             };
         } else if error.is_connect() {
-            format!("network: could not connect to Slack ({cause})")
+            // Nothing was sent: retrying cannot repeat a message.
+            return SinkError::Retryable {
+                reason: format!("network: could not connect to Slack ({cause})"),
+                retry_after: None,
+            };
         } else {
             format!("network: the request to Slack failed ({cause})")
         };
-        SinkError::Retryable {
-            reason,
-            retry_after: None,
-        }
+        // Sent, but no answer: Slack may have posted it.
+        SinkError::InDoubt { reason }
     }
 
     /// Removes the token and the webhook URL (and its secret path) from an
@@ -444,6 +673,9 @@ impl SlackClient {
                 retry_after,
             },
             SinkError::Permanent { reason } => SinkError::Permanent {
+                reason: scrub(reason),
+            },
+            SinkError::InDoubt { reason } => SinkError::InDoubt {
                 reason: scrub(reason),
             },
         }
@@ -749,7 +981,150 @@ mod tests {
         });
         let error = client.post_alert(&full_alert()).await.unwrap_err();
         assert!(error.is_retryable());
+        assert!(error.is_in_doubt(), "sent, no answer: it may be posted");
         assert_eq!(error.class(), "timeout");
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_retried_and_not_in_doubt() {
+        let closed = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("http://{}", listener.local_addr().unwrap())
+        };
+        let client = client(SlackSettings {
+            bot_token: Some(SecretString::from(TOKEN.to_string())),
+            api_base_url: closed,
+            ..SlackSettings::default()
+        });
+        let error = client.post_alert(&full_alert()).await.unwrap_err();
+        assert!(error.is_retryable());
+        assert!(!error.is_in_doubt(), "{error}");
+    }
+
+    fn in_doubt(outbox_id: i64) -> MessageKey {
+        MessageKey {
+            outbox_id,
+            created_at_ms: 1_700_000_000_000,
+            in_doubt_since_ms: Some(1_700_000_100_000),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_thread_reply_in_doubt_found_in_the_thread_is_not_posted_again() {
+        let server = MockServer::start().await;
+        let mine = json!({
+            "ts": "1700000100.000200",
+            "metadata": {
+                "event_type": METADATA_EVENT_TYPE,
+                "event_payload": { "outbox_id": 42, "created_at": 1_700_000_000_000i64 },
+            },
+        });
+        // Another installation's row 42 in the same thread must not match.
+        let theirs = json!({
+            "ts": "1700000100.000100",
+            "metadata": {
+                "event_type": METADATA_EVENT_TYPE,
+                "event_payload": { "outbox_id": 42, "created_at": 5 },
+            },
+        });
+        Mock::given(method("GET"))
+            .and(path("/api/conversations.replies"))
+            .and(wiremock::matchers::query_param("channel", "C0CSAT001"))
+            .and(wiremock::matchers::query_param("ts", "1700000000.000100"))
+            .and(wiremock::matchers::query_param(
+                "include_all_metadata",
+                "true",
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({ "ok": true, "messages": [theirs, mine], "has_more": false }),
+            ))
+            .mount(&server)
+            .await;
+        let bot = bot(&server);
+        let posted = bot
+            .post_message_once(
+                "C0CSAT001",
+                Some("1700000000.000100"),
+                json!({ "text": "reply" }),
+                in_doubt(42),
+            )
+            .await
+            .unwrap();
+        assert_eq!(posted.ts.as_deref(), Some("1700000100.000200"));
+        let calls = server.received_requests().await.unwrap();
+        assert!(
+            calls
+                .iter()
+                .all(|r| r.url.path() != "/api/chat.postMessage"),
+            "found, so not posted again"
+        );
+
+        // Not found (row 43): posted, with its metadata.
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({ "ok": true, "channel": "C0CSAT001", "ts": "9.9" })),
+            )
+            .mount(&server)
+            .await;
+        let posted = bot
+            .post_message_once(
+                "C0CSAT001",
+                Some("1700000000.000100"),
+                json!({ "text": "reply" }),
+                in_doubt(43),
+            )
+            .await
+            .unwrap();
+        assert_eq!(posted.ts.as_deref(), Some("9.9"));
+        let calls = server.received_requests().await.unwrap();
+        let post: Value = calls
+            .iter()
+            .find(|r| r.url.path() == "/api/chat.postMessage")
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .unwrap();
+        assert_eq!(post["metadata"]["event_payload"]["outbox_id"], 43);
+        assert_eq!(post["thread_ts"], "1700000000.000100");
+    }
+
+    #[tokio::test]
+    async fn a_channel_known_only_by_name_is_looked_up_by_the_id_slack_answered() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/api/chat.postMessage"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({ "ok": true, "channel": "C0CSAT001", "ts": "1.1" })),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/conversations.history"))
+            .and(wiremock::matchers::query_param("channel", "C0CSAT001"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({ "ok": true, "messages": [], "has_more": false })),
+            )
+            .mount(&server)
+            .await;
+        let bot = bot(&server);
+        // Before any post, the name cannot be read: no lookup, just a post.
+        bot.post_message_once("#csat", None, json!({ "text": "a" }), in_doubt(1))
+            .await
+            .unwrap();
+        let history = |calls: &[wiremock::Request]| {
+            calls
+                .iter()
+                .filter(|r| r.url.path() == "/api/conversations.history")
+                .count()
+        };
+        assert_eq!(history(&server.received_requests().await.unwrap()), 0);
+        // Slack answered the id for #csat: the next doubt is checked there.
+        bot.post_message_once("#csat", None, json!({ "text": "b" }), in_doubt(2))
+            .await
+            .unwrap();
+        assert_eq!(history(&server.received_requests().await.unwrap()), 1);
     }
 
     #[tokio::test]

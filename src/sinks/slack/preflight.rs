@@ -78,6 +78,12 @@ pub async fn check(settings: &Settings) -> Preflight {
                 .into(),
         );
     }
+    if !scopes.is_empty() && !scopes.iter().any(|s| s == "channels:history") {
+        out.note(
+            "the token lacks channels:history (and groups:history for private channels): after a Slack timeout an alert cannot be checked for and may be posted twice; add them and reinstall the app (docs/slack.md)"
+                .into(),
+        );
+    }
     if settings.slack.signing_secret.is_none() {
         out.note(
             "slack.signing_secret is not set: alerts carry no I'm on it / Followed up buttons"

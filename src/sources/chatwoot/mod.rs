@@ -39,7 +39,7 @@ pub const DELIVERY_HEADER: &str = "X-Chatwoot-Delivery";
 
 /// A Chatwoot source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatwootSettings {
     /// Accept deliveries that carry no `X-Chatwoot-Signature` (Chatwoot
@@ -52,12 +52,13 @@ pub struct ChatwootSettings {
 }
 
 /// `[sources.api]` of a Chatwoot source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChatwootApiSettings {
     /// `https://app.chatwoot.com` or your own installation's address.
     pub base_url: String,
     /// A user's access token (Profile settings → Access Token).
+    #[schemars(with = "Option<String>")]
     pub token: Option<SecretString>,
     /// Read the token from this file instead.
     pub token_file: Option<PathBuf>,
@@ -66,6 +67,7 @@ pub struct ChatwootApiSettings {
     pub account_id: Option<String>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
 }
 

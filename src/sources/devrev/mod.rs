@@ -35,7 +35,7 @@ use client::DevRevClient;
 
 /// A DevRev source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevRevSettings {
     /// `five_point` (default, the CSAT snap-in) or `nps` (0–10 surveys).
@@ -45,17 +45,19 @@ pub struct DevRevSettings {
 }
 
 /// `[sources.api]` of a DevRev source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DevRevApiSettings {
     /// `https://api.devrev.ai`.
     pub base_url: String,
     /// A personal access token (Settings → Account → Personal access token).
+    #[schemars(with = "Option<String>")]
     pub token: Option<SecretString>,
     /// Read the token from this file instead.
     pub token_file: Option<PathBuf>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
 }
 

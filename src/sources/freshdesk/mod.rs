@@ -38,7 +38,7 @@ use client::FreshdeskClient;
 
 /// A Freshdesk source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FreshdeskSettings {
     /// The header the automation rule sends the token in. Default
@@ -54,17 +54,19 @@ pub struct FreshdeskSettings {
 }
 
 /// `[sources.api]` of a Freshdesk source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FreshdeskApiSettings {
     /// `https://{account}.freshdesk.com`.
     pub base_url: String,
     /// An agent's API key, sent with HTTP basic auth as `api_key:X`.
+    #[schemars(with = "Option<String>")]
     pub api_key: Option<SecretString>,
     /// Read the API key from this file instead.
     pub api_key_file: Option<PathBuf>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
 }
 

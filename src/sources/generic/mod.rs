@@ -23,7 +23,7 @@ use signature::Scheme;
 
 /// A generic source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenericSettings {
     /// The scale of the score when the body does not say. Default `five_point`.
@@ -44,7 +44,7 @@ pub struct GenericSettings {
 
 /// `[sources.fields]` of a generic source: where each value sits in the body,
 /// as a JSON pointer such as `/ticket/id`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GenericFields {
     /// Required: the ticket or conversation id.

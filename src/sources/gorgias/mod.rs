@@ -38,7 +38,7 @@ use client::GorgiasClient;
 
 /// A Gorgias source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GorgiasSettings {
     /// The header the HTTP integration sends the token in. Default
@@ -49,7 +49,7 @@ pub struct GorgiasSettings {
 }
 
 /// `[sources.api]` of a Gorgias source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GorgiasApiSettings {
     /// `https://{account}.gorgias.com`.
@@ -57,11 +57,13 @@ pub struct GorgiasApiSettings {
     /// The email address of the user the API key belongs to.
     pub email: Option<String>,
     /// A REST API key (Settings → REST API), sent as basic auth `email:api_key`.
+    #[schemars(with = "Option<String>")]
     pub api_key: Option<SecretString>,
     /// Read the API key from this file instead.
     pub api_key_file: Option<PathBuf>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
 }
 

@@ -43,7 +43,7 @@ pub const EVENT_HEADER: &str = "X-HelpScout-Event";
 
 /// A Help Scout source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HelpScoutSettings {
     /// `[sources.api]`: reading the happiness ratings report (polling).
@@ -52,7 +52,7 @@ pub struct HelpScoutSettings {
 
 /// `[sources.api]` of a Help Scout source: an OAuth2 app (client
 /// credentials flow; My Apps → Create App in Help Scout).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HelpScoutApiSettings {
     /// `https://api.helpscout.net`.
@@ -60,11 +60,13 @@ pub struct HelpScoutApiSettings {
     /// The OAuth2 app's App ID.
     pub client_id: Option<String>,
     /// The OAuth2 app's App Secret.
+    #[schemars(with = "Option<String>")]
     pub client_secret: Option<SecretString>,
     /// Read the client secret from this file instead.
     pub client_secret_file: Option<PathBuf>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
 }
 

@@ -37,7 +37,7 @@ use client::HubspotClient;
 
 /// A HubSpot source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HubspotSettings {
     /// The public base URL HubSpot calls, scheme and host (and a path
@@ -50,18 +50,20 @@ pub struct HubspotSettings {
 }
 
 /// `[sources.api]` of a HubSpot source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HubspotApiSettings {
     /// `https://api.hubapi.com`.
     pub base_url: String,
     /// The private app's access token (`pat-…`) with
     /// `crm.objects.feedback_submissions.read`.
+    #[schemars(with = "Option<String>")]
     pub token: Option<SecretString>,
     /// Read the token from this file instead.
     pub token_file: Option<PathBuf>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
 }
 

@@ -36,7 +36,7 @@ use client::IntercomClient;
 
 /// An Intercom source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntercomSettings {
     /// `[sources.api]`: searching rated conversations (polling).
@@ -44,17 +44,19 @@ pub struct IntercomSettings {
 }
 
 /// `[sources.api]` of an Intercom source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IntercomApiSettings {
     /// `https://api.intercom.io` (or `https://api.eu.intercom.io`, `https://api.au.intercom.io`).
     pub base_url: String,
     /// The app's access token, with the Read conversations permission.
+    #[schemars(with = "Option<String>")]
     pub token: Option<SecretString>,
     /// Read the token from this file instead.
     pub token_file: Option<PathBuf>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
 }
 

@@ -35,7 +35,7 @@ use payload::TriggerPayload;
 
 /// A Zendesk source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZendeskSettings {
     /// `[sources.api]`: reading ratings from Zendesk's API (polling).
@@ -43,13 +43,14 @@ pub struct ZendeskSettings {
 }
 
 /// `[sources.api]` of a Zendesk source.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZendeskApiSettings {
     /// `https://{subdomain}.zendesk.com`.
     pub base_url: String,
     /// An API token (Admin Center → Apps and integrations → Zendesk API),
     /// with `email`; or an OAuth access token alone.
+    #[schemars(with = "Option<String>")]
     pub token: Option<SecretString>,
     /// Read the token from this file instead.
     pub token_file: Option<PathBuf>,
@@ -57,6 +58,7 @@ pub struct ZendeskApiSettings {
     pub email: Option<String>,
     /// How long one API call may take before it is retried later. Default `10s`.
     #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
     pub request_timeout: Option<Duration>,
 }
 

@@ -26,7 +26,7 @@ use crate::settings::ConfigProblem;
 
 /// A Zendesk CSAT source's own keys (the shared ones are in
 /// [`crate::sources::settings::SharedSettings`]).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ZendeskCsatSettings {
     /// The scale when a delivery does not say how many options the survey

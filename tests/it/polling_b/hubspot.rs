@@ -239,7 +239,7 @@ async fn hubspot_a_backfill_past_ten_thousand_results_moves_its_window_forward()
         .collect();
     let (api, _state) = super::emulator(Hubspot, ratings, 100).await;
     let app = spawn(Hubspot, &api, &slack, &db, &clock).await;
-    let source = app.app.sources.get("hub").unwrap();
+    let source = &app.app.sources.get("hub").unwrap();
     let report = app
         .app
         .pollers
