@@ -175,7 +175,7 @@ fn export(state: AppState, q: RatingQuery, format: Format) -> Response {
             // The reader finished: cut the response short if it failed.
             return match done?.await {
                 Ok(Err(e)) => {
-                    tracing::error!(error = %e, "export failed part-way; the response is cut short");
+                    tracing::error!(error = %e, "export failed part-way; the response is cut short; check the database, then export again");
                     Some((
                         Err(std::io::Error::other("the export failed part-way")),
                         (rx, None, None),

@@ -133,7 +133,7 @@ impl Scheduler {
                 Err(e) => {
                     let give_up = now - m.created_at >= ms(self.settings.alerts.give_up_after);
                     let (state, next) = if !e.is_retryable() || give_up {
-                        tracing::error!(kind = %m.kind, name = %m.name, message_id = m.id, error = %e, "a report message could not be delivered and was given up");
+                        tracing::error!(kind = %m.kind, name = %m.name, message_id = m.id, error = %e, "a report message could not be delivered and was given up; check the Slack token and channel (check-config --online)");
                         ("dead", now)
                     } else {
                         let backoff = 30_000i64 << m.attempts.clamp(0, 7);
