@@ -156,6 +156,28 @@ impl App {
         self.dispatcher.flush().await
     }
 
+    /// The digests' and drop alerts' scheduler, sending through the
+    /// alerts' sink.
+    pub fn scheduler(&self) -> crate::reports::scheduler::Scheduler {
+        crate::reports::scheduler::Scheduler::new(
+            self.store.clone(),
+            self.settings.clone(),
+            self.clock.clone(),
+            self.dispatcher.sink().clone(),
+        )
+    }
+
+    /// Writes the digests and evaluates the drop alerts due now, then sends
+    /// what is due (what the background task does every 30 s).
+    pub async fn run_report_schedules(
+        &self,
+    ) -> Result<(crate::reports::scheduler::TickReport, u64), crate::reports::ReportError> {
+        let scheduler = self.scheduler();
+        let tick = scheduler.tick().await?;
+        let sent = scheduler.send_due().await?;
+        Ok((tick, sent))
+    }
+
     /// Reads the database-derived gauges now (the background task does it
     /// every 15 s).
     pub async fn refresh_gauges(&self) -> StoreResult<crate::gauges::Gauges> {
@@ -224,6 +246,7 @@ impl App {
             tasks.spawn(self.clone().run_retention(cancel.clone()));
             tasks.spawn(self.fetcher.clone().run(cancel.clone()));
             tasks.spawn(self.pollers.clone().run(cancel.clone()));
+            tasks.spawn(self.scheduler().run(cancel.clone()));
             tasks.spawn(
                 self.store
                     .clone()

@@ -50,6 +50,11 @@ pub const BUILD_INFO: &str = "csatwatch_build_info";
 /// docs/operations.md lists the same families for people.
 pub const FAMILIES: &[Family] = &[
     family(
+        "csatwatch_api_unauthorized_total",
+        Kind::Counter,
+        "Read API (/api/v1) requests refused 401 for a missing or wrong bearer token.",
+    ),
+    family(
         BUILD_INFO,
         Kind::Gauge,
         "Always 1; labels `version` and `commit` say which build is running.",

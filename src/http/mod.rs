@@ -4,6 +4,8 @@
 //! - `POST /slack/interactions`: alert button clicks ([`slack`]).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` ([`health`]).
 //! - `/` and `/dashboard/...`: the dashboard ([`crate::dashboard`]).
+//! - `GET /api/v1/report`, `GET /api/v1/ratings` ([`api`]), behind the
+//!   bearer tokens of [`auth`].
 //!
 //! Handlers answer with [`answer::Answer`], the one place outcomes become
 //! status codes and JSON bodies.
@@ -16,6 +18,8 @@
 //! connection cap) is [`server`].
 
 pub mod answer;
+pub mod api;
+pub mod auth;
 pub mod health;
 pub mod server;
 pub mod slack;
@@ -69,7 +73,19 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.server.max_body_bytes;
     let timeout = state.settings.server.request_timeout;
+    let tokens = auth::ApiTokens::from_settings(&state.settings.api);
+    if tokens.is_empty() {
+        tracing::info!("the read API (/api/v1) is off: no [[api.tokens]] are configured");
+    }
+    let api = Router::new()
+        .route("/report", get(api::report))
+        .route("/ratings", get(api::ratings))
+        .route_layer(axum::middleware::from_fn_with_state(
+            tokens,
+            auth::require_token,
+        ));
     let routes = Router::new()
+        .nest("/api/v1", api)
         .route(
             "/webhooks/{source}",
             post(webhooks::receive).layer(DefaultBodyLimit::max(max_body)),

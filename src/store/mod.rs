@@ -15,10 +15,12 @@ mod copy;
 mod dashboard;
 mod deliveries;
 mod file_guard;
+mod listing;
 mod outbox;
 mod polling;
 mod ratings;
 mod reports;
+mod scheduled;
 mod threads;
 
 use std::str::FromStr;
@@ -37,12 +39,16 @@ pub use copy::CopyReport;
 pub use dashboard::{QueueFilter, QueueRow};
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use file_guard::FileGuard;
+pub use listing::{RatingQuery, RatingRow};
 pub use outbox::{
     AlertKind, AlertRecord, AlertState, Candidate, Claimed, DispatcherRow, DueAlert, JsonList,
     NewAlert, OutboxStats, Parent, ParentRow, Parsed, SentRecord,
 };
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
-pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};
+pub use reports::{
+    DAY_MS, FollowUpCount, FollowUpTime, GroupColumn, Grouping, RatingFilter, ScoreCount,
+};
+pub use scheduled::{NewReportMessage, ReportMessage};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
 use crate::settings::DatabaseSettings;
