@@ -5,7 +5,8 @@
 //!   cargo bench --bench dashboard
 //!   TEST_DATABASE_URL=postgres://postgres@127.0.0.1/postgres cargo bench --bench dashboard
 //!
-//! `DASHBOARD_BENCH_RATINGS` changes the count (default 1,000,000).
+//! `DASHBOARD_BENCH_RATINGS` changes the count (default 1,000,000);
+//! `DASHBOARD_BENCH_REPORTS=1` also times each report the overview asks for.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,7 +19,9 @@ use csatwatch::settings::Settings;
 use tower::ServiceExt as _;
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
+/// Requests per page (the overview's are slower: fewer).
 const RUNS: usize = 7;
+const OVERVIEW_RUNS: usize = 3;
 const YEAR_MS: i64 = 365 * 86_400_000;
 
 fn settings(db_url: &str) -> Settings {
@@ -115,10 +118,10 @@ async fn postgres_database(admin: &str) -> (String, String) {
 }
 
 /// Median and worst server time of `path`, in ms, and the body size.
-async fn measure(app: &App, path: &str) -> (f64, f64, usize) {
+async fn measure(app: &App, path: &str, runs: usize) -> (f64, f64, usize) {
     let mut times = Vec::new();
     let mut size = 0;
-    for _ in 0..RUNS {
+    for _ in 0..runs {
         let request = Request::get(path)
             .header("authorization", format!("Bearer {TOKEN}"))
             .body(Body::empty())
@@ -186,16 +189,16 @@ async fn main() {
         let year_ago = time::OffsetDateTime::now_utc().date() - time::Duration::days(364);
         let since_year = format!("since={year_ago}");
         let pages = [
-            "/dashboard".to_string(),
-            format!("/dashboard?{since_year}"),
-            "/dashboard?team=Team+3&agent=Agent+23".to_string(),
             "/dashboard/negatives".to_string(),
             "/dashboard/negatives?state=new&team=Team+3".to_string(),
             format!("/dashboard/negatives?{since_year}"),
             "/dashboard/negatives?format=csv".to_string(),
             "/dashboard/ratings/4".to_string(),
+            "/dashboard".to_string(),
+            "/dashboard?team=Team+3&agent=Agent+23".to_string(),
         ];
         // Where the overview's time goes: each report it asks for.
+        let diagnose = std::env::var("DASHBOARD_BENCH_REPORTS").is_ok();
         let tz = jiff::tz::TimeZone::UTC;
         for (label, days, by) in [
             (
@@ -214,6 +217,9 @@ async fn main() {
                 csatwatch::reports::GroupBy::Agent,
             ),
         ] {
+            if !diagnose {
+                break;
+            }
             let req = csatwatch::reports::ReportRequest::last_days(now, tz.clone(), days, by);
             let started = Instant::now();
             csatwatch::reports::compute_report(&app.store, &req)
@@ -225,7 +231,12 @@ async fn main() {
             );
         }
         for page in &pages {
-            let (median, max, bytes) = measure(&app, page).await;
+            let runs = if page.starts_with("/dashboard?") || page == "/dashboard" {
+                OVERVIEW_RUNS
+            } else {
+                RUNS
+            };
+            let (median, max, bytes) = measure(&app, page, runs).await;
             println!("{backend:<10} {page:<58} {median:>10.1} {max:>10.1} {bytes:>10}");
         }
         app.store.close().await;

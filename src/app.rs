@@ -20,6 +20,7 @@ use crate::polling::Pollers;
 use crate::settings::Settings;
 use crate::sinks::{Sink, slack::SlackClient};
 use crate::sources::SourceRegistry;
+use crate::sources::actions::ActionRegistry;
 use crate::store::{Store, StoreResult};
 
 /// The wired application.
@@ -37,6 +38,11 @@ pub struct App {
     pub http: reqwest::Client,
     /// Polls helpdesk APIs and runs backfills.
     pub pollers: Arc<Pollers>,
+    /// What each source's helpdesk lets a person do from an alert.
+    pub actions: Arc<ActionRegistry>,
+    /// The bot-token Slack client for interactions (modals, ephemeral
+    /// replies, user lookups); `None` without a bot token.
+    pub slack: Option<SlackClient>,
     /// Who may read the dashboard; built once so a per-process session key
     /// is the same for every request.
     pub access: Arc<crate::dashboard::Access>,
@@ -64,21 +70,34 @@ impl App {
         };
         let wake = Arc::new(Notify::new());
         let pipeline = Pipeline::new(store.clone(), &settings, clock.clone(), wake.clone());
-        let dispatcher = Arc::new(Dispatcher::with_workspace_cap(
-            store.clone(),
-            sink,
-            clock.clone(),
-            settings.alerts.clone(),
-            wake,
-            &sources,
-            settings.slack.max_per_minute,
-        ));
         let http = reqwest::Client::builder()
             .user_agent(concat!("csatwatch/", env!("CARGO_PKG_VERSION")))
             .timeout(std::time::Duration::from_secs(15))
             .connect_timeout(std::time::Duration::from_secs(5))
             .build()
             .context("cannot build the HTTP client for helpdesk APIs")?;
+        let actions = Arc::new(ActionRegistry::from_sources(
+            &sources,
+            settings.alerts.name_cache_ttl,
+        ));
+        let slack = SlackClient::new(&settings.slack)?.filter(SlackClient::can_update);
+        let dispatcher = Arc::new(
+            Dispatcher::with_workspace_cap(
+                store.clone(),
+                sink,
+                clock.clone(),
+                settings.alerts.clone(),
+                wake,
+                &sources,
+                settings.slack.max_per_minute,
+            )
+            .with_enrichment(crate::dispatcher::Enrichment {
+                actions: actions.clone(),
+                http: http.clone(),
+                history_window: settings.alerts.history_window,
+                rules: Arc::new(crate::rules::Rules::from_settings(&settings)),
+            }),
+        );
         let fetcher = Arc::new(Fetcher {
             sources: sources.clone(),
             pipeline: pipeline.clone(),
@@ -107,6 +126,8 @@ impl App {
             fetcher,
             http,
             pollers,
+            actions,
+            slack,
             access,
         })
     }
@@ -122,6 +143,9 @@ impl App {
             metrics: crate::telemetry::metrics_handle(),
             http: self.http.clone(),
             fetch_wake: self.fetcher.wake.clone(),
+            actions: self.actions.clone(),
+            slack: self.slack.clone(),
+            alerts_wake: self.dispatcher.wake(),
             access: self.access.clone(),
         })
     }
@@ -130,6 +154,28 @@ impl App {
     /// when woken).
     pub async fn flush_alerts(&self) -> StoreResult<FlushReport> {
         self.dispatcher.flush().await
+    }
+
+    /// The digests' and drop alerts' scheduler, sending through the
+    /// alerts' sink.
+    pub fn scheduler(&self) -> crate::reports::scheduler::Scheduler {
+        crate::reports::scheduler::Scheduler::new(
+            self.store.clone(),
+            self.settings.clone(),
+            self.clock.clone(),
+            self.dispatcher.sink().clone(),
+        )
+    }
+
+    /// Writes the digests and evaluates the drop alerts due now, then sends
+    /// what is due (what the background task does every 30 s).
+    pub async fn run_report_schedules(
+        &self,
+    ) -> Result<(crate::reports::scheduler::TickReport, u64), crate::reports::ReportError> {
+        let scheduler = self.scheduler();
+        let tick = scheduler.tick().await?;
+        let sent = scheduler.send_due().await?;
+        Ok((tick, sent))
     }
 
     /// Reads the database-derived gauges now (the background task does it
@@ -200,6 +246,7 @@ impl App {
             tasks.spawn(self.clone().run_retention(cancel.clone()));
             tasks.spawn(self.fetcher.clone().run(cancel.clone()));
             tasks.spawn(self.pollers.clone().run(cancel.clone()));
+            tasks.spawn(self.scheduler().run(cancel.clone()));
             tasks.spawn(
                 self.store
                     .clone()

@@ -1,5 +1,8 @@
 //! The command line: `serve` (the default), `migrate`, `check-config`,
-//! `send-test-alert`, `reprocess` and `healthcheck`.
+//! `send-test-alert`, `reprocess`, `report` and `healthcheck`.
+
+mod report;
+pub use report::ReportArgs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -93,6 +96,9 @@ pub enum Command {
         #[arg(long, value_name = "DATE")]
         until: Option<String>,
     },
+    /// Figures for a range: CSAT %, NPS, CES and follow-up, grouped by
+    /// period, agent, team, … (docs/reports.md).
+    Report(ReportArgs),
     /// Parse again the stored deliveries that failed, and record what now parses.
     Reprocess {
         /// Only this source's deliveries.
@@ -307,6 +313,7 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             until,
         } => backfill(settings, &source, &since, until.as_deref()).await,
         Command::Healthcheck { url } => Ok(healthcheck(&settings, url).await),
+        Command::Report(args) => report::report(&settings, &args).await,
         Command::Completions { .. } | Command::Man { .. } | Command::ConfigSchema => {
             unreachable!("answered above")
         }
@@ -381,6 +388,25 @@ fn print_check(settings: &Settings, explain: bool) {
         println!("    (none: add a [[sources]] table, see docs/helpdesks/)");
     }
     if explain {
+        let schedules = crate::reports::scheduler::explain(settings, SystemClock.now_ms());
+        println!(
+            "  reports in {} (min_sample {}):",
+            settings.reports.timezone, settings.reports.min_sample
+        );
+        if schedules.is_empty() {
+            println!("    (no [[digests]] or [[drop_alerts]] configured)");
+        }
+        for line in schedules {
+            println!("    - {line}");
+        }
+        println!(
+            "  read API (/api/v1): {}",
+            if settings.api.tokens.is_empty() {
+                "off (no [[api.tokens]])".to_string()
+            } else {
+                format!("on, {} token(s)", settings.api.tokens.len())
+            }
+        );
         let rules = Rules::from_settings(settings);
         println!("  routing of a sample rating from each source:");
         for name in settings.sources.iter().filter_map(|s| s.name()) {
@@ -394,6 +420,8 @@ fn print_check(settings: &Settings, explain: bool) {
                     team: None,
                     brand: None,
                     agent: None,
+                    company: None,
+                    previous_negative_ms_ago: None,
                     has_comment: true,
                 };
                 println!(
@@ -453,6 +481,8 @@ fn explain_sample(settings: &Settings, sample: &str) -> Result<String, String> {
         brand: brand.as_deref(),
         agent: agent.as_deref(),
         has_comment: comment,
+        company: None,
+        previous_negative_ms_ago: None,
     };
     Ok(format!(
         "{} ({}): {}",

@@ -13,28 +13,13 @@ use serde_json::{Map, Value, json};
 
 use crate::settings::{RawSource, Settings};
 use crate::sources::settings::SharedSettings;
-use crate::sources::{
-    chatwoot, devrev, freshdesk, generic, gorgias, helpscout, hubspot, intercom, zendesk,
-    zendesk_csat,
-};
 
-/// Each kind's own keys. Every entry of `crate::sources::KINDS` must be
-/// here (a unit test checks it).
+/// Each kind's own keys, from the kind itself (`crate::sources::KINDS`).
 fn kind_schema(kind: &str) -> Option<Value> {
-    let schema = match kind {
-        "zendesk" => schemars::schema_for!(zendesk::ZendeskSettings),
-        "zendesk_csat" => schemars::schema_for!(zendesk_csat::ZendeskCsatSettings),
-        "intercom" => schemars::schema_for!(intercom::IntercomSettings),
-        "helpscout" => schemars::schema_for!(helpscout::HelpScoutSettings),
-        "chatwoot" => schemars::schema_for!(chatwoot::ChatwootSettings),
-        "devrev" => schemars::schema_for!(devrev::DevRevSettings),
-        "freshdesk" => schemars::schema_for!(freshdesk::FreshdeskSettings),
-        "gorgias" => schemars::schema_for!(gorgias::GorgiasSettings),
-        "hubspot" => schemars::schema_for!(hubspot::HubspotSettings),
-        "generic" => schemars::schema_for!(generic::GenericSettings),
-        _ => return None,
-    };
-    Some(schema.to_value())
+    crate::sources::KINDS
+        .iter()
+        .find(|k| k.name == kind)
+        .map(|k| (k.settings_schema)().to_value())
 }
 
 /// A `[[sources]]` table as `Settings` holds it: a name and a kind; the

@@ -30,6 +30,9 @@ mod deliver;
 mod follow_ons;
 mod liveness;
 mod pacing;
+mod story;
+
+pub use story::Enrichment;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -97,6 +100,8 @@ pub struct Dispatcher {
     /// Serialises flushes within this process (the run loop and a manual
     /// `flush` from tests or commands).
     flushing: Mutex<()>,
+    /// Actions, outcome, the customer's story and names (closing the loop).
+    enrichment: Option<Enrichment>,
     /// When a channel with alerts waiting can next take a message.
     pacing_wake: std::sync::Mutex<Option<Instant>>,
     /// The outbox changed since the gauges were last read.
@@ -154,9 +159,22 @@ impl Dispatcher {
                 .map(|s| (s.name.to_string(), s.kind()))
                 .collect(),
             flushing: Mutex::new(()),
+            enrichment: None,
             pacing_wake: std::sync::Mutex::new(None),
             gauges_dirty: AtomicBool::new(false),
         }
+    }
+
+    /// Alerts also show the helpdesk actions, the follow-up outcome, the
+    /// customer's story and names for ids; rules may DM the rated agent.
+    pub fn with_enrichment(mut self, enrichment: Enrichment) -> Self {
+        self.enrichment = Some(enrichment);
+        self
+    }
+
+    /// What wakes the run loop (after something was enqueued).
+    pub fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     pub fn sink(&self) -> &Sink {
@@ -422,6 +440,9 @@ impl Dispatcher {
             let recorded = self.store.mark_alerts_sent(token, &records).await?;
             for ((alert, record), ok) in sent.iter().zip(recorded) {
                 report.add(self.sent_recorded(alert, record, ok));
+                if ok && alert.kind == crate::store::AlertKind::Post {
+                    self.notify_agent(alert).await;
+                }
             }
         }
         if done < total {
@@ -551,6 +572,9 @@ impl Dispatcher {
                 row.followed_up_at,
             ),
             recovered: sentiment == Sentiment::Positive && post.sentiment != Sentiment::Positive,
+            ticket_actions: Vec::new(),
+            outcome: None,
+            story: None,
         }
     }
 }
@@ -613,6 +637,9 @@ pub async fn send_test_alert(
         acknowledged: None,
         followed_up: None,
         recovered: false,
+        ticket_actions: Vec::new(),
+        outcome: None,
+        story: None,
     };
     sink.post(&view).await
 }

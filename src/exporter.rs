@@ -50,6 +50,11 @@ pub const BUILD_INFO: &str = "csatwatch_build_info";
 /// docs/operations.md lists the same families for people.
 pub const FAMILIES: &[Family] = &[
     family(
+        "csatwatch_api_unauthorized_total",
+        Kind::Counter,
+        "Read API (/api/v1) requests refused 401 for a missing or wrong bearer token.",
+    ),
+    family(
         BUILD_INFO,
         Kind::Gauge,
         "Always 1; labels `version` and `commit` say which build is running.",
@@ -153,6 +158,16 @@ pub const FAMILIES: &[Family] = &[
         "csatwatch_retention_deleted_total",
         Kind::Counter,
         "Raw deliveries deleted by retention.raw_deliveries.",
+    ),
+    family(
+        "csatwatch_ticket_actions_total",
+        Kind::Counter,
+        "Actions from an alert (note, reopen, assign, outcome), by result (done, failed).",
+    ),
+    family(
+        "csatwatch_name_lookups_total",
+        Kind::Counter,
+        "Agent and team names for ids, by result (cached, fetched, failed: the id is shown).",
     ),
     family(
         "csatwatch_config_reloads_total",

@@ -22,11 +22,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    // check-config and healthcheck answer on stdout/stderr; log lines
+    // check-config, healthcheck and report answer on stdout/stderr; log lines
     // would only clutter them.
     let logging = !matches!(
         cli.command,
-        Some(Command::CheckConfig { .. } | Command::Healthcheck { .. })
+        Some(Command::CheckConfig { .. } | Command::Healthcheck { .. } | Command::Report(_))
     );
     if logging {
         csatwatch::telemetry::init_logging(&settings.log);

@@ -105,6 +105,8 @@ pub struct Pipeline {
     rules: Arc<RwLock<Arc<Rules>>>,
     clock: Arc<dyn Clock>,
     max_age_ms: Arc<AtomicI64>,
+    /// `alerts.settle`: how long a new alert waits for a correction.
+    settle_ms: Arc<AtomicI64>,
     /// Woken after a commit that enqueued alerts, so they go out at once.
     wake: Arc<Notify>,
     /// The queue of the writer task that records everything (see
@@ -143,6 +145,7 @@ impl Pipeline {
             rules: Arc::new(RwLock::new(Arc::new(Rules::from_settings(settings)))),
             clock,
             max_age_ms: Arc::new(AtomicI64::new(ms(settings.alerts.max_age))),
+            settle_ms: Arc::new(AtomicI64::new(ms(settings.alerts.settle))),
             wake,
             writer: None,
         };
@@ -158,13 +161,15 @@ impl Pipeline {
         self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Replaces the rules and `alerts.max_age` (a settings reload): every
+    /// Replaces the rules, `alerts.max_age` and `alerts.settle` (a settings reload): every
     /// rating recorded from now on is routed by the new ones.
     pub fn apply_settings(&self, settings: &Settings) {
         let rules = Arc::new(Rules::from_settings(settings));
         *self.rules.write().unwrap_or_else(|e| e.into_inner()) = rules;
         self.max_age_ms
             .store(ms(settings.alerts.max_age), Ordering::Relaxed);
+        self.settle_ms
+            .store(ms(settings.alerts.settle), Ordering::Relaxed);
     }
 
     /// What the writer task has committed so far (group commit at work:
@@ -349,24 +354,29 @@ impl Pipeline {
         // Only a move into an alerting sentiment alerts; a comment added to
         // a rating that is already negative does not post a second message.
         let (alerts, no_alert_reason) = if current.sentiment != sentiment.as_str() {
+            // A change the helpdesk gives no time for (a poll of an API
+            // that only dates the first answer) happened no earlier than
+            // when we first saw it: its freshness is now.
+            let changed_at = event.updated_at_ms.unwrap_or(now);
+            let previous_negative_at = self
+                .previous_negative_at(tx, source, event, changed_at, current.id)
+                .await?;
             let planned = self.plan_alerts(
                 source,
                 event,
                 sentiment,
                 current.id,
                 revision,
-                // A change the helpdesk gives no time for (a poll of an API
-                // that only dates the first answer) happened no earlier
-                // than when we first saw it: its freshness is now.
-                event.updated_at_ms.unwrap_or(now),
+                changed_at,
                 via,
                 now,
                 &updated_channels,
+                previous_negative_at,
             );
             match planned {
                 Ok(alerts) if alerts.is_empty() => (0, None),
                 Ok(alerts) => {
-                    let enqueued = tx.enqueue_alerts(&alerts).await?;
+                    let enqueued = tx.enqueue_alerts(&alerts, self.settle_ms()).await?;
                     (enqueued.iter().filter(|e| **e).count(), None)
                 }
                 Err(reason) => (0, reason),
@@ -382,8 +392,44 @@ impl Pipeline {
         ))
     }
 
+    /// `alerts.settle` in ms: how long a new alert is held back, so a quick
+    /// correction is what gets posted (0: not held).
+    fn settle_ms(&self) -> i64 {
+        self.settle_ms.load(Ordering::Relaxed).max(0)
+    }
+
+    /// When the customer of `event` last gave another negative rating at
+    /// this source within the `repeat_negative` window before `updated_at`
+    /// (`None` when no rule asks, the event names no customer, or there is
+    /// none). `rating_id` is the rating being decided (0 for one not
+    /// inserted yet).
+    async fn previous_negative_at(
+        &self,
+        tx: &mut StoreTx,
+        source: &SourceFacts,
+        event: &RatingEvent,
+        updated_at: i64,
+        rating_id: i64,
+    ) -> StoreResult<Option<i64>> {
+        match (self.rules().repeat_window(), event.customer.as_deref()) {
+            (Some(window), Some(customer)) => {
+                tx.previous_negative_at(
+                    source.name.as_str(),
+                    customer,
+                    updated_at - ms(window),
+                    rating_id,
+                )
+                .await
+            }
+            _ => Ok(None),
+        }
+    }
+
     /// The alerts the rules ask for when a rating revision turns
     /// `sentiment`, or why none (`None`: no rule alerts on it).
+    /// `previous_negative_at` is what [`Pipeline::previous_negative_at`]
+    /// found (the caller looks it up in its transaction first, so planning
+    /// stays free of I/O).
     #[allow(clippy::too_many_arguments)]
     fn plan_alerts(
         &self,
@@ -396,6 +442,7 @@ impl Pipeline {
         via: Via,
         now: i64,
         already_posted: &[String],
+        previous_negative_at: Option<i64>,
     ) -> Result<Vec<NewAlert>, Option<&'static str>> {
         let facts = RatingFacts {
             source: source.name.as_str(),
@@ -407,6 +454,8 @@ impl Pipeline {
             brand: event.brand.as_deref(),
             agent: event.agent.as_deref(),
             has_comment: event.comment.is_some(),
+            company: event.company.as_deref(),
+            previous_negative_ms_ago: previous_negative_at.map(|at| (updated_at - at).max(0)),
         };
         let rules = self.rules();
         let routes = match rules.route(&facts) {

@@ -24,6 +24,10 @@ pub struct RatingFacts<'a> {
     pub brand: Option<&'a str>,
     pub agent: Option<&'a str>,
     pub has_comment: bool,
+    pub company: Option<&'a str>,
+    /// How long before this rating the same customer last gave another
+    /// negative one, in milliseconds (`None`: never, or customer unknown).
+    pub previous_negative_ms_ago: Option<i64>,
 }
 
 /// Where one alert goes.
@@ -64,6 +68,9 @@ struct Rule {
     continue_: bool,
     escalate_after: Option<Duration>,
     escalate_to: Vec<String>,
+    repeat_negative: Option<Duration>,
+    vip: Option<bool>,
+    dm_agent: bool,
 }
 
 /// The compiled rules.
@@ -74,6 +81,9 @@ pub struct Rules {
     /// `alerts.escalate_after` and `alerts.escalate_to`.
     escalate_after: Option<Duration>,
     escalate_to: Vec<String>,
+    /// `alerts.vip_companies` and `alerts.vip_tags`, lower-cased.
+    vip_companies: HashSet<String>,
+    vip_tags: HashSet<String>,
 }
 
 fn lower_set(values: &[String]) -> HashSet<String> {
@@ -104,7 +114,33 @@ impl Rules {
             default_channel,
             escalate_after: settings.alerts.escalate_after,
             escalate_to: settings.alerts.escalate_to.clone(),
+            vip_companies: lower_set(&settings.alerts.vip_companies),
+            vip_tags: lower_set(&settings.alerts.vip_tags),
         }
+    }
+
+    /// Whether a rating's customer is a VIP: their company is in
+    /// `alerts.vip_companies` or the ticket has a tag in `alerts.vip_tags`.
+    pub fn is_vip(&self, facts: &RatingFacts<'_>) -> bool {
+        facts
+            .company
+            .is_some_and(|c| self.vip_companies.contains(&c.trim().to_lowercase()))
+            || facts
+                .tags
+                .iter()
+                .any(|t| self.vip_tags.contains(&t.trim().to_lowercase()))
+    }
+
+    /// The longest `repeat_negative` window of any rule (how far back the
+    /// pipeline must look for a customer's previous negative rating).
+    pub fn repeat_window(&self) -> Option<Duration> {
+        self.rules.iter().filter_map(|r| r.repeat_negative).max()
+    }
+
+    /// Whether the rule named `rule` also messages the rated agent.
+    pub fn dm_agent(&self, rule: Option<&str>) -> bool {
+        rule.and_then(|name| self.rules.iter().find(|r| r.name == name))
+            .is_some_and(|r| r.dm_agent)
     }
 
     /// When an alert routed by `rule` (`None`: the default route) escalates
@@ -131,7 +167,7 @@ impl Rules {
     pub fn route(&self, facts: &RatingFacts<'_>) -> Routing {
         let mut routes = Vec::new();
         for rule in &self.rules {
-            if !rule.matches(facts) {
+            if !rule.matches(facts, self.is_vip(facts)) {
                 continue;
             }
             if rule.mute {
@@ -228,11 +264,14 @@ fn compile(index: usize, r: &RuleSettings) -> Rule {
         continue_: r.continue_,
         escalate_after: r.escalate_after,
         escalate_to: r.escalate_to.clone(),
+        repeat_negative: r.repeat_negative,
+        vip: r.vip,
+        dm_agent: r.dm_agent,
     }
 }
 
 impl Rule {
-    fn matches(&self, f: &RatingFacts<'_>) -> bool {
+    fn matches(&self, f: &RatingFacts<'_>, vip: bool) -> bool {
         (self.source.is_empty() || self.source.contains(f.source))
             && self.sentiment.contains(&f.sentiment)
             && (self.survey.is_empty() || self.survey.contains(&f.survey))
@@ -243,6 +282,11 @@ impl Rule {
             && matches_text(&self.brand, f.brand)
             && matches_text(&self.agent, f.agent)
             && self.has_comment.is_none_or(|want| want == f.has_comment)
+            && self.vip.is_none_or(|want| want == vip)
+            && self.repeat_negative.is_none_or(|window| {
+                f.previous_negative_ms_ago
+                    .is_some_and(|ago| ago <= crate::clock::ms(window))
+            })
     }
 }
 
@@ -274,6 +318,8 @@ mod tests {
             brand: None,
             agent: None,
             has_comment: true,
+            company: None,
+            previous_negative_ms_ago: None,
         }
     }
 
@@ -384,5 +430,41 @@ mod tests {
         assert!(matches!(r.route(&f), Routing::Alert(ref v) if v[0].channel == "#worst"));
         f.score = 2;
         assert!(matches!(r.route(&f), Routing::Alert(ref v) if v[0].channel == "#csat"));
+    }
+
+    #[test]
+    fn repeat_detractors_and_vips_are_matched_and_the_agent_dm_is_per_rule() {
+        let mut repeat = rule("repeat", "#repeat");
+        repeat.repeat_negative = Some(Duration::from_secs(30 * 86_400));
+        repeat.dm_agent = true;
+        let mut vip = rule("vip", "#vip");
+        vip.vip = Some(true);
+        let mut settings = toml_free_settings();
+        settings.rules = vec![repeat, vip];
+        settings.slack.default_channel = Some("#csat".into());
+        settings.slack.bot_token = Some("xoxb-test".to_string().into());
+        settings.alerts.vip_companies = vec!["Initech".into()];
+        settings.alerts.vip_tags = vec!["Enterprise".into()];
+        let r = Rules::from_settings(&settings);
+        let channel = |f: &RatingFacts<'_>| match r.route(f) {
+            Routing::Alert(routes) => routes[0].channel.clone(),
+            other => panic!("{other:?}"),
+        };
+        let mut f = facts("zendesk", Sentiment::Negative);
+        assert_eq!(channel(&f), "#csat");
+        f.previous_negative_ms_ago = Some(31 * 86_400_000);
+        assert_eq!(channel(&f), "#csat", "outside the window");
+        f.previous_negative_ms_ago = Some(29 * 86_400_000);
+        assert_eq!(channel(&f), "#repeat");
+        f.previous_negative_ms_ago = None;
+        f.company = Some(" initech ");
+        assert_eq!(channel(&f), "#vip");
+        f.company = Some("Globex");
+        let tags = vec!["enterprise".to_string()];
+        f.tags = &tags;
+        assert_eq!(channel(&f), "#vip", "by tag");
+        assert_eq!(r.repeat_window(), Some(Duration::from_secs(30 * 86_400)));
+        assert!(r.dm_agent(Some("repeat")));
+        assert!(!r.dm_agent(Some("vip")) && !r.dm_agent(None));
     }
 }

@@ -353,6 +353,28 @@ pub struct AlertSettings {
     pub escalate_to: Vec<String>,
     /// `[alerts.storm]`: many alerts for one channel at once become one digest.
     pub storm: StormSettings,
+    /// How long a new alert waits before it is sent, so a customer who
+    /// corrects a rating (or an email link scanner's click corrected a moment
+    /// later) produces one alert showing the final state, or none. Default
+    /// `0s`: alert at once.
+    #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
+    pub settle: Duration,
+    /// How far back the alert looks for the customer's earlier ratings (the
+    /// "3rd negative in 90 days" line). Default `90d`.
+    #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
+    pub history_window: Duration,
+    /// How long an agent or team name read from a helpdesk's API is reused
+    /// before it is read again. Default `1h`.
+    #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
+    pub name_cache_ttl: Duration,
+    /// Companies whose ratings count as VIP for rules with `vip = true`
+    /// (compared case-insensitively).
+    pub vip_companies: Vec<String>,
+    /// Ticket tags that mark a VIP customer for rules with `vip = true`.
+    pub vip_tags: Vec<String>,
 }
 
 /// `[alerts.storm]`: when more than `threshold` alerts wait for one channel,
@@ -393,6 +415,11 @@ impl Default for AlertSettings {
             escalate_after: None,
             escalate_to: Vec::new(),
             storm: StormSettings::default(),
+            settle: Duration::ZERO,
+            history_window: Duration::from_secs(90 * 24 * 3600),
+            name_cache_ttl: Duration::from_secs(3600),
+            vip_companies: Vec::new(),
+            vip_tags: Vec::new(),
         }
     }
 }
@@ -536,6 +563,19 @@ pub struct RuleSettings {
     /// Who the escalation mentions (default `alerts.escalate_to`).
     #[serde(default)]
     pub escalate_to: Vec<String>,
+    /// Matches only when the same customer gave another negative rating
+    /// within this long before (a repeat detractor), e.g. `"90d"`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
+    pub repeat_negative: Option<Duration>,
+    /// `true`: only VIP customers (company in `alerts.vip_companies` or a tag
+    /// in `alerts.vip_tags`); `false`: only others.
+    pub vip: Option<bool>,
+    /// Also send the rated agent a direct message (found in Slack by the
+    /// agent's email). Off by default; needs a bot token with `im:write` and
+    /// `users:read.email`.
+    #[serde(default)]
+    pub dm_agent: bool,
 }
 
 impl Settings {
@@ -766,6 +806,18 @@ impl Settings {
                         format!("no [[sources]] entry is named {s:?}"),
                     ));
                 }
+            }
+            if rule.dm_agent && !has_destination {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.dm_agent"),
+                    "needs slack.bot_token (a direct message cannot go through an incoming webhook); set a bot token or remove dm_agent",
+                ));
+            }
+            if rule.repeat_negative.is_some_and(|w| w.is_zero()) {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.repeat_negative"),
+                    "must be more than 0s, e.g. \"90d\"; remove it to match first-time detractors too",
+                ));
             }
             if has_destination
                 && !rule.mute
@@ -1128,6 +1180,33 @@ mod tests {
         .unwrap();
         assert!(!settings.sources.is_empty());
         // Its sources are checked by the sources' registry's own test.
+    }
+
+    #[test]
+    fn closing_the_loop_keys_are_read_and_their_mistakes_named() {
+        let s = load(
+            "[slack]\nbot_token = \"xoxb-x\"\ndefault_channel = \"#c\"\n[alerts]\nsettle = \"2m\"\nvip_tags = [\"vip\"]\n[[rules]]\nrepeat_negative = \"90d\"\nvip = true\ndm_agent = true\n",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(s.alerts.settle, Duration::from_secs(120));
+        assert_eq!(s.alerts.history_window, Duration::from_secs(90 * 86_400));
+        assert_eq!(
+            s.rules[0].repeat_negative,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert!(s.rules[0].dm_agent);
+        let err = load(
+            "[[rules]]\nrepeat_negative = \"0s\"\ndm_agent = true\n",
+            &[],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("rules[0].dm_agent") && err.contains("slack.bot_token"),
+            "{err}"
+        );
+        assert!(err.contains("rules[0].repeat_negative"), "{err}");
     }
 
     #[test]

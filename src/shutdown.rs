@@ -51,7 +51,7 @@ pub async fn exit_after_deadline(token: CancellationToken, deadline: Duration) {
     tokio::time::sleep(deadline).await;
     tracing::error!(
         deadline_s = deadline.as_secs_f64(),
-        "shutdown did not finish within server.request_timeout + server.shutdown_grace (is the database hanging?); exiting now. Nothing answered 2xx is lost: a 2xx is sent only after its commit"
+        "shutdown did not finish within server.request_timeout + server.shutdown_grace; exiting now (check whether the database is hanging). Nothing answered 2xx is lost: a 2xx is sent only after its commit"
     );
     std::process::exit(1);
 }

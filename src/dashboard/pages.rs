@@ -66,7 +66,7 @@ pub fn render(status: StatusCode, t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
-            tracing::error!(error = %e, "a dashboard template failed to render; report this as a bug, with the error");
+            tracing::error!(error = %e, "a dashboard template failed to render (a bug: please report it, with this line)");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the page could not be rendered\n",

@@ -52,7 +52,8 @@ impl Dispatcher {
             }
             return Ok(Delivered::Done(report));
         }
-        let view = self.view(alert, &PostRef::of(alert));
+        let mut view = self.view(alert, &PostRef::of(alert));
+        self.enrich(&mut view, alert).await?;
         let started = self.clock.now_ms();
         let outcome = self.sink.post_alert(&view, key(alert)).await;
         self.sent_or_failed(alert, token, outcome, started, batch)

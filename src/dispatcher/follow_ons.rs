@@ -95,6 +95,7 @@ impl Dispatcher {
             }
         };
         let mut view = self.view(alert, &post);
+        self.enrich(&mut view, alert).await?;
         if alert.kind == AlertKind::Escalation
             && (view.acknowledged.is_some() || view.followed_up.is_some())
         {
@@ -183,7 +184,7 @@ impl Dispatcher {
                 alert_id = alert.id,
                 kind = alert.kind.as_str(),
                 reason = why,
-                "alert follow-on given up; the rating and its first message are kept; check last_error of the row"
+                "alert follow-on given up; fix what `reason` names (token, scope, channel: see docs/operations.md, Troubleshooting); the original alert stands"
             );
         }
         Ok(Delivered::Done(report))

@@ -4,6 +4,8 @@
 //! - `POST /slack/interactions`: alert button clicks ([`slack`]).
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics` ([`health`]).
 //! - `/` and `/dashboard/...`: the dashboard ([`crate::dashboard`]).
+//! - `GET /api/v1/report`, `GET /api/v1/ratings` ([`api`]), behind the
+//!   bearer tokens of [`auth`].
 //!
 //! Handlers answer with [`answer::Answer`], the one place outcomes become
 //! status codes and JSON bodies.
@@ -16,9 +18,12 @@
 //! connection cap) is [`server`].
 
 pub mod answer;
+pub mod api;
+pub mod auth;
 pub mod health;
 pub mod server;
 pub mod slack;
+pub mod slack_actions;
 pub mod webhooks;
 
 use std::sync::Arc;
@@ -52,6 +57,12 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Wakes the background fetcher when a delivery is left pending.
     pub fetch_wake: Arc<tokio::sync::Notify>,
+    /// What each source's helpdesk lets a person do from an alert.
+    pub actions: Arc<crate::sources::actions::ActionRegistry>,
+    /// The bot-token Slack client (modals, ephemeral replies, user lookups).
+    pub slack: Option<crate::sinks::slack::SlackClient>,
+    /// Wakes the dispatcher after an action enqueued a thread reply.
+    pub alerts_wake: Arc<tokio::sync::Notify>,
     /// The `[[api.tokens]]` and the session key of the dashboard.
     pub access: Arc<crate::dashboard::Access>,
 }
@@ -62,7 +73,19 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let max_body = state.settings.server.max_body_bytes;
     let timeout = state.settings.server.request_timeout;
+    let tokens = auth::ApiTokens::from_settings(&state.settings.api);
+    if tokens.is_empty() {
+        tracing::info!("the read API (/api/v1) is off: no [[api.tokens]] are configured");
+    }
+    let api = Router::new()
+        .route("/report", get(api::report))
+        .route("/ratings", get(api::ratings))
+        .route_layer(axum::middleware::from_fn_with_state(
+            tokens,
+            auth::require_token,
+        ));
     let routes = Router::new()
+        .nest("/api/v1", api)
         .route(
             "/webhooks/{source}",
             post(webhooks::receive).layer(DefaultBodyLimit::max(max_body)),

@@ -8,6 +8,7 @@
 //! | case | status |
 //! |---|---|
 //! | "I'm on it" / "Followed up": recorded, message update enqueued | 200 |
+//! | "Add note", "Reopen", "Assign to me", the outcome modal (`slack_actions`) | 200 |
 //! | "Open ticket" (a link button Slack still reports), or anything else | 200 |
 //! | missing, forged or stale signature | 401 |
 //! | `slack.signing_secret` not set | 404 |
@@ -62,6 +63,9 @@ pub async fn interactions(
         count("invalid");
         return Answer::BadRequest("expected a form with a JSON `payload` field");
     };
+    if let Some(response) = super::slack_actions::handle(&state, &payload).await {
+        return response;
+    }
     let Some(click) = Click::from_payload(&payload) else {
         // Another interaction type or button ("Open ticket" is a link and
         // needs nothing): Slack only needs the 200.

@@ -39,6 +39,13 @@ pub(super) async fn enqueue_updates(
     let mut updates = 0;
     let mut channels = Vec::new();
     for post in posts {
+        if post.state == "pending" && post.attempts == 0 && post.next_attempt_at > now {
+            // Still settling (`alerts.settle`): the post is rendered from the
+            // rating as it is when it goes out, so no update is needed; its
+            // channel still gets no second post.
+            channels.push(post.channel);
+            continue;
+        }
         let update = NewFollowOn {
             rating_id: current.id,
             revision,

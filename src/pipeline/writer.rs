@@ -27,8 +27,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Pipeline, RatingOutcome, RatingResult, Recorded, SourceFacts, history_row};
-use crate::domain::{RatingEvent, Via};
-use crate::store::{NewDelivery, StoreError, StoreResult};
+use crate::clock::ms;
+use crate::domain::{RatingEvent, Sentiment, Via};
+use crate::store::{NewDelivery, RatingRecord, StoreError, StoreResult};
 
 /// Most writes committed in one transaction.
 const MAX_WRITES: usize = 512;
@@ -353,23 +354,59 @@ impl Pipeline {
             .iter()
             .map(|item| Self::rating_record(&writes[item.write].source, item.event, now))
             .collect();
+        // `repeat_negative` rules: each first-seen rating's customer's
+        // latest other negative rating, looked up before the batch insert
+        // so a rating sees what was recorded before it, never a rating
+        // that arrived after it in this batch (those earlier in the batch
+        // are added below, in arrival order).
+        let repeat_window = self.rules().repeat_window().map(ms);
+        let mut before_batch: Vec<Option<i64>> = vec![None; records.len()];
+        if let Some(window) = repeat_window {
+            for ((record, _, updated_at), found) in records.iter().zip(before_batch.iter_mut()) {
+                if let Some(customer) = record.customer.as_deref() {
+                    *found = tx
+                        .previous_negative_at(&record.source, customer, updated_at - window, 0)
+                        .await?;
+                }
+            }
+        }
         let ids = if records.is_empty() {
             Vec::new()
         } else {
             let rows: Vec<_> = records.iter().map(|(r, _, _)| r).collect();
             tx.insert_ratings(&rows, now).await?
         };
+        let mut inserted_negatives: Vec<&RatingRecord> = Vec::new();
         let mut histories = Vec::new();
         let mut alerts = Vec::new();
         let mut alert_owner = Vec::new();
         let mut existing = Vec::new();
-        for ((item, (record, sentiment, updated_at)), id) in
-            first_sight.into_iter().zip(&records).zip(ids)
+        for (((item, (record, sentiment, updated_at)), id), before_batch) in first_sight
+            .into_iter()
+            .zip(&records)
+            .zip(ids)
+            .zip(before_batch)
         {
             let Some(rating_id) = id else {
                 existing.push(item);
                 continue;
             };
+            let previous_negative_at = match (repeat_window, record.customer.as_deref()) {
+                (Some(window), Some(customer)) => inserted_negatives
+                    .iter()
+                    .filter(|earlier| {
+                        earlier.source == record.source
+                            && earlier.customer.as_deref() == Some(customer)
+                            && earlier.rated_at >= updated_at - window
+                    })
+                    .map(|earlier| earlier.rated_at)
+                    .chain(before_batch)
+                    .max(),
+                _ => None,
+            };
+            if record.sentiment == Sentiment::Negative.as_str() {
+                inserted_negatives.push(record);
+            }
             let write = &writes[item.write];
             histories.push(history_row(
                 record,
@@ -389,6 +426,7 @@ impl Pipeline {
                 write.via,
                 now,
                 &[],
+                previous_negative_at,
             );
             let no_alert_reason = match planned {
                 Ok(planned) => {
@@ -414,7 +452,7 @@ impl Pipeline {
             tx.insert_histories(&histories).await?;
         }
         if !alerts.is_empty() {
-            let enqueued = tx.enqueue_alerts(&alerts).await?;
+            let enqueued = tx.enqueue_alerts(&alerts, self.settle_ms()).await?;
             for ((w, i), enqueued) in alert_owner.into_iter().zip(enqueued) {
                 if let (true, Some(result)) = (enqueued, results[w][i].as_mut()) {
                     result.alerts += 1;

@@ -7,8 +7,15 @@
 //! The statistics live in [`stats`], the figure types in [`figures`], the
 //! calendar in [`period`], and the SQL in `store::reports`.
 
+pub mod digest;
+pub mod drops;
+pub mod export;
 pub mod figures;
+pub mod params;
 pub mod period;
+pub mod render;
+pub mod schedule;
+pub mod scheduler;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -23,7 +30,7 @@ pub use figures::{Ces, Csat, Figures, FollowUp, Nps, Tally};
 pub use period::{Period, Unit};
 
 pub use crate::store::RatingFilter;
-use crate::store::{GroupColumn, Store, StoreResult};
+use crate::store::{GroupColumn, Grouping, Store, StoreResult};
 
 /// What a report's rows are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -252,14 +259,21 @@ pub struct Report {
 pub async fn tally(
     store: &Store,
     ranges: &[(i64, i64)],
-    group: GroupColumn,
+    group: impl Into<Grouping>,
     filter: &RatingFilter,
 ) -> StoreResult<BTreeMap<String, Tally>> {
+    let group = group.into();
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
-    for row in store.report_score_counts(ranges, group, filter).await? {
+    for row in store
+        .report_score_counts(ranges, group.clone(), filter)
+        .await?
+    {
         tallies.entry(row.grp.clone()).or_default().add_scores(&row);
     }
-    for row in store.report_follow_up_counts(ranges, group, filter).await? {
+    for row in store
+        .report_follow_up_counts(ranges, group.clone(), filter)
+        .await?
+    {
         tallies
             .entry(row.grp.clone())
             .or_default()
@@ -272,6 +286,60 @@ pub async fn tally(
             .add_times(row.ack_ms, row.follow_up_ms);
     }
     Ok(tallies)
+}
+
+/// The UTC offsets of `tz` in force over `[from_ms, to_ms)`, as the
+/// `(until_ms, offset_ms)` segments of [`Grouping::LocalDay`].
+pub fn day_offsets(tz: &TimeZone, from_ms: i64, to_ms: i64) -> Vec<(i64, i64)> {
+    let start = jiff::Timestamp::from_millisecond(from_ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let mut offset = i64::from(tz.to_offset(start).seconds()) * 1000;
+    let mut segments = Vec::new();
+    for t in tz.following(start) {
+        let at = t.timestamp().as_millisecond();
+        if at >= to_ms {
+            break;
+        }
+        segments.push((at, offset));
+        offset = i64::from(t.offset().seconds()) * 1000;
+    }
+    segments.push((i64::MAX, offset));
+    segments
+}
+
+fn epoch() -> Date {
+    Date::constant(1970, 1, 1)
+}
+
+/// Tallies per local day over `[since, until)`, in one pass.
+pub async fn tally_days(
+    store: &Store,
+    tz: &TimeZone,
+    since: Date,
+    until: Date,
+    filter: &RatingFilter,
+) -> Result<BTreeMap<Date, Tally>, ReportError> {
+    let from = period::start_of_day_ms(since, tz).map_err(ReportError::Invalid)?;
+    let to = period::start_of_day_ms(until, tz).map_err(ReportError::Invalid)?;
+    let by_day = tally(
+        store,
+        &[(from, to)],
+        Grouping::LocalDay(day_offsets(tz, from, to)),
+        filter,
+    )
+    .await?;
+    Ok(by_day
+        .into_iter()
+        .filter_map(|(day, t)| Some((period::add_days(epoch(), day.parse().ok()?), t)))
+        .collect())
+}
+
+/// The sum of the days of `p`.
+pub fn sum_days(days: &BTreeMap<Date, Tally>, p: &Period) -> Tally {
+    let mut sum = Tally::default();
+    for (_, t) in days.range(p.start..p.end) {
+        sum.merge(t);
+    }
+    sum
 }
 
 /// Why a report could not be computed.
@@ -314,21 +382,14 @@ pub async fn compute_report(store: &Store, req: &ReportRequest) -> Result<Report
                 req.by
             )));
         }
-        // The last range is the one before the first period, for its change.
-        let mut ranges = periods
-            .iter()
-            .map(range_of)
-            .collect::<Result<Vec<_>, _>>()?;
-        ranges.push(range_of(&period::previous(unit, &periods[0]))?);
-        let tallies = tally(store, &ranges, GroupColumn::Range, &req.filter).await?;
-        let empty = Tally::default();
-        let mut before = tallies
-            .get(&periods.len().to_string())
-            .unwrap_or(&empty)
-            .figures();
-        for (i, p) in periods.iter().enumerate() {
-            let t = tallies.get(&i.to_string()).unwrap_or(&empty);
-            total.merge(t);
+        // One pass over the days from the period before the first (for its
+        // change) to the end; periods are sums of days.
+        let first_prev = period::previous(unit, &periods[0]);
+        let days = tally_days(store, tz, first_prev.start, req.until, &req.filter).await?;
+        let mut before = sum_days(&days, &first_prev).figures();
+        for p in &periods {
+            let t = sum_days(&days, p);
+            total.merge(&t);
             let figures = t.figures();
             rows.push(ReportRow {
                 group: p.label.clone(),
@@ -378,4 +439,28 @@ pub async fn compute_report(store: &Store, req: &ReportRequest) -> Result<Report
         },
         rows,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_offsets_follow_a_dst_change() {
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let ms = |at: &str| at.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        let segments = day_offsets(
+            &berlin,
+            ms("2026-10-20T00:00:00Z"),
+            ms("2026-11-05T00:00:00Z"),
+        );
+        assert_eq!(
+            segments,
+            [
+                (ms("2026-10-25T01:00:00Z"), 7_200_000),
+                (i64::MAX, 3_600_000)
+            ]
+        );
+        assert_eq!(day_offsets(&TimeZone::UTC, 0, 1_000), [(i64::MAX, 0)]);
+    }
 }

@@ -52,6 +52,23 @@ pub struct AlertView {
     pub followed_up: Option<Acted>,
     /// Raised for a negative rating that has since turned positive.
     pub recovered: bool,
+    /// What its helpdesk lets a person do from the alert: `note`, `reopen`,
+    /// `assign` (empty without API credentials).
+    pub ticket_actions: Vec<String>,
+    /// The recorded outcome of the follow-up (`resolved`, …).
+    pub outcome: Option<String>,
+    /// The customer's earlier ratings, when they gave any.
+    pub story: Option<CustomerStory>,
+}
+
+/// The customer's story: their other ratings within a window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CustomerStory {
+    /// Their negative ratings in the window, this one included if negative.
+    pub negatives: i64,
+    pub window_days: i64,
+    /// Their latest earlier ratings, newest first: label, negative, when.
+    pub recent: Vec<(String, bool, i64)>,
 }
 
 /// A person's click on an alert button.

@@ -1,6 +1,9 @@
-//! The time window of one poll cycle, for the pollers whose helpdesk
-//! filters by creation (or modification) time: Freshdesk, Chatwoot,
-//! Gorgias and DevRev. Zendesk keeps its own high-water mark.
+//! What every poller's cursor shares: reading the saved cursor of a
+//! request and writing the next one ([`saved`], [`save`]), and the time
+//! window of one poll cycle ([`Window`]) for the pollers whose helpdesk
+//! filters by creation (or modification) time. Pollers that keep a
+//! high-water mark instead (Zendesk, Intercom, HubSpot) keep it in their
+//! own cursor.
 //!
 //! A cycle reads `[start, until]`. `until` is fixed when the cycle starts,
 //! so page numbers stay stable while it runs and a restart resumes the same
@@ -8,9 +11,53 @@
 //! everything created before that was visible to the previous cycle, and
 //! the overlap re-reads recent ratings that may have changed since.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::PollRequest;
+
+/// The cursor saved by the previous page, in the poller's own format;
+/// `None` on the very first page (or if it cannot be read, which starts
+/// the window again rather than stopping the poller).
+pub fn saved<C: DeserializeOwned>(request: &PollRequest) -> Option<C> {
+    request
+        .cursor
+        .as_deref()
+        .and_then(|c| serde_json::from_str(c).ok())
+}
+
+/// The cursor to save after this page.
+pub fn save<C: Serialize>(cursor: &C) -> String {
+    serde_json::to_string(cursor).unwrap_or_default()
+}
+
+/// The cursor of the pollers that read a [`Window`] page by page: the
+/// window, and where the next page starts (a page number, or the
+/// helpdesk's own page cursor); `None` once the window is read.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(bound(deserialize = "P: DeserializeOwned"))]
+pub struct WindowCursor<P> {
+    #[serde(flatten)]
+    pub window: Window,
+    /// `page` is the name Chatwoot's cursors were saved with.
+    #[serde(default, alias = "page")]
+    pub next: Option<P>,
+}
+
+impl<P: DeserializeOwned> WindowCursor<P> {
+    /// This page's window and position: the saved ones while a cycle is
+    /// under way (or was cut short by a restart), else a new window read
+    /// from its first page (`next` is `None`).
+    pub fn for_request(request: &PollRequest) -> WindowCursor<P> {
+        let saved: Option<WindowCursor<P>> = saved(request);
+        let resume = saved.as_ref().is_some_and(|c| c.next.is_some());
+        let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
+        WindowCursor {
+            window,
+            next: saved.and_then(|c| c.next).filter(|_| resume),
+        }
+    }
+}
 
 /// A cycle's window, Unix ms; saved inside each poller's cursor.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +107,23 @@ mod tests {
             until_ms,
             now_ms: 50_000,
         }
+    }
+
+    #[test]
+    fn a_window_cursor_resumes_mid_cycle_and_reads_older_page_names() {
+        let mut r = request(true, 0, None);
+        r.cursor = Some(r#"{"start_ms":1000,"until_ms":40000,"page":3}"#.into());
+        let c = WindowCursor::<u32>::for_request(&r);
+        assert_eq!((c.window.until_ms, c.next), (40_000, Some(3)));
+        r.cursor = Some(save(&WindowCursor::<u32> {
+            window: c.window,
+            next: None,
+        }));
+        let c = WindowCursor::<u32>::for_request(&r);
+        assert_eq!(
+            (c.window.start_ms, c.window.until_ms, c.next),
+            (40_000, 50_000, None)
+        );
     }
 
     #[test]

@@ -120,9 +120,6 @@ pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(|s| Duration::from_secs(s).min(MAX_RETRY_AFTER))
 }
 
-/// The longest wait a helpdesk's `Retry-After` is taken at.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
-
 /// A numeric header's value (`X-RateLimit-Remaining` and its spellings;
 /// header names are case-insensitive).
 pub fn header_number(headers: &reqwest::header::HeaderMap, name: &str) -> Option<u64> {
@@ -140,6 +137,9 @@ pub fn rfc3339(ms: i64) -> String {
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
+
+/// The longest wait a helpdesk's `Retry-After` is taken at.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
 #[cfg(test)]
 mod tests {

@@ -5,6 +5,7 @@
 //! Adding a helpdesk means adding a folder here and one line in [`KINDS`]
 //! (docs/architecture.md has the whole recipe).
 
+pub mod actions;
 pub mod cursor;
 pub mod http_api;
 pub mod json;
@@ -30,28 +31,44 @@ pub use settings::SourceTable;
 /// Builds one kind's source from its table.
 pub type Build = fn(&SourceTable) -> Result<Arc<dyn Webhook>, Vec<ConfigProblem>>;
 
-/// Declares each kind's module and its line in [`KINDS`], so adding a
-/// helpdesk is its folder and one line in the list below.
+/// One kind this build knows.
+pub struct Kind {
+    /// Its `kind` in settings.
+    pub name: &'static str,
+    /// Builds a source of this kind from its table.
+    pub build: Build,
+    /// The JSON Schema of its own keys (`<Kind>Settings`), for
+    /// `csatwatch config-schema`.
+    pub settings_schema: fn() -> schemars::Schema,
+}
+
+/// Declares each kind's module and its entry in [`KINDS`], so adding a
+/// helpdesk is its folder and one line in the list below: the folder's
+/// name and its settings type.
 macro_rules! kinds {
-    ($($kind:ident),* $(,)?) => {
+    ($($kind:ident: $settings:ident),* $(,)?) => {
         $(pub mod $kind;)*
 
-        /// Every kind this build knows: its `kind` name and its builder.
-        pub const KINDS: &[(&str, Build)] = &[$((stringify!($kind), $kind::build)),*];
+        /// Every kind this build knows.
+        pub const KINDS: &[Kind] = &[$(Kind {
+            name: stringify!($kind),
+            build: $kind::build,
+            settings_schema: || schemars::schema_for!($kind::$settings),
+        }),*];
     };
 }
 
 kinds! {
-    zendesk,
-    zendesk_csat,
-    intercom,
-    helpscout,
-    chatwoot,
-    devrev,
-    freshdesk,
-    gorgias,
-    hubspot,
-    generic,
+    zendesk: ZendeskSettings,
+    zendesk_csat: ZendeskCsatSettings,
+    intercom: IntercomSettings,
+    helpscout: HelpScoutSettings,
+    chatwoot: ChatwootSettings,
+    devrev: DevRevSettings,
+    freshdesk: FreshdeskSettings,
+    gorgias: GorgiasSettings,
+    hubspot: HubspotSettings,
+    generic: GenericSettings,
 }
 
 /// One webhook delivery as received: the raw body bytes, never re-serialised.
@@ -225,6 +242,13 @@ pub trait Webhook: Send + Sync + 'static {
     fn api(&self) -> Option<&dyn HelpdeskApi> {
         None
     }
+
+    /// What a person can do to a ticket from its alert through this
+    /// helpdesk's API (the kind's `actions.rs`); `None` without credentials
+    /// or where the helpdesk has no such API.
+    fn actions(&self) -> Option<Arc<dyn actions::TicketActions>> {
+        None
+    }
 }
 
 /// A helpdesk's API, for the sources that have one configured: fetching
@@ -268,7 +292,7 @@ pub trait HelpdeskApi: Send + Sync {
 
 /// The kind names this build knows, for messages.
 pub fn kind_names() -> Vec<&'static str> {
-    KINDS.iter().map(|(name, _)| *name).collect()
+    KINDS.iter().map(|k| k.name).collect()
 }
 
 /// Checks a `ticket_url` template: it must be an http(s) URL naming

@@ -193,7 +193,7 @@ impl Built {
 /// built source can tell (poll keys without an API to poll).
 fn build(table: &SourceTable) -> Result<Built, Vec<ConfigProblem>> {
     let kind = table.shared.kind.trim();
-    let Some((_, builder)) = KINDS.iter().find(|(name, _)| *name == kind) else {
+    let Some(builder) = KINDS.iter().find(|k| k.name == kind).map(|k| k.build) else {
         return Err(vec![ConfigProblem::new(
             table.key_of("kind"),
             format!(
@@ -209,24 +209,15 @@ fn build(table: &SourceTable) -> Result<Built, Vec<ConfigProblem>> {
             "must be at least 1; leave it out for the helpdesk's default",
         ));
     }
-    let adapter = match builder(table) {
-        Ok(adapter) => adapter,
-        Err(mut found) => {
-            problems.append(&mut found);
-            return Err(problems);
-        }
+    let built = builder(table);
+    // Poll keys need an API to poll: checked even when the table has other
+    // problems, so one run lists them all.
+    let has_api = match &built {
+        Ok(adapter) => adapter.api().is_some(),
+        Err(_) => table.has_api(),
     };
     let shared = &table.shared;
-    let poll = adapter.api().map(|api| PollPlan {
-        interval: shared.poll_interval,
-        overlap: shared.poll_overlap.unwrap_or_else(|| api.default_overlap()),
-        requests_per_minute: shared
-            .poll_requests_per_minute
-            .unwrap_or_else(|| api.default_requests_per_minute())
-            .max(1),
-        start: shared.poll_start,
-    });
-    if poll.is_none() {
+    if !has_api {
         let set = [
             shared.poll_interval.is_some(),
             shared.poll_overlap.is_some(),
@@ -242,6 +233,22 @@ fn build(table: &SourceTable) -> Result<Built, Vec<ConfigProblem>> {
             ));
         }
     }
+    let adapter = match built {
+        Ok(adapter) => adapter,
+        Err(mut found) => {
+            found.append(&mut problems);
+            return Err(found);
+        }
+    };
+    let poll = adapter.api().map(|api| PollPlan {
+        interval: shared.poll_interval,
+        overlap: shared.poll_overlap.unwrap_or_else(|| api.default_overlap()),
+        requests_per_minute: shared
+            .poll_requests_per_minute
+            .unwrap_or_else(|| api.default_requests_per_minute())
+            .max(1),
+        start: shared.poll_start,
+    });
     if problems.is_empty() {
         Ok(Built {
             adapter,

@@ -204,7 +204,7 @@ impl SourceTable {
         signature_header: Option<&str>,
         whose: &str,
         problems: &mut Vec<ConfigProblem>,
-    ) -> Option<(SecretString, super::generic::signature::Scheme)> {
+    ) -> Option<(SecretString, super::signature::Scheme)> {
         let secret = self
             .require_secret(&format!(
                 "the token {whose} webhook sends in its X-Csatwatch-Token header (generate one with: openssl rand -hex 32)"
@@ -215,7 +215,7 @@ impl SourceTable {
             self.refuse_replay_window("the helpdesk sends a fixed token, no signed timestamp"),
         );
         let header = signature_header
-            .unwrap_or(super::generic::signature::DEFAULT_TOKEN_HEADER)
+            .unwrap_or(super::signature::DEFAULT_TOKEN_HEADER)
             .trim()
             .to_string();
         if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
@@ -227,7 +227,7 @@ impl SourceTable {
         }
         Some((
             secret?,
-            super::generic::signature::Scheme::Token {
+            super::signature::Scheme::Token {
                 header,
                 prefix: None,
             },
@@ -244,6 +244,60 @@ impl SourceTable {
         problems: &mut Vec<ConfigProblem>,
     ) -> Option<SecretString> {
         resolve_secret(&self.key_of(name), inline, file, problems)
+    }
+}
+
+/// `[sources.api]` of the helpdesks whose API takes one bearer token
+/// (Intercom, DevRev, HubSpot): its base URL and the token.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenApiSettings {
+    /// The API's base URL, e.g. `https://api.intercom.io`.
+    pub base_url: String,
+    /// The access token, sent as `Authorization: Bearer`.
+    #[schemars(with = "Option<String>")]
+    pub token: Option<SecretString>,
+    /// Read the token from this file instead.
+    pub token_file: Option<PathBuf>,
+    /// How long one API call may take before it is retried later. Default `10s`.
+    #[serde(default, deserialize_with = "optional_duration")]
+    #[schemars(with = "Option<String>")]
+    pub request_timeout: Option<Duration>,
+}
+
+/// A token API's settings, read: base URL (no trailing slash), token and
+/// the timeout of one call.
+pub struct TokenApi {
+    pub base_url: String,
+    pub token: SecretString,
+    pub timeout: Duration,
+}
+
+impl SourceTable {
+    /// Reads a [`TokenApiSettings`]: `example` is a base URL for the
+    /// message, `token_help` says where the helpdesk shows the token.
+    pub fn token_api(
+        &self,
+        api: TokenApiSettings,
+        example: &str,
+        token_help: &str,
+        problems: &mut Vec<ConfigProblem>,
+    ) -> Option<TokenApi> {
+        let token = self.secret("api.token", api.token, api.token_file.as_deref(), problems);
+        if token.is_none() && api.token_file.is_none() {
+            problems.push(ConfigProblem::new(
+                self.key_of("api.token"),
+                format!("is required: {token_help}; or set token_file"),
+            ));
+        }
+        let base_url = super::http_api::base_url(&self.key, &api.base_url, example)
+            .map_err(|p| problems.push(p))
+            .ok()?;
+        Some(TokenApi {
+            base_url,
+            token: token?,
+            timeout: api_timeout(api.request_timeout),
+        })
     }
 }
 

@@ -190,10 +190,16 @@ impl StoreTx {
         Ok(())
     }
 
-    /// Enqueues alerts as [`StoreTx::enqueue_alert`] does one by one.
-    /// Returns how many were enqueued for each input row (0 where that
-    /// rating revision already has one for the channel).
-    pub async fn enqueue_alerts(&mut self, alerts: &[NewAlert]) -> StoreResult<Vec<bool>> {
+    /// Enqueues alerts as [`StoreTx::enqueue_alert`] does one by one, each
+    /// first due `settle_ms` after it was created (`alerts.settle`, as
+    /// [`StoreTx::delay_alert`] would set it; 0: due at once). Returns
+    /// whether each input row was enqueued (false where that rating
+    /// revision already has one for the channel).
+    pub async fn enqueue_alerts(
+        &mut self,
+        alerts: &[NewAlert],
+        settle_ms: i64,
+    ) -> StoreResult<Vec<bool>> {
         let key = |a: &NewAlert| {
             (
                 a.rating_id,
@@ -226,7 +232,7 @@ impl StoreTx {
                         .bind(format!("rev:{}", a.revision))
                         .bind(a.escalate_at)
                         .bind(&a.escalate_to)
-                        .bind(a.created_at_ms)
+                        .bind(a.created_at_ms + settle_ms.max(0))
                         .bind(a.created_at_ms);
                 }
                 q.fetch_all(&mut *conn).await?

@@ -11,16 +11,19 @@
 //! Idempotency lives in the schema: unique keys plus `ON CONFLICT`, never a
 //! check-then-insert that two replicas could race.
 
+mod activity;
 mod batch;
 mod copy;
 mod dashboard;
 mod deliveries;
 pub(crate) mod dialect;
 mod file_guard;
+mod listing;
 mod outbox;
 mod polling;
 mod ratings;
 mod reports;
+mod scheduled;
 mod threads;
 
 use std::str::FromStr;
@@ -31,16 +34,21 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use activity::{Activity, EarlierRating, FollowUpOutcome, NewActivity};
 pub use copy::CopyReport;
 pub use dashboard::{QueueFilter, QueueRow};
 pub use deliveries::{NewDelivery, StoredDelivery};
 pub use file_guard::FileGuard;
+pub use listing::{RatingQuery, RatingRow};
 pub use outbox::{
     AlertKind, AlertRecord, AlertState, Candidate, Claimed, DispatcherRow, DueAlert, JsonList,
     NewAlert, OutboxStats, Parent, ParentRow, Parsed, SentRecord,
 };
 pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
-pub use reports::{FollowUpCount, FollowUpTime, GroupColumn, RatingFilter, ScoreCount};
+pub use reports::{
+    DAY_MS, FollowUpCount, FollowUpTime, GroupColumn, Grouping, RatingFilter, ScoreCount,
+};
+pub use scheduled::{NewReportMessage, ReportMessage};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
 pub use dialect::Dialect;

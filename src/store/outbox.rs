@@ -742,7 +742,7 @@ impl Store {
                     let why = format!("unreadable outbox row: {e}");
                     if self.finish_alert(id, token, "dead", Some(&why)).await? {
                         claimed.unreadable += 1;
-                        tracing::error!(alert_id = id, error = %e, "an outbox row cannot be read and was given up; the rating is recorded; check the row (last_error) and report it if csatwatch wrote it");
+                        tracing::error!(alert_id = id, error = %e, "an outbox row cannot be read and was given up; the rating is recorded (a bug or a hand-edited row: please report it with this line)");
                     }
                 }
                 Err(e) => return Err(e.into()),

@@ -27,6 +27,8 @@ pub struct RatingFilter {
     pub score_min: Option<i64>,
     pub score_max: Option<i64>,
     pub has_comment: Option<bool>,
+    /// Whether someone pressed "Followed up".
+    pub followed_up: Option<bool>,
 }
 
 /// What the rows of a report are grouped by in SQL.
@@ -43,6 +45,26 @@ pub enum GroupColumn {
     /// One row per tag: a rating with two tags counts in both.
     Tag,
 }
+
+/// How a report query groups its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Grouping {
+    Column(GroupColumn),
+    /// The local day of `rated_at`, as days since 1970-01-01 in local
+    /// time, given the UTC offsets in force: `(until_ms, offset_ms)`
+    /// segments in order, the last one open-ended. One pass over the range,
+    /// however many days, weeks or months the report has.
+    LocalDay(Vec<(i64, i64)>),
+}
+
+impl From<GroupColumn> for Grouping {
+    fn from(c: GroupColumn) -> Self {
+        Grouping::Column(c)
+    }
+}
+
+/// Milliseconds in a day.
+pub const DAY_MS: i64 = 86_400_000;
 
 /// Ratings of one group with one scale, score and sentiment.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -115,6 +137,7 @@ macro_rules! bind_all {
         q
     }};
 }
+pub(crate) use bind_all;
 
 /// SQL conditions (joined by AND, each on `r.`) for a filter.
 pub(crate) fn filter_sql(f: &RatingFilter, binds: &mut Binds) -> Vec<String> {
@@ -151,6 +174,11 @@ pub(crate) fn filter_sql(f: &RatingFilter, binds: &mut Binds) -> Vec<String> {
     if let Some(max) = f.score_max {
         clauses.push(format!("r.score <= {}", binds.push(Bind::Int(max))));
     }
+    match f.followed_up {
+        Some(true) => clauses.push("r.followed_up_at IS NOT NULL".into()),
+        Some(false) => clauses.push("r.followed_up_at IS NULL".into()),
+        None => {}
+    }
     match f.has_comment {
         Some(true) => clauses.push("(r.comment IS NOT NULL AND r.comment <> '')".into()),
         Some(false) => clauses.push("(r.comment IS NULL OR r.comment = '')".into()),
@@ -176,7 +204,7 @@ impl Store {
     fn report_from(
         &self,
         ranges: &[(i64, i64)],
-        group: GroupColumn,
+        group: &Grouping,
         filter: &RatingFilter,
         binds: &mut Binds,
     ) -> (String, String, String) {
@@ -189,7 +217,32 @@ impl Store {
             .collect();
         let with = format!("WITH p(i, lo, hi) AS (VALUES {})", values.join(", "));
         let mut from = "p JOIN ratings r ON r.rated_at >= p.lo AND r.rated_at < p.hi".to_string();
-        let grp = match group {
+        let column = match group {
+            Grouping::Column(c) => *c,
+            Grouping::LocalDay(segments) => {
+                // Offsets are integers we computed; the CASE has one branch
+                // per offset change in the range (two a year with DST).
+                let mut offset = String::from("CASE");
+                for (until, off) in &segments[..segments.len().saturating_sub(1)] {
+                    offset.push_str(&format!(" WHEN r.rated_at < {until} THEN {off}"));
+                }
+                let last = segments.last().map(|s| s.1).unwrap_or(0);
+                if segments.len() > 1 {
+                    offset.push_str(&format!(" ELSE {last} END"));
+                } else {
+                    offset = last.to_string();
+                }
+                let grp = format!("CAST((r.rated_at + {offset}) / {DAY_MS} AS TEXT)");
+                let clauses = filter_sql(filter, binds);
+                let condition = if clauses.is_empty() {
+                    "TRUE".to_string()
+                } else {
+                    clauses.join(" AND ")
+                };
+                return (with, format!("{from} WHERE {condition}"), grp);
+            }
+        };
+        let grp = match column {
             GroupColumn::Range => "CAST(p.i AS TEXT)".to_string(),
             GroupColumn::Agent => "COALESCE(r.agent, '')".into(),
             GroupColumn::Team => "COALESCE(r.team, '')".into(),
@@ -215,14 +268,14 @@ impl Store {
     pub async fn report_score_counts(
         &self,
         ranges: &[(i64, i64)],
-        group: GroupColumn,
+        group: impl Into<Grouping>,
         filter: &RatingFilter,
     ) -> StoreResult<Vec<ScoreCount>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
         let mut binds = Binds::default();
-        let (with, from, grp) = self.report_from(ranges, group, filter, &mut binds);
+        let (with, from, grp) = self.report_from(ranges, &group.into(), filter, &mut binds);
         let sql = format!(
             "{with} SELECT {grp} AS grp, r.scale AS scale, r.score AS score, r.sentiment AS sentiment,
                     COUNT(*) AS n
@@ -246,14 +299,14 @@ impl Store {
     pub async fn report_follow_up_counts(
         &self,
         ranges: &[(i64, i64)],
-        group: GroupColumn,
+        group: impl Into<Grouping>,
         filter: &RatingFilter,
     ) -> StoreResult<Vec<FollowUpCount>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
         let mut binds = Binds::default();
-        let (with, from, grp) = self.report_from(ranges, group, filter, &mut binds);
+        let (with, from, grp) = self.report_from(ranges, &group.into(), filter, &mut binds);
         let sql = format!(
             "{with} SELECT grp, alerted, acked, followed_up, recovered, outcome, COUNT(*) AS n FROM (
                 SELECT {grp} AS grp,
@@ -284,14 +337,14 @@ impl Store {
     pub async fn report_follow_up_times(
         &self,
         ranges: &[(i64, i64)],
-        group: GroupColumn,
+        group: impl Into<Grouping>,
         filter: &RatingFilter,
     ) -> StoreResult<Vec<FollowUpTime>> {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
         let mut binds = Binds::default();
-        let (with, from, grp) = self.report_from(ranges, group, filter, &mut binds);
+        let (with, from, grp) = self.report_from(ranges, &group.into(), filter, &mut binds);
         let sql = format!(
             "{with} SELECT {grp} AS grp, r.acked_at - r.first_seen_at AS ack_ms,
                     r.followed_up_at - r.first_seen_at AS follow_up_ms

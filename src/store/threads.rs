@@ -229,7 +229,8 @@ impl Store {
     /// fold. Counting what was raised, not only what still waits, is what
     /// starts storm mode before a paced channel has posted its backlog one
     /// by one, and keeps a storm's stragglers out of the channel. Served by
-    /// the `alerts_recent_posts` index.
+    /// the `alerts_recent_posts` index. Posts still settling
+    /// (`alerts.settle`: never attempted, not yet due) count once due.
     pub async fn storm_channels(
         &self,
         since_ms: i64,
@@ -240,6 +241,7 @@ impl Store {
             sqlx::query_scalar(
                 "SELECT channel FROM alerts
                  WHERE kind = 'post' AND created_at >= $1 AND state IN ('pending', 'sent', 'digested')
+                   AND NOT (state = 'pending' AND attempts = 0 AND next_attempt_at > $2)
                  GROUP BY channel
                  HAVING COUNT(*) > $3
                     AND SUM(CASE WHEN state = 'pending'
@@ -274,6 +276,7 @@ impl Store {
                 "SELECT {} FROM alerts a JOIN ratings r ON r.id = a.rating_id
                  WHERE a.kind = 'post' AND a.state = 'pending' AND a.channel = $1 AND a.created_at >= $2
                    AND (a.claimed_until IS NULL OR a.claimed_until < $3)
+                   AND (a.attempts > 0 OR a.next_attempt_at <= $3)
                  ORDER BY r.normalised, a.id {lock}",
                 ALERT_COLUMNS
                     .split(',')

@@ -57,6 +57,95 @@ fn a_config_mistake_stops_with_the_key_and_the_fix() {
     assert!(stderr.contains("slack.default_channel"), "{stderr}");
 }
 
+/// Every problem of the file in one run, each with its key and its fix:
+/// type errors in two sections and in two `[[sources]]` tables, poll keys
+/// without an API, a key of another helpdesk, and a Freshdesk source whose
+/// documented rule body cannot work without the API.
+#[test]
+fn check_config_lists_every_problem_at_once_with_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+max_body_bytes = "big"
+
+[alerts]
+channel_burst = "many"
+
+[[sources]]
+name = "zendesk"
+kind = "zendesk"
+secret = "s"
+poll_interval = "5m"
+scale = "five_point"
+
+[[sources]]
+name = "desk"
+kind = "freshdesk"
+secret = "t"
+
+[[sources]]
+name = "cw"
+kind = "chatwoot"
+secret = "s"
+negative_at_or_below = "two"
+
+[[sources]]
+name = "cw2"
+kind = "chatwoot"
+secret = "s"
+[sources.api]
+base_url = "https://app.chatwoot.com"
+token = "t"
+api_key = "k"
+"#,
+    )
+    .unwrap();
+    let out = csatwatch()
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Type errors of the settings themselves come first (the file cannot be
+    // read further); each names its key.
+    for key in ["server.max_body_bytes", "alerts.channel_burst"] {
+        assert!(stderr.contains(key), "{key} missing: {stderr}");
+    }
+
+    // With the types right, the sources' problems are all listed together.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("max_body_bytes = \"big\"", "max_body_bytes = 1000")
+        .replace("channel_burst = \"many\"", "channel_burst = 2");
+    std::fs::write(&path, text).unwrap();
+    let out = csatwatch()
+        .args(["--config", path.to_str().unwrap(), "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for (key, fix) in [
+        ("sources[0].poll_interval", "[sources.api]"),
+        ("sources[0].scale", "remove it"),
+        ("sources[1].api", "rating_in_body"),
+        (
+            "sources[2].negative_at_or_below",
+            "config/csatwatch.example.toml",
+        ),
+        ("sources[3].api.api_key", "remove it"),
+        ("sources[3].api.account_id", "account"),
+    ] {
+        let line = stderr
+            .lines()
+            .find(|l| l.contains(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("{key} missing: {stderr}"));
+        assert!(line.contains(fix), "{key} without its fix: {line}");
+    }
+}
+
 #[test]
 fn version_and_help_explain_themselves() {
     let out = csatwatch().arg("--version").output().unwrap();
@@ -353,6 +442,7 @@ fn config_schema_is_the_checked_in_file_and_covers_the_example_and_the_docs() {
                 format!("`[[{key}]]`"),
                 format!(".{key}]`"),
                 format!(".{key}]]`"),
+                format!("`storm.{key}`"),
                 format!("`{key}`, "),
                 format!(", `{key}`"),
             ]

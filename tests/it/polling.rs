@@ -1,233 +1,242 @@
-//! Pollers and backfills against a mock Zendesk API: pagination, resuming,
-//! rate limits, the overlap window, leases, and one alert per rating
-//! whichever way it came.
+//! The scenarios every polling helpdesk must pass, written once against a
+//! [`Helpdesk`] whose API is emulated (its filters by time, its pagination,
+//! its auth and its rate-limit answers, over a shared list of ratings the
+//! tests can change). Each helpdesk's emulator lives in
+//! `helpdesks/<kind>.rs`, which runs every scenario for it, on every backend
+//! where it touches the database:
+//!
+//! - a multi-page first run records every rating and alerts recent negatives;
+//! - a restart mid-way resumes from the saved cursor;
+//! - a 429 with the helpdesk's own retry header is waited out;
+//! - a rating seen by webhook and by poll is one rating with one alert;
+//! - a rating changed inside the overlap window is picked up;
+//! - a small backfill records all and posts nothing (and reports its rate).
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use csatwatch::clock::{Clock as _, ManualClock};
-use serde_json::{Value, json};
+use csatwatch::polling::{PollError, PollReport};
 use tokio_util::sync::CancellationToken;
-use wiremock::matchers::{method, path, query_param, query_param_is_missing};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use wiremock::{MockServer, Request};
 
 use crate::support::*;
 
-const RATINGS: &str = "/api/v2/satisfaction_ratings";
-
-fn poll_source(api: &str) -> String {
-    format!(
-        "[[sources]]\nname = \"zd\"\nkind = \"zendesk\"\nsecret = \"{ZENDESK_SECRET}\"\npoll_interval = \"5m\"\npoll_requests_per_minute = 100000\n[sources.api]\nbase_url = \"{api}\"\nemail = \"ops@acme.example\"\ntoken = \"zd-api-token\"\n"
-    )
+/// One rating in the emulated helpdesk.
+#[derive(Debug, Clone)]
+pub struct Rating {
+    /// The conversation (Intercom, Help Scout) or ticket (HubSpot).
+    pub conversation: u64,
+    /// The rated thread (Help Scout) or the submission id (HubSpot).
+    pub item: u64,
+    pub bad: bool,
+    pub comment: String,
+    pub created_ms: i64,
+    pub modified_ms: i64,
 }
 
-fn rating(ticket: u64, score: &str, comment: &str, updated_ms: i64) -> Value {
-    let at = time::OffsetDateTime::from_unix_timestamp(updated_ms / 1000)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap();
-    json!({
-        "id": ticket * 10, "ticket_id": ticket, "score": score, "comment": comment,
-        "assignee_id": 135, "group_id": 44, "requester_id": 7881,
-        "created_at": at, "updated_at": at,
-        "url": format!("https://acme.zendesk.com/api/v2/satisfaction_ratings/{}.json", ticket * 10)
-    })
+impl Rating {
+    pub fn new(conversation: u64, bad: bool, at_ms: i64) -> Rating {
+        Rating {
+            conversation,
+            item: conversation + 500_000,
+            bad,
+            comment: if bad {
+                "Too slow".into()
+            } else {
+                String::new()
+            },
+            created_ms: at_ms,
+            modified_ms: at_ms,
+        }
+    }
 }
 
-fn page(ratings: Vec<Value>, after: Option<&str>) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({
-        "satisfaction_ratings": ratings,
-        "meta": {"has_more": after.is_some(), "after_cursor": after},
-    }))
+/// What the emulated API holds and how it misbehaves.
+#[derive(Debug, Default)]
+pub struct State {
+    pub ratings: Vec<Rating>,
+    /// The API's page size (at most what the client asks for).
+    pub page_size: usize,
+    /// Answer 500 to every page after the first.
+    pub fail_after_first_page: bool,
+    /// Answer the next data request with the helpdesk's 429.
+    pub throttle_next: bool,
+    /// Help Scout: the token currently valid, and how many were issued.
+    pub valid_token: Option<String>,
+    pub tokens_issued: usize,
 }
 
-async fn spawn(
+pub type Shared = Arc<Mutex<State>>;
+
+/// A helpdesk's emulator and its test source.
+pub trait Helpdesk: Copy {
+    /// The source's name in the test settings.
+    const SOURCE: &'static str;
+    /// The `[[sources]]` table, API at `api`.
+    fn toml(self, api: &str) -> String;
+    /// Mounts the emulated API.
+    async fn mount(self, api: &MockServer, state: Shared);
+    /// Whether a received request is a page of ratings (not a token or an
+    /// association read).
+    fn is_page(self, request: &Request) -> bool;
+    /// The start of the time window a page request asked for (Unix ms).
+    fn window_start_ms(self, request: &Request) -> i64;
+    /// Delivers `rating` by the helpdesk's webhook, signed; returns the status.
+    async fn post_webhook(self, app: &TestApp, rating: &Rating) -> u16;
+    /// (conversation id, rating key) the webhook source records.
+    fn key(self, rating: &Rating) -> (String, String);
+    /// The window start the second poll must ask for, given the rating
+    /// changed and the time of the first poll.
+    fn second_start_ms(self, first: &Rating, first_poll_ms: i64) -> i64;
+}
+
+/// Settings with one polling source.
+pub async fn spawn<H: Helpdesk>(
+    h: H,
     api: &MockServer,
     slack: &MockServer,
     db: &TestDatabase,
     clock: &ManualClock,
 ) -> TestApp {
     TestApp::spawn(
-        settings(&db.url, Some(&slack.uri()), &poll_source(&api.uri())),
+        settings(&db.url, Some(&slack.uri()), &h.toml(&api.uri())),
         clock.clone(),
     )
     .await
 }
 
-async fn poll(
-    app: &TestApp,
-) -> Result<csatwatch::polling::PollReport, csatwatch::polling::PollError> {
-    let source = &app.app.sources.get("zd").unwrap();
+pub async fn poll<H: Helpdesk>(_h: H, app: &TestApp) -> Result<PollReport, PollError> {
+    let source = &app.app.sources.get(H::SOURCE).unwrap();
     app.app
         .pollers
         .poll_once(source, &CancellationToken::new())
         .await
 }
 
-#[tokio::test]
-async fn a_first_poll_reads_every_page_with_the_api_token_and_alerts_recent_negatives() {
+pub async fn pages<H: Helpdesk>(h: H, api: &MockServer) -> Vec<Request> {
+    let all = api.received_requests().await.unwrap();
+    all.into_iter().filter(|r| h.is_page(r)).collect()
+}
+
+pub async fn emulator<H: Helpdesk>(
+    h: H,
+    ratings: Vec<Rating>,
+    page_size: usize,
+) -> (MockServer, Shared) {
+    let api = MockServer::start().await;
+    let state = Arc::new(Mutex::new(State {
+        ratings,
+        page_size,
+        ..State::default()
+    }));
+    h.mount(&api, state.clone()).await;
+    (api, state)
+}
+
+pub async fn a_first_poll_reads_every_page_and_alerts_recent_negatives<H: Helpdesk>(h: H) {
     for backend in backends() {
-        let (db, api, slack) = (
+        let (db, slack, clock) = (
             TestDatabase::new(backend).await,
-            MockServer::start().await,
             slack_ok().await,
+            ManualClock::starting_now(),
         );
-        let clock = ManualClock::starting_now();
         let t = clock.now_ms() - 3_600_000;
-        Mock::given(method("GET"))
-            .and(path(RATINGS))
-            .and(query_param_is_missing("page[after]"))
-            .respond_with(page(
-                vec![rating(1, "bad", "slow", t), rating(2, "good", "", t)],
-                Some("c1"),
-            ))
-            .mount(&api)
-            .await;
-        Mock::given(path(RATINGS))
-            .and(query_param("page[after]", "c1"))
-            .respond_with(page(
-                vec![rating(3, "bad", "", t + 1000), rating(4, "offered", "", t)],
-                Some("c2"),
-            ))
-            .mount(&api)
-            .await;
-        Mock::given(path(RATINGS))
-            .and(query_param("page[after]", "c2"))
-            .respond_with(page(vec![rating(5, "good", "thanks", t + 2000)], None))
-            .mount(&api)
-            .await;
-        let app = spawn(&api, &slack, &db, &clock).await;
-        let report = poll(&app).await.unwrap();
+        let ratings: Vec<Rating> = (1..=5)
+            .map(|i| Rating::new(i, i % 2 == 1 && i != 5, t + i as i64 * 1000))
+            .collect();
+        let (api, _state) = emulator(h, ratings.clone(), 2).await;
+        let app = spawn(h, &api, &slack, &db, &clock).await;
+        let report = poll(h, &app).await.unwrap();
         assert_eq!(
             (report.pages, report.ratings, report.new, report.alerts),
-            (3, 4, 4, 2),
+            (3, 5, 5, 2),
             "{backend:?}"
         );
-        let first = &api.received_requests().await.unwrap()[0];
-        let auth = first
-            .headers
-            .get("authorization")
-            .unwrap()
-            .to_str()
-            .unwrap();
-        assert_eq!(
-            auth,
-            "Basic b3BzQGFjbWUuZXhhbXBsZS90b2tlbjp6ZC1hcGktdG9rZW4="
-        ); // ops@acme.example/token:zd-api-token
-        assert!(first.url.query().unwrap().contains("sort_order=asc"));
         app.app.flush_alerts().await.unwrap();
         assert_eq!(slack_posts(&slack).await.len(), 2);
-        let rating = app.app.store.rating("zd", "1", "").await.unwrap().unwrap();
-        assert_eq!(rating.comment.as_deref(), Some("slow"));
+        let (conversation, key) = h.key(&ratings[0]);
+        let stored = app
+            .app
+            .store
+            .rating(H::SOURCE, &conversation, &key)
+            .await
+            .unwrap();
         assert_eq!(
-            rating.url.as_deref(),
-            Some(format!("{}/agent/tickets/1", api.uri()).as_str())
+            stored.unwrap().comment.as_deref(),
+            Some("Too slow"),
+            "{backend:?}"
         );
         app.stop().await;
     }
 }
 
-#[tokio::test]
-async fn a_restart_mid_way_resumes_from_the_saved_cursor() {
+pub async fn a_restart_mid_way_resumes_from_the_saved_cursor<H: Helpdesk>(h: H) {
     for backend in backends() {
-        let (db, api, slack) = (
+        let (db, slack, clock) = (
             TestDatabase::new(backend).await,
-            MockServer::start().await,
             slack_ok().await,
+            ManualClock::starting_now(),
         );
-        let clock = ManualClock::starting_now();
         let t = clock.now_ms() - 60_000;
-        Mock::given(path(RATINGS))
-            .and(query_param_is_missing("page[after]"))
-            .respond_with(page(vec![rating(11, "good", "", t)], Some("c1")))
-            .expect(1)
-            .mount(&api)
-            .await;
-        let broken = Mock::given(path(RATINGS))
-            .and(query_param("page[after]", "c1"))
-            .respond_with(ResponseTemplate::new(500))
-            .mount_as_scoped(&api)
-            .await;
-        let app = spawn(&api, &slack, &db, &clock).await;
-        assert!(poll(&app).await.is_err(), "the second page failed");
+        let ratings = (1..=4)
+            .map(|i| Rating::new(i, false, t + i as i64 * 1000))
+            .collect();
+        let (api, state) = emulator(h, ratings, 2).await;
+        state.lock().unwrap().fail_after_first_page = true;
+        let app = spawn(h, &api, &slack, &db, &clock).await;
+        assert!(poll(h, &app).await.is_err(), "the second page failed");
         app.stop().await;
-        drop(broken);
-
-        Mock::given(path(RATINGS))
-            .and(query_param("page[after]", "c1"))
-            .respond_with(page(vec![rating(12, "bad", "", t)], None))
-            .mount(&api)
-            .await;
-        // The first process stopped without releasing its lease (as a crash
-        // would): the new one takes over once the lease has run out.
+        state.lock().unwrap().fail_after_first_page = false;
+        // The first process left its lease (as a crash would): the next one
+        // takes over once it has run out.
         clock.advance(Duration::from_secs(181));
-        let app = spawn(&api, &slack, &db, &clock).await;
-        let report = poll(&app).await.unwrap();
+        let app = spawn(h, &api, &slack, &db, &clock).await;
+        let report = poll(h, &app).await.unwrap();
         assert_eq!(
             (report.pages, report.new),
-            (1, 1),
-            "{backend:?}: resumed at page 2, page 1 not read again"
+            (1, 2),
+            "{backend:?}: resumed at page 2"
         );
-        assert_eq!(app.app.store.count_ratings().await.unwrap(), 2);
+        assert_eq!(app.app.store.count_ratings().await.unwrap(), 4);
+        assert_eq!(pages(h, &api).await.len(), 3, "page 1 was not read again");
         app.stop().await;
-        api.verify().await;
     }
 }
 
-#[tokio::test]
-async fn a_429_with_retry_after_is_waited_out() {
-    let (db, api, slack) = (
+pub async fn a_429_is_waited_out_as_the_helpdesk_asks<H: Helpdesk>(h: H) {
+    let (db, slack, clock) = (
         TestDatabase::new(Backend::Sqlite).await,
-        MockServer::start().await,
         slack_ok().await,
+        ManualClock::starting_now(),
     );
-    let clock = ManualClock::starting_now();
-    Mock::given(path(RATINGS))
-        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
-        .up_to_n_times(1)
-        .mount(&api)
-        .await;
-    Mock::given(path(RATINGS))
-        .respond_with(page(vec![rating(21, "good", "", clock.now_ms())], None))
-        .mount(&api)
-        .await;
-    let app = spawn(&api, &slack, &db, &clock).await;
+    let (api, state) = emulator(h, vec![Rating::new(21, false, clock.now_ms())], 10).await;
+    state.lock().unwrap().throttle_next = true;
+    let app = spawn(h, &api, &slack, &db, &clock).await;
     let started = std::time::Instant::now();
-    let report = poll(&app).await.unwrap();
+    let report = poll(h, &app).await.unwrap();
     assert_eq!(report.new, 1);
     assert!(
         started.elapsed() >= Duration::from_secs(1),
-        "it waited as Zendesk asked"
+        "it waited as asked"
     );
-    assert_eq!(api.received_requests().await.unwrap().len(), 2);
+    assert_eq!(pages(h, &api).await.len(), 2);
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_rating_seen_by_webhook_and_by_poll_alerts_once() {
+pub async fn a_rating_seen_by_webhook_and_by_poll_alerts_once<H: Helpdesk>(h: H) {
     for backend in backends() {
-        let (db, api, slack) = (
+        let (db, slack, clock) = (
             TestDatabase::new(backend).await,
-            MockServer::start().await,
             slack_ok().await,
+            ManualClock::starting_now(),
         );
-        let clock = ManualClock::starting_now();
-        let app = spawn(&api, &slack, &db, &clock).await;
-        // The webhook first (its body is the trigger template)...
-        let body = serde_json::to_vec(&zendesk_body(31, "bad", "Rude")).unwrap();
-        let headers = zendesk_headers(ZENDESK_SECRET, clock.now_ms(), &body);
-        assert_eq!(app.post("zd", &headers, &body).await.0, 200);
+        let rating = Rating::new(31, true, clock.now_ms() - 5_000);
+        let (api, _state) = emulator(h, vec![rating.clone()], 10).await;
+        let app = spawn(h, &api, &slack, &db, &clock).await;
+        assert_eq!(h.post_webhook(&app, &rating).await, 200, "{backend:?}");
         app.app.flush_alerts().await.unwrap();
-        // ...then the poll finds the same rating.
-        Mock::given(path(RATINGS))
-            .respond_with(page(
-                vec![rating(31, "bad", "Rude", clock.now_ms() - 5_000)],
-                None,
-            ))
-            .mount(&api)
-            .await;
-        let report = poll(&app).await.unwrap();
+        let report = poll(h, &app).await.unwrap();
         assert_eq!(
             (report.ratings, report.new, report.alerts),
             (1, 0, 0),
@@ -235,292 +244,108 @@ async fn a_rating_seen_by_webhook_and_by_poll_alerts_once() {
         );
         app.app.flush_alerts().await.unwrap();
         assert_eq!(slack_posts(&slack).await.len(), 1);
+        assert_eq!(app.app.store.count_ratings().await.unwrap(), 1);
         app.stop().await;
     }
 }
 
-#[tokio::test]
-async fn a_rating_changed_inside_the_overlap_window_is_picked_up() {
+pub async fn a_rating_changed_inside_the_overlap_window_is_picked_up<H: Helpdesk>(h: H) {
     for backend in backends() {
-        let (db, api, slack) = (
+        let (db, slack, clock) = (
             TestDatabase::new(backend).await,
-            MockServer::start().await,
             slack_ok().await,
+            ManualClock::starting_now(),
         );
-        let clock = ManualClock::starting_now();
-        let t1 = clock.now_ms() - 600_000;
-        let first = Mock::given(path(RATINGS))
-            .respond_with(page(vec![rating(41, "good", "", t1)], None))
-            .mount_as_scoped(&api)
-            .await;
-        let app = spawn(&api, &slack, &db, &clock).await;
-        poll(&app).await.unwrap();
-        drop(first);
-        // Five minutes later the customer changes it to bad.
+        let first = Rating::new(41, false, clock.now_ms() - 600_000);
+        let (api, state) = emulator(h, vec![first.clone()], 10).await;
+        let app = spawn(h, &api, &slack, &db, &clock).await;
+        let first_poll_ms = clock.now_ms();
+        poll(h, &app).await.unwrap();
+        // Five minutes later the customer turns it bad.
         clock.advance(Duration::from_secs(300));
-        Mock::given(path(RATINGS))
-            .respond_with(page(
-                vec![rating(41, "bad", "Actually no", t1 + 300_000)],
-                None,
-            ))
-            .mount(&api)
-            .await;
-        let report = poll(&app).await.unwrap();
+        {
+            let mut state = state.lock().unwrap();
+            let r = &mut state.ratings[0];
+            (r.bad, r.comment, r.modified_ms) =
+                (true, "Actually no".into(), first.created_ms + 300_000);
+        }
+        let report = poll(h, &app).await.unwrap();
         assert_eq!((report.changed, report.alerts), (1, 1), "{backend:?}");
-        // The second poll re-read from a day before the newest change seen.
-        let second = api.received_requests().await.unwrap().pop().unwrap();
-        let start: i64 = second
-            .url
-            .query_pairs()
-            .find(|(k, _)| k == "start_time")
-            .unwrap()
-            .1
-            .parse()
-            .unwrap();
-        assert_eq!(start, (t1 - 24 * 3600 * 1000) / 1000);
-        let rating = app.app.store.rating("zd", "41", "").await.unwrap().unwrap();
+        let second = pages(h, &api).await.pop().unwrap();
         assert_eq!(
-            app.app.store.rating_history(rating.id).await.unwrap().len(),
+            h.window_start_ms(&second),
+            h.second_start_ms(&first, first_poll_ms)
+        );
+        let (conversation, key) = h.key(&first);
+        let stored = app
+            .app
+            .store
+            .rating(H::SOURCE, &conversation, &key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            app.app.store.rating_history(stored.id).await.unwrap().len(),
             2
         );
         app.stop().await;
     }
 }
 
-#[tokio::test]
-async fn a_first_poll_does_not_alert_on_ratings_older_than_max_age() {
-    let (db, api, slack) = (
-        TestDatabase::new(Backend::Sqlite).await,
-        MockServer::start().await,
-        slack_ok().await,
-    );
-    let clock = ManualClock::starting_now();
-    let old = clock.now_ms() - 5 * 24 * 3600 * 1000;
-    Mock::given(path(RATINGS))
-        .respond_with(page(
-            vec![
-                rating(51, "bad", "", old),
-                rating(52, "bad", "", clock.now_ms()),
-            ],
-            None,
-        ))
-        .mount(&api)
-        .await;
-    let app = spawn(&api, &slack, &db, &clock).await;
-    let report = poll(&app).await.unwrap();
-    assert_eq!((report.new, report.alerts), (2, 1));
-    // The very first poll starts alerts.max_age back.
-    let first = &api.received_requests().await.unwrap()[0];
-    assert!(first.url.query().unwrap().contains(&format!(
-        "start_time={}",
-        (clock.now_ms() - 72 * 3600 * 1000) / 1000
-    )));
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn two_replicas_never_poll_one_source_at_once_and_one_takes_over_when_the_other_dies() {
+pub async fn a_small_backfill_records_all_and_posts_nothing<H: Helpdesk>(h: H) {
     for backend in backends() {
-        let (db, api, slack) = (
+        let (db, slack, clock) = (
             TestDatabase::new(backend).await,
-            MockServer::start().await,
             slack_ok().await,
+            ManualClock::starting_now(),
         );
-        let clock = ManualClock::starting_now();
-        Mock::given(path(RATINGS))
-            .respond_with(page(vec![rating(61, "good", "", clock.now_ms())], None))
-            .mount(&api)
-            .await;
-        let a = spawn(&api, &slack, &db, &clock).await;
-        let b = spawn(&api, &slack, &db, &clock).await;
-        assert!(!poll(&a).await.unwrap().not_leader);
-        assert!(
-            poll(&b).await.unwrap().not_leader,
-            "{backend:?}: b waits while a holds the lease"
-        );
-        assert!(
-            !poll(&a).await.unwrap().not_leader,
-            "a renews its own lease"
-        );
-        assert_eq!(api.received_requests().await.unwrap().len(), 2);
-        // a dies without releasing; its lease runs out and b takes over.
-        clock.advance(Duration::from_secs(181));
-        assert!(!poll(&b).await.unwrap().not_leader, "{backend:?}");
-        assert!(poll(&a).await.unwrap().not_leader, "now a waits");
-        let holder = b
+        let t = clock.now_ms() - 3_600_000;
+        let total = 1_000;
+        // Recent ratings, a third bad: only "backfills never alert" keeps them quiet.
+        let ratings = (0..total)
+            .map(|i| Rating::new(10_000 + i, i % 3 == 0, t + i as i64))
+            .collect();
+        let (api, _state) = emulator(h, ratings, 100).await;
+        let app = spawn(h, &api, &slack, &db, &clock).await;
+        let source = &app.app.sources.get(H::SOURCE).unwrap();
+        let since = clock.now_ms() - 365 * 24 * 3600 * 1000;
+        let started = std::time::Instant::now();
+        let report = app
             .app
-            .store
-            .lease_holder("poll:zd", clock.now_ms())
+            .pollers
+            .backfill(source, since, None, &CancellationToken::new(), &mut |_| {})
             .await
             .unwrap();
-        assert_eq!(holder.as_deref(), Some(b.app.pollers.instance.as_str()));
-        a.stop().await;
-        b.stop().await;
+        let elapsed = started.elapsed();
+        assert_eq!(
+            (report.new, report.alerts),
+            (total as usize, 0),
+            "{backend:?}"
+        );
+        app.app.flush_alerts().await.unwrap();
+        assert!(slack_posts(&slack).await.is_empty());
+        assert!(app.app.store.all_alerts().await.unwrap().is_empty());
+        eprintln!(
+            "{} backfill on {backend:?}: {total} ratings in {} pages, {elapsed:?} ({:.0}/s)",
+            H::SOURCE,
+            report.pages,
+            total as f64 / elapsed.as_secs_f64()
+        );
+        app.stop().await;
     }
 }
 
-/// Serves `total` ratings in pages of 100, following `page[after]`.
-struct History {
-    total: usize,
-    base_ms: i64,
-    served: Arc<AtomicUsize>,
+/// RFC 3339 in UTC with milliseconds, as the helpdesks write times.
+pub fn rfc3339(at_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(at_ms as i128 * 1_000_000)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
-impl Respond for History {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let start: usize = request
-            .url
-            .query_pairs()
-            .find(|(k, _)| k == "page[after]")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(0);
-        let end = (start + 100).min(self.total);
-        let ratings = (start..end)
-            .map(|i| {
-                rating(
-                    100_000 + i as u64,
-                    if i % 3 == 0 { "bad" } else { "good" },
-                    "",
-                    self.base_ms + i as i64,
-                )
-            })
-            .collect();
-        self.served.fetch_add(end - start, Ordering::Relaxed);
-        page(
-            ratings,
-            (end < self.total).then(|| end.to_string()).as_deref(),
-        )
-    }
-}
-
-#[tokio::test]
-async fn a_backfill_of_ten_thousand_ratings_records_them_all_and_posts_nothing() {
-    let (db, api, slack) = (
-        TestDatabase::new(Backend::Sqlite).await,
-        MockServer::start().await,
-        slack_ok().await,
-    );
-    let clock = ManualClock::starting_now();
-    let served = Arc::new(AtomicUsize::new(0));
-    Mock::given(path(RATINGS))
-        .respond_with(History {
-            total: 10_000,
-            // Recent ratings, so only "never alert during a backfill" keeps them quiet.
-            base_ms: clock.now_ms() - 3_600_000,
-            served: served.clone(),
-        })
-        .mount(&api)
-        .await;
-    let app = spawn(&api, &slack, &db, &clock).await;
-    let source = &app.app.sources.get("zd").unwrap();
-    let since = clock.now_ms() - 365 * 24 * 3600 * 1000;
-    let mut pages_seen = 0;
-    let started = std::time::Instant::now();
-    let report = app
-        .app
-        .pollers
-        .backfill(source, since, None, &CancellationToken::new(), &mut |r| {
-            pages_seen = r.pages
-        })
-        .await
-        .unwrap();
-    let elapsed = started.elapsed();
-    assert_eq!((report.pages, report.new, report.alerts), (100, 10_000, 0));
-    assert_eq!(pages_seen, 100, "progress was reported after every page");
-    assert_eq!(app.app.store.count_ratings().await.unwrap(), 10_000);
-    app.app.flush_alerts().await.unwrap();
-    assert!(slack_posts(&slack).await.is_empty());
-    assert!(app.app.store.all_alerts().await.unwrap().is_empty());
-    // Running it again resumes at the end: nothing left to read.
-    let again = app
-        .app
-        .pollers
-        .backfill(source, since, None, &CancellationToken::new(), &mut |_| {})
-        .await
-        .unwrap();
-    assert_eq!(again.new, 0);
-    eprintln!(
-        "backfill: 10,000 ratings in {elapsed:?} ({:.0}/s)",
-        10_000.0 / elapsed.as_secs_f64()
-    );
-    app.stop().await;
-}
-
-#[tokio::test]
-async fn the_backfill_command_prints_plain_progress_and_a_summary() {
-    let api = MockServer::start().await;
-    let clock = ManualClock::starting_now();
-    Mock::given(path(RATINGS))
-        .respond_with(History {
-            total: 250,
-            base_ms: clock.now_ms() - 3_600_000,
-            served: Arc::new(AtomicUsize::new(0)),
-        })
-        .mount(&api)
-        .await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("c.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[database]\nurl = \"sqlite://{}/b.db\"\n{}",
-            dir.path().display(),
-            poll_source(&api.uri())
-        ),
-    )
-    .unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_csatwatch"))
-        .args([
-            "--config",
-            config.to_str().unwrap(),
-            "backfill",
-            "--source",
-            "zd",
-            "--since",
-            "2026-01-01",
-        ])
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains("250 rating(s) in 3 page(s) (250 new, 0 changed)"),
-        "{stdout}"
-    );
-    assert!(stdout.contains("no alerts were raised"), "{stdout}");
-    // The window asked for starts at --since.
-    let first = &api.received_requests().await.unwrap()[0];
-    let since = csatwatch::cli::parse_date("2026-01-01").unwrap() / 1000;
-    assert!(
-        first
-            .url
-            .query()
-            .unwrap()
-            .contains(&format!("start_time={since}"))
-    );
-}
-
-#[tokio::test]
-async fn the_poller_lag_gauge_measures_time_since_the_last_page() {
-    let (db, api, slack) = (
-        TestDatabase::new(Backend::Sqlite).await,
-        MockServer::start().await,
-        slack_ok().await,
-    );
-    let clock = ManualClock::starting_now();
-    Mock::given(path(RATINGS))
-        .respond_with(page(vec![], None))
-        .mount(&api)
-        .await;
-    let app = spawn(&api, &slack, &db, &clock).await;
-    poll(&app).await.unwrap();
-    clock.advance(Duration::from_secs(420));
-    let gauges = app.app.refresh_gauges().await.unwrap();
-    assert_eq!(gauges.poll_lag_seconds, vec![("zd".to_string(), 420.0)]);
-    app.stop().await;
+/// Unix ms from RFC 3339.
+pub fn parse_rfc3339(text: &str) -> i64 {
+    let at =
+        time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap();
+    (at.unix_timestamp_nanos() / 1_000_000) as i64
 }

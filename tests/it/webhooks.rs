@@ -1,10 +1,13 @@
-//! The webhook answers, exactly per the table in DESIGN.md, on every backend.
+//! The webhook answers, exactly per the table in DESIGN.md, on every
+//! backend; the scenarios every helpdesk must pass run here once per
+//! helpdesk listed in `helpdesks/`.
 
 use std::time::Duration;
 
 use csatwatch::clock::{Clock as _, ManualClock};
-use serde_json::json;
+use serde_json::{Value, json};
 
+use crate::helpdesks::{self, Webhook};
 use crate::support::*;
 
 #[tokio::test]
@@ -310,4 +313,227 @@ async fn a_kept_delivery_is_recorded_by_reprocess_once_the_settings_can_read_it(
         );
         app.stop().await;
     }
+}
+
+/// Every helpdesk whose webhook carries its rating, through the real app on
+/// every backend: one alert for a negative rating, a duplicate for the same
+/// delivery again, none for a positive one, a history row for a change
+/// (alerting only on the move to negative), 401 for a bad signature, 202
+/// for an event without a rating, and 400 with the body kept for a signed
+/// delivery that cannot be read.
+#[tokio::test]
+async fn every_helpdesk_records_alerts_changes_and_refuses_as_the_table_says() {
+    for helpdesk in helpdesks::webhooks() {
+        if helpdesk.ratings.is_some() {
+            record_alert_change_and_refuse(&helpdesk).await;
+        }
+    }
+}
+
+async fn record_alert_change_and_refuse(h: &Webhook) {
+    let case = h.ratings.as_ref().expect("a helpdesk with ratings");
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        let app = TestApp::spawn(
+            settings(&db.url, Some(&slack.uri()), &helpdesks::sources_toml()),
+            ManualClock::new(helpdesks::FIXTURE_NOW_MS),
+        )
+        .await;
+        let post = |body: &'static [u8]| {
+            let headers = (h.sign)(h.secret, app.clock.now_ms(), body);
+            let app = &app;
+            async move { app.post(h.source, &headers, body).await }
+        };
+        let ctx = format!("{} on {backend:?}", h.source);
+
+        // A valid negative: recorded, one alert at Slack.
+        let (status, answer) = post(case.negative).await;
+        assert_eq!(status, 200, "{ctx}: {answer}");
+        assert_eq!(
+            answer["ratings"][0]["sentiment"], "negative",
+            "{ctx}: {answer}"
+        );
+        app.app.flush_alerts().await.unwrap();
+        assert_eq!(slack_posts(&slack).await.len(), 1, "{ctx}: one alert");
+        let (conversation, key) = case.negative_key;
+        assert!(
+            app.app
+                .store
+                .rating(h.source, conversation, key)
+                .await
+                .unwrap()
+                .is_some(),
+            "{ctx}: stored under ({conversation}, {key:?})"
+        );
+        // The same delivery again is a duplicate and does not alert.
+        let (status, answer) = post(case.negative).await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (200, Some("duplicate")),
+            "{ctx}: {answer}"
+        );
+
+        // A valid positive: recorded, no alert.
+        let (status, answer) = post(case.positive).await;
+        assert_eq!(status, 200, "{ctx}: {answer}");
+        assert_eq!(
+            answer["ratings"][0]["sentiment"], "positive",
+            "{ctx}: {answer}"
+        );
+        assert_eq!(answer["ratings"][0]["alerts"], 0, "{ctx}");
+
+        // The positive changed to negative: the same rating, a history row,
+        // and an alert for the move to negative.
+        app.clock.advance(Duration::from_secs(60));
+        let (status, answer) = post(case.changed).await;
+        assert_eq!(status, 200, "{ctx}: {answer}");
+        assert_eq!(
+            answer["ratings"][0]["outcome"], "changed",
+            "{ctx}: {answer}"
+        );
+        assert_eq!(answer["ratings"][0]["alerts"], 1, "{ctx}: {answer}");
+        app.app.flush_alerts().await.unwrap();
+        assert_eq!(
+            slack_posts(&slack).await.len(),
+            2,
+            "{ctx}: the change alerted once"
+        );
+        let (conversation, key) = case.changed_key;
+        let rating = app
+            .app
+            .store
+            .rating(h.source, conversation, key)
+            .await
+            .unwrap()
+            .unwrap();
+        let history: Vec<String> = app
+            .app
+            .store
+            .rating_history(rating.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|h| h.sentiment)
+            .collect();
+        assert_eq!(history, ["positive", "negative"], "{ctx}");
+
+        // A bad signature: 401.
+        let headers = (h.sign)("not-the-secret", app.clock.now_ms(), case.negative);
+        let (status, _) = app.post(h.source, &headers, case.negative).await;
+        assert_eq!(status, 401, "{ctx}: wrong secret");
+
+        // A valid event without a rating: 202, nothing stored.
+        let mut headers = (h.sign)(h.secret, app.clock.now_ms(), case.non_rating);
+        for (name, value) in case.non_rating_headers {
+            headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+            headers.push((name.to_string(), value.to_string()));
+        }
+        let (status, answer) = app.post(h.source, &headers, case.non_rating).await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (202, Some("ignored")),
+            "{ctx}: {answer}"
+        );
+
+        // Signed but unreadable: 400 naming the field, and kept.
+        let body: &'static [u8] = Box::leak(
+            serde_json::to_vec(&case.malformed)
+                .unwrap()
+                .into_boxed_slice(),
+        );
+        let (status, answer) = post(body).await;
+        assert_eq!(status, 400, "{ctx}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains(case.malformed_field),
+            "{ctx}: {answer}"
+        );
+        let failed = app
+            .app
+            .store
+            .failed_deliveries(Some(h.source), 10)
+            .await
+            .unwrap();
+        assert_eq!(failed.len(), 1, "{ctx}");
+        assert_eq!(failed[0].body, body, "{ctx}: the raw body is kept");
+
+        assert_eq!(
+            slack_posts(&slack).await.len(),
+            2,
+            "{ctx}: nothing else alerted"
+        );
+        app.stop().await;
+    }
+}
+
+/// A signed delivery whose rating has the wrong type (an object, an array,
+/// a boolean) is never "offered but not answered": every helpdesk answers
+/// 400 naming the field, and keeps the body for `reprocess`.
+#[tokio::test]
+async fn a_rating_of_the_wrong_type_is_answered_400_and_kept_by_every_helpdesk() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let app = TestApp::spawn(
+            settings(&db.url, None, &helpdesks::sources_toml()),
+            ManualClock::new(helpdesks::FIXTURE_NOW_MS),
+        )
+        .await;
+        for h in helpdesks::webhooks() {
+            let mut kept = 0;
+            for wrong in [json!({"x": 1}), json!(["bad"]), json!(true)] {
+                let mut body: Value = serde_json::from_slice(h.rated).unwrap();
+                *body
+                    .pointer_mut(h.rating_pointer)
+                    .unwrap_or_else(|| panic!("{}: no {}", h.source, h.rating_pointer)) =
+                    wrong.clone();
+                let body = serde_json::to_vec(&body).unwrap();
+                let headers = (h.sign)(h.secret, app.clock.now_ms(), &body);
+                let (status, answer) = app.post(h.source, &headers, &body).await;
+                let ctx = format!("{} with {wrong} on {backend:?}", h.source);
+                assert_eq!(status, 400, "{ctx}: {answer}");
+                assert_eq!(answer["kept"], true, "{ctx}: {answer}");
+                kept += 1;
+            }
+            let failed = app
+                .app
+                .store
+                .failed_deliveries(Some(h.source), 10)
+                .await
+                .unwrap();
+            assert_eq!(failed.len(), kept, "{}: every one kept", h.source);
+        }
+        app.stop().await;
+    }
+}
+
+/// Zendesk renders its rating as a word; a number is refused, not read as
+/// good (1) or bad (0), and kept for `reprocess`.
+#[tokio::test]
+async fn a_numeric_zendesk_rating_is_refused_not_guessed() {
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let app = TestApp::spawn(
+        settings(&db.url, None, ""),
+        ManualClock::new(helpdesks::FIXTURE_NOW_MS),
+    )
+    .await;
+    for value in [json!(1), json!("0")] {
+        let mut body: Value =
+            serde_json::from_slice(helpdesks::fixture("zendesk/bad_rating.json")).unwrap();
+        body["satisfaction"]["current_rating"] = value.clone();
+        let body = serde_json::to_vec(&body).unwrap();
+        let headers = zendesk_headers(ZENDESK_SECRET, app.clock.now_ms(), &body);
+        let (status, answer) = app.post("zendesk", &headers, &body).await;
+        assert_eq!(status, 400, "{value}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or("")
+                .contains("good or bad"),
+            "{answer}"
+        );
+    }
+    app.stop().await;
 }

@@ -495,7 +495,7 @@ impl SlackClient {
     }
 
     /// One Web API call; `Ok` is the reply with `"ok": true`.
-    async fn call_api(
+    pub(crate) async fn call_api(
         &self,
         method: &str,
         body: &Value,
@@ -519,7 +519,7 @@ impl SlackClient {
 
     /// One read-only Web API call with query parameters (the history
     /// methods take no JSON body).
-    async fn call_api_get(
+    pub(crate) async fn call_api_get(
         &self,
         method: &str,
         query: &[(&str, String)],

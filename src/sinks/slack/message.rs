@@ -59,6 +59,10 @@ pub mod limits {
 pub const ACK_ACTION_ID: &str = "csat_ack";
 pub const FOLLOWUP_ACTION_ID: &str = "csat_followup";
 pub const OPEN_TICKET_ACTION_ID: &str = "csat_open_ticket";
+/// The helpdesk actions: "Add note" (opens a modal), "Reopen", "Assign to me".
+pub const NOTE_ACTION_ID: &str = "csat_note";
+pub const REOPEN_ACTION_ID: &str = "csat_reopen";
+pub const ASSIGN_ACTION_ID: &str = "csat_assign";
 
 /// Which buttons to render. "I'm on it" and "Followed up" only work when the
 /// click can update the message, which needs a bot token and interactivity.
@@ -74,7 +78,9 @@ pub enum Buttons {
 pub fn render(alert: &AlertView, buttons: Buttons) -> Value {
     let mut blocks = vec![header(alert)];
     blocks.extend(state(alert));
-    blocks.extend([facts(alert), comment(alert)]);
+    blocks.push(facts(alert));
+    blocks.extend(story(alert));
+    blocks.push(comment(alert));
     blocks.extend(mentions(alert));
     blocks.extend(actions(alert, buttons));
     blocks.push(context(alert));
@@ -119,6 +125,13 @@ fn state(alert: &AlertView) -> Option<Value> {
             actor(acted),
             slack_date(acted.at_ms)
         )));
+    }
+    if let Some(label) = alert
+        .outcome
+        .as_deref()
+        .and_then(super::modals::outcome_label)
+    {
+        lines.push(mrkdwn(&format!("📋 *Outcome:* {label}")));
     }
     (!lines.is_empty()).then(|| json!({ "type": "context", "elements": lines }))
 }
@@ -205,6 +218,51 @@ pub(crate) fn slack_date(rated_at_ms: i64) -> String {
     }
 }
 
+/// The customer's story: "🔁 3rd negative in 90 days · before: Bad
+/// (date), Good (date)". `None` for a first rating.
+fn story(alert: &AlertView) -> Option<Value> {
+    let story = alert.story.as_ref()?;
+    if story.recent.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if story.negatives >= 2 {
+        parts.push(format!(
+            "🔁 *{} negative in {} days*",
+            ordinal(story.negatives),
+            story.window_days
+        ));
+    }
+    let recent: Vec<String> = story
+        .recent
+        .iter()
+        .take(3)
+        .map(|(label, negative, at_ms)| {
+            let label = fit_escaped(&clean_inline(label), limits::NAME_CUT);
+            let mark = if *negative { "👎 " } else { "" };
+            format!("{mark}{label} {}", slack_date(*at_ms))
+        })
+        .collect();
+    parts.push(format!(
+        "Earlier ratings from this customer: {}",
+        recent.join(", ")
+    ));
+    let text = fit(&parts.join(" · "), limits::SECTION_TEXT);
+    Some(json!({ "type": "context", "elements": [mrkdwn(&text)] }))
+}
+
+/// 1st, 2nd, 3rd, 4th, …, 11th, 12th, 13th, 21st.
+pub(crate) fn ordinal(n: i64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
 /// The customer's words, in plain_text so they cannot mention anyone.
 fn comment(alert: &AlertView) -> Value {
     match non_blank(alert.comment.as_deref()) {
@@ -277,6 +335,23 @@ fn actions(alert: &AlertView, buttons: Buttons) -> Option<Value> {
             "text": plain("Followed up"),
             "value": value,
         }));
+    }
+    if buttons == Buttons::AckAndFollowUp {
+        let value = fit(&alert.alert_id.to_string(), limits::BUTTON_VALUE);
+        for (action, id, label) in [
+            ("note", NOTE_ACTION_ID, "Add note"),
+            ("reopen", REOPEN_ACTION_ID, "Reopen"),
+            ("assign", ASSIGN_ACTION_ID, "Assign to me"),
+        ] {
+            if alert.ticket_actions.iter().any(|a| a == action) {
+                elements.push(json!({
+                    "type": "button",
+                    "action_id": id,
+                    "text": plain(label),
+                    "value": value,
+                }));
+            }
+        }
     }
     elements.truncate(limits::ACTIONS_ELEMENTS);
     let block_id = fit(&format!("csat_alert_{}", alert.alert_id), limits::ID);
@@ -385,6 +460,9 @@ pub(crate) mod tests {
             acknowledged: None,
             followed_up: None,
             recovered: false,
+            ticket_actions: Vec::new(),
+            outcome: None,
+            story: None,
         }
     }
 
@@ -592,5 +670,49 @@ pub(crate) mod tests {
             ticket_url(Some(" https://x.example/t/1 ")).as_deref(),
             Some("https://x.example/t/1")
         );
+    }
+
+    #[test]
+    fn a_repeat_detractor_with_helpdesk_actions_and_an_outcome_renders() {
+        let alert = AlertView {
+            ticket_actions: vec!["note".into(), "reopen".into(), "assign".into()],
+            outcome: Some("reached_customer".into()),
+            followed_up: Some(crate::sinks::Acted {
+                user_id: "U0DANA".into(),
+                user_name: Some("dana".into()),
+                at_ms: 1_772_361_000_000,
+            }),
+            story: Some(crate::sinks::CustomerStory {
+                negatives: 3,
+                window_days: 90,
+                recent: vec![
+                    ("Bad".into(), true, 1_771_000_000_000),
+                    ("Good".into(), false, 1_770_000_000_000),
+                    ("<!channel>".into(), true, 1_769_000_000_000),
+                ],
+            }),
+            mentions: Vec::new(),
+            ..full_alert()
+        };
+        let message = render(&alert, Buttons::AckAndFollowUp);
+        assert_within_limits(&message);
+        let text = message.to_string();
+        assert!(text.contains("3rd negative in 90 days"), "{text}");
+        assert!(text.contains("Outcome:* Reached the customer"), "{text}");
+        for id in [NOTE_ACTION_ID, REOPEN_ACTION_ID, ASSIGN_ACTION_ID] {
+            assert!(text.contains(id), "{id}");
+        }
+        for t in mrkdwn_texts(&message) {
+            let t = without_date_tokens(&t).replace("<@U0DANA>", "");
+            assert!(!t.contains('<'), "markup in {t}");
+        }
+        insta::assert_json_snapshot!(message);
+        // Webhook mode: no helpdesk buttons either.
+        let plain = render(&alert, Buttons::LinkOnly).to_string();
+        assert!(!plain.contains(NOTE_ACTION_ID));
+        assert_eq!(ordinal(1), "1st");
+        assert_eq!(ordinal(2), "2nd");
+        assert_eq!(ordinal(11), "11th");
+        assert_eq!(ordinal(23), "23rd");
     }
 }

@@ -8,8 +8,10 @@
 pub mod client;
 pub mod errors;
 pub mod message;
+pub mod modals;
 pub mod preflight;
 pub mod text;
 pub mod threads;
+pub mod users;
 
 pub use client::{AuthInfo, SlackClient};

@@ -84,6 +84,7 @@ pub async fn check(settings: &Settings) -> Preflight {
                 .into(),
         );
     }
+    check_loop_scopes(settings, &scopes, &mut out);
     if settings.slack.signing_secret.is_none() {
         out.note(
             "slack.signing_secret is not set: alerts carry no I'm on it / Followed up buttons"
@@ -94,6 +95,35 @@ pub async fn check(settings: &Settings) -> Preflight {
         check_channel(&client, &channel, public, &mut out).await;
     }
     out
+}
+
+/// The scopes closing the loop needs (docs/closing-the-loop.md): a rule's
+/// `dm_agent` cannot work without `users:read.email` and `im:write`; "Assign
+/// to me" on a source with `[sources.api]` needs `users:read.email`.
+fn check_loop_scopes(settings: &Settings, scopes: &[String], out: &mut Preflight) {
+    if scopes.is_empty() {
+        return;
+    }
+    let has = |scope: &str| scopes.iter().any(|s| s == scope);
+    let dm = settings.rules.iter().any(|r| r.dm_agent && !r.mute);
+    for scope in ["users:read.email", "im:write"] {
+        if dm && !has(scope) {
+            out.problem(format!(
+                "a rule has dm_agent = true but the token lacks {scope}: add it under OAuth & Permissions and reinstall the app"
+            ));
+        }
+    }
+    let has_api = settings.sources.iter().any(|s| {
+        s.value()
+            .clone()
+            .into_table()
+            .is_ok_and(|t| t.contains_key("api"))
+    });
+    if has_api && !has("users:read.email") {
+        out.note(
+            "the token lacks users:read.email: \"Assign to me\" cannot find the clicking person's helpdesk agent (docs/closing-the-loop.md)".into(),
+        );
+    }
 }
 
 async fn check_channel(client: &SlackClient, channel: &str, public: bool, out: &mut Preflight) {

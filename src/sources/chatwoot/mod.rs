@@ -9,6 +9,7 @@
 //! - `client.rs`: the account's API (with `[sources.api]`).
 //! - `poller.rs`: reading the account's CSAT responses through the client.
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -182,6 +183,10 @@ impl Webhook for ChatwootSource {
             },
             other => other,
         })
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {

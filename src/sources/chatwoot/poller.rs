@@ -13,12 +13,11 @@
 //! survey message's id as the key.
 
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::client::ChatwootClient;
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::cursor::Window;
+use crate::sources::cursor::{self, WindowCursor};
 use crate::sources::http_api::get_json_and_headers;
 use crate::sources::json::time_ms;
 use crate::sources::json::{first_text, text_at};
@@ -26,15 +25,6 @@ use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_
 
 /// Chatwoot's fixed page size.
 const PER_PAGE: usize = 25;
-
-/// Our poll cursor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    #[serde(flatten)]
-    window: Window,
-    #[serde(default)]
-    page: Option<u32>,
-}
 
 /// One response as `_csat_survey_response.json.jbuilder` renders it.
 fn to_event(item: &Value, ticket_url: Option<&str>) -> Option<RatingEvent> {
@@ -76,16 +66,9 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
-    let resume = saved.as_ref().is_some_and(|c| c.page.is_some());
-    let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
-    let page = match &saved {
-        Some(Cursor { page: Some(p), .. }) if resume => *p,
-        _ => 1,
-    };
+    let position = WindowCursor::<u32>::for_request(request);
+    let window = position.window;
+    let page = position.next.unwrap_or(1);
     let url = format!(
         "{}/api/v1/accounts/{}/csat_survey_responses",
         api.base_url, api.account_id
@@ -117,13 +100,13 @@ pub async fn poll_page(
             ),
         }
     }
-    let cursor = Cursor {
+    let cursor = WindowCursor {
         window,
-        page: more.then_some(page + 1),
+        next: more.then_some(page + 1),
     };
     Ok(PollPage {
         ratings,
-        cursor: serde_json::to_string(&cursor).unwrap_or_default(),
+        cursor: cursor::save(&cursor),
         more,
         remaining: None,
     })

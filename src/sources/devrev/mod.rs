@@ -8,6 +8,7 @@
 //! - `client.rs`: the API (with `[sources.api]`).
 //! - `poller.rs`: `surveys.responses.list` through the client.
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -16,21 +17,18 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::http_api::base_url;
-use super::settings::api_timeout;
+use super::settings::TokenApiSettings;
 use super::{
     HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest,
     parse_json,
 };
 use crate::domain::Scale;
-use crate::settings::{ConfigProblem, optional_duration};
+use crate::settings::ConfigProblem;
 use client::DevRevClient;
 
 /// A DevRev source's own keys (the shared ones are in
@@ -41,24 +39,7 @@ pub struct DevRevSettings {
     /// `five_point` (default, the CSAT snap-in) or `nps` (0–10 surveys).
     pub scale: Option<String>,
     /// `[sources.api]`: `surveys.responses.list` (polling).
-    pub api: Option<DevRevApiSettings>,
-}
-
-/// `[sources.api]` of a DevRev source.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct DevRevApiSettings {
-    /// `https://api.devrev.ai`.
-    pub base_url: String,
-    /// A personal access token (Settings → Account → Personal access token).
-    #[schemars(with = "Option<String>")]
-    pub token: Option<SecretString>,
-    /// Read the token from this file instead.
-    pub token_file: Option<PathBuf>,
-    /// How long one API call may take before it is retried later. Default `10s`.
-    #[serde(default, deserialize_with = "optional_duration")]
-    #[schemars(with = "Option<String>")]
-    pub request_timeout: Option<Duration>,
+    pub api: Option<TokenApiSettings>,
 }
 
 /// Builds a DevRev source from its table.
@@ -100,25 +81,23 @@ impl DevRevSource {
             .require_secret("the secret DevRev returns when the webhook is created (webhooks.create answers it in webhook.secret)")
             .map_err(|p| problems.push(p))
             .ok();
-        let client = own.api.and_then(|api| {
-            let token = t.secret("api.token", api.token, api.token_file.as_deref(), &mut problems);
-            if token.is_none() && api.token_file.is_none() {
-                problems.push(ConfigProblem::new(
-                    t.key_of("api.token"),
-                    "is required to poll: a DevRev personal access token (Settings → Account → Personal access token); or set token_file",
-                ));
-            }
-            let base_url = base_url(&t.key, &api.base_url, "https://api.devrev.ai")
-                .map_err(|p| problems.push(p))
-                .ok()?;
-            Some(DevRevClient {
-                base_url,
-                token: token?,
-                timeout: api_timeout(api.request_timeout),
+        let client = own
+            .api
+            .and_then(|api| {
+                t.token_api(
+                    api,
+                    "https://api.devrev.ai",
+                    "a DevRev personal access token (Settings → Account → Personal access token)",
+                    &mut problems,
+                )
+            })
+            .map(|api| DevRevClient {
+                base_url: api.base_url,
+                token: api.token,
+                timeout: api.timeout,
                 scale,
                 ticket_url: t.shared.ticket_url.clone(),
-            })
-        });
+            });
         match secret {
             Some(secret) if problems.is_empty() => Ok(DevRevSource {
                 secret,
@@ -147,6 +126,10 @@ impl Webhook for DevRevSource {
             self.scale,
             self.ticket_url.as_deref(),
         )
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {

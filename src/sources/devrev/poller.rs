@@ -11,26 +11,16 @@
 //! response id the key, on the source's scale.
 
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::DevRevClient;
 use super::payload::response_to_event;
 use crate::domain::Scale;
-use crate::sources::cursor::Window;
+use crate::sources::cursor::{self, WindowCursor};
 use crate::sources::http_api::{get_json_and_headers, header_number, rfc3339};
 use crate::sources::json::text_at;
 use crate::sources::{FetchError, PollPage, PollRequest};
-
-/// Our poll cursor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    #[serde(flatten)]
-    window: Window,
-    /// DevRev's cursor for the next page of this cycle.
-    #[serde(default)]
-    next: Option<String>,
-}
 
 #[derive(Debug, Deserialize)]
 struct ListPayload {
@@ -48,12 +38,8 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
-    let resume = saved.as_ref().is_some_and(|c| c.next.is_some());
-    let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
+    let position = WindowCursor::<String>::for_request(request);
+    let window = position.window;
     let mut body = json!({
         "limit": 100,
         "modified_date": {
@@ -63,11 +49,7 @@ pub async fn poll_page(
         },
         "sort_by": ["modified_date:asc"],
     });
-    if let Some(Cursor {
-        next: Some(next), ..
-    }) = &saved
-        && resume
-    {
+    if let Some(next) = &position.next {
         body["cursor"] = Value::from(next.as_str());
     }
     let (list, headers): (ListPayload, _) = get_json_and_headers(
@@ -96,7 +78,7 @@ pub async fn poll_page(
     let more = next.is_some();
     Ok(PollPage {
         ratings,
-        cursor: serde_json::to_string(&Cursor { window, next }).unwrap_or_default(),
+        cursor: cursor::save(&WindowCursor { window, next }),
         more,
         remaining: header_number(&headers, "x-ratelimit-remaining"),
     })

@@ -12,7 +12,8 @@ use crate::sources::{
 };
 
 /// A Freshdesk API client for one account.
-#[derive(Clone)]
+// Debug shows no secret: SecretString prints as [REDACTED].
+#[derive(Clone, Debug)]
 pub struct FreshdeskClient {
     /// `https://acme.freshdesk.com`, no trailing slash.
     pub base_url: String,
@@ -20,14 +21,6 @@ pub struct FreshdeskClient {
     pub timeout: Duration,
     /// The source's `ticket_url` template, for ratings' links.
     pub ticket_url: Option<String>,
-}
-
-impl std::fmt::Debug for FreshdeskClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FreshdeskClient")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
 }
 
 impl FreshdeskClient {

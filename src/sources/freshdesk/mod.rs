@@ -12,6 +12,7 @@
 //! - `client.rs`: the API (fetching a ticket's rating), the source's `HelpdeskApi`.
 //! - `poller.rs`: reading the account's ratings list (with `poll_interval`).
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::generic::signature::Scheme;
+use super::signature::Scheme;
 use super::http_api::base_url;
 use super::settings::api_timeout;
 use super::{
@@ -197,6 +198,10 @@ impl Webhook for FreshdeskSource {
                 other => other,
             },
         )
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {

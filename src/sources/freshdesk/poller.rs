@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::FreshdeskClient;
 use super::payload::RatingPayload;
-use crate::sources::cursor::Window;
+use crate::sources::cursor::{self, Window};
 use crate::sources::http_api::{get_json_and_headers, header_number, rfc3339};
 use crate::sources::json::time_ms;
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
@@ -52,10 +52,7 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
+    let saved: Option<Cursor> = cursor::saved(request);
     let resume = saved.as_ref().is_some_and(|c| c.page.is_some());
     let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
     let page = match &saved {
@@ -110,7 +107,7 @@ pub async fn poll_page(
     };
     Ok(PollPage {
         ratings: events,
-        cursor: serde_json::to_string(&cursor).unwrap_or_default(),
+        cursor: cursor::save(&cursor),
         more,
         remaining: header_number(&headers, "x-ratelimit-remaining"),
     })

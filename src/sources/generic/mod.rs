@@ -95,7 +95,7 @@ impl GenericSource {
             .require_secret("the shared secret the sender signs deliveries with (e.g. generate one with: openssl rand -hex 32)")
             .map_err(|p| problems.push(p))
             .ok();
-        let scheme = Scheme::from_settings(t, &own)
+        let scheme = signature::scheme_from_settings(t, &own)
             .map_err(|p| problems.extend(p))
             .ok();
         let pointers = Pointers::from_settings(&t.key, own.fields.as_ref())

@@ -8,46 +8,22 @@
 //! - `token`: the secret itself in a header, compared in constant time. For
 //!   senders that can only add fixed headers (Freshdesk automation rules,
 //!   Zoho workflows); weaker than a signature, so only over HTTPS.
+//!
+//! The schemes themselves ([`Scheme`]) are in `sources/signature.rs`, shared
+//! with the helpdesks that send a token; this file reads their settings.
 
 use axum::http::HeaderName;
-use secrecy::{ExposeSecret, SecretString};
 
 use super::GenericSettings;
 use crate::settings::ConfigProblem;
 use crate::sources::SourceTable;
-use crate::sources::signature::{
-    Encoding, constant_time_eq, verify_hmac_sha256, verify_standard_webhooks,
+pub use crate::sources::signature::{
+    DEFAULT_SIGNATURE_HEADER, DEFAULT_TOKEN_HEADER, Encoding, Scheme,
 };
-use crate::sources::{SignatureError, WebhookRequest};
 
-/// The header the hmac-sha256 scheme reads when `signature_header` is unset.
-pub const DEFAULT_SIGNATURE_HEADER: &str = "X-Signature";
-
-/// How a generic delivery is signed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scheme {
-    /// HMAC-SHA256 of the raw body, keyed with the secret's bytes as written.
-    HmacSha256 {
-        header: String,
-        prefix: Option<String>,
-        encoding: Encoding,
-    },
-    /// Standard Webhooks, with its replay window in milliseconds.
-    StandardWebhooks { window_ms: i64 },
-    /// The secret in a header (after an optional prefix such as `Bearer `).
-    Token {
-        header: String,
-        prefix: Option<String>,
-    },
-}
-
-/// The header the token scheme reads when `signature_header` is unset.
-pub const DEFAULT_TOKEN_HEADER: &str = "X-Csatwatch-Token";
-
-impl Scheme {
-    /// Reads `signature` and its companion keys, reporting each problem
-    /// under its own key.
-    pub fn from_settings(
+/// Reads `signature` and its companion keys into a [`Scheme`], reporting
+/// each problem under its own key.
+pub fn scheme_from_settings(
         t: &SourceTable,
         s: &GenericSettings,
     ) -> Result<Scheme, Vec<ConfigProblem>> {
@@ -130,91 +106,6 @@ impl Scheme {
         }
     }
 
-    /// Checks a delivery in constant time.
-    pub fn verify(
-        &self,
-        secret: &SecretString,
-        request: &WebhookRequest<'_>,
-    ) -> Result<(), SignatureError> {
-        match self {
-            Scheme::StandardWebhooks { window_ms } => {
-                verify_standard_webhooks(secret, request, *window_ms)
-            }
-            Scheme::Token { header, prefix } => {
-                let value = request
-                    .header(header)
-                    .ok_or_else(|| SignatureError::MissingHeader(header.clone()))?
-                    .trim();
-                let token = match prefix {
-                    Some(prefix) => value
-                        .strip_prefix(prefix.as_str())
-                        .ok_or(SignatureError::Mismatch)?,
-                    None => value,
-                };
-                if constant_time_eq(token.as_bytes(), secret.expose_secret().as_bytes()) {
-                    Ok(())
-                } else {
-                    Err(SignatureError::Mismatch)
-                }
-            }
-            Scheme::HmacSha256 {
-                header,
-                prefix,
-                encoding,
-            } => {
-                let value = request
-                    .header(header)
-                    .ok_or_else(|| SignatureError::MissingHeader(header.clone()))?
-                    .trim();
-                let encoded = match prefix {
-                    // A configured prefix that is absent means the sender
-                    // signs differently from what we were told.
-                    Some(prefix) => value
-                        .strip_prefix(prefix.as_str())
-                        .ok_or(SignatureError::Mismatch)?,
-                    None => value,
-                };
-                // The hex decoder accepts either case: senders differ.
-                let expected = encoding.decode(encoded).ok_or_else(|| {
-                    SignatureError::Malformed(format!(
-                        "the {header} header is not {}",
-                        encoding_name(*encoding)
-                    ))
-                })?;
-                if verify_hmac_sha256(
-                    secret.expose_secret().as_bytes(),
-                    &[request.body],
-                    &expected,
-                ) {
-                    Ok(())
-                } else {
-                    Err(SignatureError::Mismatch)
-                }
-            }
-        }
-    }
-
-    /// The delivery id this scheme carries: Standard Webhooks' `webhook-id`,
-    /// the same across retries.
-    pub fn delivery_id(&self, request: &WebhookRequest<'_>) -> Option<String> {
-        match self {
-            Scheme::StandardWebhooks { .. } => request
-                .header("webhook-id")
-                .map(str::trim)
-                .filter(|id| !id.is_empty())
-                .map(str::to_string),
-            Scheme::HmacSha256 { .. } | Scheme::Token { .. } => None,
-        }
-    }
-}
-
-fn encoding_name(encoding: Encoding) -> &'static str {
-    match encoding {
-        Encoding::Hex => "hex",
-        Encoding::Base64 => "base64",
-    }
-}
-
 /// Keys that only the hmac-sha256 scheme reads; set with standard-webhooks
 /// they would be silently ignored. `replay_window` is the reverse.
 fn check_hmac_only_keys(
@@ -244,67 +135,4 @@ fn check_hmac_only_keys(
         ));
     }
     problems
-}
-
-#[cfg(test)]
-mod token_tests {
-    use axum::http::{HeaderMap, HeaderValue, Method, Uri};
-
-    use super::*;
-
-    fn scheme(prefix: Option<&str>) -> Scheme {
-        Scheme::Token {
-            header: DEFAULT_TOKEN_HEADER.into(),
-            prefix: prefix.map(str::to_string),
-        }
-    }
-
-    fn check(scheme: &Scheme, header: Option<&str>) -> Result<(), SignatureError> {
-        let mut headers = HeaderMap::new();
-        if let Some(value) = header {
-            headers.insert(DEFAULT_TOKEN_HEADER, HeaderValue::from_str(value).unwrap());
-        }
-        let uri = Uri::from_static("/webhooks/freshdesk");
-        let request = WebhookRequest {
-            method: &Method::POST,
-            uri: &uri,
-            headers: &headers,
-            body: b"{}",
-            now_ms: 0,
-        };
-        scheme.verify(&SecretString::from("s3cret-token".to_string()), &request)
-    }
-
-    #[test]
-    fn the_right_token_is_accepted_and_any_other_refused() {
-        assert_eq!(check(&scheme(None), Some("s3cret-token")), Ok(()));
-        assert_eq!(
-            check(&scheme(None), Some("s3cret-tokeN")),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            check(&scheme(None), Some("s3cret-token-longer")),
-            Err(SignatureError::Mismatch)
-        );
-        assert_eq!(
-            check(&scheme(None), Some("")),
-            Err(SignatureError::Mismatch)
-        );
-        assert!(matches!(
-            check(&scheme(None), None),
-            Err(SignatureError::MissingHeader(_))
-        ));
-    }
-
-    #[test]
-    fn a_configured_token_prefix_is_required() {
-        assert_eq!(
-            check(&scheme(Some("Bearer ")), Some("Bearer s3cret-token")),
-            Ok(())
-        );
-        assert_eq!(
-            check(&scheme(Some("Bearer ")), Some("s3cret-token")),
-            Err(SignatureError::Mismatch)
-        );
-    }
 }

@@ -13,7 +13,8 @@ use crate::sources::{
 };
 
 /// A Gorgias API client for one account.
-#[derive(Clone)]
+// Debug shows no secret: SecretString prints as [REDACTED].
+#[derive(Clone, Debug)]
 pub struct GorgiasClient {
     /// `https://acme.gorgias.com`, no trailing slash.
     pub base_url: String,
@@ -22,14 +23,6 @@ pub struct GorgiasClient {
     pub timeout: Duration,
     /// The source's `ticket_url` template, for ratings' links.
     pub ticket_url: Option<String>,
-}
-
-impl std::fmt::Debug for GorgiasClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GorgiasClient")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
 }
 
 impl GorgiasClient {

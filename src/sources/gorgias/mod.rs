@@ -12,6 +12,7 @@
 //! - `client.rs`: the API call.
 //! - `poller.rs`: reading the survey list (with `poll_interval`).
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::generic::signature::Scheme;
+use super::signature::Scheme;
 use super::http_api::base_url;
 use super::settings::api_timeout;
 use super::{
@@ -186,6 +187,10 @@ impl Webhook for GorgiasSource {
             _ => {}
         }
         Ok(parsed)
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {

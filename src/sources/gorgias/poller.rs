@@ -13,26 +13,16 @@
 //! Each survey becomes the rating the webhook gives: the ticket is the
 //! conversation and the key is empty (one survey per ticket).
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::GorgiasClient;
 use super::payload::survey_from_api;
-use crate::sources::cursor::Window;
+use crate::sources::cursor::{self, WindowCursor};
 use crate::sources::http_api::get_json_and_headers;
 use crate::sources::json::time_ms;
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
 use secrecy::ExposeSecret;
-
-/// Our poll cursor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    #[serde(flatten)]
-    window: Window,
-    /// Gorgias's cursor for the next (older) page of this cycle.
-    #[serde(default)]
-    next: Option<String>,
-}
 
 #[derive(Debug, Deserialize)]
 struct ListPayload {
@@ -66,21 +56,13 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
-    let resume = saved.as_ref().is_some_and(|c| c.next.is_some());
-    let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
+    let position = WindowCursor::<String>::for_request(request);
+    let window = position.window;
     let mut query = vec![
         ("limit", "100".to_string()),
         ("order_by", "created_datetime:desc".to_string()),
     ];
-    if let Some(Cursor {
-        next: Some(next), ..
-    }) = &saved
-        && resume
-    {
+    if let Some(next) = &position.next {
         query.push(("cursor", next.clone()));
     }
     let url = format!("{}/api/satisfaction-surveys", client.base_url);
@@ -129,7 +111,7 @@ pub async fn poll_page(
     let more = next.is_some();
     Ok(PollPage {
         ratings,
-        cursor: serde_json::to_string(&Cursor { window, next }).unwrap_or_default(),
+        cursor: cursor::save(&WindowCursor { window, next }),
         more,
         remaining: remaining(&headers),
     })

@@ -25,6 +25,8 @@ pub const RETRY_AFTER_HEADER: &str = "X-RateLimit-Retry-After";
 const EXPIRY_MARGIN_MS: i64 = 60_000;
 
 /// The API client of one Help Scout account.
+// Debug shows no secret: SecretString prints as [REDACTED].
+#[derive(Debug)]
 pub struct HelpScoutClient {
     /// `https://api.helpscout.net`, no trailing slash.
     pub base_url: String,
@@ -36,6 +38,7 @@ pub struct HelpScoutClient {
     token: Mutex<Option<CachedToken>>,
 }
 
+#[derive(Debug)]
 struct CachedToken {
     token: SecretString,
     expires_at_ms: i64,
@@ -47,14 +50,6 @@ struct TokenPayload {
     /// Seconds; Help Scout issues tokens for about two days.
     #[serde(default)]
     expires_in: Option<i64>,
-}
-
-impl std::fmt::Debug for HelpScoutClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HelpScoutClient")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
 }
 
 fn transport_error(e: &reqwest::Error, what: &str) -> FetchError {
@@ -120,7 +115,11 @@ impl HelpScoutClient {
     /// A valid access token: the cached one, or a new one from the token
     /// endpoint. The lock is held while fetching so that two callers never
     /// ask for two tokens at once.
-    async fn token(&self, http: &reqwest::Client, now_ms: i64) -> Result<SecretString, FetchError> {
+    pub(crate) async fn token(
+        &self,
+        http: &reqwest::Client,
+        now_ms: i64,
+    ) -> Result<SecretString, FetchError> {
         let mut cached = self.token.lock().await;
         if let Some(t) = cached.as_ref().filter(|t| t.expires_at_ms > now_ms) {
             return Ok(t.token.clone());

@@ -14,6 +14,7 @@
 //! replayed body is the same delivery (its hash) and a stale version is
 //! ignored by `modifiedAt`.
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -165,6 +166,10 @@ impl Webhook for HelpScoutSource {
             }
         }
         payload::read(&parse_json(request.body)?, self.ticket_url.as_deref())
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {

@@ -17,6 +17,7 @@ use serde_json::Value;
 
 use super::client::HelpScoutClient;
 use crate::domain::{RatingEvent, Scale, Score};
+use crate::sources::cursor;
 use crate::sources::json::full_name;
 use crate::sources::json::time_ms;
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
@@ -117,10 +118,7 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
+    let saved: Option<Cursor> = cursor::saved(request);
     let end_ms = request.until_ms.unwrap_or(request.now_ms);
     let mut cursor = match saved {
         // Mid-window (the next page, or a run cut short): carry on.
@@ -169,7 +167,7 @@ pub async fn poll_page(
     cursor.next_page = more.then_some(current + 1);
     Ok(PollPage {
         ratings,
-        cursor: serde_json::to_string(&cursor).unwrap_or_default(),
+        cursor: cursor::save(&cursor),
         more,
         remaining: None,
     })

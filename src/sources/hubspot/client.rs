@@ -13,7 +13,8 @@ use crate::sources::{
 };
 
 /// A HubSpot API client for one portal.
-#[derive(Clone)]
+// Debug shows no secret: SecretString prints as [REDACTED].
+#[derive(Clone, Debug)]
 pub struct HubspotClient {
     /// `https://api.hubapi.com`, no trailing slash.
     pub base_url: String,
@@ -21,14 +22,6 @@ pub struct HubspotClient {
     pub timeout: Duration,
     /// The source's `ticket_url` template, for ratings' links.
     pub ticket_url: Option<String>,
-}
-
-impl std::fmt::Debug for HubspotClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HubspotClient")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
 }
 
 impl HubspotClient {

@@ -11,6 +11,7 @@
 //! - `client.rs`: the API (fetching a submission), the source's `HelpdeskApi`.
 //! - `poller.rs`: the search by last-modified date (with `poll_interval`).
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -19,20 +20,17 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::http_api::base_url;
-use super::settings::api_timeout;
+use super::settings::TokenApiSettings;
 use super::{
     HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest,
     parse_json,
 };
-use crate::settings::{ConfigProblem, optional_duration};
+use crate::settings::ConfigProblem;
 use client::HubspotClient;
 
 /// A HubSpot source's own keys (the shared ones are in
@@ -46,25 +44,7 @@ pub struct HubspotSettings {
     /// path, so the URL is rebuilt from this. Required.
     pub public_url: Option<String>,
     /// `[sources.api]`, required: HubSpot webhooks carry only ids.
-    pub api: Option<HubspotApiSettings>,
-}
-
-/// `[sources.api]` of a HubSpot source.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct HubspotApiSettings {
-    /// `https://api.hubapi.com`.
-    pub base_url: String,
-    /// The private app's access token (`pat-…`) with
-    /// `crm.objects.feedback_submissions.read`.
-    #[schemars(with = "Option<String>")]
-    pub token: Option<SecretString>,
-    /// Read the token from this file instead.
-    pub token_file: Option<PathBuf>,
-    /// How long one API call may take before it is retried later. Default `10s`.
-    #[serde(default, deserialize_with = "optional_duration")]
-    #[schemars(with = "Option<String>")]
-    pub request_timeout: Option<Duration>,
+    pub api: Option<TokenApiSettings>,
 }
 
 /// Builds a HubSpot source from its table.
@@ -117,36 +97,19 @@ impl HubspotSource {
                 ));
                 None
             }
-            Some(api) => {
-                let token = t.secret(
-                    "api.token",
-                    api.token,
-                    api.token_file.as_deref(),
+            Some(api) => t
+                .token_api(
+                    api,
+                    "https://api.hubapi.com",
+                    "the private app's access token (pat-…) with the crm.objects.feedback_submissions.read scope",
                     &mut problems,
-                );
-                if token.is_none() && api.token_file.is_none() {
-                    problems.push(ConfigProblem::new(
-                        t.key_of("api.token"),
-                        "is required: the private app's access token (pat-…) with the crm.objects.feedback_submissions.read scope; or set token_file",
-                    ));
-                }
-                match (
-                    base_url(&t.key, &api.base_url, "https://api.hubapi.com"),
-                    token,
-                ) {
-                    (Ok(base_url), Some(token)) => Some(HubspotClient {
-                        base_url,
-                        token,
-                        timeout: api_timeout(api.request_timeout),
-                        ticket_url: t.shared.ticket_url.clone(),
-                    }),
-                    (Err(problem), _) => {
-                        problems.push(problem);
-                        None
-                    }
-                    _ => None,
-                }
-            }
+                )
+                .map(|api| HubspotClient {
+                    base_url: api.base_url,
+                    token: api.token,
+                    timeout: api.timeout,
+                    ticket_url: t.shared.ticket_url.clone(),
+                }),
         };
         match (secret, public_url, client) {
             (Some(secret), Some(public_url), Some(client)) if problems.is_empty() => {
@@ -176,6 +139,10 @@ impl Webhook for HubspotSource {
     }
 
     /// HubSpot sources always have API credentials (webhooks need them).
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        Some(actions::from_client(&self.client))
+    }
+
     fn api(&self) -> Option<&dyn HelpdeskApi> {
         Some(&self.client)
     }

@@ -22,6 +22,7 @@ use serde_json::{Map, Value, json};
 
 use super::client::{HubspotClient, to_fetched};
 use super::payload::{PROPERTIES, SubmissionPayload};
+use crate::sources::cursor;
 use crate::sources::http_api::{retry_after, status_error};
 use crate::sources::{FetchError, Fetched, PollPage, PollRequest, scalar_text};
 
@@ -141,10 +142,7 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
+    let saved: Option<Cursor> = cursor::saved(request);
     let mut cursor = match saved {
         Some(saved) if !request.new_cycle || saved.after.is_some() => saved,
         // The filter is on the modified date, so a change is found anyway;
@@ -255,7 +253,7 @@ pub async fn poll_page(
     };
     Ok(PollPage {
         ratings,
-        cursor: serde_json::to_string(&cursor).unwrap_or_default(),
+        cursor: cursor::save(&cursor),
         more,
         remaining: None,
     })

@@ -7,7 +7,8 @@ use secrecy::SecretString;
 use crate::sources::{BoxFuture, FetchError, HelpdeskApi, PollPage, PollRequest};
 
 /// How to call Intercom's API.
-#[derive(Clone)]
+// Debug shows no secret: SecretString prints as [REDACTED].
+#[derive(Clone, Debug)]
 pub struct IntercomClient {
     /// `https://api.intercom.io` (or the EU/AU region's), no trailing slash.
     pub base_url: String,
@@ -15,14 +16,6 @@ pub struct IntercomClient {
     pub timeout: Duration,
     /// The source's `ticket_url` template, for ratings' links.
     pub ticket_url: Option<String>,
-}
-
-impl std::fmt::Debug for IntercomClient {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IntercomClient")
-            .field("base_url", &self.base_url)
-            .finish_non_exhaustive()
-    }
 }
 
 impl HelpdeskApi for IntercomClient {
@@ -49,5 +42,23 @@ impl HelpdeskApi for IntercomClient {
     /// takes a twentieth.
     fn default_requests_per_minute(&self) -> u32 {
         500
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_token() {
+        let client = IntercomClient {
+            base_url: "https://api.intercom.io".into(),
+            token: SecretString::from("tok-very-secret".to_string()),
+            timeout: Duration::from_secs(1),
+            ticket_url: None,
+        };
+        let shown = format!("{client:?}");
+        assert!(!shown.contains("tok-very-secret"), "{shown}");
+        assert!(shown.contains("api.intercom.io"), "{shown}");
     }
 }

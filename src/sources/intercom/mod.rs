@@ -10,6 +10,7 @@
 //! window; the notification `id` is the delivery id, so a replayed
 //! delivery is recorded once.
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -18,20 +19,17 @@ pub mod signature;
 #[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
-use super::http_api::base_url;
-use super::settings::api_timeout;
+use super::settings::TokenApiSettings;
 use super::{
     HelpdeskApi, ParseError, Parsed, SignatureError, SourceTable, Webhook, WebhookRequest,
     parse_json,
 };
-use crate::settings::{ConfigProblem, optional_duration};
+use crate::settings::ConfigProblem;
 use client::IntercomClient;
 
 /// An Intercom source's own keys (the shared ones are in
@@ -40,24 +38,7 @@ use client::IntercomClient;
 #[serde(deny_unknown_fields)]
 pub struct IntercomSettings {
     /// `[sources.api]`: searching rated conversations (polling).
-    pub api: Option<IntercomApiSettings>,
-}
-
-/// `[sources.api]` of an Intercom source.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct IntercomApiSettings {
-    /// `https://api.intercom.io` (or `https://api.eu.intercom.io`, `https://api.au.intercom.io`).
-    pub base_url: String,
-    /// The app's access token, with the Read conversations permission.
-    #[schemars(with = "Option<String>")]
-    pub token: Option<SecretString>,
-    /// Read the token from this file instead.
-    pub token_file: Option<PathBuf>,
-    /// How long one API call may take before it is retried later. Default `10s`.
-    #[serde(default, deserialize_with = "optional_duration")]
-    #[schemars(with = "Option<String>")]
-    pub request_timeout: Option<Duration>,
+    pub api: Option<TokenApiSettings>,
 }
 
 /// Builds an Intercom source from its table.
@@ -72,30 +53,6 @@ pub struct IntercomSource {
     client: Option<IntercomClient>,
 }
 
-/// Reads `[sources.api]`.
-fn client(
-    t: &SourceTable,
-    api: IntercomApiSettings,
-    problems: &mut Vec<ConfigProblem>,
-) -> Option<IntercomClient> {
-    let token = t.secret("api.token", api.token, api.token_file.as_deref(), problems);
-    if token.is_none() && api.token_file.is_none() {
-        problems.push(ConfigProblem::new(
-            t.key_of("api.token"),
-            "is required to poll: the app's access token (Developer Hub → your app → Configure → Authentication), with the Read conversations permission; or set token_file",
-        ));
-    }
-    let base_url = base_url(&t.key, &api.base_url, "https://api.intercom.io")
-        .map_err(|p| problems.push(p))
-        .ok()?;
-    Some(IntercomClient {
-        base_url,
-        token: token?,
-        timeout: api_timeout(api.request_timeout),
-        ticket_url: t.shared.ticket_url.clone(),
-    })
-}
-
 impl IntercomSource {
     /// Builds the source from its table, reporting every problem.
     pub fn from_settings(t: &SourceTable) -> Result<Self, Vec<ConfigProblem>> {
@@ -108,7 +65,22 @@ impl IntercomSource {
             .require_secret("your app's client secret, from the Intercom Developer Hub → your app → Configure → Basic information")
             .map_err(|p| problems.push(p))
             .ok();
-        let client = own.api.and_then(|api| client(t, api, &mut problems));
+        let client = own
+            .api
+            .and_then(|api| {
+                t.token_api(
+                    api,
+                    "https://api.intercom.io",
+                    "the app's access token (Developer Hub → your app → Configure → Authentication), with the Read conversations permission",
+                    &mut problems,
+                )
+            })
+            .map(|api| IntercomClient {
+                base_url: api.base_url,
+                token: api.token,
+                timeout: api.timeout,
+                ticket_url: t.shared.ticket_url.clone(),
+            });
         match secret {
             Some(secret) if problems.is_empty() => Ok(IntercomSource {
                 secret,
@@ -131,6 +103,10 @@ impl Webhook for IntercomSource {
 
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Parsed, ParseError> {
         payload::read(&parse_json(request.body)?, self.ticket_url.as_deref())
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use super::client::IntercomClient;
 use super::payload::read_item;
 use crate::domain::RatingEvent;
+use crate::sources::cursor;
 use crate::sources::http_api::status_error;
 use crate::sources::{FetchError, PollPage, PollRequest};
 
@@ -92,10 +93,7 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
+    let saved: Option<Cursor> = cursor::saved(request);
     let mut cursor = match saved {
         Some(saved) if !request.new_cycle || saved.starting_after.is_some() => saved,
         // A new cycle from just before the newest change seen (the overlap
@@ -190,7 +188,7 @@ pub async fn poll_page(
     let more = cursor.starting_after.is_some();
     Ok(PollPage {
         ratings,
-        cursor: serde_json::to_string(&cursor).unwrap_or_default(),
+        cursor: cursor::save(&cursor),
         more,
         remaining,
     })

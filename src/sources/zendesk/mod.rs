@@ -8,6 +8,7 @@
 //!
 //! The newer "CSAT survey responses" product is the `zendesk_csat` kind.
 
+pub mod actions;
 pub mod client;
 pub mod payload;
 pub mod poller;
@@ -139,6 +140,10 @@ impl Webhook for ZendeskSource {
     fn parse(&self, request: &WebhookRequest<'_>) -> Result<Parsed, ParseError> {
         let body = parse_json(request.body)?;
         TriggerPayload::try_from(&body)?.into_parsed(self.ticket_url.as_deref())
+    }
+
+    fn actions(&self) -> Option<Arc<dyn super::actions::TicketActions>> {
+        self.client.as_ref().map(actions::from_client)
     }
 
     fn api(&self) -> Option<&dyn HelpdeskApi> {

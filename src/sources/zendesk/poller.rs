@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::client::ZendeskClient;
 use crate::domain::{RatingEvent, Scale, Score};
+use crate::sources::cursor;
 use crate::sources::http_api::get_json;
 use crate::sources::json::time_ms;
 use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url};
@@ -97,10 +98,7 @@ pub async fn poll_page(
     http: &reqwest::Client,
     request: &PollRequest,
 ) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = request
-        .cursor
-        .as_deref()
-        .and_then(|c| serde_json::from_str(c).ok());
+    let saved: Option<Cursor> = cursor::saved(request);
     let mut cursor = match saved {
         // Mid-window (the next page, or a run interrupted by a restart or an
         // error): carry on from Zendesk's page cursor.
@@ -154,7 +152,7 @@ pub async fn poll_page(
     cursor.after = after;
     Ok(PollPage {
         ratings,
-        cursor: serde_json::to_string(&cursor).unwrap_or_default(),
+        cursor: cursor::save(&cursor),
         more,
         remaining: None,
     })

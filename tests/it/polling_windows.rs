@@ -1,4 +1,5 @@
-//! Pollers for Freshdesk, Chatwoot, Gorgias and DevRev against wiremock
+//! The pollers whose helpdesk filters by a time window (`sources/cursor.rs`'s
+//! `Window`): Freshdesk, Chatwoot, Gorgias and DevRev, against wiremock
 //! servers that emulate each API's pagination, time filter and rate limit:
 //! a multi-page first run, a restart that resumes from the saved cursor, a
 //! 429 waited out, one rating (and one alert) whichever way it came, a

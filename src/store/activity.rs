@@ -1,0 +1,219 @@
+//! Closing the loop: what people did about a rating from its alert (notes,
+//! reopens, assignments, direct messages: `rating_activity`), the recorded
+//! outcome of a follow-up, the customer's earlier ratings, and the settle
+//! delay of a freshly enqueued alert.
+
+use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
+
+/// One thing done about a rating from Slack.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Activity {
+    pub id: i64,
+    pub rating_id: i64,
+    /// `note`, `reopen`, `assign`, `outcome` or `dm`.
+    pub kind: String,
+    pub actor_id: String,
+    pub actor_name: Option<String>,
+    /// `done` or `failed`.
+    pub status: String,
+    /// What it did, or why it failed; never customer text.
+    pub detail: Option<String>,
+    pub created_at: i64,
+}
+
+/// An activity to record.
+#[derive(Debug, Clone)]
+pub struct NewActivity<'a> {
+    pub rating_id: i64,
+    pub kind: &'a str,
+    pub actor_id: &'a str,
+    pub actor_name: Option<&'a str>,
+    pub status: &'a str,
+    pub detail: Option<&'a str>,
+    pub at_ms: i64,
+}
+
+/// The recorded outcome of a follow-up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct FollowUpOutcome {
+    /// `reached_customer`, `resolved`, `compensated`, `no_reply`, `not_actionable`.
+    pub follow_up_outcome: Option<String>,
+    /// The follower's optional note (their words, not the customer's).
+    pub follow_up_note: Option<String>,
+}
+
+/// One earlier rating of the same customer, for the alert's story line.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EarlierRating {
+    pub id: i64,
+    pub scale: String,
+    pub score: i64,
+    pub sentiment: String,
+    pub rated_at: i64,
+}
+
+impl StoreTx {
+    /// Records an activity inside the transaction.
+    pub async fn add_activity(&mut self, a: &NewActivity<'_>) -> StoreResult<i64> {
+        let id = on_tx!(self, |conn| {
+            sqlx::query_scalar(
+                "INSERT INTO rating_activity (rating_id, kind, actor_id, actor_name, status, detail, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            )
+            .bind(a.rating_id)
+            .bind(a.kind)
+            .bind(a.actor_id)
+            .bind(a.actor_name)
+            .bind(a.status)
+            .bind(a.detail)
+            .bind(a.at_ms)
+            .fetch_one(&mut *conn)
+            .await?
+        });
+        Ok(id)
+    }
+
+    /// When `customer` at `source` last gave a negative rating given since
+    /// `since_ms`, other than `except_id` (the rating being decided; 0 for
+    /// none).
+    pub async fn previous_negative_at(
+        &mut self,
+        source: &str,
+        customer: &str,
+        since_ms: i64,
+        except_id: i64,
+    ) -> StoreResult<Option<i64>> {
+        let at = on_tx!(self, |conn| {
+            sqlx::query_scalar(
+                "SELECT MAX(rated_at) FROM ratings
+                 WHERE source = $1 AND customer = $2 AND rated_at >= $3 AND id <> $4
+                   AND sentiment = 'negative'",
+            )
+            .bind(source)
+            .bind(customer)
+            .bind(since_ms)
+            .bind(except_id)
+            .fetch_one(&mut *conn)
+            .await?
+        });
+        Ok(at)
+    }
+
+    /// Holds a just-enqueued post back until `due_ms` (`alerts.settle`).
+    pub async fn delay_alert(&mut self, alert_id: i64, due_ms: i64) -> StoreResult<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE alerts SET next_attempt_at = $2 WHERE id = $1 AND state = 'pending' AND attempts = 0",
+            )
+            .bind(alert_id)
+            .bind(due_ms)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Records the outcome of a follow-up on a rating (the latest answer
+    /// wins) and the follow-up itself unless one is recorded already. True
+    /// when this was the first follow-up.
+    pub async fn record_outcome(
+        &mut self,
+        rating_id: i64,
+        outcome: &str,
+        note: Option<&str>,
+        user_id: &str,
+        user_name: Option<&str>,
+        now_ms: i64,
+    ) -> StoreResult<bool> {
+        let first = on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE ratings SET followed_up_by = $2, followed_up_by_name = $3, followed_up_at = $4
+                 WHERE id = $1 AND followed_up_at IS NULL",
+            )
+            .bind(rating_id)
+            .bind(user_id)
+            .bind(user_name)
+            .bind(now_ms)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE ratings SET follow_up_outcome = $2, follow_up_note = $3 WHERE id = $1",
+            )
+            .bind(rating_id)
+            .bind(outcome)
+            .bind(note)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        Ok(first == 1)
+    }
+}
+
+impl Store {
+    /// Records an activity on its own.
+    pub async fn add_activity(&self, a: &NewActivity<'_>) -> StoreResult<i64> {
+        let mut tx = self.begin().await?;
+        let id = tx.add_activity(a).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A rating's activity, oldest first.
+    pub async fn activity(&self, rating_id: i64) -> StoreResult<Vec<Activity>> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, Activity>(
+                "SELECT id, rating_id, kind, actor_id, actor_name, status, detail, created_at
+                 FROM rating_activity WHERE rating_id = $1 ORDER BY id",
+            )
+            .bind(rating_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// The recorded outcome of a rating's follow-up.
+    pub async fn follow_up_outcome(&self, rating_id: i64) -> StoreResult<FollowUpOutcome> {
+        let row = on_pool!(self, |pool| {
+            sqlx::query_as::<_, FollowUpOutcome>(
+                "SELECT follow_up_outcome, follow_up_note FROM ratings WHERE id = $1",
+            )
+            .bind(rating_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.unwrap_or_default())
+    }
+
+    /// The customer's other ratings at `source` given since `since_ms`,
+    /// newest first, at most `limit`.
+    pub async fn earlier_ratings(
+        &self,
+        source: &str,
+        customer: &str,
+        since_ms: i64,
+        except_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<EarlierRating>> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as::<_, EarlierRating>(
+                "SELECT id, scale, score, sentiment, rated_at FROM ratings
+                 WHERE source = $1 AND customer = $2 AND rated_at >= $3 AND id <> $4
+                 ORDER BY rated_at DESC, id DESC LIMIT $5",
+            )
+            .bind(source)
+            .bind(customer)
+            .bind(since_ms)
+            .bind(except_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}
