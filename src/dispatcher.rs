@@ -33,6 +33,7 @@ mod pacing;
 mod story;
 
 pub use story::Enrichment;
+use tracing::Instrument as _;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -472,7 +473,9 @@ impl Dispatcher {
                 break;
             }
             let results = futures_util::future::join_all(chunk.iter().map(|alert| async move {
+                let span = send_span(alert);
                 self.deliver(alert, token, sent_in_batch)
+                    .instrument(span)
                     .await
                     .map(|d| (alert, d))
             }))
@@ -642,4 +645,21 @@ pub async fn send_test_alert(
         story: None,
     };
     sink.post(&view).await
+}
+
+/// The span of one row's send: a child of the span that enqueued it when
+/// the row carries its trace context (see `telemetry.otlp_endpoint`). Ids,
+/// kind and channel only; never the rating's text.
+fn send_span(alert: &DueAlert) -> tracing::Span {
+    let span = tracing::info_span!(
+        "alert.send",
+        alert_id = alert.id,
+        rating_id = alert.rating_id,
+        source = alert.source.as_str(),
+        kind = alert.kind.as_str(),
+        channel = alert.channel.as_str(),
+        attempt = alert.attempts + 1,
+    );
+    crate::telemetry::set_parent(&span, alert.trace_parent.as_deref());
+    span
 }

@@ -28,12 +28,30 @@ async fn main() -> ExitCode {
         cli.command,
         Some(Command::CheckConfig { .. } | Command::Healthcheck { .. } | Command::Report(_))
     );
-    if logging {
-        csatwatch::telemetry::init_logging(&settings.log);
-    }
     // The daemon's output is its log (JSON under a service manager); every
     // other command answers on standard error. Either way, once.
     let daemon = matches!(cli.command, None | Some(Command::Serve));
+    // Traces (telemetry.otlp_endpoint) are the daemon's only.
+    let traces = if logging {
+        csatwatch::telemetry::init(&settings.log, daemon.then_some(&settings.telemetry))
+    } else {
+        None
+    };
+    let code = run(cli, settings, daemon, logging).await;
+    // Spans still queued are exported before exit (bounded by
+    // telemetry.export_timeout).
+    if let Some(traces) = traces {
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
+    code
+}
+
+async fn run(
+    cli: Cli,
+    settings: csatwatch::settings::Settings,
+    daemon: bool,
+    logging: bool,
+) -> ExitCode {
     match csatwatch::cli::run(cli, settings).await {
         Ok(code) => code,
         Err(e) if daemon && logging => {

@@ -202,6 +202,8 @@ impl Pipeline {
             via,
             cursor: None,
             sequence: None,
+            span: tracing::Span::current(),
+            trace_parent: None,
         };
         match &self.writer {
             Some(queue) => queue.submit(job).await,
@@ -258,6 +260,8 @@ impl Pipeline {
             via,
             cursor: Some(cursor),
             sequence: Some(sequence.clone()),
+            span: tracing::Span::current(),
+            trace_parent: None,
         };
         match &self.writer {
             Some(queue) => queue.enqueue(write).await,
@@ -313,6 +317,7 @@ impl Pipeline {
         via: Via,
         delivery_id: Option<i64>,
         now: i64,
+        trace_parent: Option<&str>,
     ) -> StoreResult<RatingResult> {
         let (record, sentiment, updated_at) = Self::rating_record(source, event, now);
         let current = tx
@@ -375,7 +380,10 @@ impl Pipeline {
             );
             match planned {
                 Ok(alerts) if alerts.is_empty() => (0, None),
-                Ok(alerts) => {
+                Ok(mut alerts) => {
+                    for alert in &mut alerts {
+                        alert.trace_parent = trace_parent.map(str::to_string);
+                    }
                     let enqueued = tx.enqueue_alerts(&alerts, self.settle_ms()).await?;
                     (enqueued.iter().filter(|e| **e).count(), None)
                 }
@@ -486,6 +494,7 @@ impl Pipeline {
                     escalate_at: escalation.as_ref().map(|(after, _)| now + ms(*after)),
                     escalate_to: escalation
                         .map(|(_, to)| serde_json::to_string(&to).unwrap_or_else(|_| "[]".into())),
+                    trace_parent: None,
                 }
             })
             .collect())

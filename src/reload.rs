@@ -135,6 +135,7 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         digests,
         drop_alerts,
         dashboard,
+        telemetry,
     } = new;
     let changed =
         |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
@@ -195,6 +196,16 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     }
     if changed(dashboard, &old.dashboard) {
         keys.push("dashboard");
+    }
+    // The exporter is built once at start (headers compared as secrets).
+    {
+        use secrecy::ExposeSecret as _;
+        let headers = |t: &crate::settings::TelemetrySettings| {
+            t.headers.as_ref().map(|h| h.expose_secret().to_string())
+        };
+        if changed(telemetry, &old.telemetry) || headers(telemetry) != headers(&old.telemetry) {
+            keys.push("telemetry");
+        }
     }
     keys
 }

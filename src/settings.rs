@@ -112,6 +112,9 @@ pub struct Settings {
     /// `[dashboard]`: the web pages served at `/dashboard`.
     #[serde(default)]
     pub dashboard: DashboardSettings,
+    /// `[telemetry]`: OpenTelemetry traces (off unless `otlp_endpoint` is set).
+    #[serde(default)]
+    pub telemetry: TelemetrySettings,
 }
 
 /// `[server]`: the one HTTP listener.
@@ -840,6 +843,7 @@ impl Settings {
         insights::validate(&mut self, &mut problems);
         checks::check(&self, &mut problems);
         self.validate_dashboard(&mut problems);
+        self.validate_telemetry(&mut problems);
 
         (self, problems)
     }
@@ -865,6 +869,48 @@ impl Settings {
                 "dashboard.session_ttl",
                 "must be at least 1m; e.g. session_ttl = \"12h\"",
             ));
+        }
+    }
+
+    /// `[telemetry]`: the endpoint's form, the ratio, the headers secret.
+    fn validate_telemetry(&mut self, problems: &mut Vec<ConfigProblem>) {
+        let t = &mut self.telemetry;
+        t.headers = resolve_secret(
+            "telemetry.headers",
+            t.headers.take(),
+            t.headers_file.as_deref(),
+            problems,
+        );
+        if let Some(endpoint) = &t.otlp_endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            problems.push(ConfigProblem::new(
+                "telemetry.otlp_endpoint",
+                "must be an http:// or https:// URL of an OTLP/HTTP receiver, e.g. otlp_endpoint = \"http://127.0.0.1:4318\" (the path /v1/traces is added)",
+            ));
+        }
+        if !(0.0..=1.0).contains(&t.sample_ratio) {
+            problems.push(ConfigProblem::new(
+                "telemetry.sample_ratio",
+                "must be between 0.0 and 1.0 (1.0 keeps every trace, 0.1 one in ten)",
+            ));
+        }
+        if t.service_name.trim().is_empty() {
+            problems.push(ConfigProblem::new(
+                "telemetry.service_name",
+                "is empty; set a name such as \"csatwatch\" or remove the key",
+            ));
+        }
+        if t.max_queue_size == 0 {
+            problems.push(ConfigProblem::new(
+                "telemetry.max_queue_size",
+                "must be at least 1 (default 2048)",
+            ));
+        }
+        if let Some(headers) = &t.headers
+            && let Err(problem) = parse_otlp_headers(headers.expose_secret())
+        {
+            problems.push(ConfigProblem::new("telemetry.headers", problem));
         }
     }
 
@@ -1311,4 +1357,78 @@ impl Default for DashboardSettings {
             secure_cookie: None,
         }
     }
+}
+
+/// `[telemetry]`: OpenTelemetry traces over OTLP/HTTP (protobuf). Off unless
+/// `otlp_endpoint` is set.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct TelemetrySettings {
+    /// The base URL of an OTLP/HTTP receiver (an OpenTelemetry Collector,
+    /// Jaeger, Tempo), e.g. `http://127.0.0.1:4318`; spans are POSTed to
+    /// `{otlp_endpoint}/v1/traces`. Unset (the default): no traces.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute. Default `csatwatch`.
+    pub service_name: String,
+    /// The share of new traces kept, 0.0 to 1.0. Default `1.0`. A trace
+    /// started by a webhook keeps its decision through the alert it sends.
+    pub sample_ratio: f64,
+    /// Headers sent with every export, `key=value` pairs separated by
+    /// commas (as `OTEL_EXPORTER_OTLP_HEADERS`), e.g.
+    /// `authorization=Bearer abc`. A secret: never logged.
+    #[schemars(with = "Option<String>")]
+    pub headers: Option<SecretString>,
+    /// Read the headers from this file instead.
+    pub headers_file: Option<PathBuf>,
+    /// How long one export may take before it is abandoned. Default `10s`.
+    #[serde(deserialize_with = "duration")]
+    #[schemars(with = "String")]
+    pub export_timeout: Duration,
+    /// Finished spans waiting for export; when full, new spans are dropped
+    /// (never the request). Default `2048`.
+    pub max_queue_size: usize,
+}
+
+impl Default for TelemetrySettings {
+    fn default() -> Self {
+        TelemetrySettings {
+            otlp_endpoint: None,
+            service_name: "csatwatch".to_string(),
+            sample_ratio: 1.0,
+            headers: None,
+            headers_file: None,
+            export_timeout: Duration::from_secs(10),
+            max_queue_size: 2048,
+        }
+    }
+}
+
+/// `key=value,key2=value2` into pairs; the problem in words otherwise
+/// (never quoting the value: it may hold a token).
+pub fn parse_otlp_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for (i, pair) in text.split(',').enumerate() {
+        if pair.trim().is_empty() {
+            continue;
+        }
+        let Some((key, value)) = pair.split_once('=') else {
+            return Err(format!(
+                "pair {} has no `=`; write key=value pairs separated by commas, e.g. authorization=Bearer TOKEN",
+                i + 1
+            ));
+        };
+        let key = key.trim();
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(format!(
+                "pair {} has an invalid header name; use letters, digits and `-`",
+                i + 1
+            ));
+        }
+        out.push((key.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    Ok(out)
 }

@@ -2,21 +2,65 @@
 //! human-readable on a terminal (`log.format`). Nothing here ever formats a
 //! secret or a customer comment: callers log ids and scores.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use tracing_subscriber::EnvFilter;
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use secrecy::ExposeSecret as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
-use crate::settings::{LogFormat, LogSettings};
+use crate::settings::{LogFormat, LogSettings, TelemetrySettings};
 
 /// Sets the log filter of the running subscriber (a settings reload).
 type SetLevel = Box<dyn Fn(&str) -> Result<(), String> + Send + Sync>;
 
 static SET_LEVEL: OnceLock<SetLevel> = OnceLock::new();
 
+/// Whether spans are exported (`telemetry.otlp_endpoint` is set and the
+/// exporter was built): without it no trace context is computed or stored.
+static TRACING: AtomicBool = AtomicBool::new(false);
+
 /// Installs the global tracing subscriber. `RUST_LOG` overrides `log.level`.
 pub fn init_logging(settings: &LogSettings) {
+    init(settings, None);
+}
+
+/// The trace exporter of a running daemon: [`Traces::shutdown`] flushes
+/// the spans still queued.
+#[derive(Debug)]
+pub struct Traces {
+    provider: SdkTracerProvider,
+    timeout: std::time::Duration,
+}
+
+impl Traces {
+    /// Exports what is queued and stops the exporter, waiting at most
+    /// `telemetry.export_timeout` (plus a second). Blocks: call it from a
+    /// blocking thread.
+    pub fn shutdown(self) {
+        if let Err(e) = self
+            .provider
+            .shutdown_with_timeout(self.timeout + std::time::Duration::from_secs(1))
+        {
+            tracing::warn!(error = %e, "traces still queued at shutdown were not all exported");
+        }
+    }
+}
+
+/// Installs the global subscriber: logs as [`init_logging`] does, plus,
+/// when `telemetry.otlp_endpoint` is set, OpenTelemetry spans exported in
+/// batches over OTLP/HTTP. Returns the exporter to shut down at exit.
+pub fn init(settings: &LogSettings, telemetry: Option<&TelemetrySettings>) -> Option<Traces> {
     let from_env = std::env::var_os("RUST_LOG").is_some();
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
@@ -26,39 +70,133 @@ pub fn init_logging(settings: &LogSettings) {
         LogFormat::Pretty => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    // The two formats are two subscriber types; each keeps its reload
-    // handle behind the same closure.
-    let set_level: SetLevel = if json {
-        let builder = builder
+    // The log filter is the fmt layer's own (reloadable); spans for traces
+    // have theirs, so `log.level = "warn"` does not turn traces off.
+    let (filter, handle) = tracing_subscriber::reload::Layer::new(filter);
+    let logs = if json {
+        tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             // `span` (the innermost span's fields: a request's method, path
             // and request_id) and not also `spans`, the same fields again.
             .with_current_span(true)
             .with_span_list(false)
-            .with_filter_reloading();
-        let handle = builder.reload_handle();
-        let _ = builder.try_init();
-        Box::new(move |level| {
-            let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-            handle.reload(filter).map_err(|e| e.to_string())
-        })
+            .with_writer(std::io::stderr)
+            .boxed()
     } else {
-        let builder = builder.with_filter_reloading();
-        let handle = builder.reload_handle();
-        let _ = builder.try_init();
-        Box::new(move |level| {
-            let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
-            handle.reload(filter).map_err(|e| e.to_string())
-        })
+        tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .boxed()
     };
+    let mut problem = None;
+    let provider = telemetry.and_then(|t| {
+        t.otlp_endpoint.as_ref()?;
+        match tracer_provider(t) {
+            Ok(provider) => Some((provider, t.export_timeout)),
+            Err(e) => {
+                problem = Some(e);
+                None
+            }
+        }
+    });
+    let traces = provider.as_ref().map(|(provider, _)| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("csatwatch"))
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            // csatwatch's own spans and events only: the libraries' are
+            // noise here, and the exporter's own would loop.
+            .with_filter(Targets::new().with_target("csatwatch", tracing::Level::INFO))
+    });
+    let _ = tracing_subscriber::registry()
+        .with(logs.with_filter(filter))
+        .with(traces)
+        .try_init();
+    if let Some(problem) = problem {
+        tracing::error!(problem = %problem, "traces are off: the OTLP exporter could not be built; check telemetry.otlp_endpoint and telemetry.headers");
+    }
+    let set_level: SetLevel = Box::new(move |level| {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        handle.reload(filter).map_err(|e| e.to_string())
+    });
     // RUST_LOG wins over log.level at start; it keeps winning on reload.
     if !from_env {
         let _ = SET_LEVEL.set(set_level);
     }
+    provider.map(|(provider, timeout)| {
+        TRACING.store(true, Ordering::Relaxed);
+        Traces { provider, timeout }
+    })
+}
+
+/// The OTLP/HTTP (protobuf) exporter behind a batch processor: spans are
+/// queued (at most `max_queue_size`; more are dropped) and sent from a
+/// thread of its own, never on a request's path.
+fn tracer_provider(t: &TelemetrySettings) -> Result<SdkTracerProvider, String> {
+    use opentelemetry_otlp::{WithExportConfig as _, WithHttpConfig as _};
+    use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, Sampler};
+    let base = t.otlp_endpoint.as_deref().unwrap_or_default();
+    let endpoint = format!("{}/v1/traces", base.trim_end_matches('/'));
+    let headers: HashMap<String, String> = match &t.headers {
+        Some(headers) => crate::settings::parse_otlp_headers(headers.expose_secret())?
+            .into_iter()
+            .collect(),
+        None => HashMap::new(),
+    };
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(opentelemetry_otlp::Protocol::HttpBinary)
+        .with_endpoint(endpoint)
+        .with_timeout(t.export_timeout)
+        .with_headers(headers)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let batch = BatchSpanProcessor::builder(exporter)
+        .with_batch_config(
+            BatchConfigBuilder::default()
+                .with_max_queue_size(t.max_queue_size)
+                .with_max_export_batch_size(t.max_queue_size.min(512))
+                .build(),
+        )
+        .build();
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(t.service_name.clone())
+        .with_attribute(opentelemetry::KeyValue::new(
+            "service.version",
+            env!("CARGO_PKG_VERSION"),
+        ))
+        .build();
+    Ok(SdkTracerProvider::builder()
+        .with_span_processor(batch)
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            t.sample_ratio,
+        ))))
+        .with_resource(resource)
+        .build())
+}
+
+/// The W3C `traceparent` of `span`, to carry it across a hop the span
+/// cannot follow (an outbox row); `None` when traces are off.
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    if !TRACING.load(Ordering::Relaxed) {
+        return None;
+    }
+    let mut carrier = HashMap::new();
+    TraceContextPropagator::new().inject_context(&span.context(), &mut carrier);
+    carrier.remove("traceparent")
+}
+
+/// Makes `span` a child of the span `traceparent` names (see
+/// [`traceparent`]); nothing when traces are off or it is `None`.
+pub fn set_parent(span: &tracing::Span, traceparent: Option<&str>) {
+    let Some(traceparent) = traceparent else {
+        return;
+    };
+    if !TRACING.load(Ordering::Relaxed) {
+        return;
+    }
+    let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);
+    let _ = span.set_parent(TraceContextPropagator::new().extract(&carrier));
 }
 
 /// What a reload did to the log level.

@@ -37,6 +37,20 @@ pub enum Answer {
     Unavailable(&'static str),
 }
 
+impl Answer {
+    /// The status this answer is sent with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Answer::Done(_) | Answer::Empty => StatusCode::OK,
+            Answer::Ignored { .. } | Answer::Kept { .. } => StatusCode::ACCEPTED,
+            Answer::Unparseable { .. } | Answer::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Answer::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Answer::NotFound(_) => StatusCode::NOT_FOUND,
+            Answer::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let (status, body) = match self {
@@ -86,6 +100,7 @@ mod tests {
 
     #[test]
     fn each_outcome_has_its_status() {
+        // `status()` (what a trace records) says what the response sends.
         let cases = [
             (Answer::Done(json!({})), 200),
             (Answer::Empty, 200),
@@ -118,6 +133,7 @@ mod tests {
         for (answer, status) in cases {
             let response = answer.clone().into_response();
             assert_eq!(response.status().as_u16(), status, "{answer:?}");
+            assert_eq!(answer.status().as_u16(), status, "{answer:?}");
         }
         let unavailable = Answer::Unavailable("x").into_response();
         assert_eq!(unavailable.headers()[header::RETRY_AFTER], "5");

@@ -19,6 +19,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri};
 use serde_json::json;
+use tracing::Instrument as _;
 
 use super::AppState;
 use super::answer::Answer;
@@ -45,11 +46,42 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Answer {
-    let Some(source) = &state.sources.get(&source_name) else {
+    let Some(source) = state.sources.get(&source_name) else {
         return Answer::NotFound(
             "unknown source; the URL must end with a configured [[sources]] name",
         );
     };
+    // The trace of one rating starts here (telemetry.otlp_endpoint): the
+    // configured source's name and kind, never the body.
+    // The request id too: log lines inside carry this span's fields.
+    let request_id = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_string();
+    let span = tracing::info_span!(
+        "webhook",
+        source = source.name.as_str(),
+        kind = source.kind(),
+        request_id = %request_id,
+        status = tracing::field::Empty,
+    );
+    let answer = receive_from(state, &source, method, uri, headers, body)
+        .instrument(span.clone())
+        .await;
+    span.record("status", i64::from(answer.status().as_u16()));
+    answer
+}
+
+/// [`receive`] for a configured source.
+async fn receive_from(
+    state: AppState,
+    source: &crate::sources::ConfiguredSource,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Answer {
     let name = source.name.as_str();
     // Deliveries failing to parse are written without a transaction: check
     // here that the SQLite file is still ours (write transactions check too).

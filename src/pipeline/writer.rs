@@ -48,6 +48,12 @@ pub(super) struct Write {
     pub cursor: Option<PageCursor>,
     /// The run of pages this one belongs to (see [`Sequence`]).
     pub sequence: Option<Sequence>,
+    /// The span of the caller that queued it (a webhook's): the commit's
+    /// span is its child, so one trace follows a rating into the writer.
+    pub span: tracing::Span,
+    /// The commit span's W3C `traceparent`, stored with the alerts this
+    /// write enqueues so their sends join the same trace (traces on only).
+    pub trace_parent: Option<String>,
 }
 
 /// Where a poll (or backfill) stopped after a page: saved with the page.
@@ -215,8 +221,26 @@ async fn commit(pipeline: Pipeline, queued: Vec<Queued>, stats: Arc<WriterStats>
     if queued.is_empty() {
         return;
     }
-    let (writes, dones): (Vec<Write>, Vec<_>) =
+    let (mut writes, dones): (Vec<Write>, Vec<_>) =
         queued.into_iter().map(|q| (q.write, q.done)).unzip();
+    // One span per write, under the span that queued it, open until the
+    // transaction holding it ends; no customer text, only counts.
+    let batch = writes.len();
+    let spans: Vec<tracing::Span> = writes
+        .iter_mut()
+        .map(|write| {
+            let span = tracing::info_span!(
+                parent: &write.span,
+                "pipeline.commit",
+                source = write.source.name.as_str(),
+                ratings = write.ratings.len(),
+                batch,
+                outcome = tracing::field::Empty,
+            );
+            write.trace_parent = crate::telemetry::traceparent(&span);
+            span
+        })
+        .collect();
     let results: Vec<StoreResult<Recorded>> = match pipeline.write_batch(&writes).await {
         Ok(recorded) => recorded.into_iter().map(Ok).collect(),
         Err(e) if writes.len() == 1 => vec![Err(e)],
@@ -249,7 +273,16 @@ async fn commit(pipeline: Pipeline, queued: Vec<Queued>, stats: Arc<WriterStats>
             results
         }
     };
-    for ((write, done), result) in writes.iter().zip(dones).zip(results) {
+    for (((write, done), result), span) in writes.iter().zip(dones).zip(results).zip(spans) {
+        span.record(
+            "outcome",
+            match &result {
+                Ok(recorded) if recorded.is_duplicate() => "duplicate",
+                Ok(_) => "committed",
+                Err(_) => "failed",
+            },
+        );
+        drop(span);
         match (&result, &write.sequence) {
             (Ok(recorded), _) => pipeline.count(&write.source, recorded),
             (Err(_), Some(sequence)) => sequence.mark_broken(),
@@ -430,7 +463,8 @@ impl Pipeline {
             );
             let no_alert_reason = match planned {
                 Ok(planned) => {
-                    for alert in planned {
+                    for mut alert in planned {
+                        alert.trace_parent.clone_from(&write.trace_parent);
                         alerts.push(alert);
                         alert_owner.push((item.write, item.index));
                     }
@@ -474,6 +508,7 @@ impl Pipeline {
                     write.via,
                     delivery_ids[item.write],
                     now,
+                    write.trace_parent.as_deref(),
                 )
                 .await?;
             results[item.write][item.index] = Some(result);

@@ -212,11 +212,11 @@ impl StoreTx {
         for chunk in order.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO alerts (rating_id, revision, rule, channel, mentions, sentiment, event_key,
-                    escalate_at, escalate_to, next_attempt_at, created_at, kind, state)
+                    escalate_at, escalate_to, next_attempt_at, created_at, trace_parent, kind, state)
                  VALUES {}
                  ON CONFLICT (rating_id, channel, kind, event_key) DO NOTHING
                  RETURNING rating_id, channel, event_key",
-                values(chunk.len(), 11, ", 'post', 'pending'")
+                values(chunk.len(), 12, ", 'post', 'pending'")
             );
             let rows: Vec<(i64, String, String)> = on_tx!(self, |conn| {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
@@ -233,7 +233,8 @@ impl StoreTx {
                         .bind(a.escalate_at)
                         .bind(&a.escalate_to)
                         .bind(a.created_at_ms + settle_ms.max(0))
-                        .bind(a.created_at_ms);
+                        .bind(a.created_at_ms)
+                        .bind(&a.trace_parent);
                 }
                 q.fetch_all(&mut *conn).await?
             });

@@ -109,6 +109,9 @@ where
     F: Future<Output = StoreResult<T>> + Send + 'static,
     T: Send + 'static,
 {
+    // The caller's span goes with the work: its log lines and trace spans
+    // stay under the request that started it.
+    let work = tracing::Instrument::in_current_span(work);
     match tokio::spawn(work).await {
         Ok(result) => result,
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),

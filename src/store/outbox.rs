@@ -23,6 +23,9 @@ pub struct NewAlert {
     /// mentions); `None` when no escalation applies.
     pub escalate_at: Option<i64>,
     pub escalate_to: Option<String>,
+    /// The W3C `traceparent` of the span that enqueued it (traces on
+    /// only), so its send joins that trace: ids only, no customer text.
+    pub trace_parent: Option<String>,
 }
 
 /// An alert row.
@@ -78,8 +81,8 @@ impl StoreTx {
         let id = on_tx!(self, |conn| {
             sqlx::query_scalar(
                 "INSERT INTO alerts (rating_id, revision, rule, channel, mentions, sentiment, kind, event_key,
-                    escalate_at, escalate_to, state, next_attempt_at, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $7, 'post', $10, $8, $9, 'pending', $6, $6)
+                    escalate_at, escalate_to, state, next_attempt_at, created_at, trace_parent)
+                 VALUES ($1, $2, $3, $4, $5, $7, 'post', $10, $8, $9, 'pending', $6, $6, $11)
                  ON CONFLICT (rating_id, channel, kind, event_key) DO NOTHING
                  RETURNING id",
             )
@@ -93,6 +96,7 @@ impl StoreTx {
             .bind(a.escalate_at)
             .bind(&a.escalate_to)
             .bind(format!("rev:{}", a.revision))
+            .bind(&a.trace_parent)
             .fetch_optional(&mut *conn)
             .await?
         });
@@ -564,6 +568,8 @@ pub struct DueAlert {
     pub followed_up_at: Option<i64>,
     #[sqlx(flatten)]
     pub parent: ParentRow,
+    /// See [`NewAlert::trace_parent`].
+    pub trace_parent: Option<String>,
 }
 
 /// The SELECT behind [`DueAlert`]; callers add the WHERE clause on `a`.
@@ -574,7 +580,7 @@ pub(super) const DUE_ALERT_SELECT: &str = "SELECT a.id, a.rating_id, a.kind, a.c
         r.acked_by, r.acked_by_name, r.acked_at, r.followed_up_by, r.followed_up_by_name, r.followed_up_at,
         p.id AS p_id, p.state AS p_state, p.channel AS p_channel, p.mentions AS p_mentions,
         p.sentiment AS p_sentiment, p.rule AS p_rule, p.created_at AS p_created_at,
-        p.slack_channel AS p_slack_channel, p.slack_ts AS p_slack_ts
+        p.slack_channel AS p_slack_channel, p.slack_ts AS p_slack_ts, a.trace_parent
      FROM alerts a JOIN ratings r ON r.id = a.rating_id LEFT JOIN alerts p ON p.id = a.parent_id";
 
 /// A message that went out, to record as sent.

@@ -413,6 +413,7 @@ async fn an_unreadable_outbox_row_is_given_up_and_the_others_go_out() {
                 created_at_ms: app.clock.now_ms(),
                 escalate_at: None,
                 escalate_to: None,
+                trace_parent: None,
             })
             .await
             .unwrap()

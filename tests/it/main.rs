@@ -30,4 +30,5 @@ mod reports;
 mod signals;
 mod slack;
 mod support;
+mod telemetry;
 mod webhooks;

@@ -20,8 +20,8 @@ use crate::support::*;
 
 const TOKEN: &str = "xoxb-CANARY-token-5f1d9e";
 pub(crate) const SECRET: &str = "CANARY-webhook-secret-a83c";
-const COMMENT: &str = "CANARY comment: the blender caught fire twice";
-const CUSTOMER: &str = "Zebulon Canaryfield";
+pub(crate) const COMMENT: &str = "CANARY comment: the blender caught fire twice";
+pub(crate) const CUSTOMER: &str = "Zebulon Canaryfield";
 
 /// The real binary, running with a settings file in a temp folder and its
 /// stderr captured to a file.

@@ -125,6 +125,7 @@ pub async fn alert_and_follow_up(
         created_at_ms: first_seen,
         escalate_at: None,
         escalate_to: None,
+        trace_parent: None,
     })
     .await
     .unwrap();
