@@ -46,6 +46,9 @@ pub struct App {
     /// Who may read the dashboard; built once so a per-process session key
     /// is the same for every request.
     pub access: Arc<crate::dashboard::Access>,
+    /// The settings in force for what reads them while running (the
+    /// digests' scheduler); a settings reload replaces them.
+    pub live: Arc<crate::reports::scheduler::LiveSettings>,
 }
 
 impl App {
@@ -95,7 +98,7 @@ impl App {
                 actions: actions.clone(),
                 http: http.clone(),
                 history_window: settings.alerts.history_window,
-                rules: Arc::new(crate::rules::Rules::from_settings(&settings)),
+                rules: pipeline.shared_rules(),
             }),
         );
         let fetcher = Arc::new(Fetcher {
@@ -108,6 +111,7 @@ impl App {
         });
         let access = Arc::new(crate::dashboard::Access::from_settings(&settings));
         let settings = Arc::new(settings);
+        let live = crate::reports::scheduler::LiveSettings::new(settings.clone());
         let pollers = Arc::new(Pollers::new(
             store.clone(),
             pipeline.clone(),
@@ -129,6 +133,7 @@ impl App {
             actions,
             slack,
             access,
+            live,
         })
     }
 
@@ -159,9 +164,9 @@ impl App {
     /// The digests' and drop alerts' scheduler, sending through the
     /// alerts' sink.
     pub fn scheduler(&self) -> crate::reports::scheduler::Scheduler {
-        crate::reports::scheduler::Scheduler::new(
+        crate::reports::scheduler::Scheduler::live(
             self.store.clone(),
-            self.settings.clone(),
+            self.live.clone(),
             self.clock.clone(),
             self.dispatcher.sink().clone(),
         )

@@ -91,7 +91,8 @@ pub struct Dispatcher {
     store: Store,
     sink: Sink,
     clock: Arc<dyn Clock>,
-    settings: AlertSettings,
+    /// Replaced by a settings reload (see [`Dispatcher::apply_settings`]).
+    settings: std::sync::RwLock<AlertSettings>,
     wake: Arc<Notify>,
     /// Prefix of this process's claim tokens, and its heartbeat row.
     instance: String,
@@ -152,7 +153,7 @@ impl Dispatcher {
             store: store.with_own_pool(CONNECTIONS),
             sink,
             clock,
-            settings,
+            settings: std::sync::RwLock::new(settings),
             wake,
             instance: uuid::Uuid::new_v4().simple().to_string(),
             source_kinds: sources
@@ -171,6 +172,40 @@ impl Dispatcher {
     pub fn with_enrichment(mut self, enrichment: Enrichment) -> Self {
         self.enrichment = Some(enrichment);
         self
+    }
+
+    /// The `[alerts]` settings in force.
+    fn alerts(&self) -> AlertSettings {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Applies reloaded settings: pacing (`alerts.channel_interval`,
+    /// `alerts.channel_burst`, `slack.max_per_minute`), storms, retries,
+    /// the lease, `alerts.channel_in_flight`, from the next pass on; a new
+    /// bot token, webhook URL or default channel for the sink. Returns the
+    /// Slack change it could not apply (a switch between bot token and
+    /// webhook), if any.
+    pub fn apply_settings(
+        &self,
+        alerts: &AlertSettings,
+        slack: &crate::settings::SlackSettings,
+    ) -> Option<&'static str> {
+        self.pacer.set_limits(
+            alerts.channel_interval,
+            alerts.channel_burst,
+            slack.max_per_minute,
+        );
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = alerts.clone();
+        match &self.sink {
+            Sink::Slack(client) => client.update(slack).err(),
+            Sink::Log if slack.bot_token.is_some() || slack.webhook_url.is_some() => {
+                Some("slack.bot_token / slack.webhook_url (switching how alerts are sent)")
+            }
+            Sink::Log => None,
+        }
     }
 
     /// What wakes the run loop (after something was enqueued).
@@ -380,7 +415,7 @@ impl Dispatcher {
                     .claim_alerts(
                         &admitted,
                         self.clock.now_ms(),
-                        ms(self.settings.claim_lease),
+                        ms(self.alerts().claim_lease),
                         &token,
                     )
                     .await?;
@@ -464,7 +499,7 @@ impl Dispatcher {
         cancel: &'a CancellationToken,
         sent_in_batch: &'a SentInBatch,
     ) -> Vec<StoreResult<(&'a DueAlert, Delivered)>> {
-        let in_flight = self.settings.channel_in_flight.max(1) as usize;
+        let in_flight = self.alerts().channel_in_flight.max(1) as usize;
         let mut out = Vec::with_capacity(rows.len());
         for chunk in rows.chunks(in_flight) {
             // Between alerts, not during one: the alert being sent at
@@ -494,7 +529,7 @@ impl Dispatcher {
     async fn prepare(&self) -> StoreResult<FlushReport> {
         let mut report = FlushReport::default();
         let now = self.clock.now_ms();
-        let storm = &self.settings.storm;
+        let storm = &self.alerts().storm;
         if storm.threshold > 0 {
             let since = now - ms(storm.window);
             for channel in self
@@ -518,11 +553,11 @@ impl Dispatcher {
     fn backoff(&self, attempts: i64) -> Duration {
         use rand::Rng as _;
         let exp = attempts.clamp(0, 20) as u32;
-        let full = self
-            .settings
+        let alerts = self.alerts();
+        let full = alerts
             .retry_initial
             .saturating_mul(2u32.saturating_pow(exp))
-            .min(self.settings.retry_max);
+            .min(alerts.retry_max);
         let half = full / 2;
         half + rand::rng().random_range(Duration::ZERO..=half)
     }

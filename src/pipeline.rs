@@ -97,6 +97,10 @@ fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// The rules in force, shared by every clone of the pipeline and the
+/// dispatcher's enrichment, and replaced whole by a settings reload.
+pub type SharedRules = Arc<RwLock<Arc<Rules>>>;
+
 /// Decides and records.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
@@ -157,6 +161,11 @@ impl Pipeline {
     }
 
     /// The rules in force now.
+    /// The cell the rules live in (see [`SharedRules`]).
+    pub fn shared_rules(&self) -> SharedRules {
+        self.rules.clone()
+    }
+
     pub fn rules(&self) -> Arc<Rules> {
         self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -8,7 +8,9 @@
 //! [`apply`]); every other changed key is logged as needing a restart.
 //! Connections, in-flight requests and queued alerts are untouched: the
 //! outbox is in the database, and nothing is rebuilt but the rules, the
-//! sources and the log filter.
+//! sources, the log filter, the dispatcher's paces and Slack credentials,
+//! and the scheduler's digests and drop alerts (whose messages stay keyed
+//! by kind, name and period, so a reload never sends one twice).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -98,9 +100,14 @@ impl Reloader {
 
 /// Applies `new` to the running app and returns the changed keys it could
 /// not apply. Applied while running: `[[rules]]` (channels, mentions,
-/// mutes, escalations), `alerts.max_age`, `log.level`, and the
-/// `[[sources]]` with their secrets for webhooks and fetches (the pollers
-/// keep the sources they started with).
+/// mutes, escalations, `dm_agent`), `[[digests]]` and `[[drop_alerts]]`
+/// (from the scheduler's next tick), `[alerts]` but `history_window` and
+/// `name_cache_ttl` (pacing, storms, retries, settle, max_age, VIPs),
+/// `[slack]` but `request_timeout` and `signing_secret` (a rotated bot
+/// token or token file, the webhook URL, the default channel, the API base
+/// URL, `max_per_minute`), `log.level`, and the `[[sources]]` with their
+/// secrets for webhooks and fetches (the pollers keep the sources they
+/// started with).
 pub fn apply(
     app: &App,
     old: &Settings,
@@ -109,13 +116,29 @@ pub fn apply(
 ) -> Vec<&'static str> {
     app.pipeline.apply_settings(new);
     app.sources.replace(sources);
+    let mut restart = Vec::new();
+    // Pacing, storms, retries; a rotated bot token or webhook URL, a new
+    // default channel: the dispatcher's sink is shared with the scheduler.
+    if let Some(key) = app.dispatcher.apply_settings(&new.alerts, &new.slack) {
+        restart.push(key);
+    }
+    // The interactions' client (modals, replies) follows the token too.
+    if let Some(slack) = &app.slack
+        && let Err(key) = slack.update(&new.slack)
+        && !restart.contains(&key)
+    {
+        restart.push(key);
+    }
+    // Digests and drop alerts: the scheduler reads these at each tick.
+    app.live.set(Arc::new(new.clone()));
     if old.log.level != new.log.level {
         match crate::telemetry::set_log_level(&new.log.level) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "log.level not applied; the previous level stays"),
         }
     }
-    restart_needed(old, new)
+    restart.extend(restart_needed(old, new));
+    restart
 }
 
 /// The changed keys that only a restart applies. Destructured without
@@ -157,15 +180,31 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     if changed(database, &old.database) {
         keys.push("database");
     }
-    // Secrets are redacted in Debug: a new token in the same file is not
-    // seen here, and a restart applies it.
-    if changed(slack, &old.slack) {
-        keys.push("slack");
+    // Applied: the token (or token file's content), the webhook URL, the
+    // default channel, the API base URL, max_per_minute (see `apply`). A
+    // restart: the HTTP timeout, and the signing secret the interactions
+    // endpoint checks.
+    if slack.request_timeout != old.slack.request_timeout {
+        keys.push("slack.request_timeout");
     }
-    let mut alerts_old = old.alerts.clone();
-    alerts_old.max_age = alerts.max_age;
-    if changed(alerts, &alerts_old) {
-        keys.push("alerts");
+    {
+        use secrecy::ExposeSecret as _;
+        let secret = |s: &crate::settings::SlackSettings| {
+            s.signing_secret
+                .as_ref()
+                .map(|v| v.expose_secret().to_string())
+        };
+        if secret(slack) != secret(&old.slack) {
+            keys.push("slack.signing_secret");
+        }
+    }
+    // Applied: everything the pipeline, the rules and the dispatcher read
+    // per rating or per pass. A restart: what the enrichment was built with.
+    if alerts.history_window != old.alerts.history_window {
+        keys.push("alerts.history_window");
+    }
+    if alerts.name_cache_ttl != old.alerts.name_cache_ttl {
+        keys.push("alerts.name_cache_ttl");
     }
     if log.format != old.log.format {
         keys.push("log.format");
@@ -188,12 +227,9 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
     if changed(api, &old.api) {
         keys.push("api");
     }
-    if changed(digests, &old.digests) {
-        keys.push("digests");
-    }
-    if changed(drop_alerts, &old.drop_alerts) {
-        keys.push("drop_alerts");
-    }
+    // `[[digests]]` and `[[drop_alerts]]` are applied (the scheduler's
+    // next tick); listed so the destructuring above stays complete.
+    let _ = (digests, drop_alerts);
     if changed(dashboard, &old.dashboard) {
         keys.push("dashboard");
     }

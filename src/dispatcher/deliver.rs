@@ -145,7 +145,7 @@ impl Dispatcher {
         let age = now - alert.created_at;
         // `invalid_blocks` and every other permanent error end here at once:
         // sending the same refused message again cannot help.
-        if !error.is_retryable() || age >= ms(self.settings.give_up_after) {
+        if !error.is_retryable() || age >= ms(self.alerts().give_up_after) {
             if self
                 .store
                 .finish_alert(alert.id, token, "dead", Some(&error.to_string()))

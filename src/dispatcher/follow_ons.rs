@@ -58,7 +58,7 @@ impl Dispatcher {
         };
         if parent.state == AlertState::Pending {
             // The message is not out yet; come back once it may be.
-            let later = self.clock.now_ms() + ms(self.settings.channel_interval).max(1000);
+            let later = self.clock.now_ms() + ms(self.alerts().channel_interval).max(1000);
             self.store
                 .retry_alert(
                     alert.id,

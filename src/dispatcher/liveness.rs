@@ -60,7 +60,7 @@ impl Dispatcher {
             }
             let released = self
                 .store
-                .take_over_dispatcher(&other.instance, ms(self.settings.claim_lease))
+                .take_over_dispatcher(&other.instance, ms(self.alerts().claim_lease))
                 .await?;
             metrics::counter!("csatwatch_dispatcher_takeovers_total").increment(1);
             tracing::warn!(

@@ -29,11 +29,30 @@ pub enum Slot {
 /// The buckets of one dispatcher.
 #[derive(Debug)]
 pub struct Pacer {
+    limits: std::sync::RwLock<Limits>,
+    state: Mutex<State>,
+}
+
+/// The paces, replaced whole by a settings reload.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
     channel_interval: Duration,
     channel_burst: u32,
     workspace_interval: Duration,
     workspace_burst: u32,
-    state: Mutex<State>,
+}
+
+impl Limits {
+    fn new(channel_interval: Duration, channel_burst: u32, max_per_minute: u32) -> Limits {
+        let per_minute = max_per_minute.max(1);
+        Limits {
+            channel_interval,
+            channel_burst: channel_burst.max(1),
+            workspace_interval: Duration::from_secs(60) / per_minute,
+            // A minute's worth at once at most; the per-channel pace still applies.
+            workspace_burst: per_minute,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -47,15 +66,21 @@ struct State {
 
 impl Pacer {
     pub fn new(channel_interval: Duration, channel_burst: u32, max_per_minute: u32) -> Pacer {
-        let per_minute = max_per_minute.max(1);
         Pacer {
-            channel_interval,
-            channel_burst: channel_burst.max(1),
-            workspace_interval: Duration::from_secs(60) / per_minute,
-            // A minute's worth at once at most; the per-channel pace still applies.
-            workspace_burst: per_minute,
+            limits: std::sync::RwLock::new(Limits::new(
+                channel_interval,
+                channel_burst,
+                max_per_minute,
+            )),
             state: Mutex::new(State::default()),
         }
+    }
+
+    /// New paces (a settings reload), from the next reservation on. The
+    /// buckets keep their state: a channel that just posted still waits.
+    pub fn set_limits(&self, channel_interval: Duration, channel_burst: u32, max_per_minute: u32) {
+        *self.limits.write().unwrap_or_else(|e| e.into_inner()) =
+            Limits::new(channel_interval, channel_burst, max_per_minute);
     }
 
     /// Takes a slot for one message to `channel` if one is free now;
@@ -64,6 +89,7 @@ impl Pacer {
     /// channels and comes back.
     pub async fn try_reserve(&self, channel: &str, now_ms: i64) -> Slot {
         let now = Instant::now();
+        let limits = *self.limits.read().unwrap_or_else(|e| e.into_inner());
         let mut state = self.state.lock().await;
         if let Some(&until) = state.blocked.get(channel)
             && until > now_ms
@@ -73,23 +99,28 @@ impl Pacer {
         let workspace_tat = state.workspace.unwrap_or(now);
         let workspace = wait_for(
             workspace_tat,
-            self.workspace_interval,
-            self.workspace_burst,
+            limits.workspace_interval,
+            limits.workspace_burst,
             now,
         );
         if !workspace.is_zero() {
             return Slot::WorkspaceIn(workspace);
         }
         let channel_tat = state.channels.get(channel).copied().unwrap_or(now);
-        let wait = wait_for(channel_tat, self.channel_interval, self.channel_burst, now);
+        let wait = wait_for(
+            channel_tat,
+            limits.channel_interval,
+            limits.channel_burst,
+            now,
+        );
         if !wait.is_zero() {
             return Slot::ChannelIn(wait);
         }
         state.channels.insert(
             channel.to_string(),
-            channel_tat.max(now) + self.channel_interval,
+            channel_tat.max(now) + limits.channel_interval,
         );
-        state.workspace = Some(workspace_tat.max(now) + self.workspace_interval);
+        state.workspace = Some(workspace_tat.max(now) + limits.workspace_interval);
         Slot::Now
     }
 

@@ -15,7 +15,6 @@ use super::Dispatcher;
 use crate::clock::ms;
 use crate::domain::Sentiment;
 use crate::domain::{Scale, Score};
-use crate::rules::Rules;
 use crate::sinks::slack::message::slack_date;
 use crate::sinks::slack::text::{clean_inline, fit};
 use crate::sinks::{AlertView, CustomerStory, Sink};
@@ -34,7 +33,9 @@ pub struct Enrichment {
     pub http: reqwest::Client,
     /// `alerts.history_window`.
     pub history_window: Duration,
-    pub rules: Arc<Rules>,
+    /// The pipeline's rules, shared: a settings reload replaces them for
+    /// both (see [`crate::pipeline::Pipeline::shared_rules`]).
+    pub rules: crate::pipeline::SharedRules,
 }
 
 impl Dispatcher {
@@ -111,7 +112,12 @@ impl Dispatcher {
         let Some(e) = &self.enrichment else {
             return;
         };
-        if !e.rules.dm_agent(alert.rule.as_deref()) {
+        let dm_agent = e
+            .rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .dm_agent(alert.rule.as_deref());
+        if !dm_agent {
             return;
         }
         let Sink::Slack(slack) = &self.sink else {

@@ -32,30 +32,75 @@ pub struct TickReport {
     pub drop_messages_written: u64,
 }
 
+/// The settings in force, replaced whole by a settings reload: the
+/// scheduler reads them at each tick, so new, changed and removed
+/// `[[digests]]` and `[[drop_alerts]]` apply from the next tick, which a
+/// replacement brings forward.
+#[derive(Debug)]
+pub struct LiveSettings {
+    settings: std::sync::RwLock<Arc<Settings>>,
+    changed: tokio::sync::Notify,
+}
+
+impl LiveSettings {
+    pub fn new(settings: Arc<Settings>) -> Arc<LiveSettings> {
+        Arc::new(LiveSettings {
+            settings: std::sync::RwLock::new(settings),
+            changed: tokio::sync::Notify::new(),
+        })
+    }
+
+    /// The settings in force now.
+    pub fn get(&self) -> Arc<Settings> {
+        self.settings
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces them and wakes the scheduler for a tick now.
+    pub fn set(&self, settings: Arc<Settings>) {
+        *self.settings.write().unwrap_or_else(|e| e.into_inner()) = settings;
+        self.changed.notify_one();
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Scheduler {
     store: Store,
-    settings: Arc<Settings>,
+    live: Arc<LiveSettings>,
     clock: Arc<dyn Clock>,
     sink: Sink,
 }
 
 impl Scheduler {
     pub fn new(store: Store, settings: Arc<Settings>, clock: Arc<dyn Clock>, sink: Sink) -> Self {
+        Self::live(store, LiveSettings::new(settings), clock, sink)
+    }
+
+    /// A scheduler that follows `live` (what a reload replaces).
+    pub fn live(store: Store, live: Arc<LiveSettings>, clock: Arc<dyn Clock>, sink: Sink) -> Self {
         Scheduler {
             store,
-            settings,
+            live,
             clock,
             sink,
         }
     }
 
+    /// The settings in force now.
+    fn settings(&self) -> Arc<Settings> {
+        self.live.get()
+    }
+
     /// Writes the digests and evaluates the drop alerts that are due.
     pub async fn tick(&self) -> Result<TickReport, ReportError> {
         let now = self.clock.now_ms();
-        let tz = self.settings.reports.time_zone();
+        // One snapshot per tick: a reload meanwhile applies from the next.
+        let settings = self.settings();
+        let tz = settings.reports.time_zone();
         let mut report = TickReport::default();
-        for d in &self.settings.digests {
+        for d in &settings.digests {
             let (due, due_ms) = digest::schedule(d).last_due(now, &tz);
             if now - due_ms > ms(d.grace) {
                 continue;
@@ -68,11 +113,11 @@ impl Scheduler {
             {
                 continue;
             }
-            let body = digest::build(&self.store, &self.settings, d, due).await?;
+            let body = digest::build(&self.store, &settings, d, due).await?;
             let channel = d
                 .channel
                 .clone()
-                .or_else(|| self.settings.slack.default_channel.clone())
+                .or_else(|| settings.slack.default_channel.clone())
                 .unwrap_or_default();
             let mut tx = self.store.begin().await?;
             let written = tx
@@ -91,7 +136,7 @@ impl Scheduler {
                 report.digests_written += 1;
             }
         }
-        for d in &self.settings.drop_alerts {
+        for d in &settings.drop_alerts {
             let (due, due_ms) = drops::schedule(d).last_due(now, &tz);
             if now - due_ms > ms(DROP_GRACE) {
                 continue;
@@ -104,9 +149,9 @@ impl Scheduler {
             {
                 continue;
             }
-            let evaluations = drops::evaluate(&self.store, &self.settings, d, due).await?;
+            let evaluations = drops::evaluate(&self.store, &settings, d, due).await?;
             report.drop_messages_written +=
-                drops::apply(&self.store, &self.settings, d, &evaluations, now).await?;
+                drops::apply(&self.store, &settings, d, &evaluations, now).await?;
         }
         Ok(report)
     }
@@ -131,7 +176,7 @@ impl Scheduler {
                     sent += 1;
                 }
                 Err(e) => {
-                    let give_up = now - m.created_at >= ms(self.settings.alerts.give_up_after);
+                    let give_up = now - m.created_at >= ms(self.settings().alerts.give_up_after);
                     let (state, next) = if !e.is_retryable() || give_up {
                         tracing::error!(kind = %m.kind, name = %m.name, message_id = m.id, error = %e, "a report message could not be delivered and was given up; check the Slack token and channel (check-config --online)");
                         ("dead", now)
@@ -152,10 +197,22 @@ impl Scheduler {
 
     /// Ticks and sends every 30 s until `cancel`.
     pub async fn run(self, cancel: CancellationToken) {
-        if self.settings.digests.is_empty() && self.settings.drop_alerts.is_empty() {
-            return;
-        }
+        // Runs even with no digests or drop alerts: a reload may add some.
         loop {
+            let idle = {
+                let settings = self.settings();
+                settings.digests.is_empty() && settings.drop_alerts.is_empty()
+            };
+            if idle {
+                // No query while there is nothing configured (as before
+                // reloads existed); a reload that adds one starts it.
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(TICK) => {}
+                    _ = self.live.changed.notified() => {}
+                }
+                continue;
+            }
             if let Err(e) = self.tick().await {
                 tracing::warn!(error = %e, "digests and drop alerts could not be evaluated; trying again shortly");
             }
@@ -165,6 +222,7 @@ impl Scheduler {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(TICK) => {}
+                _ = self.live.changed.notified() => {}
             }
         }
     }

@@ -55,7 +55,13 @@ const USER_AGENT: &str = concat!("csatwatch/", env!("CARGO_PKG_VERSION"));
 #[derive(Debug, Clone)]
 pub struct SlackClient {
     http: reqwest::Client,
-    mode: Mode,
+    /// Shared by every clone, so a settings reload that rotates the token
+    /// (or the webhook URL) reaches the dispatcher, the scheduler and the
+    /// interactions at once.
+    mode: Arc<std::sync::RwLock<Mode>>,
+    /// Secrets replaced by a reload: still redacted from errors of sends
+    /// that started before it.
+    retired: Arc<Mutex<Vec<SecretString>>>,
     timeout: Duration,
     /// Whether clicks can come back (`slack.signing_secret` is set), so the
     /// "I'm on it" and "Followed up" buttons are worth showing.
@@ -127,7 +133,8 @@ impl SlackClient {
             .context("building the HTTP client for Slack")?;
         Ok(Some(SlackClient {
             http,
-            mode,
+            mode: Arc::new(std::sync::RwLock::new(mode)),
+            retired: Arc::default(),
             timeout: settings.request_timeout,
             interactive: settings.signing_secret.is_some(),
             channel_ids: Arc::default(),
@@ -135,9 +142,43 @@ impl SlackClient {
         }))
     }
 
+    /// The mode in force now (a reload may replace it).
+    fn mode(&self) -> Mode {
+        self.mode.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Applies a settings reload: a new bot token (or token file's
+    /// content), API base URL and default channel in bot mode, a new URL in
+    /// webhook mode. Switching between the modes, `request_timeout` and
+    /// `signing_secret` need a restart: `Err` names what.
+    pub fn update(&self, settings: &SlackSettings) -> Result<(), &'static str> {
+        let new = match (&settings.bot_token, &settings.webhook_url, self.mode()) {
+            (Some(token), _, Mode::Bot { .. }) => Mode::Bot {
+                token: token.clone(),
+                api_base_url: settings.api_base_url.trim_end_matches('/').to_string(),
+                default_channel: settings.default_channel.clone(),
+            },
+            (None, Some(url), Mode::Webhook { .. }) => Mode::Webhook { url: url.clone() },
+            _ => return Err("slack.bot_token / slack.webhook_url (switching how alerts are sent)"),
+        };
+        let mut mode = self.mode.write().unwrap_or_else(|e| e.into_inner());
+        let old = match &*mode {
+            Mode::Bot { token, .. } => token.clone(),
+            Mode::Webhook { url } => url.clone(),
+        };
+        if let Ok(mut retired) = self.retired.lock() {
+            retired.push(old);
+            // A few are enough: a send outlives at most one or two reloads.
+            let excess = retired.len().saturating_sub(4);
+            retired.drain(..excess);
+        }
+        *mode = new;
+        Ok(())
+    }
+
     /// `slack-bot` or `slack-webhook`, for logs and metrics.
     pub fn mode_name(&self) -> &'static str {
-        match self.mode {
+        match self.mode() {
             Mode::Bot { .. } => "slack-bot",
             Mode::Webhook { .. } => "slack-webhook",
         }
@@ -145,7 +186,7 @@ impl SlackClient {
 
     /// Whether posted messages can be updated and threaded later (bot mode).
     pub fn can_update(&self) -> bool {
-        matches!(self.mode, Mode::Bot { .. })
+        matches!(self.mode(), Mode::Bot { .. })
     }
 
     /// Posts one alert. Bot mode returns Slack's channel id and `ts`.
@@ -168,7 +209,7 @@ impl SlackClient {
         alert: &AlertView,
         key: Option<MessageKey>,
     ) -> Result<Posted, SinkError> {
-        let result = match &self.mode {
+        let result = match &self.mode() {
             Mode::Bot {
                 default_channel, ..
             } => {
@@ -437,7 +478,7 @@ impl SlackClient {
         body: Value,
         key: Option<MessageKey>,
     ) -> Result<Posted, SinkError> {
-        let result = match &self.mode {
+        let result = match &self.mode() {
             Mode::Bot { .. } => self.post_body_as_bot(channel, thread_ts, body, key).await,
             Mode::Webhook { .. } if thread_ts.is_some() => {
                 Err(not_in_webhook_mode("thread replies"))
@@ -471,7 +512,7 @@ impl SlackClient {
             token,
             api_base_url,
             ..
-        } = &self.mode
+        } = &self.mode()
         else {
             return Vec::new();
         };
@@ -505,7 +546,7 @@ impl SlackClient {
             token,
             api_base_url,
             ..
-        } = &self.mode
+        } = &self.mode()
         else {
             unreachable!("Web API calls are made in bot mode only");
         };
@@ -529,7 +570,7 @@ impl SlackClient {
             token,
             api_base_url,
             ..
-        } = &self.mode
+        } = &self.mode()
         else {
             unreachable!("Web API calls are made in bot mode only");
         };
@@ -654,8 +695,12 @@ impl SlackClient {
     /// Removes the token and the webhook URL (and its secret path) from an
     /// error, whatever produced it.
     fn redact(&self, error: SinkError) -> SinkError {
-        let mut secrets = Vec::new();
-        match &self.mode {
+        let mut secrets: Vec<String> = self
+            .retired
+            .lock()
+            .map(|r| r.iter().map(|s| s.expose_secret().to_string()).collect())
+            .unwrap_or_default();
+        match &self.mode() {
             Mode::Bot { token, .. } => secrets.push(token.expose_secret().to_string()),
             Mode::Webhook { url } => {
                 secrets.push(url.expose_secret().to_string());
