@@ -213,9 +213,17 @@ fn restart_needed(old: &Settings, new: &Settings) -> Vec<&'static str> {
         keys.push("retention");
     }
     // The table itself, secrets included (compared, never printed).
+    // As JSON (maps with sorted keys): the raw tables' own Debug follows a
+    // hash map's order, which differs from one read of the file to the next.
     let tables = |s: &[crate::settings::RawSource]| {
         s.iter()
-            .map(|r| format!("{:?}", r.value()))
+            .map(|r| {
+                r.value()
+                    .clone()
+                    .try_deserialize::<serde_json::Value>()
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|_| format!("{:?}", r.value()))
+            })
             .collect::<Vec<_>>()
     };
     if tables(sources) != tables(&old.sources) {

@@ -221,3 +221,45 @@ async fn a_small_or_insignificant_dip_raises_nothing() {
         app.stop().await;
     }
 }
+
+/// A reload (what SIGHUP runs) that moves a digest to another channel: the
+/// period already written is not sent again, and the next one goes to the
+/// new channel. Messages stay keyed by kind, name and period.
+#[tokio::test]
+async fn a_reloaded_digest_channel_takes_the_next_period_and_nothing_is_sent_twice() {
+    for backend in backends() {
+        let slack = slack_ok().await;
+        let db = TestDatabase::new(backend).await;
+        let old = settings(&db.url, Some(&slack.uri()), DIGEST);
+        let one = TestApp::spawn(old.clone(), ManualClock::new(ms("2026-11-16T08:00:30Z"))).await;
+        seed_known(&one.app.store).await;
+        one.app.run_report_schedules().await.unwrap();
+        assert_eq!(posts_to(&slack, "#leads").await.len(), 1, "{backend:?}");
+
+        let mut new = old.clone();
+        new.digests[0].channel = Some("#leads-moved".into());
+        let sources = csatwatch::sources::SourceRegistry::from_settings(&new).unwrap();
+        let restart = csatwatch::reload::apply(&one.app, &old, &new, sources);
+        assert!(restart.is_empty(), "{backend:?}: {restart:?}");
+
+        // The same period, after the reload: already written, not again.
+        one.clock.set(ms("2026-11-16T09:00:00Z"));
+        one.app.run_report_schedules().await.unwrap();
+        assert_eq!(
+            posts_to(&slack, "#leads-moved").await.len(),
+            0,
+            "{backend:?}"
+        );
+
+        // The next Monday: the new channel.
+        one.clock.set(ms("2026-11-23T08:00:30Z"));
+        one.app.run_report_schedules().await.unwrap();
+        assert_eq!(
+            posts_to(&slack, "#leads-moved").await.len(),
+            1,
+            "{backend:?}"
+        );
+        assert_eq!(posts_to(&slack, "#leads").await.len(), 1, "{backend:?}");
+        one.stop().await;
+    }
+}

@@ -18,7 +18,7 @@ use wiremock::MockServer;
 
 use crate::support::*;
 
-const TOKEN: &str = "xoxb-CANARY-token-5f1d9e";
+pub(crate) const TOKEN: &str = "xoxb-CANARY-token-5f1d9e";
 pub(crate) const SECRET: &str = "CANARY-webhook-secret-a83c";
 pub(crate) const COMMENT: &str = "CANARY comment: the blender caught fire twice";
 pub(crate) const CUSTOMER: &str = "Zebulon Canaryfield";
