@@ -206,6 +206,27 @@ async fn an_unreachable_collector_fails_no_webhook_and_no_shutdown() {
         assert_eq!(daemon.post(&canary_body(ticket), SECRET, None).await, 200);
     }
     wait_for_posts(&slack, 3).await;
-    // Exports fail meanwhile; the daemon still stops cleanly.
+    // The failed exports are in the log, for the operator to see.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let failed = loop {
+        let found = daemon.log_lines().into_iter().find(|l| {
+            l["target"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("opentelemetry")
+                && l["name"] == "BatchSpanProcessor.ExportError"
+        });
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no export error logged:\n{}",
+            daemon.logs()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(failed["level"], "ERROR", "{failed}");
+    // The daemon still stops cleanly, the queued spans abandoned.
     daemon.terminate();
 }
