@@ -326,3 +326,47 @@ mod api {
         }
     }
 }
+
+/// Ratings an older version stored on the scale's old token (`freshdesk`)
+/// are renamed by migration 0015, on both backends, so reports group them
+/// with the new ones.
+#[tokio::test]
+async fn ratings_stored_on_the_old_scale_token_are_renamed_by_the_migration() {
+    use csatwatch::clock::ManualClock;
+
+    use super::{FIXTURE_NOW_MS, sources_toml};
+    use crate::support::*;
+
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let spawn = || {
+            TestApp::spawn(
+                settings(&db.url, None, &sources_toml()),
+                ManualClock::new(FIXTURE_NOW_MS),
+            )
+        };
+        let app = spawn().await;
+        let body = fixture("freshdesk/rule_negative.json");
+        let (status, answer) = app
+            .post("freshdesk-body", &token_headers(SECRET, 0, body), body)
+            .await;
+        assert_eq!(status, 200, "{backend:?}: {answer}");
+        app.stop().await;
+        // What a version before the rename left behind.
+        execute_sql(&db.url, "UPDATE ratings SET scale = 'freshdesk'").await;
+        execute_sql(&db.url, "DELETE FROM _sqlx_migrations WHERE version = 15").await;
+        let app = spawn().await;
+        let stored = app
+            .app
+            .store
+            .rating("freshdesk-body", "433", "")
+            .await
+            .unwrap();
+        assert_eq!(
+            stored.map(|r| r.scale).as_deref(),
+            Some("signed_seven_point"),
+            "{backend:?}"
+        );
+        app.stop().await;
+    }
+}
