@@ -23,7 +23,7 @@ use serde_json::{Map, Value, json};
 use super::client::{HubspotClient, to_fetched};
 use super::payload::{PROPERTIES, SubmissionPayload};
 use crate::sources::cursor::{HighWaterCursor, HighWaterPoller, Page};
-use crate::sources::http_api::{retry_after, status_error};
+use crate::sources::http_api::{retry_after, send_json};
 use crate::sources::{FetchError, Fetched, PollRequest, scalar_text};
 
 /// HubSpot's page size limit for search.
@@ -39,7 +39,10 @@ struct SearchPayload {
     paging: Option<Value>,
 }
 
-/// POSTs `body` to `path` and reads JSON; a 429 says how long to wait.
+/// POSTs `body` to `path` and reads JSON (207: some inputs failed, a
+/// submission without tickets; the rest stand). A 429 without
+/// `Retry-After` is waited out for a second, unless it is the daily limit:
+/// then the next interval tries again.
 async fn post_json<T: serde::de::DeserializeOwned>(
     client: &HubspotClient,
     http: &reqwest::Client,
@@ -47,46 +50,23 @@ async fn post_json<T: serde::de::DeserializeOwned>(
     body: &Value,
     what: &str,
 ) -> Result<T, FetchError> {
-    let response = http
+    let request = http
         .post(format!("{}{path}", client.base_url))
         .bearer_auth(client.token.expose_secret())
-        .json(body)
-        .timeout(client.timeout)
-        .send()
-        .await
-        .map_err(|e| {
-            FetchError::retryable(format!(
-                "{what} {}",
-                if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed"
-                }
-            ))
-        })?;
-    let status = response.status();
-    // 207: some inputs failed (a submission without tickets); the rest stand.
-    if status.is_success() {
-        return response.json::<T>().await.map_err(|_| {
-            FetchError::retryable(format!("the answer to the {what} is not the expected JSON"))
-        });
-    }
-    let header_wait = retry_after(response.headers());
-    if status.as_u16() == 429 {
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let daily = body
-            .get("policyName")
-            .and_then(Value::as_str)
+        .json(body);
+    let (found, _) = send_json(request, client.timeout, what, |headers, body| {
+        let daily = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|b| b.get("policyName")?.as_str().map(str::to_string))
             .is_some_and(|p| p.eq_ignore_ascii_case("DAILY"));
-        let wait = match (header_wait, daily) {
+        match (retry_after(headers), daily) {
             (Some(wait), _) => Some(wait),
-            // The day's quota is spent: the next interval tries again.
             (None, true) => None,
             (None, false) => Some(std::time::Duration::from_secs(1)),
-        };
-        return Err(status_error(status, wait, what));
-    }
-    Err(status_error(status, header_wait, what))
+        }
+    })
+    .await?;
+    Ok(found)
 }
 
 /// The first ticket of each submission, from one batch read.

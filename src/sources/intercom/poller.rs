@@ -23,7 +23,7 @@ use super::client::IntercomClient;
 use super::payload::read_item;
 use crate::domain::RatingEvent;
 use crate::sources::cursor::{HighWaterCursor, HighWaterPoller, Page};
-use crate::sources::http_api::status_error;
+use crate::sources::http_api::{header_number, send_json};
 use crate::sources::{FetchError, PollRequest};
 
 /// The API version the poller speaks (its search fields and shapes).
@@ -92,46 +92,18 @@ impl HighWaterPoller for IntercomClient {
                 "pagination": pagination,
             });
             let what = "Intercom conversations search";
-            let response = http
-                .post(format!("{}/conversations/search", self.base_url))
-                .bearer_auth(self.token.expose_secret())
-                .header("Intercom-Version", API_VERSION)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .json(&body)
-                .timeout(self.timeout)
-                .send()
-                .await
-                .map_err(|e| {
-                    FetchError::retryable(format!(
-                        "{what} {}",
-                        if e.is_timeout() {
-                            "timed out"
-                        } else {
-                            "failed"
-                        }
-                    ))
-                })?;
-            let status = response.status();
-            let remaining = response
-                .headers()
-                .get("X-RateLimit-Remaining")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            if status.as_u16() == 429 {
-                let wait = rate_limit_wait(response.headers(), request.now_ms);
-                return Err(status_error(status, Some(wait), what));
-            }
-            if !status.is_success() {
-                return Err(status_error(
-                    status,
-                    crate::sources::http_api::retry_after(response.headers()),
-                    what,
-                ));
-            }
-            let found: SearchPayload = response.json().await.map_err(|_| {
-                FetchError::retryable(format!("the answer to the {what} is not the expected JSON"))
-            })?;
-            let mut ratings: Vec<RatingEvent> = Vec::new();
+        let search = http
+            .post(format!("{}/conversations/search", self.base_url))
+            .bearer_auth(self.token.expose_secret())
+            .header("Intercom-Version", API_VERSION)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(&body);
+        let (found, headers): (SearchPayload, _) = send_json(search, self.timeout, what, |h, _| {
+            Some(rate_limit_wait(h, request.now_ms))
+        })
+        .await?;
+        let remaining = header_number(&headers, "X-RateLimit-Remaining");
+        let mut ratings: Vec<RatingEvent> = Vec::new();
             let mut newest_s: Option<i64> = None;
             for conversation in &found.conversations {
                 for at in ["/updated_at", "/conversation_rating/replied_at"] {
