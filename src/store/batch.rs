@@ -19,7 +19,7 @@ const ROWS_PER_STATEMENT: usize = 250;
 
 /// `($1, $2, …), ($n+1, …)` for `rows` rows of `columns` parameters, with
 /// `fixed` appended verbatim inside each row (constants).
-fn values(rows: usize, columns: usize, fixed: &str) -> String {
+pub(super) fn values(rows: usize, columns: usize, fixed: &str) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {
@@ -145,6 +145,17 @@ impl StoreTx {
                 q.fetch_all(&mut *conn).await?
             });
             ids.extend(rows.into_iter().map(|(id, s, c, k)| ((s, c, k), id)));
+        }
+        // Each rating inserted now counts in the report rollup.
+        for r in ratings {
+            let key = (
+                r.source.clone(),
+                r.conversation_id.clone(),
+                r.rating_key.clone(),
+            );
+            if ids.contains_key(&key) {
+                self.rollup_change(None, &r.rollup_dims());
+            }
         }
         Ok(ratings
             .iter()

@@ -96,7 +96,13 @@ pub async fn seed(store: &Store, seed: &Seed) -> i64 {
 pub async fn change(store: &Store, id: i64, revision: i64, seed: &Seed) {
     let mut tx = store.begin().await.unwrap();
     let r = seed.record();
-    tx.update_rating(id, &r, revision, seed.rated_at)
+    let current = tx
+        .lock_rating(&r.source, &r.conversation_id, &r.rating_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.id, id);
+    tx.update_rating(&current, &r, revision, seed.rated_at)
         .await
         .unwrap();
     tx.insert_history(&history(id, revision, &r)).await.unwrap();

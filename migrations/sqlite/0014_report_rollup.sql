@@ -1,0 +1,31 @@
+-- The report rollup: rating counts per local day (in reports.timezone, the
+-- one recorded in rating_rollup_state) and per level of detail. Kept in the
+-- same transaction as every rating write; rebuilt at start-up when missing,
+-- built for another time zone, or built by an older schema. Empty strings
+-- stand for a dimension the level does not keep (and for an unrecorded
+-- brand, team or agent, which the reports label "(none)" either way).
+--   level 1: day, source, survey, scale, score, sentiment, brand
+--   level 2: level 1 + team
+--   level 3: level 2 + agent
+CREATE TABLE rating_rollup (
+    level     INTEGER NOT NULL,
+    day       INTEGER NOT NULL,
+    source    TEXT    NOT NULL,
+    survey    TEXT    NOT NULL,
+    scale     TEXT    NOT NULL,
+    score     INTEGER NOT NULL,
+    sentiment TEXT    NOT NULL,
+    brand     TEXT    NOT NULL,
+    team      TEXT    NOT NULL,
+    agent     TEXT    NOT NULL,
+    n         INTEGER NOT NULL,
+    PRIMARY KEY (level, day, source, survey, scale, score, sentiment, brand, team, agent)
+) WITHOUT ROWID;
+
+CREATE TABLE rating_rollup_state (
+    id             INTEGER PRIMARY KEY CHECK (id = 1),
+    timezone       TEXT    NOT NULL,
+    schema_version INTEGER NOT NULL,
+    built_at       INTEGER NOT NULL,
+    ratings        INTEGER NOT NULL
+);
