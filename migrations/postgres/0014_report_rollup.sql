@@ -29,3 +29,7 @@ CREATE TABLE rating_rollup_state (
     built_at       BIGINT  NOT NULL,
     ratings        BIGINT  NOT NULL
 );
+
+-- Drop alerts recover only after `recover_after` good evaluations in a row:
+-- the good evaluations so far in the current episode.
+ALTER TABLE drop_alert_states ADD COLUMN recover_streak BIGINT NOT NULL DEFAULT 0;

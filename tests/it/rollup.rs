@@ -87,7 +87,7 @@ fn record(i: u64, version: u64) -> RatingRecord {
     // 70 days from 2026-09-20, crossing Berlin's DST change on Oct 25;
     // many ratings between 22:00 and 24:00 UTC, the next day in Berlin.
     let day = ms("2026-09-20T00:00:00Z") + (i % 70) as i64 * 86_400_000;
-    let minute = if i % 3 == 0 {
+    let minute = if i.is_multiple_of(3) {
         22 * 60 + (x % 120) as i64
     } else {
         (x % 1440) as i64
@@ -105,7 +105,7 @@ fn record(i: u64, version: u64) -> RatingRecord {
         n => Some(format!("Agent {n}")),
     };
     RatingRecord {
-        source: if i % 4 == 0 {
+        source: if i.is_multiple_of(4) {
             "freshdesk".into()
         } else {
             "zendesk".into()
@@ -122,7 +122,7 @@ fn record(i: u64, version: u64) -> RatingRecord {
         team: team.map(str::to_string),
         customer: Some(format!("customer-{}", i % 9)),
         company: None,
-        brand: (i % 5 == 0).then(|| "Acme".to_string()),
+        brand: i.is_multiple_of(5).then(|| "Acme".to_string()),
         tags: "[]".into(),
         url: None,
         rated_at,
@@ -157,17 +157,17 @@ async fn seed(store: &Store) {
         for (&i, (r, id)) in chunk.iter().zip(records.iter().zip(&ids)) {
             let id = id.unwrap();
             tx.insert_history(&history(id, 1, r)).await.unwrap();
-            if i % 11 == 0 {
+            if i.is_multiple_of(11) {
                 // Changed in the transaction that inserted it.
                 change(&mut tx, i, 1).await;
             }
         }
         tx.commit().await.unwrap();
     }
-    for i in (0..N).filter(|i| i % 3 == 0 || i % 7 == 0) {
+    for i in (0..N).filter(|i| i.is_multiple_of(3) || i.is_multiple_of(7)) {
         let mut tx = store.begin().await.unwrap();
         let mut revision = change(&mut tx, i, 2).await;
-        if i % 7 == 0 {
+        if i.is_multiple_of(7) {
             revision = change(&mut tx, i, 3 + revision as u64).await;
         }
         assert!(revision > 1);
@@ -184,7 +184,7 @@ async fn change(tx: &mut csatwatch::store::StoreTx, i: u64, version: u64) -> i64
     // A change never moves `rated_at`, and the source and key stay.
     r.rated_at = first.rated_at;
     r.updated_at = first.updated_at + version as i64 * 60_000;
-    if version % 2 == 0 {
+    if version.is_multiple_of(2) {
         r.agent = None;
     }
     let current = tx
@@ -393,7 +393,7 @@ async fn the_group_commit_writer_keeps_the_rollup() {
         // Concurrent webhooks share group commits: new ratings, and changes
         // of ratings (another score, another team and agent).
         let first: Vec<_> = (1..=12u64)
-            .map(|t| zendesk_body(t, if t % 3 == 0 { "bad" } else { "good" }, ""))
+            .map(|t| zendesk_body(t, if t.is_multiple_of(3) { "bad" } else { "good" }, ""))
             .collect();
         let posts = first.iter().map(|b| app.post_zendesk(b));
         for (status, body) in futures::future::join_all(posts).await {
@@ -401,9 +401,13 @@ async fn the_group_commit_writer_keeps_the_rollup() {
         }
         app.clock.advance(Duration::from_secs(60));
         let changed: Vec<_> = (1..=12u64)
-            .filter(|t| t % 2 == 0)
+            .filter(|t| t.is_multiple_of(2))
             .map(|t| {
-                let mut b = zendesk_body(t, if t % 4 == 0 { "good" } else { "bad" }, "changed");
+                let mut b = zendesk_body(
+                    t,
+                    if t.is_multiple_of(4) { "good" } else { "bad" },
+                    "changed",
+                );
                 b["ticket"]["group"] = "Tech".into();
                 b["assignee"]["name"] = "Kim Agent".into();
                 b["updated_at"] = format!(
