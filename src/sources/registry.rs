@@ -209,6 +209,7 @@ fn build(table: &SourceTable) -> Result<Built, Vec<ConfigProblem>> {
             "must be at least 1; leave it out for the helpdesk's default",
         ));
     }
+    check_durations(table, &mut problems);
     let built = builder(table);
     // Poll keys need an API to poll: checked even when the table has other
     // problems, so one run lists them all.
@@ -257,6 +258,26 @@ fn build(table: &SourceTable) -> Result<Built, Vec<ConfigProblem>> {
         })
     } else {
         Err(problems)
+    }
+}
+
+/// Durations of the table that cannot be zero: a zero poll interval polls
+/// without pause, a zero API timeout fails every call. (A zero replay
+/// window is refused by the kinds that read one.)
+fn check_durations(table: &SourceTable, problems: &mut Vec<ConfigProblem>) {
+    let shared = &table.shared;
+    let zero = |d: Option<std::time::Duration>| d.is_some_and(|d| d.is_zero());
+    if zero(shared.poll_interval) {
+        problems.push(ConfigProblem::new(
+            table.key_of("poll_interval"),
+            "is 0s, which would poll the helpdesk without pause; give an interval like \"5m\", or remove the key to not poll",
+        ));
+    }
+    if zero(table.api_duration("request_timeout")) {
+        problems.push(ConfigProblem::new(
+            table.key_of("api.request_timeout"),
+            "is 0s, which would fail every API call at once; give a timeout like \"10s\" (the default), or remove the key",
+        ));
     }
 }
 
@@ -361,6 +382,35 @@ mod tests {
             "{}",
             found[0].message
         );
+    }
+
+    #[test]
+    fn a_zero_window_interval_or_api_timeout_is_refused_once_with_its_key() {
+        let found = problems(
+            "[[sources]]\nname = \"z\"\nkind = \"zendesk\"\nsecret = \"s\"\n\
+             replay_window = \"0s\"\npoll_interval = \"0s\"\n\
+             [sources.api]\nbase_url = \"https://acme.zendesk.com\"\ntoken = \"t\"\nrequest_timeout = \"0s\"\n",
+        );
+        assert_eq!(
+            keys(&found),
+            [
+                "sources[0].replay_window",
+                "sources[0].poll_interval",
+                "sources[0].api.request_timeout"
+            ],
+            "{found:?}"
+        );
+        assert!(
+            found.iter().all(|p| p.message.contains("is 0s")),
+            "{found:?}"
+        );
+        // A positive value of each is accepted.
+        assert!(load(
+            "[[sources]]\nname = \"z\"\nkind = \"zendesk\"\nsecret = \"s\"\n\
+             replay_window = \"1m\"\npoll_interval = \"1m\"\n\
+             [sources.api]\nbase_url = \"https://acme.zendesk.com\"\ntoken = \"t\"\nrequest_timeout = \"5s\"\n",
+        )
+        .is_ok());
     }
 
     #[test]

@@ -134,6 +134,15 @@ impl SourceTable {
         read_every(&self.key, self.rest.clone())
     }
 
+    /// A duration key of `[sources.api]` as written, when it is set and
+    /// reads as a duration (a bad one is reported by the kind's own reader).
+    pub fn api_duration(&self, name: &str) -> Option<Duration> {
+        let table = self.rest.clone().into_table().ok()?;
+        let api = table.get("api")?.clone().into_table().ok()?;
+        let text = api.get(name)?.clone().into_string().ok()?;
+        crate::settings::parse_duration(&text).ok()
+    }
+
     /// Whether the table has `[sources.api]`.
     pub fn has_api(&self) -> bool {
         self.has_api
@@ -158,7 +167,7 @@ impl SourceTable {
         self.shared.replay_window.filter(|w| w.is_zero()).map(|_| {
             ConfigProblem::new(
                 self.key_of("replay_window"),
-                "must be more than 0s; the default is \"5m\"",
+                "is 0s, which would refuse every signed delivery as a replay; give a window like \"5m\" (the default), or remove the key",
             )
         })
     }
