@@ -7,6 +7,7 @@
 --   level 1: day, source, survey, scale, score, sentiment, brand
 --   level 2: level 1 + team
 --   level 3: level 2 + agent
+--   levels 11, 12, 13: levels 1, 2, 3 per local month (day: its first day)
 CREATE TABLE rating_rollup (
     level     INTEGER NOT NULL,
     day       INTEGER NOT NULL,
@@ -21,6 +22,10 @@ CREATE TABLE rating_rollup (
     n         INTEGER NOT NULL,
     PRIMARY KEY (level, day, source, survey, scale, score, sentiment, brand, team, agent)
 ) WITHOUT ROWID;
+
+-- Reports filtered to some agents or teams (matched case-insensitively).
+CREATE INDEX rating_rollup_agent ON rating_rollup (level, LOWER(agent), day);
+CREATE INDEX rating_rollup_team ON rating_rollup (level, LOWER(team), day);
 
 CREATE TABLE rating_rollup_state (
     id             INTEGER PRIMARY KEY CHECK (id = 1),

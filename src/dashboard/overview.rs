@@ -296,11 +296,18 @@ fn headlines(d: &OverviewData, days: i64) -> Vec<Headline> {
                 .average
                 .map(|a| format!("{a:.2} / 7"))
                 .unwrap_or_else(|| "—".into()),
-            detail: format!(
-                "{} · {} found it easy",
-                responses(n.ces.responses),
-                pct(n.ces.easy_percent)
-            ),
+            detail: match n.ces.ci95 {
+                Some([lo, hi]) => format!(
+                    "{} · 95% interval {lo:.2}–{hi:.2} · {} found it easy",
+                    responses(n.ces.responses),
+                    pct(n.ces.easy_percent)
+                ),
+                None => format!(
+                    "{} · {} found it easy",
+                    responses(n.ces.responses),
+                    pct(n.ces.easy_percent)
+                ),
+            },
             change: match c.ces_average {
                 Some(d) => format!("{d:+.2} {against} (no test)"),
                 None => format!("no change to show {against}"),

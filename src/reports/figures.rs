@@ -40,7 +40,8 @@ pub struct Nps {
 pub struct Ces {
     pub responses: u64,
     pub average: Option<f64>,
-    /// x̄ ± t(0.975, n−1)·s/√n, two decimals; `null` below 2 responses.
+    /// x̄ ± t(0.975, n−1)·s/√n within 1–7, two decimals; `null` below 2
+    /// responses.
     #[serde(default)]
     pub ci95: Option<[f64; 2]>,
     pub easy_percent: Option<f64>,
@@ -215,8 +216,9 @@ impl Tally {
             responses: self.ces_n,
             average: (self.ces_n > 0)
                 .then(|| (self.ces_sum as f64 / self.ces_n as f64 * 100.0).round() / 100.0),
+            // Clamped to the scale, as a mean of 1–7 answers is.
             ci95: stats::mean_interval(self.ces_n, self.ces_sum as f64, self.ces_squares as f64)
-                .map(|(lo, hi)| [round2(lo), round2(hi)]),
+                .map(|(lo, hi)| [round2(lo.max(1.0)), round2(hi.min(7.0))]),
             easy_percent: percent(self.ces_easy, self.ces_n),
         };
         let follow_up = FollowUp {

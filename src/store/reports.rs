@@ -343,19 +343,34 @@ impl Store {
             Some(GroupColumn::Brand) => "r.brand",
             Some(GroupColumn::Customer | GroupColumn::Tag) => return Ok(None),
         };
-        let values: Vec<String> = days
-            .iter()
-            .enumerate()
-            .map(|(i, (lo, hi))| format!("({i}, {lo}, {hi})"))
-            .collect();
-        let with = format!("WITH p(i, lo, hi) AS (VALUES {})", values.join(", "));
-        let mut clauses = vec![format!("r.level = {level}")];
-        clauses.extend(filter_sql(filter, binds));
+        // Per range: day rows, except that a grouping by a column (not by
+        // day) reads whole months inside the range as month rows.
+        let mut values = Vec::new();
+        for (i, &(lo, hi)) in days.iter().enumerate() {
+            let parts = match column {
+                None => vec![(false, lo, hi)],
+                Some(_) => super::rollup::split_months(lo, hi),
+            };
+            for (months, lo, hi) in parts {
+                let lv = if months {
+                    level + super::rollup::MONTHS
+                } else {
+                    level
+                };
+                values.push(format!("({i}, {lv}, {lo}, {hi})"));
+            }
+        }
+        let with = format!("WITH p(i, lv, lo, hi) AS (VALUES {})", values.join(", "));
+        let clauses = filter_sql(filter, binds);
+        let condition = if clauses.is_empty() {
+            "TRUE".to_string()
+        } else {
+            clauses.join(" AND ")
+        };
         Ok(Some((
             with,
             format!(
-                "p JOIN rating_rollup r ON r.day >= p.lo AND r.day < p.hi WHERE {}",
-                clauses.join(" AND ")
+                "p JOIN rating_rollup r ON r.level = p.lv AND r.day >= p.lo AND r.day < p.hi WHERE {condition}"
             ),
             grp.to_string(),
         )))

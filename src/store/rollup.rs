@@ -4,7 +4,10 @@
 //!
 //! - level 1: day, source, survey, scale, score, sentiment, brand;
 //! - level 2: level 1 and team;
-//! - level 3: level 2 and agent.
+//! - level 3: level 2 and agent;
+//! - levels 11, 12, 13: the same per local calendar month (`day` is the
+//!   month's first day), so a year by agent reads twelve months, not 365
+//!   days, of rows.
 //!
 //! Every rating write keeps it: a [`StoreTx`] collects the changes of its
 //! ratings (a new rating: +1 on its three rows; a changed one: −1 on its
@@ -96,6 +99,63 @@ pub(crate) fn day_start_ms(tz: &TimeZone, day: i64) -> Option<i64> {
     crate::reports::period::start_of_day_ms(date, tz).ok()
 }
 
+/// Month rows are at `level + MONTHS`.
+pub(crate) const MONTHS: i64 = 10;
+
+fn epoch() -> jiff::civil::Date {
+    jiff::civil::Date::constant(1970, 1, 1)
+}
+
+fn date_of(day: i64) -> Option<jiff::civil::Date> {
+    epoch().checked_add(jiff::Span::new().days(day)).ok()
+}
+
+fn day_of(date: jiff::civil::Date) -> i64 {
+    crate::reports::period::days_between(epoch(), date)
+}
+
+/// The first day of the month of local day `day`.
+pub(crate) fn month_start(day: i64) -> i64 {
+    date_of(day)
+        .map(|d| day_of(d.first_of_month()))
+        .unwrap_or(day)
+}
+
+/// The first day of the month after the one of `day`.
+fn next_month(day: i64) -> i64 {
+    date_of(day)
+        .and_then(|d| {
+            d.first_of_month()
+                .checked_add(jiff::Span::new().months(1))
+                .ok()
+        })
+        .map(day_of)
+        .unwrap_or(day + 31)
+}
+
+/// Local days `[lo, hi)` as the fewest rollup row ranges: `(month rows?,
+/// from, to)`; whole months inside are read as month rows.
+pub(crate) fn split_months(lo: i64, hi: i64) -> Vec<(bool, i64, i64)> {
+    let first = if month_start(lo) == lo {
+        lo
+    } else {
+        next_month(lo)
+    };
+    let last = month_start(hi);
+    if first >= last {
+        return vec![(false, lo, hi)];
+    }
+    let mut out = Vec::new();
+    if lo < first {
+        out.push((false, lo, first));
+    }
+    out.push((true, first, last));
+    if last < hi {
+        out.push((false, last, hi));
+    }
+    out
+}
+
 /// `[lo, hi)` in Unix ms as local days `[lo, hi)`, when both ends are
 /// local midnights in `tz`.
 pub(crate) fn day_range(tz: &TimeZone, lo: i64, hi: i64) -> Option<(i64, i64)> {
@@ -121,11 +181,15 @@ impl RollupDelta {
     /// Counts a rating in (`sign` 1) or out of (`sign` −1) its three rows.
     pub(crate) fn add(&mut self, d: &RollupDims<'_>, sign: i64) {
         let day = local_day(&self.zone.tz, d.rated_at);
+        let month = month_start(day);
         let text = |v: Option<&str>| v.unwrap_or("").to_string();
-        for (level, team, agent) in [
-            (1, String::new(), String::new()),
-            (2, text(d.team), String::new()),
-            (3, text(d.team), text(d.agent)),
+        for (level, day, team, agent) in [
+            (1, day, String::new(), String::new()),
+            (2, day, text(d.team), String::new()),
+            (3, day, text(d.team), text(d.agent)),
+            (1 + MONTHS, month, String::new(), String::new()),
+            (2 + MONTHS, month, text(d.team), String::new()),
+            (3 + MONTHS, month, text(d.team), text(d.agent)),
         ] {
             let key = RollupKey {
                 level,
@@ -313,6 +377,23 @@ impl Store {
             _ => vec![(i64::MAX, 0)],
         };
         let day = local_day_sql(&segments);
+        // The month of a day row: a CASE over the months the ratings span
+        // (one branch a month; days are integers we computed).
+        let month = match (min, max) {
+            (Some(min), Some(max)) => {
+                let (first, last) = (local_day(&tz, min), local_day(&tz, max));
+                let mut case = String::from("CASE");
+                let mut m = month_start(first);
+                while m <= last {
+                    let next = next_month(m);
+                    case.push_str(&format!(" WHEN day < {next} THEN {m}"));
+                    m = next;
+                }
+                case.push_str(" ELSE day END");
+                case
+            }
+            _ => "day".to_string(),
+        };
         let now = jiff::Timestamp::now().as_millisecond();
         let statements = [
             "DELETE FROM rating_rollup".to_string(),
@@ -334,6 +415,12 @@ impl Store {
              FROM rating_rollup WHERE level = 2
              GROUP BY day, source, survey, scale, score, sentiment, brand"
                 .to_string(),
+            format!(
+                "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
+                 SELECT level + {MONTHS}, {month}, source, survey, scale, score, sentiment, brand, team, agent, SUM(n)
+                 FROM rating_rollup WHERE level IN (1, 2, 3)
+                 GROUP BY level, {month}, source, survey, scale, score, sentiment, brand, team, agent"
+            ),
         ];
         for sql in statements {
             on_tx!(tx, |conn| {
@@ -452,6 +539,30 @@ mod tests {
                 ms("2026-10-26T00:00:00Z")
             ),
             None
+        );
+    }
+
+    #[test]
+    fn ranges_read_whole_months_as_month_rows() {
+        let d = |y, m, dd| day_of(jiff::civil::date(y, m, dd));
+        assert_eq!(d(1970, 1, 2), 1);
+        assert_eq!(month_start(d(2026, 2, 17)), d(2026, 2, 1));
+        assert_eq!(next_month(d(2026, 12, 31)), d(2027, 1, 1));
+        assert_eq!(
+            split_months(d(2025, 12, 17), d(2026, 3, 5)),
+            [
+                (false, d(2025, 12, 17), d(2026, 1, 1)),
+                (true, d(2026, 1, 1), d(2026, 3, 1)),
+                (false, d(2026, 3, 1), d(2026, 3, 5)),
+            ]
+        );
+        assert_eq!(
+            split_months(d(2026, 1, 1), d(2026, 2, 1)),
+            [(true, d(2026, 1, 1), d(2026, 2, 1))]
+        );
+        assert_eq!(
+            split_months(d(2026, 1, 3), d(2026, 1, 30)),
+            [(false, d(2026, 1, 3), d(2026, 1, 30))]
         );
     }
 }
