@@ -138,7 +138,7 @@ impl App {
 
     /// The HTTP routes, for serving or for in-process requests.
     pub fn router(&self) -> axum::Router {
-        http::router(AppState {
+        http::router(AppState::new(http::Shared {
             settings: self.settings.clone(),
             store: self.store.clone(),
             pipeline: self.pipeline.clone(),
@@ -151,7 +151,7 @@ impl App {
             slack: self.slack.clone(),
             alerts_wake: self.dispatcher.wake(),
             access: self.access.clone(),
-        })
+        }))
     }
 
     /// Delivers every alert due now (what the background dispatcher does

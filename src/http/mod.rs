@@ -44,9 +44,28 @@ use crate::settings::Settings;
 use crate::sources::SourceRegistry;
 use crate::store::Store;
 
-/// What every handler can reach.
+/// What every handler can reach: one `Arc`, so the clone axum makes for
+/// every request is one reference count, not one per part.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub pipeline: Pipeline,

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 
+use super::Dialect;
 use super::{HistoryRecord, NewAlert, NewDelivery, RatingRecord, StoreResult, StoreTx, on_tx};
 
 /// Rows per statement: far below either dialect's bound-parameter limit
@@ -18,8 +19,11 @@ use super::{HistoryRecord, NewAlert, NewDelivery, RatingRecord, StoreResult, Sto
 const ROWS_PER_STATEMENT: usize = 250;
 
 /// `($1, $2, …), ($n+1, …)` for `rows` rows of `columns` parameters, with
-/// `fixed` appended verbatim inside each row (constants).
-pub(super) fn values(rows: usize, columns: usize, fixed: &str) -> String {
+/// `fixed` appended verbatim inside each row (constants). On SQLite the
+/// parameters are anonymous `?`, bound in order: SQLite looks a numbered
+/// parameter's name up in a list, so binding n numbered parameters costs
+/// n² steps (measured as the largest single cost of a 64-connection burst).
+pub(super) fn values(dialect: Dialect, rows: usize, columns: usize, fixed: &str) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {
@@ -30,8 +34,13 @@ pub(super) fn values(rows: usize, columns: usize, fixed: &str) -> String {
             if column > 0 {
                 sql.push_str(", ");
             }
-            sql.push('$');
-            sql.push_str(&(row * columns + column + 1).to_string());
+            match dialect {
+                Dialect::Sqlite => sql.push('?'),
+                Dialect::Postgres => {
+                    sql.push('$');
+                    sql.push_str(&(row * columns + column + 1).to_string());
+                }
+            }
         }
         sql.push_str(fixed);
         sql.push(')');
@@ -66,7 +75,7 @@ impl StoreTx {
                     SET status = 'recorded', error = NULL, next_attempt_at = NULL, attempts = deliveries.attempts + 1
                     WHERE deliveries.status <> 'recorded'
                  RETURNING id, source, delivery_key",
-                values(chunk.len(), 6, ", 'recorded'")
+                values(self.dialect(), chunk.len(), 6, ", 'recorded'")
             );
             let rows: Vec<(i64, String, String)> = on_tx!(self, |conn| {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
@@ -114,7 +123,7 @@ impl StoreTx {
                  VALUES {}
                  ON CONFLICT (source, conversation_id, rating_key) DO NOTHING
                  RETURNING id, source, conversation_id, rating_key",
-                values(chunk.len(), 20, ", 1")
+                values(self.dialect(), chunk.len(), 20, ", 1")
             );
             let rows: Vec<(i64, String, String, String)> = on_tx!(self, |conn| {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
@@ -178,7 +187,7 @@ impl StoreTx {
                 "INSERT INTO rating_history (rating_id, revision, score, sentiment, comment, updated_at,
                     recorded_at, via, delivery_id)
                  VALUES {}",
-                values(chunk.len(), 9, "")
+                values(self.dialect(), chunk.len(), 9, "")
             );
             on_tx!(self, |conn| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -227,7 +236,7 @@ impl StoreTx {
                  VALUES {}
                  ON CONFLICT (rating_id, channel, kind, event_key) DO NOTHING
                  RETURNING rating_id, channel, event_key",
-                values(chunk.len(), 11, ", 'post', 'pending'")
+                values(self.dialect(), chunk.len(), 11, ", 'post', 'pending'")
             );
             let rows: Vec<(i64, String, String)> = on_tx!(self, |conn| {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
@@ -259,11 +268,18 @@ impl StoreTx {
 
 #[cfg(test)]
 mod tests {
-    use super::values;
+    use super::{Dialect, values};
 
     #[test]
     fn values_numbers_every_parameter_once_in_row_order() {
-        assert_eq!(values(2, 2, ""), "($1, $2), ($3, $4)");
-        assert_eq!(values(1, 3, ", 'x'"), "($1, $2, $3, 'x')");
+        assert_eq!(values(Dialect::Postgres, 2, 2, ""), "($1, $2), ($3, $4)");
+        assert_eq!(
+            values(Dialect::Postgres, 1, 3, ", 'x'"),
+            "($1, $2, $3, 'x')"
+        );
+        assert_eq!(
+            values(Dialect::Sqlite, 2, 2, ", 'x'"),
+            "(?, ?, 'x'), (?, ?, 'x')"
+        );
     }
 }

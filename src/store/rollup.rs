@@ -232,7 +232,7 @@ impl StoreTx {
                  VALUES {}
                  ON CONFLICT (level, day, source, survey, scale, score, sentiment, brand, team, agent)
                  DO UPDATE SET n = rating_rollup.n + excluded.n",
-                values(chunk.len(), 11, "")
+                values(self.dialect(), chunk.len(), 11, "")
             );
             on_tx!(self, |conn| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
