@@ -39,8 +39,3 @@ CREATE TABLE rating_rollup_state (
 -- the good evaluations so far in the current episode.
 ALTER TABLE drop_alert_states ADD COLUMN recover_streak INTEGER NOT NULL DEFAULT 0;
 
--- The follow-up figures read a period's negative ratings, and only these
--- columns of them: an index holding them all spares a table read per rating.
-CREATE INDEX ratings_negative_follow_up ON ratings (rated_at, acked_at, followed_up_at,
-    first_seen_at, follow_up_outcome, source, survey, team, agent, brand, id)
-    WHERE sentiment = 'negative';

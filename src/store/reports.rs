@@ -214,12 +214,9 @@ pub(crate) fn filter_sql(f: &RatingFilter, binds: &mut Binds) -> Vec<String> {
 const RECOVERED: &str = "r.revision > 1 AND r.sentiment <> 'negative' AND EXISTS (
     SELECT 1 FROM rating_history h WHERE h.rating_id = r.id AND h.sentiment = 'negative')";
 
-/// An alert was posted for it (alone or inside a storm digest). An `IN`
-/// over the posted alerts, which both planners read once (SQLite into a
-/// temporary index, PostgreSQL into a hashed subplan), rather than an
-/// `EXISTS` probed once per negative rating.
-const ALERTED: &str = "r.id IN (SELECT a.rating_id FROM alerts a
-    WHERE a.kind = 'post' AND a.state IN ('sent', 'digested'))";
+/// An alert was posted for it (alone or inside a storm digest).
+const ALERTED: &str = "EXISTS (SELECT 1 FROM alerts a WHERE a.rating_id = r.id
+    AND a.kind = 'post' AND a.state IN ('sent', 'digested'))";
 
 impl Store {
     /// `(WITH, FROM … WHERE …, label)` over `ranges` (`[from, to)` in Unix
