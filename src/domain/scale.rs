@@ -90,7 +90,7 @@ impl FromStr for SurveyKind {
 /// | `three_point` | not good = 1, okay = 2, great = 3 | ≤ 1 |
 /// | `two_point` | 1 (bad), 2 (good): Zendesk's newer CSAT | ≤ 1 |
 /// | `five_point` | 1..=5 | ≤ 2 |
-/// | `freshdesk` | 103, 102, 101, 100, −101, −102, −103 | < 100 |
+/// | `signed_seven_point` | 103, 102, 101, 100, −101, −102, −103 | < 100 |
 /// | `nps` | 0..=10 | ≤ 6 |
 /// | `ces` | 1..=7 | ≤ 3 |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -100,7 +100,10 @@ pub enum Scale {
     TwoPoint,
     ThreePoint,
     FivePoint,
-    Freshdesk,
+    /// Seven coded answers, happiest first: 103, 102, 101, 100 (neutral),
+    /// −101, −102, −103.
+    #[serde(alias = "freshdesk")]
+    SignedSevenPoint,
     Nps,
     Ces,
 }
@@ -111,7 +114,7 @@ impl Scale {
         Scale::TwoPoint,
         Scale::ThreePoint,
         Scale::FivePoint,
-        Scale::Freshdesk,
+        Scale::SignedSevenPoint,
         Scale::Nps,
         Scale::Ces,
     ];
@@ -122,7 +125,7 @@ impl Scale {
             Scale::TwoPoint => "two_point",
             Scale::ThreePoint => "three_point",
             Scale::FivePoint => "five_point",
-            Scale::Freshdesk => "freshdesk",
+            Scale::SignedSevenPoint => "signed_seven_point",
             Scale::Nps => "nps",
             Scale::Ces => "ces",
         }
@@ -143,7 +146,7 @@ impl Scale {
             Scale::TwoPoint => (1..=2).contains(&value),
             Scale::ThreePoint => (1..=3).contains(&value),
             Scale::FivePoint => (1..=5).contains(&value),
-            Scale::Freshdesk => matches!(value, 100..=103 | -103..=-101),
+            Scale::SignedSevenPoint => matches!(value, 100..=103 | -103..=-101),
             Scale::Nps => (0..=10).contains(&value),
             Scale::Ces => (1..=7).contains(&value),
         }
@@ -156,7 +159,7 @@ impl Scale {
             Scale::TwoPoint => 1,
             Scale::ThreePoint => 1,
             Scale::FivePoint => 2,
-            Scale::Freshdesk => -101,
+            Scale::SignedSevenPoint => -101,
             Scale::Nps => 6,
             Scale::Ces => 3,
         }
@@ -169,7 +172,7 @@ impl Scale {
             Scale::TwoPoint => 2,
             Scale::ThreePoint => 3,
             Scale::FivePoint => 4,
-            Scale::Freshdesk => 101,
+            Scale::SignedSevenPoint => 101,
             Scale::Nps => 9,
             Scale::Ces => 5,
         }
@@ -196,7 +199,7 @@ impl Scale {
             Scale::ThreePoint => (v - 1.0) / 2.0,
             Scale::FivePoint => (v - 1.0) / 4.0,
             // 103..100 → 1.0..0.5, -101..-103 → 0.33..0.0
-            Scale::Freshdesk => {
+            Scale::SignedSevenPoint => {
                 if value >= 100 {
                     0.5 + (v - 100.0) / 6.0
                 } else {
@@ -220,7 +223,7 @@ impl Scale {
                 _ => "Not good".to_string(),
             },
             Scale::FivePoint => format!("{value}/5"),
-            Scale::Freshdesk => match value {
+            Scale::SignedSevenPoint => match value {
                 103 => "Extremely happy".to_string(),
                 102 => "Very happy".to_string(),
                 101 => "Happy".to_string(),
@@ -303,12 +306,16 @@ impl FromStr for Scale {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let wanted = s.trim().to_ascii_lowercase().replace(['-', ' '], "_");
+        // The seven-point scale's name before it was named for what it is.
+        if wanted == "freshdesk" {
+            return Ok(Scale::SignedSevenPoint);
+        }
         Scale::ALL
             .into_iter()
             .find(|scale| scale.as_str() == wanted)
             .ok_or_else(|| {
                 format!(
-                    "unknown scale {s:?}; use one of binary, two_point, three_point, five_point, freshdesk, nps, ces"
+                    "unknown scale {s:?}; use one of binary, two_point, three_point, five_point, signed_seven_point, nps, ces"
                 )
             })
     }
@@ -327,9 +334,18 @@ mod tests {
         assert_eq!(Scale::FivePoint.sentiment(2, None), Sentiment::Negative);
         assert_eq!(Scale::FivePoint.sentiment(3, None), Sentiment::Neutral);
         assert_eq!(Scale::FivePoint.sentiment(4, None), Sentiment::Positive);
-        assert_eq!(Scale::Freshdesk.sentiment(-101, None), Sentiment::Negative);
-        assert_eq!(Scale::Freshdesk.sentiment(100, None), Sentiment::Neutral);
-        assert_eq!(Scale::Freshdesk.sentiment(101, None), Sentiment::Positive);
+        assert_eq!(
+            Scale::SignedSevenPoint.sentiment(-101, None),
+            Sentiment::Negative
+        );
+        assert_eq!(
+            Scale::SignedSevenPoint.sentiment(100, None),
+            Sentiment::Neutral
+        );
+        assert_eq!(
+            Scale::SignedSevenPoint.sentiment(101, None),
+            Sentiment::Positive
+        );
         assert_eq!(Scale::Nps.sentiment(6, None), Sentiment::Negative);
         assert_eq!(Scale::Nps.sentiment(7, None), Sentiment::Neutral);
         assert_eq!(Scale::Nps.sentiment(9, None), Sentiment::Positive);
@@ -341,7 +357,7 @@ mod tests {
     fn a_source_threshold_moves_the_negative_boundary() {
         assert_eq!(Scale::FivePoint.sentiment(3, Some(3)), Sentiment::Negative);
         assert_eq!(
-            Scale::Freshdesk.sentiment(100, Some(100)),
+            Scale::SignedSevenPoint.sentiment(100, Some(100)),
             Sentiment::Negative
         );
     }
@@ -359,8 +375,14 @@ mod tests {
         assert_eq!(Scale::FivePoint.parse_value("2"), Some(2));
         assert_eq!(Scale::FivePoint.parse_value("2.0"), Some(2));
         assert_eq!(Scale::FivePoint.parse_value("6"), None);
-        assert_eq!(Scale::Freshdesk.parse_value("-102"), Some(-102));
-        assert_eq!(Scale::Freshdesk.parse_value("99"), None);
+        assert_eq!(Scale::SignedSevenPoint.parse_value("-102"), Some(-102));
+        assert_eq!(Scale::SignedSevenPoint.parse_value("99"), None);
+        // Its name before it was named for what it is still reads.
+        assert_eq!("freshdesk".parse::<Scale>(), Ok(Scale::SignedSevenPoint));
+        assert_eq!(
+            serde_json::from_str::<Scale>("\"freshdesk\"").unwrap(),
+            Scale::SignedSevenPoint
+        );
         assert_eq!(Scale::Binary.parse_value("offered"), None);
     }
 

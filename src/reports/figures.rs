@@ -11,7 +11,7 @@ use crate::domain::Scale;
 use crate::store::{FollowUpCount, ScoreCount};
 
 /// CSAT over ratings on the CSAT scales (binary, two-, three-, five-point,
-/// Freshdesk): top-box share with its 95 % Wilson interval, in percent.
+/// signed seven-point): top-box share with its 95 % Wilson interval, in percent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Csat {
     pub responses: u64,

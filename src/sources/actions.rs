@@ -285,6 +285,211 @@ impl NameCache {
     }
 }
 
+/// One REST write behind a button: what a kind's `actions.rs` supplies for
+/// a note, a reopen or an assignment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    pub method: reqwest::Method,
+    /// Below the API's base URL; ids in it go through [`segment`].
+    pub path: String,
+    pub body: Value,
+    /// What it does, for messages: "reopening a Zendesk ticket".
+    pub what: &'static str,
+}
+
+impl Call {
+    pub fn new(method: reqwest::Method, path: String, body: Value, what: &'static str) -> Call {
+        Call {
+            method,
+            path,
+            body,
+            what,
+        }
+    }
+}
+
+/// Where a helpdesk lists its users, to find the clicking person's agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserSearch {
+    pub path: String,
+    pub query: Vec<(&'static str, String)>,
+    pub what: &'static str,
+    /// The JSON pointer of the users' array in the answer (`""` for the
+    /// answer itself).
+    pub items: &'static str,
+}
+
+/// A text read with `GET {path}` at `pointer` (an agent's or a team's name).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    pub path: String,
+    pub pointer: &'static str,
+    pub what: &'static str,
+}
+
+/// A helpdesk whose actions are each one REST call: its `actions.rs`
+/// says which call, and [`RestActions`] makes it (the one implementation of
+/// [`TicketActions`] they share).
+pub trait RestCalls: Send + Sync + std::fmt::Debug + 'static {
+    /// The helpdesk kind, for messages.
+    fn kind(&self) -> &'static str;
+    /// As [`TicketActions::note_needs_agent`].
+    fn note_needs_agent(&self) -> bool {
+        false
+    }
+    /// As [`TicketActions::reopen_needs_agent`].
+    fn reopen_needs_agent(&self) -> bool {
+        false
+    }
+    /// The call adding an internal note `body` to `ticket`, by `agent`
+    /// where the API lets the author be set.
+    fn note(&self, ticket: &str, body: &str, agent: Option<&str>) -> Result<Call, FetchError>;
+    /// The call reopening `ticket` (as `agent` where the API needs an actor).
+    fn reopen(&self, ticket: &str, agent: Option<&str>) -> Result<Call, FetchError>;
+    /// The call assigning `ticket` to `agent`.
+    fn assign(&self, ticket: &str, agent: &str) -> Call;
+    /// Where to look for the agent whose email is `email`.
+    fn user_search(&self, email: &str) -> UserSearch;
+    /// A listed user's email and name; `None` for one who cannot act (an
+    /// end user) or who has no email.
+    fn read_user<'v>(&self, user: &'v Value) -> Option<(&'v str, Option<String>)>;
+    /// Where agent names, agent emails and team names are read, for the
+    /// helpdesks whose ratings name them by id only.
+    fn agent_name(&self, _id: &str) -> Option<Lookup> {
+        None
+    }
+    fn agent_email(&self, _id: &str) -> Option<Lookup> {
+        None
+    }
+    fn team_name(&self, _id: &str) -> Option<Lookup> {
+        None
+    }
+}
+
+/// The [`TicketActions`] of a [`RestCalls`] helpdesk, over its API client.
+#[derive(Debug)]
+pub struct RestActions<C> {
+    pub client: ActionClient,
+    pub calls: C,
+}
+
+impl<C: RestCalls> RestActions<C> {
+    /// As a source's actions.
+    pub fn shared(client: ActionClient, calls: C) -> Arc<dyn TicketActions> {
+        Arc::new(RestActions { client, calls })
+    }
+
+    async fn make(&self, http: &reqwest::Client, call: Call) -> Result<(), FetchError> {
+        self.client
+            .act(http, call.method, &call.path, &call.body, call.what)
+            .await
+    }
+
+    async fn look_up(
+        &self,
+        http: &reqwest::Client,
+        lookup: Option<Lookup>,
+    ) -> Result<Option<String>, FetchError> {
+        match lookup {
+            Some(l) => self.client.text(http, &l.path, l.pointer, l.what).await,
+            None => Ok(None),
+        }
+    }
+}
+
+impl<C: RestCalls> TicketActions for RestActions<C> {
+    fn kind(&self) -> &'static str {
+        self.calls.kind()
+    }
+
+    fn supports(&self, _: TicketAction) -> bool {
+        true
+    }
+
+    fn note_needs_agent(&self) -> bool {
+        self.calls.note_needs_agent()
+    }
+
+    fn reopen_needs_agent(&self) -> bool {
+        self.calls.reopen_needs_agent()
+    }
+
+    fn resolves_names(&self) -> bool {
+        self.calls.agent_name("").is_some()
+    }
+
+    fn add_note<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        ticket: &'a str,
+        body: &'a str,
+        agent: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), FetchError>> {
+        Box::pin(async move { self.make(http, self.calls.note(ticket, body, agent)?).await })
+    }
+
+    fn reopen<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        ticket: &'a str,
+        agent: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), FetchError>> {
+        Box::pin(async move { self.make(http, self.calls.reopen(ticket, agent)?).await })
+    }
+
+    fn assign<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        ticket: &'a str,
+        agent: &'a str,
+    ) -> BoxFuture<'a, Result<(), FetchError>> {
+        Box::pin(self.make(http, self.calls.assign(ticket, agent)))
+    }
+
+    fn find_agent<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        email: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Agent>, FetchError>> {
+        Box::pin(async move {
+            let search = self.calls.user_search(email);
+            let query: Vec<(&str, &str)> =
+                search.query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let found = self
+                .client
+                .get(http, &search.path, &query, search.what)
+                .await?;
+            Ok(agent_in_list(&found, search.items, email, |user| {
+                self.calls.read_user(user)
+            }))
+        })
+    }
+
+    fn agent_name<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
+        Box::pin(self.look_up(http, self.calls.agent_name(id)))
+    }
+
+    fn agent_email<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
+        Box::pin(self.look_up(http, self.calls.agent_email(id)))
+    }
+
+    fn team_name<'a>(
+        &'a self,
+        http: &'a reqwest::Client,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
+        Box::pin(self.look_up(http, self.calls.team_name(id)))
+    }
+}
+
 /// How an action client authenticates.
 #[derive(Clone)]
 pub enum Auth {
@@ -362,6 +567,38 @@ impl ActionClient {
         .await
     }
 
+    /// Sends a write whose answer is not needed (a note, a status change).
+    pub async fn act(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        what: &str,
+    ) -> Result<(), FetchError> {
+        self.write(http, method, path, body, what).await.map(drop)
+    }
+
+    /// The text at `pointer` of `GET {path}` (a user's or a team's name);
+    /// `None` when it has none or the object is gone (a 404: a deleted
+    /// agent has no name, and asking again soon will not change that).
+    pub async fn text(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+        pointer: &str,
+        what: &str,
+    ) -> Result<Option<String>, FetchError> {
+        match self.get(http, path, &[], what).await {
+            Ok(found) => Ok(found
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_string)),
+            Err(e) if e.message.contains("HTTP 404") => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `GET` with a query, as JSON.
     pub async fn get(
         &self,
@@ -417,6 +654,51 @@ pub async fn send(
 /// change the path.
 pub fn segment(id: &str) -> String {
     super::fill_ticket_url("{conversation_id}", id.trim())
+}
+
+/// The agent whose email is `email` in a helpdesk's list of users: the
+/// array at `items` (a JSON pointer; `""` for the answer itself), each user
+/// read by `read` into its email and name (`None` skips a user that is not
+/// an agent). The id is the user's `id`.
+pub fn agent_in_list<'v>(
+    found: &'v Value,
+    items: &str,
+    email: &str,
+    read: impl Fn(&'v Value) -> Option<(&'v str, Option<String>)>,
+) -> Option<Agent> {
+    found
+        .pointer(items)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .find_map(|user| {
+            let (address, name) = read(user)?;
+            if !same_email(address, email) {
+                return None;
+            }
+            Some(Agent {
+                id: id_text(&user["id"])?,
+                name,
+                email: email.to_string(),
+            })
+        })
+}
+
+/// The text at `pointer` of a JSON value.
+pub fn text_at(value: &Value, pointer: &str) -> Option<String> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// A numeric id as a JSON number, for APIs that refuse ids sent as strings
+/// (Freshdesk, Gorgias); any other id as given.
+pub fn numeric_id(id: &str) -> Value {
+    id.trim()
+        .parse::<i64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| Value::from(id))
 }
 
 /// Whether two emails are the same address (case-insensitive, trimmed).

@@ -53,6 +53,19 @@ pub async fn get_json_and_headers<T: DeserializeOwned>(
     timeout: Duration,
     what: &str,
 ) -> Result<(T, reqwest::header::HeaderMap), FetchError> {
+    send_json(request, timeout, what, |headers, _| retry_after(headers)).await
+}
+
+/// As [`get_json_and_headers`], for helpdesks with rate-limit rules of
+/// their own: on a 429, `wait` reads how long to wait from the answer's
+/// headers and body (Intercom's reset time, HubSpot's policy name); other
+/// failures take `Retry-After` as usual.
+pub async fn send_json<T: DeserializeOwned>(
+    request: RequestBuilder,
+    timeout: Duration,
+    what: &str,
+    wait: impl FnOnce(&reqwest::header::HeaderMap, &[u8]) -> Option<Duration>,
+) -> Result<(T, reqwest::header::HeaderMap), FetchError> {
     let response = request.timeout(timeout).send().await.map_err(|e| {
         let why = if e.is_timeout() {
             "timed out"
@@ -82,6 +95,11 @@ pub async fn get_json_and_headers<T: DeserializeOwned>(
                     }
                 ))
             });
+    }
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        let headers = response.headers().clone();
+        let body = response.bytes().await.unwrap_or_default();
+        return Err(status_error(status, wait(&headers, &body), what));
     }
     Err(status_error(status, retry_after(response.headers()), what))
 }

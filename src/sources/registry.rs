@@ -94,20 +94,39 @@ impl SourceRegistry {
         let mut problems = Vec::new();
         for (i, raw) in settings.sources.iter().enumerate() {
             let key = format!("sources[{i}]");
-            let table = match SourceTable::read(key.clone(), raw) {
-                Ok(table) => table,
-                Err(mut found) => {
-                    problems.append(&mut found);
-                    continue;
+            // Every problem of the shared keys, and then of the kind's own
+            // keys, in one run; a key already reported is not reported
+            // again by what follows from its absence.
+            let (table, mut shared_problems) = SourceTable::read_all(key.clone(), raw);
+            let reported = |name: &str| {
+                let at = format!("{key}.{name}");
+                shared_problems.iter().any(|p| p.key == at)
+            };
+            let name = if reported("name") {
+                None
+            } else {
+                match SourceName::parse(&table.shared.name) {
+                    Ok(name) => Some(name),
+                    Err(e) => {
+                        problems.push(ConfigProblem::new(format!("{key}.name"), e));
+                        None
+                    }
                 }
             };
-            let name = match SourceName::parse(&table.shared.name) {
-                Ok(name) => Some(name),
-                Err(e) => {
-                    problems.push(ConfigProblem::new(format!("{key}.name"), e));
-                    None
-                }
-            };
+            if table.shared.kind.trim().is_empty() && !shared_problems.is_empty() {
+                // No kind to read the rest with (it is missing, or the table
+                // could not be read at all): what was found is all there is.
+                problems.append(&mut shared_problems);
+                continue;
+            }
+            let built = build(&table).map_err(|found| {
+                found
+                    .into_iter()
+                    .filter(|p| !shared_problems.iter().any(|s| s.key == p.key))
+                    .collect::<Vec<_>>()
+            });
+            let clean = shared_problems.is_empty();
+            problems.append(&mut shared_problems);
             if name.is_some() && sources.contains_key(&table.shared.name) {
                 problems.push(ConfigProblem::new(
                     format!("{key}.name"),
@@ -117,9 +136,9 @@ impl SourceRegistry {
                     ),
                 ));
             }
-            match build(&table) {
+            match built {
                 Ok(source) => {
-                    if let Some(name) = name {
+                    if let (Some(name), true) = (name, clean) {
                         sources.insert(table.shared.name.clone(), source.configured(name));
                     }
                 }
@@ -346,6 +365,58 @@ mod tests {
         ] {
             assert!(keys.contains(&key), "{key} missing from {found:?}");
         }
+    }
+
+    #[test]
+    fn every_problem_of_one_table_is_listed_shared_keys_and_the_kinds_alike() {
+        let found = problems(
+            "[[sources]]\nname = \"z\"\nkind = \"zendesk\"\nsecret = \"s\"\n\
+             negative_at_or_below = \"three\"\npoll_requests_per_minute = \"many\"\n\
+             scale = \"five_point\"\n",
+        );
+        let mut keys = keys(&found);
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "sources[0].negative_at_or_below",
+                "sources[0].poll_requests_per_minute",
+                "sources[0].scale"
+            ],
+            "{found:?}"
+        );
+        for problem in &found {
+            eprintln!("{}: {}", problem.key, problem.message);
+        }
+        let message = |key: &str| {
+            let p = found.iter().find(|p| p.key == format!("sources[0].{key}"));
+            p.unwrap().message.clone()
+        };
+        assert!(
+            message("negative_at_or_below").contains("integer"),
+            "{found:?}"
+        );
+        assert!(
+            message("poll_requests_per_minute").contains("integer"),
+            "{found:?}"
+        );
+        assert!(message("scale").contains("remove it"), "{found:?}");
+    }
+
+    #[test]
+    fn a_missing_kind_or_name_is_reported_once() {
+        let found = problems("[[sources]]\nsecret = \"s\"\nreplay_window = 5\n");
+        let mut keys = keys(&found);
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "sources[0].kind",
+                "sources[0].name",
+                "sources[0].replay_window"
+            ],
+            "{found:?}"
+        );
     }
 
     #[test]

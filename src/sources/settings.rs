@@ -13,12 +13,10 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
-use crate::settings::{
-    ConfigProblem, RawSource, optional_duration, read_every, read_value, resolve_secret,
-};
+use crate::settings::{ConfigProblem, RawSource, optional_duration, read_every, resolve_secret};
 
 /// The keys every kind reads. A kind's own keys are in its `<Kind>Settings`.
-#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 pub struct SharedSettings {
     /// The name in the webhook URL: `POST /webhooks/{name}`.
     pub name: String,
@@ -102,8 +100,46 @@ pub struct SourceTable {
 impl SourceTable {
     /// Reads the shared keys of `raw`. Problems name their key.
     pub fn read(key: String, raw: &RawSource) -> Result<SourceTable, Vec<ConfigProblem>> {
-        let mut shared: SharedSettings = read_value(&key, raw.value().clone())?;
-        let mut problems = Vec::new();
+        match SourceTable::read_all(key, raw) {
+            (table, problems) if problems.is_empty() => Ok(table),
+            (_, problems) => Err(problems),
+        }
+    }
+
+    /// Reads the shared keys of `raw`, reporting every problem among them
+    /// (not only serde's first): a key at fault is set aside, so the table
+    /// is returned with what could be read and the kind can still check
+    /// its own keys in the same run.
+    pub fn read_all(key: String, raw: &RawSource) -> (SourceTable, Vec<ConfigProblem>) {
+        // A missing `name` or `kind` is reported here and read as "", so
+        // serde (which stops at the first missing field) reads on.
+        let mut value = raw.value().clone();
+        if let Ok(mut table) = value.clone().into_table() {
+            for required in ["name", "kind"] {
+                table
+                    .entry(required.to_string())
+                    .or_insert_with(|| config::Value::new(None, String::new()));
+            }
+            value = config::Value::new(None, config::ValueKind::Table(table));
+        }
+        let (mut shared, mut problems): (SharedSettings, _) = read_every(&key, value);
+        if raw.value().clone().into_table().is_ok() {
+            if shared.name.trim().is_empty() {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.name"),
+                    "is required: the name in the webhook URL (POST /webhooks/{name}), e.g. name = \"zendesk\"",
+                ));
+            }
+            if shared.kind.trim().is_empty() {
+                problems.push(ConfigProblem::new(
+                    format!("{key}.kind"),
+                    format!(
+                        "is required: which helpdesk sends to this source; use one of: {}",
+                        super::kind_names().join(", ")
+                    ),
+                ));
+            }
+        }
         shared.secret = resolve_secret(
             &format!("{key}.secret"),
             shared.secret.take(),
@@ -115,15 +151,13 @@ impl SourceTable {
             table.remove(*shared_key);
         }
         let has_api = table.contains_key("api");
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Ok(SourceTable {
+        let table = SourceTable {
             key,
             shared,
             rest: config::Value::new(None, config::ValueKind::Table(table)),
             has_api,
-        })
+        };
+        (table, problems)
     }
 
     /// The kind's own keys, read into its `<Kind>Settings`, and the

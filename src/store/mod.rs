@@ -19,6 +19,7 @@ mod deliveries;
 pub(crate) mod dialect;
 mod file_guard;
 mod listing;
+mod nodelay;
 mod outbox;
 mod polling;
 mod ratings;
@@ -264,6 +265,7 @@ impl Store {
             let pool = PgPoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.acquire_timeout)
+                .after_connect(|conn, _| Box::pin(nodelay::set_nodelay(conn)))
                 // Connect lazily: a replica that starts while the database is
                 // down still serves /healthz and answers webhooks 503.
                 .connect_lazy_with(options);

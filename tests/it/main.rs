@@ -22,7 +22,6 @@ mod helpdesks;
 mod ingest;
 mod ops;
 mod polling;
-mod polling_windows;
 mod postgres;
 mod reload;
 mod report_api;

@@ -315,3 +315,28 @@ pub async fn slack_posts(server: &MockServer) -> Vec<Value> {
         .map(|r| serde_json::from_slice(&r.body).unwrap())
         .collect()
 }
+
+/// Runs `sql` (one statement) on the test database at `url`, beside the app:
+/// for the tests that must set up what only an older version could have
+/// written.
+pub async fn execute_sql(url: &str, sql: &str) {
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect(url)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx_connect(url).await;
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .execute(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+    }
+}

@@ -12,130 +12,69 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::ChatwootClient;
+use crate::sources::FetchError;
 use crate::sources::actions::{
-    ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
+    ActionClient, Auth, Call, RestActions, RestCalls, TicketActions, UserSearch, numeric_id,
+    segment, text_at,
 };
-use crate::sources::{BoxFuture, FetchError};
 
 #[derive(Debug)]
-pub struct ChatwootActions {
-    client: ActionClient,
+pub struct ChatwootCalls {
     account: String,
 }
 
 /// With the source's API client: a user's access token and the account id.
 pub fn from_client(c: &ChatwootClient) -> Arc<dyn TicketActions> {
     let auth = Auth::Header("api_access_token", c.token.clone());
-    Arc::new(ChatwootActions {
-        client: ActionClient::new(&c.base_url, auth, c.timeout),
+    let calls = ChatwootCalls {
         account: c.account_id.trim().to_string(),
-    })
+    };
+    RestActions::shared(ActionClient::new(&c.base_url, auth, c.timeout), calls)
 }
 
-impl ChatwootActions {
-    async fn post(
-        &self,
-        http: &reqwest::Client,
-        ticket: &str,
-        tail: &str,
-        body: Value,
-        what: &str,
-    ) -> Result<(), FetchError> {
+impl ChatwootCalls {
+    /// `POST …/conversations/{id}/{tail}`.
+    fn post(&self, ticket: &str, tail: &str, body: Value, what: &'static str) -> Call {
         let path = format!(
             "/api/v1/accounts/{}/conversations/{}/{tail}",
             segment(&self.account),
             segment(ticket)
         );
-        self.client
-            .write(http, Method::POST, &path, &body, what)
-            .await
-            .map(drop)
+        Call::new(Method::POST, path, body, what)
     }
 }
 
-impl TicketActions for ChatwootActions {
+impl RestCalls for ChatwootCalls {
     fn kind(&self) -> &'static str {
         "chatwoot"
     }
 
-    fn supports(&self, _: TicketAction) -> bool {
-        true
+    fn note(&self, ticket: &str, body: &str, _: Option<&str>) -> Result<Call, FetchError> {
+        let message = json!({ "content": body, "private": true, "message_type": "outgoing" });
+        let what = "adding a note to a Chatwoot conversation";
+        Ok(self.post(ticket, "messages", message, what))
     }
 
-    fn add_note<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        body: &'a str,
-        _: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(self.post(
-            http,
-            ticket,
-            "messages",
-            json!({ "content": body, "private": true, "message_type": "outgoing" }),
-            "adding a note to a Chatwoot conversation",
-        ))
+    fn reopen(&self, ticket: &str, _: Option<&str>) -> Result<Call, FetchError> {
+        let what = "reopening a Chatwoot conversation";
+        Ok(self.post(ticket, "toggle_status", json!({ "status": "open" }), what))
     }
 
-    fn reopen<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        _: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(self.post(
-            http,
-            ticket,
-            "toggle_status",
-            json!({ "status": "open" }),
-            "reopening a Chatwoot conversation",
-        ))
+    fn assign(&self, ticket: &str, agent: &str) -> Call {
+        let body = json!({ "assignee_id": numeric_id(agent) });
+        self.post(ticket, "assignments", body, "assigning a Chatwoot conversation")
     }
 
-    fn assign<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        agent: &'a str,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(async move {
-            let id: Value = agent
-                .parse::<i64>()
-                .map(Value::from)
-                .unwrap_or_else(|_| json!(agent));
-            self.post(
-                http,
-                ticket,
-                "assignments",
-                json!({ "assignee_id": id }),
-                "assigning a Chatwoot conversation",
-            )
-            .await
-        })
+    fn user_search(&self, _email: &str) -> UserSearch {
+        UserSearch {
+            path: format!("/api/v1/accounts/{}/agents", segment(&self.account)),
+            query: Vec::new(),
+            what: "listing Chatwoot agents",
+            items: "",
+        }
     }
 
-    fn find_agent<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        email: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Agent>, FetchError>> {
-        Box::pin(async move {
-            let path = format!("/api/v1/accounts/{}/agents", segment(&self.account));
-            let found = self
-                .client
-                .get(http, &path, &[], "listing Chatwoot agents")
-                .await?;
-            Ok(found.as_array().into_iter().flatten().find_map(|a| {
-                if !a["email"].as_str().is_some_and(|e| same_email(e, email)) {
-                    return None;
-                }
-                Some(Agent {
-                    id: id_text(&a["id"])?,
-                    name: a["name"].as_str().map(str::to_string),
-                    email: email.to_string(),
-                })
-            }))
-        })
+    fn read_user<'v>(&self, user: &'v Value) -> Option<(&'v str, Option<String>)> {
+        Some((user["email"].as_str()?, text_at(user, "/name")))
     }
 }

@@ -25,12 +25,7 @@ impl HelpdeskApi for ChatwootClient {
         http: &'a reqwest::Client,
         request: &'a PollRequest,
     ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(super::poller::poll_page(
-            self,
-            self.ticket_url.as_deref(),
-            http,
-            request,
-        ))
+        Box::pin(crate::sources::cursor::poll_window(self, http, request))
     }
 
     /// Chatwoot's list is read by creation time and a customer may answer

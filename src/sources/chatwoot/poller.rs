@@ -17,11 +17,11 @@ use serde_json::Value;
 
 use super::client::ChatwootClient;
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::cursor::{self, WindowCursor};
-use crate::sources::http_api::get_json_and_headers;
+use crate::sources::cursor::{Page, Window, WindowPoller};
+use crate::sources::http_api::get_json;
 use crate::sources::json::time_ms;
 use crate::sources::json::{first_text, text_at};
-use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
+use crate::sources::{FetchError, PollRequest, fill_ticket_url, scalar_text};
 
 /// Chatwoot's fixed page size.
 const PER_PAGE: usize = 25;
@@ -59,57 +59,51 @@ fn to_event(item: &Value, ticket_url: Option<&str>) -> Option<RatingEvent> {
     Some(event)
 }
 
-/// Reads one page.
-pub async fn poll_page(
-    api: &ChatwootClient,
-    ticket_url: Option<&str>,
-    http: &reqwest::Client,
-    request: &PollRequest,
-) -> Result<PollPage, FetchError> {
-    let position = WindowCursor::<u32>::for_request(request);
-    let window = position.window;
-    let page = position.next.unwrap_or(1);
-    let url = format!(
-        "{}/api/v1/accounts/{}/csat_survey_responses",
-        api.base_url, api.account_id
-    );
-    let (items, _headers): (Vec<Value>, _) = get_json_and_headers(
-        http.get(&url)
-            .query(&[
-                ("since", (window.start_ms / 1000).to_string()),
-                // Rounded up so a response in the window's last second is in.
-                ("until", ((window.until_ms + 999) / 1000).to_string()),
-                ("page", page.to_string()),
-                // Stable pages: Chatwoot sorts on created_at when asked.
-                ("sort", "created_at".to_string()),
-            ])
-            .header("api_access_token", api.token.expose_secret())
-            .header(reqwest::header::ACCEPT, "application/json"),
-        api.timeout,
-        "Chatwoot CSAT survey responses",
-    )
-    .await?;
-    let more = items.len() >= PER_PAGE;
-    let mut ratings = Vec::with_capacity(items.len());
-    for item in &items {
-        match to_event(item, ticket_url) {
-            Some(event) => ratings.push(event),
-            None => tracing::warn!(
-                response_id = text_at(item, "/id").unwrap_or_default(),
-                "a Chatwoot CSAT response without a readable rating, conversation or message id was skipped"
-            ),
+impl WindowPoller for ChatwootClient {
+    /// A page number.
+    type Next = u32;
+
+    async fn read_page(
+        &self,
+        http: &reqwest::Client,
+        window: Window,
+        next: Option<&u32>,
+        _request: &PollRequest,
+    ) -> Result<Page<u32>, FetchError> {
+        let page = next.copied().unwrap_or(1);
+        let url = format!(
+            "{}/api/v1/accounts/{}/csat_survey_responses",
+            self.base_url, self.account_id
+        );
+        let items: Vec<Value> = get_json(
+            http.get(&url)
+                .query(&[
+                    ("since", (window.start_ms / 1000).to_string()),
+                    // Rounded up so a response in the window's last second is in.
+                    ("until", ((window.until_ms + 999) / 1000).to_string()),
+                    ("page", page.to_string()),
+                    // Stable pages: Chatwoot sorts on created_at when asked.
+                    ("sort", "created_at".to_string()),
+                ])
+                .header("api_access_token", self.token.expose_secret())
+                .header(reqwest::header::ACCEPT, "application/json"),
+            self.timeout,
+            "Chatwoot CSAT survey responses",
+        )
+        .await?;
+        let more = items.len() >= PER_PAGE;
+        let mut ratings = Vec::with_capacity(items.len());
+        for item in &items {
+            match to_event(item, self.ticket_url.as_deref()) {
+                Some(event) => ratings.push(event),
+                None => tracing::warn!(
+                    response_id = text_at(item, "/id").unwrap_or_default(),
+                    "a Chatwoot CSAT response without a readable rating, conversation or message id was skipped"
+                ),
+            }
         }
+        Ok(Page::new(ratings, more.then_some(page + 1)))
     }
-    let cursor = WindowCursor {
-        window,
-        next: more.then_some(page + 1),
-    };
-    Ok(PollPage {
-        ratings,
-        cursor: cursor::save(&cursor),
-        more,
-        remaining: None,
-    })
 }
 
 #[cfg(test)]

@@ -12,118 +12,57 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::DevRevClient;
+use crate::sources::FetchError;
 use crate::sources::actions::{
-    ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email,
+    ActionClient, Auth, Call, RestActions, RestCalls, TicketActions, UserSearch, text_at,
 };
-use crate::sources::{BoxFuture, FetchError};
 
 /// The open stage a reopened ticket moves to in DevRev's default diagram.
 const REOPEN_STAGE: &str = "queued";
 
 #[derive(Debug)]
-pub struct DevRevActions {
-    client: ActionClient,
-}
+pub struct DevRevCalls;
 
 /// With the source's API client: a personal access token or a service account's.
 pub fn from_client(c: &DevRevClient) -> Arc<dyn TicketActions> {
-    Arc::new(DevRevActions {
-        client: ActionClient::new(&c.base_url, Auth::Bearer(c.token.clone()), c.timeout),
-    })
+    let auth = Auth::Bearer(c.token.clone());
+    RestActions::shared(ActionClient::new(&c.base_url, auth, c.timeout), DevRevCalls)
 }
 
-impl DevRevActions {
-    async fn post(
-        &self,
-        http: &reqwest::Client,
-        path: &str,
-        body: Value,
-        what: &str,
-    ) -> Result<(), FetchError> {
-        self.client
-            .write(http, Method::POST, path, &body, what)
-            .await
-            .map(drop)
-    }
-}
-
-impl TicketActions for DevRevActions {
+impl RestCalls for DevRevCalls {
     fn kind(&self) -> &'static str {
         "devrev"
     }
 
-    fn supports(&self, _: TicketAction) -> bool {
-        true
-    }
-
-    fn add_note<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        body: &'a str,
-        _: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
+    fn note(&self, ticket: &str, body: &str, _: Option<&str>) -> Result<Call, FetchError> {
         let note = json!({ "type": "timeline_comment", "object": ticket, "body": body, "visibility": "internal" });
-        Box::pin(self.post(
-            http,
-            "/timeline-entries.create",
-            note,
-            "adding a note to a DevRev ticket",
-        ))
+        let what = "adding a note to a DevRev ticket";
+        Ok(Call::new(Method::POST, "/timeline-entries.create".into(), note, what))
     }
 
-    fn reopen<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        _: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
+    fn reopen(&self, ticket: &str, _: Option<&str>) -> Result<Call, FetchError> {
         let body = json!({ "id": ticket, "type": "ticket", "stage": { "name": REOPEN_STAGE } });
-        Box::pin(self.post(http, "/works.update", body, "reopening a DevRev ticket"))
+        let what = "reopening a DevRev ticket";
+        Ok(Call::new(Method::POST, "/works.update".into(), body, what))
     }
 
-    fn assign<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        agent: &'a str,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
+    fn assign(&self, ticket: &str, agent: &str) -> Call {
         let body = json!({ "id": ticket, "type": "ticket", "owned_by": { "set": [agent] } });
-        Box::pin(self.post(http, "/works.update", body, "assigning a DevRev ticket"))
+        let what = "assigning a DevRev ticket";
+        Call::new(Method::POST, "/works.update".into(), body, what)
     }
 
-    fn find_agent<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        email: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Agent>, FetchError>> {
-        Box::pin(async move {
-            let found = self
-                .client
-                .get(
-                    http,
-                    "/dev-users.list",
-                    &[("email", email)],
-                    "searching DevRev users by email",
-                )
-                .await?;
-            Ok(found["dev_users"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|u| {
-                    if !u["email"].as_str().is_some_and(|e| same_email(e, email)) {
-                        return None;
-                    }
-                    Some(Agent {
-                        id: id_text(&u["id"])?,
-                        name: u["full_name"]
-                            .as_str()
-                            .or(u["display_name"].as_str())
-                            .map(str::to_string),
-                        email: email.to_string(),
-                    })
-                }))
-        })
+    fn user_search(&self, email: &str) -> UserSearch {
+        UserSearch {
+            path: "/dev-users.list".into(),
+            query: vec![("email", email.to_string())],
+            what: "searching DevRev users by email",
+            items: "/dev_users",
+        }
+    }
+
+    fn read_user<'v>(&self, user: &'v Value) -> Option<(&'v str, Option<String>)> {
+        let name = text_at(user, "/full_name").or_else(|| text_at(user, "/display_name"));
+        Some((user["email"].as_str()?, name))
     }
 }

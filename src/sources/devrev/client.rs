@@ -27,13 +27,7 @@ impl HelpdeskApi for DevRevClient {
         http: &'a reqwest::Client,
         request: &'a PollRequest,
     ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(super::poller::poll_page(
-            self,
-            self.scale,
-            self.ticket_url.as_deref(),
-            http,
-            request,
-        ))
+        Box::pin(crate::sources::cursor::poll_window(self, http, request))
     }
 
     /// DevRev publishes no number; polling stays at a conservative pace.

@@ -14,207 +14,92 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::client::FreshdeskClient;
+use crate::sources::FetchError;
 use crate::sources::actions::{
-    ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
+    ActionClient, Auth, Call, Lookup, RestActions, RestCalls, TicketActions, UserSearch,
+    numeric_id, segment, text_at,
 };
-use crate::sources::{BoxFuture, FetchError};
 
 /// Freshdesk's status code for Open.
 const OPEN: i64 = 2;
 
 #[derive(Debug)]
-pub struct FreshdeskActions {
-    client: ActionClient,
-}
+pub struct FreshdeskCalls;
 
 /// With the source's API client: the agent's API key (basic `api_key:X`).
 pub fn from_client(c: &FreshdeskClient) -> Arc<dyn TicketActions> {
     let user = secrecy::ExposeSecret::expose_secret(&c.api_key).to_string();
     let auth = Auth::Basic(user, SecretString::from("X".to_string()));
-    Arc::new(FreshdeskActions {
-        client: ActionClient::new(&c.base_url, auth, c.timeout),
-    })
+    RestActions::shared(ActionClient::new(&c.base_url, auth, c.timeout), FreshdeskCalls)
 }
 
-/// A numeric id as a number (Freshdesk refuses ids sent as strings).
-fn number(id: &str) -> Value {
-    id.trim()
-        .parse::<i64>()
-        .map(Value::from)
-        .unwrap_or_else(|_| json!(id))
+/// A change to the ticket: `PUT /api/v2/tickets/{id}`.
+fn update(ticket: &str, change: Value, what: &'static str) -> Call {
+    let path = format!("/api/v2/tickets/{}", segment(ticket));
+    Call::new(Method::PUT, path, change, what)
 }
 
-impl FreshdeskActions {
-    async fn update(
-        &self,
-        http: &reqwest::Client,
-        ticket: &str,
-        body: Value,
-        what: &str,
-    ) -> Result<(), FetchError> {
-        let path = format!("/api/v2/tickets/{}", segment(ticket));
-        self.client
-            .write(http, Method::PUT, &path, &body, what)
-            .await
-            .map(drop)
-    }
-
-    async fn name(
-        &self,
-        http: &reqwest::Client,
-        path: String,
-        pointer: &str,
-        what: &str,
-    ) -> Result<Option<String>, FetchError> {
-        match self.client.get(http, &path, &[], what).await {
-            Ok(found) => Ok(found
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .map(str::to_string)),
-            Err(e) if e.message.contains("HTTP 404") => Ok(None),
-            Err(e) => Err(e),
-        }
+/// An agent's record: `GET /api/v2/agents/{id}`.
+fn agent(id: &str, pointer: &'static str) -> Lookup {
+    Lookup {
+        path: format!("/api/v2/agents/{}", segment(id)),
+        pointer,
+        what: "reading a Freshdesk agent",
     }
 }
 
-impl TicketActions for FreshdeskActions {
+impl RestCalls for FreshdeskCalls {
     fn kind(&self) -> &'static str {
         "freshdesk"
     }
 
-    fn supports(&self, _: TicketAction) -> bool {
-        true
+    fn note(&self, ticket: &str, body: &str, agent: Option<&str>) -> Result<Call, FetchError> {
+        let mut note = json!({ "body": body, "private": true });
+        if let Some(agent) = agent {
+            note["user_id"] = numeric_id(agent);
+        }
+        let path = format!("/api/v2/tickets/{}/notes", segment(ticket));
+        let what = "adding a note to a Freshdesk ticket";
+        Ok(Call::new(Method::POST, path, note, what))
     }
 
-    fn resolves_names(&self) -> bool {
-        true
+    fn reopen(&self, ticket: &str, _: Option<&str>) -> Result<Call, FetchError> {
+        let what = "reopening a Freshdesk ticket";
+        Ok(update(ticket, json!({ "status": OPEN }), what))
     }
 
-    fn add_note<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        body: &'a str,
-        agent: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(async move {
-            let mut note = json!({ "body": body, "private": true });
-            if let Some(agent) = agent {
-                note["user_id"] = number(agent);
-            }
-            let path = format!("/api/v2/tickets/{}/notes", segment(ticket));
-            self.client
-                .write(
-                    http,
-                    Method::POST,
-                    &path,
-                    &note,
-                    "adding a note to a Freshdesk ticket",
-                )
-                .await
-                .map(drop)
+    fn assign(&self, ticket: &str, agent: &str) -> Call {
+        let change = json!({ "responder_id": numeric_id(agent) });
+        update(ticket, change, "assigning a Freshdesk ticket")
+    }
+
+    fn user_search(&self, email: &str) -> UserSearch {
+        UserSearch {
+            path: "/api/v2/agents".into(),
+            query: vec![("email", email.to_string())],
+            what: "searching Freshdesk agents by email",
+            items: "",
+        }
+    }
+
+    fn read_user<'v>(&self, user: &'v Value) -> Option<(&'v str, Option<String>)> {
+        let email = user.pointer("/contact/email")?.as_str()?;
+        Some((email, text_at(user, "/contact/name")))
+    }
+
+    fn agent_name(&self, id: &str) -> Option<Lookup> {
+        Some(agent(id, "/contact/name"))
+    }
+
+    fn agent_email(&self, id: &str) -> Option<Lookup> {
+        Some(agent(id, "/contact/email"))
+    }
+
+    fn team_name(&self, id: &str) -> Option<Lookup> {
+        Some(Lookup {
+            path: format!("/api/v2/groups/{}", segment(id)),
+            pointer: "/name",
+            what: "reading a Freshdesk group",
         })
-    }
-
-    fn reopen<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        _: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(self.update(
-            http,
-            ticket,
-            json!({ "status": OPEN }),
-            "reopening a Freshdesk ticket",
-        ))
-    }
-
-    fn assign<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        agent: &'a str,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(self.update(
-            http,
-            ticket,
-            json!({ "responder_id": number(agent) }),
-            "assigning a Freshdesk ticket",
-        ))
-    }
-
-    fn find_agent<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        email: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Agent>, FetchError>> {
-        Box::pin(async move {
-            let found = self
-                .client
-                .get(
-                    http,
-                    "/api/v2/agents",
-                    &[("email", email)],
-                    "searching Freshdesk agents by email",
-                )
-                .await?;
-            Ok(found.as_array().into_iter().flatten().find_map(|a| {
-                if !a
-                    .pointer("/contact/email")
-                    .and_then(Value::as_str)
-                    .is_some_and(|e| same_email(e, email))
-                {
-                    return None;
-                }
-                Some(Agent {
-                    id: id_text(&a["id"])?,
-                    name: a
-                        .pointer("/contact/name")
-                        .and_then(Value::as_str)
-                        .map(str::to_string),
-                    email: email.to_string(),
-                })
-            }))
-        })
-    }
-
-    fn agent_name<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
-        Box::pin(self.name(
-            http,
-            format!("/api/v2/agents/{}", segment(id)),
-            "/contact/name",
-            "reading a Freshdesk agent",
-        ))
-    }
-
-    fn agent_email<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
-        Box::pin(self.name(
-            http,
-            format!("/api/v2/agents/{}", segment(id)),
-            "/contact/email",
-            "reading a Freshdesk agent",
-        ))
-    }
-
-    fn team_name<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
-        Box::pin(self.name(
-            http,
-            format!("/api/v2/groups/{}", segment(id)),
-            "/name",
-            "reading a Freshdesk group",
-        ))
     }
 }

@@ -24,6 +24,14 @@ pub struct FreshdeskClient {
 }
 
 impl FreshdeskClient {
+    /// A ticket's link: the source's `ticket_url`, else the agent portal's.
+    pub(super) fn link(&self, ticket_id: &str) -> String {
+        match &self.ticket_url {
+            Some(template) => fill_ticket_url(template, ticket_id),
+            None => format!("{}/a/tickets/{ticket_id}", self.base_url),
+        }
+    }
+
     /// The ticket's newest satisfaction rating, from
     /// `GET /api/v2/tickets/{id}/satisfaction_ratings` ("List all
     /// satisfaction ratings of a ticket"; the account-wide list has no
@@ -32,7 +40,6 @@ impl FreshdeskClient {
         &self,
         http: &reqwest::Client,
         ticket_id: &str,
-        ticket_url: Option<&str>,
     ) -> Result<Fetched, FetchError> {
         if ticket_id.is_empty() || !ticket_id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FetchError::permanent(format!(
@@ -49,10 +56,7 @@ impl FreshdeskClient {
             .header(reqwest::header::ACCEPT, "application/json");
         let what = format!("the ratings of Freshdesk ticket {ticket_id}");
         let ratings: Vec<RatingPayload> = get_json(request, self.timeout, &what).await?;
-        let link = match ticket_url {
-            Some(template) => fill_ticket_url(template, ticket_id),
-            None => format!("{}/a/tickets/{ticket_id}", self.base_url),
-        };
+        let link = self.link(ticket_id);
         Ok(
             match latest(&ratings).and_then(|r| r.to_event(ticket_id, Some(link))) {
                 Some(event) => Fetched::Rating(Box::new(event)),
@@ -77,8 +81,7 @@ impl HelpdeskApi for FreshdeskClient {
                     reference.kind
                 )));
             }
-            self.ticket_rating(http, &reference.id, self.ticket_url.as_deref())
-                .await
+            self.ticket_rating(http, &reference.id).await
         })
     }
 
@@ -87,12 +90,7 @@ impl HelpdeskApi for FreshdeskClient {
         http: &'a reqwest::Client,
         request: &'a PollRequest,
     ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(super::poller::poll_page(
-            self,
-            self.ticket_url.as_deref(),
-            http,
-            request,
-        ))
+        Box::pin(crate::sources::cursor::poll_window(self, http, request))
     }
 
     /// A quarter of the Growth plan's 200 requests a minute (a trial

@@ -46,13 +46,13 @@ pub fn read_rule_body(body: &Value, ticket_url: Option<&str>) -> Result<Parsed, 
             }],
         });
     };
-    let value = Scale::Freshdesk.parse_value(&raw).ok_or_else(|| {
+    let value = Scale::SignedSevenPoint.parse_value(&raw).ok_or_else(|| {
         ParseError::new(format!(
             "rating.value is {}; expected one of 103, 102, 101, 100, -101, -102, -103",
             describe_value(&Value::from(raw.as_str()))
         ))
     })?;
-    let score = Score::new(Scale::Freshdesk, value).expect("parse_value checks the scale");
+    let score = Score::new(Scale::SignedSevenPoint, value).expect("parse_value checks the scale");
     let mut event = RatingEvent::new(ticket_id, score);
     event.rating_key = text("/rating/id").unwrap_or_default();
     event.comment = text("/rating/feedback");
@@ -118,8 +118,8 @@ impl RatingPayload {
     /// no names, and looking them up would cost two more calls per rating.
     pub fn to_event(&self, ticket_id: &str, url: Option<String>) -> Option<RatingEvent> {
         let raw = self.ratings.get("default_question").and_then(scalar_text)?;
-        let value = Scale::Freshdesk.parse_value(&raw)?;
-        let score = Score::new(Scale::Freshdesk, value)?;
+        let value = Scale::SignedSevenPoint.parse_value(&raw)?;
+        let score = Score::new(Scale::SignedSevenPoint, value)?;
         let conversation = scalar_text(&self.ticket_id).unwrap_or_else(|| ticket_id.to_string());
         let mut event = RatingEvent::new(conversation, score);
         event.rating_key = scalar_text(&self.id).unwrap_or_default();

@@ -16,27 +16,36 @@ use serde::{Deserialize, Serialize};
 
 use super::client::FreshdeskClient;
 use super::payload::RatingPayload;
-use crate::sources::cursor::{self, Window};
+use crate::sources::cursor::{Page, Window, WindowPoller};
 use crate::sources::http_api::{get_json_and_headers, header_number, rfc3339};
 use crate::sources::json::time_ms;
-use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
+use crate::sources::{FetchError, PollRequest, scalar_text};
 use secrecy::ExposeSecret;
 
 /// Freshdesk's largest page.
 const PER_PAGE: usize = 100;
 
-/// Our poll cursor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    #[serde(flatten)]
-    window: Window,
-    /// The next page of this window; `None` once the window is read.
-    #[serde(default)]
-    page: Option<u32>,
-    /// This cycle's pages came with `Link` headers, so a page without one
-    /// is the last (even when full).
-    #[serde(default)]
-    linked: bool,
+/// Where the next page of a window starts.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum NextPage {
+    /// The page number, and whether this window's pages came with `Link`
+    /// headers (then a page without one is the last, even when full).
+    Linked { page: u32, linked: bool },
+    /// A page number alone, as cursors were saved before.
+    Number(u32),
+}
+
+impl NextPage {
+    fn page(self) -> u32 {
+        match self {
+            NextPage::Linked { page, .. } | NextPage::Number(page) => page,
+        }
+    }
+
+    fn linked(self) -> bool {
+        matches!(self, NextPage::Linked { linked: true, .. })
+    }
 }
 
 /// Whether a `Link` header names a next page.
@@ -45,72 +54,62 @@ fn has_next_link(link: &str) -> bool {
         .any(|part| part.contains("rel=\"next\"") || part.contains("rel=next"))
 }
 
-/// Reads one page.
-pub async fn poll_page(
-    client: &FreshdeskClient,
-    ticket_url: Option<&str>,
-    http: &reqwest::Client,
-    request: &PollRequest,
-) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = cursor::saved(request);
-    let resume = saved.as_ref().is_some_and(|c| c.page.is_some());
-    let window = Window::for_request(saved.as_ref().map(|c| c.window), resume, request);
-    let page = match &saved {
-        Some(Cursor { page: Some(p), .. }) if resume => *p,
-        _ => 1,
-    };
-    let url = format!("{}/api/v2/surveys/satisfaction_ratings", client.base_url);
-    let (ratings, headers): (Vec<RatingPayload>, _) = get_json_and_headers(
-        http.get(&url)
-            .query(&[
-                ("created_since", rfc3339(window.start_ms)),
-                ("page", page.to_string()),
-                ("per_page", PER_PAGE.to_string()),
-            ])
-            .basic_auth(client.api_key.expose_secret(), Some("X"))
-            .header(reqwest::header::ACCEPT, "application/json"),
-        client.timeout,
-        "Freshdesk satisfaction ratings",
-    )
-    .await?;
-    let linked_before = resume && saved.as_ref().is_some_and(|c| c.linked);
-    let link = headers
-        .get(reqwest::header::LINK)
-        .and_then(|v| v.to_str().ok());
-    let more = match link {
-        Some(link) => has_next_link(link),
-        None if linked_before => false,
-        None => ratings.len() >= PER_PAGE,
-    };
-    let events = ratings
-        .iter()
-        // `created_since` has no upper bound: a backfill's `--until` is kept here.
-        .filter(|r| {
-            r.created_at
-                .as_deref()
-                .and_then(time_ms)
-                .is_none_or(|at| at <= window.until_ms)
-        })
-        .filter_map(|r| {
-            let ticket = scalar_text(&r.ticket_id)?;
-            let link = match ticket_url {
-                Some(template) => fill_ticket_url(template, &ticket),
-                None => format!("{}/a/tickets/{ticket}", client.base_url),
-            };
-            r.to_event(&ticket, Some(link))
-        })
-        .collect();
-    let cursor = Cursor {
-        window,
-        page: more.then_some(page + 1),
-        linked: linked_before || link.is_some(),
-    };
-    Ok(PollPage {
-        ratings: events,
-        cursor: cursor::save(&cursor),
-        more,
-        remaining: header_number(&headers, "x-ratelimit-remaining"),
-    })
+impl WindowPoller for FreshdeskClient {
+    type Next = NextPage;
+
+    async fn read_page(
+        &self,
+        http: &reqwest::Client,
+        window: Window,
+        next: Option<&NextPage>,
+        _request: &PollRequest,
+    ) -> Result<Page<NextPage>, FetchError> {
+        let page = next.map_or(1, |n| n.page());
+        let url = format!("{}/api/v2/surveys/satisfaction_ratings", self.base_url);
+        let (ratings, headers): (Vec<RatingPayload>, _) = get_json_and_headers(
+            http.get(&url)
+                .query(&[
+                    ("created_since", rfc3339(window.start_ms)),
+                    ("page", page.to_string()),
+                    ("per_page", PER_PAGE.to_string()),
+                ])
+                .basic_auth(self.api_key.expose_secret(), Some("X"))
+                .header(reqwest::header::ACCEPT, "application/json"),
+            self.timeout,
+            "Freshdesk satisfaction ratings",
+        )
+        .await?;
+        let linked_before = next.is_some_and(|n| n.linked());
+        let link = headers
+            .get(reqwest::header::LINK)
+            .and_then(|v| v.to_str().ok());
+        let more = match link {
+            Some(link) => has_next_link(link),
+            None if linked_before => false,
+            None => ratings.len() >= PER_PAGE,
+        };
+        let events = ratings
+            .iter()
+            // `created_since` has no upper bound: a backfill's `--until` is kept here.
+            .filter(|r| {
+                r.created_at
+                    .as_deref()
+                    .and_then(time_ms)
+                    .is_none_or(|at| at <= window.until_ms)
+            })
+            .filter_map(|r| {
+                let ticket = scalar_text(&r.ticket_id)?;
+                r.to_event(&ticket, Some(self.link(&ticket)))
+            })
+            .collect();
+        let next = more.then_some(NextPage::Linked {
+            page: page + 1,
+            linked: linked_before || link.is_some(),
+        });
+        let mut page = Page::new(events, next);
+        page.remaining = header_number(&headers, "x-ratelimit-remaining");
+        Ok(page)
+    }
 }
 
 #[cfg(test)]

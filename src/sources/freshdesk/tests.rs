@@ -91,7 +91,7 @@ fn a_body_with_a_rating_value_is_recorded_with_every_field() {
         panic!("expected a rating");
     };
     let r = &ratings[0];
-    assert_eq!((r.score.scale, r.score.value), (Scale::Freshdesk, -102));
+    assert_eq!((r.score.scale, r.score.value), (Scale::SignedSevenPoint, -102));
     assert_eq!(r.sentiment(None), Sentiment::Negative);
     assert_eq!(r.conversation_id, "433");
     assert_eq!(r.agent.as_deref(), Some("Priya Raman"));

@@ -250,7 +250,7 @@ pub fn scale_values(scale: Scale) -> &'static str {
         Scale::TwoPoint => "1..=2, or bad/good",
         Scale::ThreePoint => "1..=3, or not good/okay/great",
         Scale::FivePoint => "1..=5",
-        Scale::Freshdesk => "103, 102, 101, 100, -101, -102, -103",
+        Scale::SignedSevenPoint => "103, 102, 101, 100, -101, -102, -103",
         Scale::Nps => "0..=10",
         Scale::Ces => "1..=7",
     }

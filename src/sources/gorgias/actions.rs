@@ -12,151 +12,72 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::GorgiasClient;
+use crate::sources::FetchError;
 use crate::sources::actions::{
-    ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
+    ActionClient, Auth, Call, RestActions, RestCalls, TicketActions, UserSearch, numeric_id,
+    segment, text_at,
 };
-use crate::sources::{BoxFuture, FetchError};
 
 #[derive(Debug)]
-pub struct GorgiasActions {
-    client: ActionClient,
-}
+pub struct GorgiasCalls;
 
 /// With the source's API client: the REST API key and its user's email.
 pub fn from_client(c: &GorgiasClient) -> Arc<dyn TicketActions> {
     let auth = Auth::Basic(c.email.trim().to_string(), c.api_key.clone());
-    Arc::new(GorgiasActions {
-        client: ActionClient::new(&c.base_url, auth, c.timeout),
-    })
+    RestActions::shared(ActionClient::new(&c.base_url, auth, c.timeout), GorgiasCalls)
 }
 
-fn number(id: &str) -> Value {
-    id.trim()
-        .parse::<i64>()
-        .map(Value::from)
-        .unwrap_or_else(|_| json!(id))
+/// A change to the ticket: `PUT /api/tickets/{id}`.
+fn update(ticket: &str, change: Value, what: &'static str) -> Call {
+    let path = format!("/api/tickets/{}", segment(ticket));
+    Call::new(Method::PUT, path, change, what)
 }
 
-impl GorgiasActions {
-    async fn update(
-        &self,
-        http: &reqwest::Client,
-        ticket: &str,
-        body: Value,
-        what: &str,
-    ) -> Result<(), FetchError> {
-        let path = format!("/api/tickets/{}", segment(ticket));
-        self.client
-            .write(http, Method::PUT, &path, &body, what)
-            .await
-            .map(drop)
-    }
-}
-
-impl TicketActions for GorgiasActions {
+impl RestCalls for GorgiasCalls {
     fn kind(&self) -> &'static str {
         "gorgias"
-    }
-
-    fn supports(&self, _: TicketAction) -> bool {
-        true
     }
 
     fn note_needs_agent(&self) -> bool {
         true
     }
 
-    fn add_note<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        body: &'a str,
-        agent: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(async move {
-            let agent = agent.ok_or_else(|| {
-                FetchError::permanent(
-                    "Gorgias needs the sending agent: no Gorgias user has your email",
-                )
-            })?;
-            let note = json!({
-                "channel": "internal-note",
-                "via": "api",
-                "from_agent": true,
-                "sender": { "id": number(agent) },
-                "body_text": body,
-            });
-            let path = format!("/api/tickets/{}/messages", segment(ticket));
-            self.client
-                .write(
-                    http,
-                    Method::POST,
-                    &path,
-                    &note,
-                    "adding a note to a Gorgias ticket",
-                )
-                .await
-                .map(drop)
-        })
+    fn note(&self, ticket: &str, body: &str, agent: Option<&str>) -> Result<Call, FetchError> {
+        let agent = agent.ok_or_else(|| {
+            FetchError::permanent("Gorgias needs the sending agent: no Gorgias user has your email")
+        })?;
+        let note = json!({
+            "channel": "internal-note",
+            "via": "api",
+            "from_agent": true,
+            "sender": { "id": numeric_id(agent) },
+            "body_text": body,
+        });
+        let path = format!("/api/tickets/{}/messages", segment(ticket));
+        let what = "adding a note to a Gorgias ticket";
+        Ok(Call::new(Method::POST, path, note, what))
     }
 
-    fn reopen<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        _: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(self.update(
-            http,
-            ticket,
-            json!({ "status": "open" }),
-            "reopening a Gorgias ticket",
-        ))
+    fn reopen(&self, ticket: &str, _: Option<&str>) -> Result<Call, FetchError> {
+        let what = "reopening a Gorgias ticket";
+        Ok(update(ticket, json!({ "status": "open" }), what))
     }
 
-    fn assign<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        agent: &'a str,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(self.update(
-            http,
-            ticket,
-            json!({ "assignee_user": { "id": number(agent) } }),
-            "assigning a Gorgias ticket",
-        ))
+    fn assign(&self, ticket: &str, agent: &str) -> Call {
+        let change = json!({ "assignee_user": { "id": numeric_id(agent) } });
+        update(ticket, change, "assigning a Gorgias ticket")
     }
 
-    fn find_agent<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        email: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Agent>, FetchError>> {
-        Box::pin(async move {
-            let found = self
-                .client
-                .get(
-                    http,
-                    "/api/users",
-                    &[("limit", "100")],
-                    "listing Gorgias users",
-                )
-                .await?;
-            Ok(found["data"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|u| {
-                    if !u["email"].as_str().is_some_and(|e| same_email(e, email)) {
-                        return None;
-                    }
-                    Some(Agent {
-                        id: id_text(&u["id"])?,
-                        name: u["name"].as_str().map(str::to_string),
-                        email: email.to_string(),
-                    })
-                }))
-        })
+    fn user_search(&self, _email: &str) -> UserSearch {
+        UserSearch {
+            path: "/api/users".into(),
+            query: vec![("limit", "100".to_string())],
+            what: "listing Gorgias users",
+            items: "/data",
+        }
+    }
+
+    fn read_user<'v>(&self, user: &'v Value) -> Option<(&'v str, Option<String>)> {
+        Some((user["email"].as_str()?, text_at(user, "/name")))
     }
 }

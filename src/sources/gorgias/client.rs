@@ -26,13 +26,20 @@ pub struct GorgiasClient {
 }
 
 impl GorgiasClient {
+    /// A ticket's link: the source's `ticket_url`, else the helpdesk's.
+    pub(super) fn link(&self, ticket_id: &str) -> String {
+        match &self.ticket_url {
+            Some(template) => fill_ticket_url(template, ticket_id),
+            None => format!("{}/app/ticket/{ticket_id}", self.base_url),
+        }
+    }
+
     /// One survey, from `GET /api/satisfaction-surveys/{id}`. A survey
     /// without a score is no rating yet.
     pub async fn survey(
         &self,
         http: &reqwest::Client,
         id: &str,
-        ticket_url: Option<&str>,
     ) -> Result<Fetched, FetchError> {
         if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
             return Err(FetchError::permanent(format!(
@@ -46,10 +53,7 @@ impl GorgiasClient {
         let what = format!("Gorgias satisfaction survey {id}");
         let body: Value = get_json(request, self.timeout, &what).await?;
         let survey = survey_from_api(&body);
-        let url = survey.ticket_id.as_deref().map(|ticket| match ticket_url {
-            Some(template) => fill_ticket_url(template, ticket),
-            None => format!("{}/app/ticket/{ticket}", self.base_url),
-        });
+        let url = survey.ticket_id.as_deref().map(|ticket| self.link(ticket));
         match survey.into_event(url) {
             Ok(Some(event)) => Ok(Fetched::Rating(Box::new(event))),
             Ok(None) => Ok(Fetched::NoRating(format!(
@@ -75,8 +79,7 @@ impl HelpdeskApi for GorgiasClient {
                     reference.kind
                 )));
             }
-            self.survey(http, &reference.id, self.ticket_url.as_deref())
-                .await
+            self.survey(http, &reference.id).await
         })
     }
 
@@ -85,12 +88,7 @@ impl HelpdeskApi for GorgiasClient {
         http: &'a reqwest::Client,
         request: &'a PollRequest,
     ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(super::poller::poll_page(
-            self,
-            self.ticket_url.as_deref(),
-            http,
-            request,
-        ))
+        Box::pin(crate::sources::cursor::poll_window(self, http, request))
     }
 
     /// Gorgias's list is read by survey creation; answers come days later.

@@ -18,10 +18,10 @@ use serde_json::Value;
 
 use super::client::GorgiasClient;
 use super::payload::survey_from_api;
-use crate::sources::cursor::{self, WindowCursor};
+use crate::sources::cursor::{Page, Window, WindowPoller};
 use crate::sources::http_api::get_json_and_headers;
 use crate::sources::json::time_ms;
-use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
+use crate::sources::{FetchError, PollRequest, scalar_text};
 use secrecy::ExposeSecret;
 
 #[derive(Debug, Deserialize)]
@@ -49,72 +49,68 @@ fn remaining(headers: &reqwest::header::HeaderMap) -> Option<u64> {
     Some(limit.saturating_sub(used))
 }
 
-/// Reads one page.
-pub async fn poll_page(
-    client: &GorgiasClient,
-    ticket_url: Option<&str>,
-    http: &reqwest::Client,
-    request: &PollRequest,
-) -> Result<PollPage, FetchError> {
-    let position = WindowCursor::<String>::for_request(request);
-    let window = position.window;
-    let mut query = vec![
-        ("limit", "100".to_string()),
-        ("order_by", "created_datetime:desc".to_string()),
-    ];
-    if let Some(next) = &position.next {
-        query.push(("cursor", next.clone()));
-    }
-    let url = format!("{}/api/satisfaction-surveys", client.base_url);
-    let (list, headers): (ListPayload, _) = get_json_and_headers(
-        http.get(&url)
-            .query(&query)
-            .basic_auth(&client.email, Some(client.api_key.expose_secret()))
-            .header(reqwest::header::ACCEPT, "application/json"),
-        client.timeout,
-        "Gorgias satisfaction surveys",
-    )
-    .await?;
-    let mut ratings = Vec::new();
-    let mut reached_older = false;
-    for item in &list.data {
-        let created = item
-            .get("created_datetime")
-            .and_then(scalar_text)
-            .as_deref()
-            .and_then(time_ms);
-        if created.is_some_and(|c| c < window.start_ms) {
-            reached_older = true;
-            continue;
+impl WindowPoller for GorgiasClient {
+    /// Gorgias's `next_cursor`.
+    type Next = String;
+
+    async fn read_page(
+        &self,
+        http: &reqwest::Client,
+        window: Window,
+        next: Option<&String>,
+        _request: &PollRequest,
+    ) -> Result<Page<String>, FetchError> {
+        let mut query = vec![
+            ("limit", "100".to_string()),
+            ("order_by", "created_datetime:desc".to_string()),
+        ];
+        if let Some(next) = next {
+            query.push(("cursor", next.clone()));
         }
-        if created.is_some_and(|c| c > window.until_ms) {
-            continue;
-        }
-        let survey = survey_from_api(item);
-        let id = survey.id.clone().unwrap_or_default();
-        let url = survey.ticket_id.as_deref().map(|ticket| match ticket_url {
-            Some(template) => fill_ticket_url(template, ticket),
-            None => format!("{}/app/ticket/{ticket}", client.base_url),
-        });
-        match survey.into_event(url) {
-            Ok(Some(event)) => ratings.push(event),
-            Ok(None) => {} // not answered yet
-            Err(e) => {
-                tracing::warn!(survey_id = %id, error = %e, "a Gorgias survey that cannot be read was skipped")
+        let url = format!("{}/api/satisfaction-surveys", self.base_url);
+        let (list, headers): (ListPayload, _) = get_json_and_headers(
+            http.get(&url)
+                .query(&query)
+                .basic_auth(&self.email, Some(self.api_key.expose_secret()))
+                .header(reqwest::header::ACCEPT, "application/json"),
+            self.timeout,
+            "Gorgias satisfaction surveys",
+        )
+        .await?;
+        let mut ratings = Vec::new();
+        let mut reached_older = false;
+        for item in &list.data {
+            let created = item
+                .get("created_datetime")
+                .and_then(scalar_text)
+                .as_deref()
+                .and_then(time_ms);
+            if created.is_some_and(|c| c < window.start_ms) {
+                reached_older = true;
+                continue;
+            }
+            if created.is_some_and(|c| c > window.until_ms) {
+                continue;
+            }
+            let survey = survey_from_api(item);
+            let id = survey.id.clone().unwrap_or_default();
+            let url = survey.ticket_id.as_deref().map(|ticket| self.link(ticket));
+            match survey.into_event(url) {
+                Ok(Some(event)) => ratings.push(event),
+                Ok(None) => {} // not answered yet
+                Err(e) => {
+                    tracing::warn!(survey_id = %id, error = %e, "a Gorgias survey that cannot be read was skipped")
+                }
             }
         }
+        let next = list
+            .meta
+            .and_then(|m| m.next_cursor)
+            .filter(|n| !n.is_empty() && !reached_older);
+        let mut page = Page::new(ratings, next);
+        page.remaining = remaining(&headers);
+        Ok(page)
     }
-    let next = list
-        .meta
-        .and_then(|m| m.next_cursor)
-        .filter(|n| !n.is_empty() && !reached_older);
-    let more = next.is_some();
-    Ok(PollPage {
-        ratings,
-        cursor: cursor::save(&WindowCursor { window, next }),
-        more,
-        remaining: remaining(&headers),
-    })
 }
 
 #[cfg(test)]

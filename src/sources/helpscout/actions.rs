@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use super::client::HelpScoutClient;
 use crate::clock::{Clock as _, SystemClock};
 use crate::sources::actions::{
-    Agent, TicketAction, TicketActions, id_text, same_email, segment, send,
+    Agent, TicketAction, TicketActions, agent_in_list, segment, send, text_at,
 };
+use crate::sources::json::full_name;
 use crate::sources::{BoxFuture, FetchError};
 
 #[derive(Debug)]
@@ -168,26 +169,10 @@ impl TicketActions for HelpScoutActions {
                     "searching Help Scout users by email",
                 )
                 .await?;
-            Ok(found
-                .pointer("/_embedded/users")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find_map(|u| {
-                    if !u["email"].as_str().is_some_and(|e| same_email(e, email)) {
-                        return None;
-                    }
-                    let name = [u["firstName"].as_str(), u["lastName"].as_str()]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    Some(Agent {
-                        id: id_text(&u["id"])?,
-                        name: (!name.trim().is_empty()).then_some(name),
-                        email: email.to_string(),
-                    })
-                }))
+            Ok(agent_in_list(&found, "/_embedded/users", email, |u| {
+                let name = full_name(text_at(u, "/firstName"), text_at(u, "/lastName"));
+                Some((u["email"].as_str()?, name))
+            }))
         })
     }
 }

@@ -79,12 +79,7 @@ impl HelpdeskApi for HelpScoutClient {
         http: &'a reqwest::Client,
         request: &'a PollRequest,
     ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(super::poller::poll_page(
-            self,
-            self.ticket_url.as_deref(),
-            http,
-            request,
-        ))
+        Box::pin(crate::sources::cursor::poll_window(self, http, request))
     }
 
     /// Help Scout publishes no per-plan numbers; its legacy API allowed 200

@@ -12,29 +12,19 @@
 //! to catch ratings changed after they were given. The window's `end` is
 //! fixed when the window starts, so its pages stay stable while it is read.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::Value;
 
 use super::client::HelpScoutClient;
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::cursor;
+use crate::sources::cursor::{Page, Window, WindowPoller};
+use crate::sources::http_api::rfc3339;
 use crate::sources::json::full_name;
 use crate::sources::json::time_ms;
-use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url, scalar_text};
+use crate::sources::{FetchError, PollRequest, fill_ticket_url, scalar_text};
 
 /// The report's path.
 pub const REPORT_PATH: &str = "/v2/reports/happiness/ratings";
-
-/// Our poll cursor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    /// The window, Unix ms.
-    start_ms: i64,
-    end_ms: i64,
-    /// The next page of this window; `None` once it has been read.
-    #[serde(default)]
-    next_page: Option<u32>,
-}
 
 #[derive(Debug, Deserialize)]
 struct ReportPayload {
@@ -101,74 +91,45 @@ impl RowPayload {
     }
 }
 
-fn rfc3339(at_ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(at_ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_string())
-}
+impl WindowPoller for HelpScoutClient {
+    /// A page number.
+    type Next = u32;
 
-/// Reads one page.
-pub async fn poll_page(
-    client: &HelpScoutClient,
-    ticket_url: Option<&str>,
-    http: &reqwest::Client,
-    request: &PollRequest,
-) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = cursor::saved(request);
-    let end_ms = request.until_ms.unwrap_or(request.now_ms);
-    let mut cursor = match saved {
-        // Mid-window (the next page, or a run cut short): carry on.
-        Some(saved) if saved.next_page.is_some() => saved,
-        // A new window from just before the previous one's end.
-        Some(saved) => Cursor {
-            start_ms: (saved.end_ms - request.overlap_ms).max(saved.start_ms),
-            end_ms: end_ms.max(saved.end_ms),
-            next_page: Some(1),
-        },
-        None => Cursor {
-            start_ms: request.since_ms,
-            end_ms,
-            next_page: Some(1),
-        },
-    };
-    let page = cursor.next_page.unwrap_or(1);
-    let query = [
-        ("start", rfc3339(cursor.start_ms)),
-        // Whole seconds: the start rounds down and the end up, so no rating
-        // given in a window's last second falls between two windows.
-        ("end", rfc3339(cursor.end_ms + 999)),
-        ("page", page.to_string()),
-        // Oldest change first: a rating changed while the window is read
-        // moves to its end and is read again rather than skipped.
-        ("sortField", "modifiedAt".to_string()),
-        ("sortOrder", "ASC".to_string()),
-    ];
-    let report: ReportPayload = client
-        .get(
-            http,
-            REPORT_PATH,
-            &query,
-            request.now_ms,
-            "the Help Scout happiness ratings report",
-        )
-        .await?;
-    let ratings: Vec<RatingEvent> = report
-        .results
-        .into_iter()
-        .filter_map(|row| row.into_event(ticket_url))
-        .collect();
-    let pages = report.pages.unwrap_or(1);
-    let current = report.page.unwrap_or(page);
-    let more = current < pages;
-    cursor.next_page = more.then_some(current + 1);
-    Ok(PollPage {
-        ratings,
-        cursor: cursor::save(&cursor),
-        more,
-        remaining: None,
-    })
+    async fn read_page(
+        &self,
+        http: &reqwest::Client,
+        window: Window,
+        next: Option<&u32>,
+        request: &PollRequest,
+    ) -> Result<Page<u32>, FetchError> {
+        let page = next.copied().unwrap_or(1);
+        let query = [
+            ("start", rfc3339(window.start_ms)),
+            // Whole seconds: the start rounds down and the end up, so no rating
+            // given in a window's last second falls between two windows.
+            ("end", rfc3339(window.until_ms + 999)),
+            ("page", page.to_string()),
+            // Oldest change first: a rating changed while the window is read
+            // moves to its end and is read again rather than skipped.
+            ("sortField", "modifiedAt".to_string()),
+            ("sortOrder", "ASC".to_string()),
+        ];
+        let report: ReportPayload = self
+            .get(
+                http,
+                REPORT_PATH,
+                &query,
+                request.now_ms,
+                "the Help Scout happiness ratings report",
+            )
+            .await?;
+        let ratings: Vec<RatingEvent> = report
+            .results
+            .into_iter()
+            .filter_map(|row| row.into_event(self.ticket_url.as_deref()))
+            .collect();
+        let pages = report.pages.unwrap_or(1);
+        let current = report.page.unwrap_or(page);
+        Ok(Page::new(ratings, (current < pages).then_some(current + 1)))
+    }
 }

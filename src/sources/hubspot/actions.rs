@@ -15,8 +15,10 @@ use serde_json::{Value, json};
 use crate::clock::{Clock as _, SystemClock};
 use super::client::HubspotClient;
 use crate::sources::actions::{
-    ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
+    ActionClient, Agent, Auth, TicketAction, TicketActions, agent_in_list, id_text, segment,
+    text_at,
 };
+use crate::sources::json::full_name;
 use crate::sources::{BoxFuture, FetchError};
 
 /// HubSpot's default association type of a note to a ticket (unconfirmed).
@@ -44,16 +46,8 @@ impl HubspotActions {
         what: &str,
     ) -> Result<(), FetchError> {
         let path = format!("/crm/v3/objects/tickets/{}", segment(ticket));
-        self.client
-            .write(
-                http,
-                Method::PATCH,
-                &path,
-                &json!({ "properties": properties }),
-                what,
-            )
-            .await
-            .map(drop)
+        let body = json!({ "properties": properties });
+        self.client.act(http, Method::PATCH, &path, &body, what).await
     }
 
     /// The first open stage of the ticket's pipeline.
@@ -193,25 +187,10 @@ impl TicketActions for HubspotActions {
                     "searching HubSpot owners by email",
                 )
                 .await?;
-            Ok(found["results"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|o| {
-                    if !o["email"].as_str().is_some_and(|e| same_email(e, email)) {
-                        return None;
-                    }
-                    let name = [o["firstName"].as_str(), o["lastName"].as_str()]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    Some(Agent {
-                        id: id_text(&o["id"])?,
-                        name: (!name.trim().is_empty()).then_some(name),
-                        email: email.to_string(),
-                    })
-                }))
+            Ok(agent_in_list(&found, "/results", email, |o| {
+                let name = full_name(text_at(o, "/firstName"), text_at(o, "/lastName"));
+                Some((o["email"].as_str()?, name))
+            }))
         })
     }
 }

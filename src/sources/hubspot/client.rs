@@ -96,12 +96,7 @@ impl HelpdeskApi for HubspotClient {
         http: &'a reqwest::Client,
         request: &'a PollRequest,
     ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(super::poller::poll_page(
-            self,
-            self.ticket_url.as_deref(),
-            http,
-            request,
-        ))
+        Box::pin(crate::sources::cursor::poll_high_water(self, http, request))
     }
 
     /// The search filters on the modification time, so a change is found

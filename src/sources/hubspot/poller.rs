@@ -17,32 +17,19 @@
 //! second or per day; a daily one ends the run).
 
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::client::{HubspotClient, to_fetched};
 use super::payload::{PROPERTIES, SubmissionPayload};
-use crate::sources::cursor;
-use crate::sources::http_api::{retry_after, status_error};
-use crate::sources::{FetchError, Fetched, PollPage, PollRequest, scalar_text};
+use crate::sources::cursor::{HighWaterCursor, HighWaterPoller, Page};
+use crate::sources::http_api::{retry_after, send_json};
+use crate::sources::{FetchError, Fetched, PollRequest, scalar_text};
 
 /// HubSpot's page size limit for search.
 const PAGE_SIZE: u64 = 100;
 /// HubSpot's search returns at most this many results per query.
 const SEARCH_LIMIT: u64 = 10_000;
-
-/// Our poll cursor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    /// The window's start: `hs_lastmodifieddate` GTE this, Unix ms.
-    start_ms: i64,
-    /// HubSpot's `after` for the next page of this window.
-    #[serde(default)]
-    after: Option<String>,
-    /// The newest `hs_lastmodifieddate` read, Unix ms.
-    #[serde(default)]
-    high_water_ms: i64,
-}
 
 #[derive(Debug, Deserialize)]
 struct SearchPayload {
@@ -52,7 +39,10 @@ struct SearchPayload {
     paging: Option<Value>,
 }
 
-/// POSTs `body` to `path` and reads JSON; a 429 says how long to wait.
+/// POSTs `body` to `path` and reads JSON (207: some inputs failed, a
+/// submission without tickets; the rest stand). A 429 without
+/// `Retry-After` is waited out for a second, unless it is the daily limit:
+/// then the next interval tries again.
 async fn post_json<T: serde::de::DeserializeOwned>(
     client: &HubspotClient,
     http: &reqwest::Client,
@@ -60,46 +50,23 @@ async fn post_json<T: serde::de::DeserializeOwned>(
     body: &Value,
     what: &str,
 ) -> Result<T, FetchError> {
-    let response = http
+    let request = http
         .post(format!("{}{path}", client.base_url))
         .bearer_auth(client.token.expose_secret())
-        .json(body)
-        .timeout(client.timeout)
-        .send()
-        .await
-        .map_err(|e| {
-            FetchError::retryable(format!(
-                "{what} {}",
-                if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed"
-                }
-            ))
-        })?;
-    let status = response.status();
-    // 207: some inputs failed (a submission without tickets); the rest stand.
-    if status.is_success() {
-        return response.json::<T>().await.map_err(|_| {
-            FetchError::retryable(format!("the answer to the {what} is not the expected JSON"))
-        });
-    }
-    let header_wait = retry_after(response.headers());
-    if status.as_u16() == 429 {
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        let daily = body
-            .get("policyName")
-            .and_then(Value::as_str)
+        .json(body);
+    let (found, _) = send_json(request, client.timeout, what, |headers, body| {
+        let daily = serde_json::from_slice::<Value>(body)
+            .ok()
+            .and_then(|b| b.get("policyName")?.as_str().map(str::to_string))
             .is_some_and(|p| p.eq_ignore_ascii_case("DAILY"));
-        let wait = match (header_wait, daily) {
+        match (retry_after(headers), daily) {
             (Some(wait), _) => Some(wait),
-            // The day's quota is spent: the next interval tries again.
             (None, true) => None,
             (None, false) => Some(std::time::Duration::from_secs(1)),
-        };
-        return Err(status_error(status, wait, what));
-    }
-    Err(status_error(status, header_wait, what))
+        }
+    })
+    .await?;
+    Ok(found)
 }
 
 /// The first ticket of each submission, from one batch read.
@@ -135,101 +102,90 @@ async fn tickets(
     Ok(found)
 }
 
-/// Reads one page.
-pub async fn poll_page(
-    client: &HubspotClient,
-    ticket_url: Option<&str>,
-    http: &reqwest::Client,
-    request: &PollRequest,
-) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = cursor::saved(request);
-    let mut cursor = match saved {
-        Some(saved) if !request.new_cycle || saved.after.is_some() => saved,
-        // The filter is on the modified date, so a change is found anyway;
-        // the overlap covers the search index's lag.
-        Some(saved) => Cursor {
-            start_ms: (saved.high_water_ms - request.overlap_ms).max(saved.start_ms),
-            after: None,
-            high_water_ms: saved.high_water_ms,
-        },
-        None => Cursor {
-            start_ms: request.since_ms,
-            after: None,
-            high_water_ms: request.since_ms,
-        },
-    };
-    let mut filters = vec![json!({
-        "propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": cursor.start_ms.to_string()
-    })];
-    if let Some(until) = request.until_ms {
-        filters.push(json!({
-            "propertyName": "hs_lastmodifieddate", "operator": "LTE", "value": until.to_string()
-        }));
-    }
-    let mut body = json!({
-        "filterGroups": [{"filters": filters}],
-        "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
-        "properties": PROPERTIES,
-        "limit": PAGE_SIZE,
-    });
-    if let Some(after) = &cursor.after {
-        body["after"] = Value::from(after.clone());
-    }
-    let page: SearchPayload = post_json(
-        client,
-        http,
-        "/crm/v3/objects/feedback_submissions/search",
-        &body,
-        "HubSpot feedback submissions search",
-    )
-    .await?;
-    let ids: Vec<String> = page
-        .results
-        .iter()
-        .filter_map(|s| scalar_text(&s.id))
-        .collect();
-    let associations = if ids.is_empty() {
-        Map::new()
-    } else {
-        tickets(client, http, &ids).await?
-    };
-    let mut ratings = Vec::new();
-    for mut submission in page.results {
-        let Some(id) = scalar_text(&submission.id) else {
-            continue;
-        };
-        if let Some(modified) = submission
-            .properties
-            .get("hs_lastmodifieddate")
-            .and_then(scalar_text)
-            .and_then(|t| crate::sources::json::time_ms(&t))
-        {
-            cursor.high_water_ms = cursor.high_water_ms.max(modified);
+impl HighWaterPoller for HubspotClient {
+    /// HubSpot's `after`.
+    type After = String;
+
+    async fn read_page(
+        &self,
+        http: &reqwest::Client,
+        cursor: &HighWaterCursor<String>,
+        request: &PollRequest,
+    ) -> Result<Page<String>, FetchError> {
+        let mut filters = vec![json!({
+            "propertyName": "hs_lastmodifieddate", "operator": "GTE", "value": cursor.start_ms.to_string()
+        })];
+        if let Some(until) = request.until_ms {
+            filters.push(json!({
+                "propertyName": "hs_lastmodifieddate", "operator": "LTE", "value": until.to_string()
+            }));
         }
-        submission.associations = associations.get(&id).cloned();
-        let what = format!("HubSpot feedback submission {id}");
-        match to_fetched(&submission, &id, ticket_url, &what) {
-            Fetched::Rating(event) => ratings.push(*event),
-            Fetched::NoRating(reason) => {
-                tracing::debug!(submission = %id, reason = %reason, "a HubSpot submission holds no rating we can place; skipped");
+        let mut body = json!({
+            "filterGroups": [{"filters": filters}],
+            "sorts": [{"propertyName": "hs_lastmodifieddate", "direction": "ASCENDING"}],
+            "properties": PROPERTIES,
+            "limit": PAGE_SIZE,
+        });
+        if let Some(after) = &cursor.after {
+            body["after"] = Value::from(after.clone());
+        }
+        let found: SearchPayload = post_json(
+            self,
+            http,
+            "/crm/v3/objects/feedback_submissions/search",
+            &body,
+            "HubSpot feedback submissions search",
+        )
+        .await?;
+        let ids: Vec<String> = found
+            .results
+            .iter()
+            .filter_map(|s| scalar_text(&s.id))
+            .collect();
+        let associations = if ids.is_empty() {
+            Map::new()
+        } else {
+            tickets(self, http, &ids).await?
+        };
+        let mut ratings = Vec::new();
+        let mut newest_ms: Option<i64> = None;
+        for mut submission in found.results {
+            let Some(id) = scalar_text(&submission.id) else {
+                continue;
+            };
+            if let Some(modified) = submission
+                .properties
+                .get("hs_lastmodifieddate")
+                .and_then(scalar_text)
+                .and_then(|t| crate::sources::json::time_ms(&t))
+            {
+                newest_ms = newest_ms.max(Some(modified));
+            }
+            submission.associations = associations.get(&id).cloned();
+            let what = format!("HubSpot feedback submission {id}");
+            match to_fetched(&submission, &id, self.ticket_url.as_deref(), &what) {
+                Fetched::Rating(event) => ratings.push(*event),
+                Fetched::NoRating(reason) => {
+                    tracing::debug!(submission = %id, reason = %reason, "a HubSpot submission holds no rating we can place; skipped");
+                }
             }
         }
-    }
-    let next = page
-        .paging
-        .as_ref()
-        .and_then(|p| p.pointer("/next/after"))
-        .and_then(scalar_text);
-    let more = match next {
+        let next = found
+            .paging
+            .as_ref()
+            .and_then(|p| p.pointer("/next/after"))
+            .and_then(scalar_text);
         // Paging further would pass the 10,000-result cap: a new window
         // from the last modified date read.
-        Some(after)
-            if after
-                .parse::<u64>()
-                .is_ok_and(|a| a + PAGE_SIZE > SEARCH_LIMIT) =>
-        {
-            let start = if cursor.high_water_ms > cursor.start_ms {
-                cursor.high_water_ms
+        let capped = next
+            .as_deref()
+            .is_some_and(|after| after.parse::<u64>().is_ok_and(|a| a + PAGE_SIZE > SEARCH_LIMIT));
+        let mut page = Page::new(ratings, next);
+        page.newest_ms = newest_ms;
+        if capped {
+            let high_water_ms = cursor.high_water_ms.max(newest_ms.unwrap_or(i64::MIN));
+            page.restart_at_ms = Some(if high_water_ms > cursor.start_ms {
+                high_water_ms
             } else {
                 // 10,000 submissions modified in one millisecond (a bulk
                 // import): step past it rather than loop.
@@ -237,24 +193,8 @@ pub async fn poll_page(
                     "more than 10,000 HubSpot submissions share one modified time; some may be skipped"
                 );
                 cursor.start_ms + 1
-            };
-            cursor.start_ms = start;
-            cursor.after = None;
-            true
+            });
         }
-        Some(after) => {
-            cursor.after = Some(after);
-            true
-        }
-        None => {
-            cursor.after = None;
-            false
-        }
-    };
-    Ok(PollPage {
-        ratings,
-        cursor: cursor::save(&cursor),
-        more,
-        remaining: None,
-    })
+        Ok(page)
+    }
 }

@@ -12,24 +12,23 @@ use std::sync::Arc;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::poller::API_VERSION;
 use super::client::IntercomClient;
+use super::poller::API_VERSION;
+use crate::sources::FetchError;
 use crate::sources::actions::{
-    ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
+    ActionClient, Auth, Call, Lookup, RestActions, RestCalls, TicketActions, UserSearch, segment,
+    text_at,
 };
-use crate::sources::{BoxFuture, FetchError};
 
 #[derive(Debug)]
-pub struct IntercomActions {
-    client: ActionClient,
-}
+pub struct IntercomCalls;
 
 /// With the source's API client: its access token ("Write conversations",
 /// "Read admins").
 pub fn from_client(c: &IntercomClient) -> Arc<dyn TicketActions> {
     let mut client = ActionClient::new(&c.base_url, Auth::Bearer(c.token.clone()), c.timeout);
     client.headers.push(("Intercom-Version", API_VERSION));
-    Arc::new(IntercomActions { client })
+    RestActions::shared(client, IntercomCalls)
 }
 
 fn need_admin(agent: Option<&str>) -> Result<&str, FetchError> {
@@ -38,42 +37,24 @@ fn need_admin(agent: Option<&str>) -> Result<&str, FetchError> {
     })
 }
 
-impl IntercomActions {
-    async fn post(
-        &self,
-        http: &reqwest::Client,
-        path: String,
-        body: Value,
-        what: &str,
-    ) -> Result<(), FetchError> {
-        self.client
-            .write(http, Method::POST, &path, &body, what)
-            .await
-            .map(drop)
-    }
+/// `POST /conversations/{id}/{tail}`.
+fn post(ticket: &str, tail: &str, body: Value, what: &'static str) -> Call {
+    let path = format!("/conversations/{}/{tail}", segment(ticket));
+    Call::new(Method::POST, path, body, what)
+}
 
-    async fn name(
-        &self,
-        http: &reqwest::Client,
-        path: String,
-        what: &str,
-    ) -> Result<Option<String>, FetchError> {
-        match self.client.get(http, &path, &[], what).await {
-            Ok(found) => Ok(found["name"].as_str().map(str::to_string)),
-            // Deleted admins and teams: no name, and no point asking again soon.
-            Err(e) if e.message.contains("HTTP 404") => Ok(None),
-            Err(e) => Err(e),
-        }
+/// An admin's record: `GET /admins/{id}`.
+fn admin(id: &str, pointer: &'static str) -> Lookup {
+    Lookup {
+        path: format!("/admins/{}", segment(id)),
+        pointer,
+        what: "reading an Intercom admin",
     }
 }
 
-impl TicketActions for IntercomActions {
+impl RestCalls for IntercomCalls {
     fn kind(&self) -> &'static str {
         "intercom"
-    }
-
-    fn supports(&self, _: TicketAction) -> bool {
-        true
     }
 
     fn note_needs_agent(&self) -> bool {
@@ -84,135 +65,52 @@ impl TicketActions for IntercomActions {
         true
     }
 
-    fn resolves_names(&self) -> bool {
-        true
+    fn note(&self, ticket: &str, body: &str, agent: Option<&str>) -> Result<Call, FetchError> {
+        let admin = need_admin(agent)?;
+        let note =
+            json!({ "message_type": "note", "type": "admin", "admin_id": admin, "body": body });
+        let what = "adding a note to an Intercom conversation";
+        Ok(post(ticket, "reply", note, what))
     }
 
-    fn add_note<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        body: &'a str,
-        agent: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(async move {
-            let admin = need_admin(agent)?;
-            let body =
-                json!({ "message_type": "note", "type": "admin", "admin_id": admin, "body": body });
-            self.post(
-                http,
-                format!("/conversations/{}/reply", segment(ticket)),
-                body,
-                "adding a note to an Intercom conversation",
-            )
-            .await
+    fn reopen(&self, ticket: &str, agent: Option<&str>) -> Result<Call, FetchError> {
+        let admin = need_admin(agent)?;
+        let body = json!({ "message_type": "open", "admin_id": admin });
+        Ok(post(ticket, "parts", body, "reopening an Intercom conversation"))
+    }
+
+    fn assign(&self, ticket: &str, agent: &str) -> Call {
+        let body = json!({ "message_type": "assignment", "type": "admin", "admin_id": agent, "assignee_id": agent });
+        post(ticket, "parts", body, "assigning an Intercom conversation")
+    }
+
+    fn user_search(&self, _email: &str) -> UserSearch {
+        // There is no admin search: the list is read.
+        UserSearch {
+            path: "/admins".into(),
+            query: Vec::new(),
+            what: "listing Intercom admins",
+            items: "/admins",
+        }
+    }
+
+    fn read_user<'v>(&self, user: &'v Value) -> Option<(&'v str, Option<String>)> {
+        Some((user["email"].as_str()?, text_at(user, "/name")))
+    }
+
+    fn agent_name(&self, id: &str) -> Option<Lookup> {
+        Some(admin(id, "/name"))
+    }
+
+    fn agent_email(&self, id: &str) -> Option<Lookup> {
+        Some(admin(id, "/email"))
+    }
+
+    fn team_name(&self, id: &str) -> Option<Lookup> {
+        Some(Lookup {
+            path: format!("/teams/{}", segment(id)),
+            pointer: "/name",
+            what: "reading an Intercom team",
         })
-    }
-
-    fn reopen<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        agent: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(async move {
-            let admin = need_admin(agent)?;
-            let body = json!({ "message_type": "open", "admin_id": admin });
-            self.post(
-                http,
-                format!("/conversations/{}/parts", segment(ticket)),
-                body,
-                "reopening an Intercom conversation",
-            )
-            .await
-        })
-    }
-
-    fn assign<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        agent: &'a str,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(async move {
-            let body = json!({ "message_type": "assignment", "type": "admin", "admin_id": agent, "assignee_id": agent });
-            self.post(
-                http,
-                format!("/conversations/{}/parts", segment(ticket)),
-                body,
-                "assigning an Intercom conversation",
-            )
-            .await
-        })
-    }
-
-    fn find_agent<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        email: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Agent>, FetchError>> {
-        Box::pin(async move {
-            let found = self
-                .client
-                .get(http, "/admins", &[], "listing Intercom admins")
-                .await?;
-            Ok(found["admins"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|a| {
-                    if !a["email"].as_str().is_some_and(|e| same_email(e, email)) {
-                        return None;
-                    }
-                    Some(Agent {
-                        id: id_text(&a["id"])?,
-                        name: a["name"].as_str().map(str::to_string),
-                        email: email.to_string(),
-                    })
-                }))
-        })
-    }
-
-    fn agent_name<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
-        Box::pin(self.name(
-            http,
-            format!("/admins/{}", segment(id)),
-            "reading an Intercom admin",
-        ))
-    }
-
-    fn agent_email<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
-        Box::pin(async move {
-            let found = self
-                .client
-                .get(
-                    http,
-                    &format!("/admins/{}", segment(id)),
-                    &[],
-                    "reading an Intercom admin",
-                )
-                .await?;
-            Ok(found["email"].as_str().map(str::to_string))
-        })
-    }
-
-    fn team_name<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        id: &'a str,
-    ) -> BoxFuture<'a, Result<Option<String>, FetchError>> {
-        Box::pin(self.name(
-            http,
-            format!("/teams/{}", segment(id)),
-            "reading an Intercom team",
-        ))
     }
 }

@@ -16,33 +16,20 @@
 //! and 429.
 
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::client::IntercomClient;
 use super::payload::read_item;
 use crate::domain::RatingEvent;
-use crate::sources::cursor;
-use crate::sources::http_api::status_error;
-use crate::sources::{FetchError, PollPage, PollRequest};
+use crate::sources::cursor::{HighWaterCursor, HighWaterPoller, Page};
+use crate::sources::http_api::{header_number, send_json};
+use crate::sources::{FetchError, PollRequest};
 
 /// The API version the poller speaks (its search fields and shapes).
 pub const API_VERSION: &str = "2.14";
 /// Intercom's largest page.
 const PER_PAGE: u32 = 150;
-
-/// Our poll cursor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    /// The window's start, Unix seconds.
-    since_s: i64,
-    /// Intercom's cursor for the next page of this window.
-    #[serde(default)]
-    starting_after: Option<String>,
-    /// The newest rating or conversation change seen, Unix seconds.
-    #[serde(default)]
-    high_water_s: i64,
-}
 
 #[derive(Debug, Deserialize)]
 struct SearchPayload {
@@ -86,110 +73,68 @@ fn rate_limit_wait(headers: &reqwest::header::HeaderMap, now_ms: i64) -> std::ti
     })
 }
 
-/// Reads one page.
-pub async fn poll_page(
-    api: &IntercomClient,
-    ticket_url: Option<&str>,
-    http: &reqwest::Client,
-    request: &PollRequest,
-) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = cursor::saved(request);
-    let mut cursor = match saved {
-        Some(saved) if !request.new_cycle || saved.starting_after.is_some() => saved,
-        // A new cycle from just before the newest change seen (the overlap
-        // covers the search index's lag).
-        Some(saved) => Cursor {
-            since_s: (saved.high_water_s - request.overlap_ms / 1000).max(saved.since_s),
-            starting_after: None,
-            high_water_s: saved.high_water_s,
-        },
-        None => Cursor {
-            since_s: request.since_ms / 1000,
-            starting_after: None,
-            high_water_s: request.since_ms / 1000,
-        },
-    };
-    let mut pagination = json!({"per_page": PER_PAGE});
-    if let Some(after) = &cursor.starting_after {
-        pagination["starting_after"] = Value::from(after.clone());
-    }
-    let body = json!({
-        "query": query(cursor.since_s, request.until_ms.map(|u| u / 1000)),
-        "pagination": pagination,
-    });
-    let what = "Intercom conversations search";
-    let response = http
-        .post(format!("{}/conversations/search", api.base_url))
-        .bearer_auth(api.token.expose_secret())
-        .header("Intercom-Version", API_VERSION)
-        .header(reqwest::header::ACCEPT, "application/json")
-        .json(&body)
-        .timeout(api.timeout)
-        .send()
-        .await
-        .map_err(|e| {
-            FetchError::retryable(format!(
-                "{what} {}",
-                if e.is_timeout() {
-                    "timed out"
-                } else {
-                    "failed"
+impl HighWaterPoller for IntercomClient {
+    /// Intercom's `starting_after`.
+    type After = String;
+
+    async fn read_page(
+        &self,
+        http: &reqwest::Client,
+        cursor: &HighWaterCursor<String>,
+        request: &PollRequest,
+    ) -> Result<Page<String>, FetchError> {
+        let mut pagination = json!({"per_page": PER_PAGE});
+            if let Some(after) = &cursor.after {
+                pagination["starting_after"] = Value::from(after.clone());
+            }
+            let body = json!({
+                "query": query(cursor.start_ms / 1000, request.until_ms.map(|u| u / 1000)),
+                "pagination": pagination,
+            });
+            let what = "Intercom conversations search";
+        let search = http
+            .post(format!("{}/conversations/search", self.base_url))
+            .bearer_auth(self.token.expose_secret())
+            .header("Intercom-Version", API_VERSION)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(&body);
+        let (found, headers): (SearchPayload, _) = send_json(search, self.timeout, what, |h, _| {
+            Some(rate_limit_wait(h, request.now_ms))
+        })
+        .await?;
+        let remaining = header_number(&headers, "X-RateLimit-Remaining");
+        let mut ratings: Vec<RatingEvent> = Vec::new();
+            let mut newest_s: Option<i64> = None;
+            for conversation in &found.conversations {
+                for at in ["/updated_at", "/conversation_rating/replied_at"] {
+                    if let Some(t) = conversation.pointer(at).and_then(Value::as_i64) {
+                        newest_s = newest_s.max(Some(t));
+                    }
                 }
-            ))
-        })?;
-    let status = response.status();
-    let remaining = response
-        .headers()
-        .get("X-RateLimit-Remaining")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if status.as_u16() == 429 {
-        let wait = rate_limit_wait(response.headers(), request.now_ms);
-        return Err(status_error(status, Some(wait), what));
-    }
-    if !status.is_success() {
-        return Err(status_error(
-            status,
-            crate::sources::http_api::retry_after(response.headers()),
-            what,
-        ));
-    }
-    let page: SearchPayload = response.json().await.map_err(|_| {
-        FetchError::retryable(format!("the answer to the {what} is not the expected JSON"))
-    })?;
-    let mut ratings: Vec<RatingEvent> = Vec::new();
-    for conversation in &page.conversations {
-        for at in ["/updated_at", "/conversation_rating/replied_at"] {
-            if let Some(t) = conversation.pointer(at).and_then(Value::as_i64) {
-                cursor.high_water_s = cursor.high_water_s.max(t);
+                match read_item(conversation, false, None, self.ticket_url.as_deref(), None) {
+                    Ok(Some(event)) => ratings.push(event),
+                    Ok(None) => {}
+                    // One odd conversation must not stop the poll; the error names
+                    // the field, never customer text.
+                    Err(e) => {
+                        let id = conversation.pointer("/id").and_then(Value::as_str);
+                        tracing::warn!(
+                            conversation = id.unwrap_or("?"),
+                            error = %e,
+                            "an Intercom conversation's rating could not be read; skipped"
+                        );
+                    }
+                }
             }
-        }
-        match read_item(conversation, false, None, ticket_url, None) {
-            Ok(Some(event)) => ratings.push(event),
-            Ok(None) => {}
-            // One odd conversation must not stop the poll; the error names
-            // the field, never customer text.
-            Err(e) => {
-                let id = conversation.pointer("/id").and_then(Value::as_str);
-                tracing::warn!(
-                    conversation = id.unwrap_or("?"),
-                    error = %e,
-                    "an Intercom conversation's rating could not be read; skipped"
-                );
-            }
-        }
+            let next = found
+                .pages
+                .as_ref()
+                .and_then(|p| p.pointer("/next/starting_after"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let mut page = Page::new(ratings, next);
+            page.newest_ms = newest_s.map(|s| s.saturating_mul(1000));
+            page.remaining = remaining;
+        Ok(page)
     }
-    cursor.starting_after = page
-        .pages
-        .as_ref()
-        .and_then(|p| p.pointer("/next/starting_after"))
-        .and_then(Value::as_str)
-        .map(str::to_string);
-    let more = cursor.starting_after.is_some();
-    Ok(PollPage {
-        ratings,
-        cursor: cursor::save(&cursor),
-        more,
-        remaining,
-    })
 }

@@ -11,15 +11,14 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::client::ZendeskClient;
+use crate::sources::FetchError;
 use crate::sources::actions::{
-    ActionClient, Agent, Auth, TicketAction, TicketActions, id_text, same_email, segment,
+    ActionClient, Auth, Call, RestActions, RestCalls, TicketActions, UserSearch, numeric_id,
+    segment, text_at,
 };
-use crate::sources::{BoxFuture, FetchError};
 
 #[derive(Debug)]
-pub struct ZendeskActions {
-    client: ActionClient,
-}
+pub struct ZendeskCalls;
 
 /// With the source's API client: an API token with `api.email` (basic
 /// `{email}/token:{token}`), or an OAuth access token alone (bearer).
@@ -29,130 +28,51 @@ pub fn from_client(c: &ZendeskClient) -> Arc<dyn TicketActions> {
         Some(email) => Auth::Basic(format!("{}/token", email.trim()), token),
         None => Auth::Bearer(token),
     };
-    Arc::new(ZendeskActions {
-        client: ActionClient::new(&c.base_url, auth, c.timeout),
-    })
+    RestActions::shared(ActionClient::new(&c.base_url, auth, c.timeout), ZendeskCalls)
 }
 
-impl ZendeskActions {
-    async fn update(
-        &self,
-        http: &reqwest::Client,
-        ticket: &str,
-        ticket_body: Value,
-        what: &str,
-    ) -> Result<(), FetchError> {
-        let path = format!("/api/v2/tickets/{}.json", segment(ticket));
-        self.client
-            .write(
-                http,
-                Method::PUT,
-                &path,
-                &json!({ "ticket": ticket_body }),
-                what,
-            )
-            .await
-            .map(drop)
-    }
+/// A change to the ticket: `PUT /api/v2/tickets/{id}.json`.
+fn update(ticket: &str, change: Value, what: &'static str) -> Call {
+    let path = format!("/api/v2/tickets/{}.json", segment(ticket));
+    Call::new(Method::PUT, path, json!({ "ticket": change }), what)
 }
 
-impl TicketActions for ZendeskActions {
+impl RestCalls for ZendeskCalls {
     fn kind(&self) -> &'static str {
         "zendesk"
     }
 
-    fn supports(&self, _: TicketAction) -> bool {
-        true
+    fn note(&self, ticket: &str, body: &str, agent: Option<&str>) -> Result<Call, FetchError> {
+        let mut comment = json!({ "body": body, "public": false });
+        if let Some(agent) = agent.and_then(|a| a.parse::<i64>().ok()) {
+            comment["author_id"] = json!(agent);
+        }
+        let what = "adding a note to a Zendesk ticket";
+        Ok(update(ticket, json!({ "comment": comment }), what))
     }
 
-    fn add_note<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        body: &'a str,
-        agent: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(async move {
-            let mut comment = json!({ "body": body, "public": false });
-            if let Some(agent) = agent.and_then(|a| a.parse::<i64>().ok()) {
-                comment["author_id"] = json!(agent);
-            }
-            self.update(
-                http,
-                ticket,
-                json!({ "comment": comment }),
-                "adding a note to a Zendesk ticket",
-            )
-            .await
-        })
+    fn reopen(&self, ticket: &str, _: Option<&str>) -> Result<Call, FetchError> {
+        let what = "reopening a Zendesk ticket";
+        Ok(update(ticket, json!({ "status": "open" }), what))
     }
 
-    fn reopen<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        _: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(self.update(
-            http,
-            ticket,
-            json!({ "status": "open" }),
-            "reopening a Zendesk ticket",
-        ))
+    fn assign(&self, ticket: &str, agent: &str) -> Call {
+        let what = "assigning a Zendesk ticket";
+        update(ticket, json!({ "assignee_id": numeric_id(agent) }), what)
     }
 
-    fn assign<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        ticket: &'a str,
-        agent: &'a str,
-    ) -> BoxFuture<'a, Result<(), FetchError>> {
-        Box::pin(async move {
-            let id: Value = agent
-                .parse::<i64>()
-                .map(Value::from)
-                .unwrap_or_else(|_| json!(agent));
-            self.update(
-                http,
-                ticket,
-                json!({ "assignee_id": id }),
-                "assigning a Zendesk ticket",
-            )
-            .await
-        })
+    fn user_search(&self, email: &str) -> UserSearch {
+        UserSearch {
+            path: "/api/v2/users/search.json".into(),
+            query: vec![("query", email.to_string())],
+            what: "searching Zendesk users by email",
+            items: "/users",
+        }
     }
 
-    fn find_agent<'a>(
-        &'a self,
-        http: &'a reqwest::Client,
-        email: &'a str,
-    ) -> BoxFuture<'a, Result<Option<Agent>, FetchError>> {
-        Box::pin(async move {
-            let found = self
-                .client
-                .get(
-                    http,
-                    "/api/v2/users/search.json",
-                    &[("query", email)],
-                    "searching Zendesk users by email",
-                )
-                .await?;
-            Ok(found["users"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find_map(|u| {
-                    let role = u["role"].as_str().unwrap_or("");
-                    let matches = u["email"].as_str().is_some_and(|e| same_email(e, email));
-                    if !matches || !matches!(role, "agent" | "admin") {
-                        return None;
-                    }
-                    Some(Agent {
-                        id: id_text(&u["id"])?,
-                        name: u["name"].as_str().map(str::to_string),
-                        email: email.to_string(),
-                    })
-                }))
-        })
+    fn read_user<'v>(&self, user: &'v Value) -> Option<(&'v str, Option<String>)> {
+        // End users share the search: only agents and admins can act.
+        let agent = matches!(user["role"].as_str(), Some("agent" | "admin"));
+        agent.then_some((user["email"].as_str()?, text_at(user, "/name")))
     }
 }

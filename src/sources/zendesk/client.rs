@@ -42,7 +42,7 @@ impl HelpdeskApi for ZendeskClient {
         http: &'a reqwest::Client,
         request: &'a PollRequest,
     ) -> BoxFuture<'a, Result<PollPage, FetchError>> {
-        Box::pin(super::poller::poll_page(self, http, request))
+        Box::pin(crate::sources::cursor::poll_high_water(self, http, request))
     }
 
     /// A quarter of the smallest plan's limit (Zendesk Team: 200 requests a

@@ -3,33 +3,20 @@
 //! with cursor pagination (`meta.has_more`, `meta.after_cursor`,
 //! `page[after]=…`).
 //!
-//! The cursor (our own JSON) keeps the window's start, Zendesk's page
-//! cursor, and the newest `updated_at` seen. A new poll cycle starts again
-//! from that high-water mark minus the overlap, because whether
-//! `start_time` filters on creation or update time is unconfirmed and a
-//! customer can change a rating after giving it.
+//! The cursor is the shared high-water one (`sources/cursor.rs`): the
+//! window's start, Zendesk's page cursor, and the newest `updated_at` seen.
+//! A new poll cycle starts again from that high-water mark minus the
+//! overlap, because whether `start_time` filters on creation or update time
+//! is unconfirmed and a customer can change a rating after giving it.
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::client::ZendeskClient;
 use crate::domain::{RatingEvent, Scale, Score};
-use crate::sources::cursor;
+use crate::sources::cursor::{HighWaterCursor, HighWaterPoller, Page};
 use crate::sources::http_api::get_json;
 use crate::sources::json::time_ms;
-use crate::sources::{FetchError, PollPage, PollRequest, fill_ticket_url};
-
-/// Our poll cursor.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct Cursor {
-    /// The window's start, Unix seconds.
-    start_time: i64,
-    /// Zendesk's cursor for the next page of this window.
-    #[serde(default)]
-    after: Option<String>,
-    /// The newest `updated_at` seen (Unix ms).
-    #[serde(default)]
-    high_water_ms: i64,
-}
+use crate::sources::{FetchError, PollRequest, fill_ticket_url};
 
 #[derive(Debug, Deserialize)]
 struct ListPayload {
@@ -92,68 +79,50 @@ impl RatingPayload {
     }
 }
 
-/// Reads one page.
-pub async fn poll_page(
-    api: &ZendeskClient,
-    http: &reqwest::Client,
-    request: &PollRequest,
-) -> Result<PollPage, FetchError> {
-    let saved: Option<Cursor> = cursor::saved(request);
-    let mut cursor = match saved {
-        // Mid-window (the next page, or a run interrupted by a restart or an
-        // error): carry on from Zendesk's page cursor.
-        Some(saved) if !request.new_cycle || saved.after.is_some() => saved,
-        Some(saved) => Cursor {
-            // A new cycle: re-read from just before the newest change seen.
-            start_time: ((saved.high_water_ms - request.overlap_ms) / 1000).max(saved.start_time),
-            after: None,
-            high_water_ms: saved.high_water_ms,
-        },
-        None => Cursor {
-            start_time: request.since_ms / 1000,
-            after: None,
-            high_water_ms: 0,
-        },
-    };
-    let mut query = vec![
-        ("start_time".to_string(), cursor.start_time.to_string()),
-        ("sort_order".to_string(), "asc".to_string()),
-        ("page[size]".to_string(), "100".to_string()),
-    ];
-    if let Some(until) = request.until_ms {
-        query.push(("end_time".to_string(), (until / 1000).to_string()));
-    }
-    if let Some(after) = &cursor.after {
-        query.push(("page[after]".to_string(), after.clone()));
-    }
-    let url = format!("{}/api/v2/satisfaction_ratings", api.base_url);
-    let list: ListPayload = get_json(
-        http.get(&url)
-            .query(&query)
-            .header(reqwest::header::AUTHORIZATION, api.authorization()),
-        api.timeout,
-        "Zendesk satisfaction ratings",
-    )
-    .await?;
-    let mut ratings = Vec::new();
-    for rating in list.satisfaction_ratings {
-        if let Some(event) = rating.into_event(api.ticket_url.as_deref(), &api.base_url) {
-            cursor.high_water_ms = cursor.high_water_ms.max(event.updated_at_ms.unwrap_or(0));
-            ratings.push(event);
+impl HighWaterPoller for ZendeskClient {
+    /// Zendesk's `after_cursor`.
+    type After = String;
+
+    async fn read_page(
+        &self,
+        http: &reqwest::Client,
+        cursor: &HighWaterCursor<String>,
+        request: &PollRequest,
+    ) -> Result<Page<String>, FetchError> {
+        let mut query = vec![
+            ("start_time".to_string(), (cursor.start_ms / 1000).to_string()),
+            ("sort_order".to_string(), "asc".to_string()),
+            ("page[size]".to_string(), "100".to_string()),
+        ];
+        if let Some(until) = request.until_ms {
+            query.push(("end_time".to_string(), (until / 1000).to_string()));
         }
+        if let Some(after) = &cursor.after {
+            query.push(("page[after]".to_string(), after.clone()));
+        }
+        let url = format!("{}/api/v2/satisfaction_ratings", self.base_url);
+        let list: ListPayload = get_json(
+            http.get(&url)
+                .query(&query)
+                .header(reqwest::header::AUTHORIZATION, self.authorization()),
+            self.timeout,
+            "Zendesk satisfaction ratings",
+        )
+        .await?;
+        let ratings: Vec<RatingEvent> = list
+            .satisfaction_ratings
+            .into_iter()
+            .filter_map(|r| r.into_event(self.ticket_url.as_deref(), &self.base_url))
+            .collect();
+        let next = match list.meta {
+            Some(MetaPayload {
+                has_more: true,
+                after_cursor: Some(after),
+            }) => Some(after),
+            _ => None,
+        };
+        let mut page = Page::new(ratings, next);
+        page.newest_ms = page.ratings.iter().filter_map(|e| e.updated_at_ms).max();
+        Ok(page)
     }
-    let (more, after) = match list.meta {
-        Some(MetaPayload {
-            has_more: true,
-            after_cursor: Some(after),
-        }) => (true, Some(after)),
-        _ => (false, None),
-    };
-    cursor.after = after;
-    Ok(PollPage {
-        ratings,
-        cursor: cursor::save(&cursor),
-        more,
-        remaining: None,
-    })
 }

@@ -98,14 +98,6 @@ mod api {
             .collect()
     }
 
-    fn query(request: &Request, name: &str) -> Option<String> {
-        request
-            .url
-            .query_pairs()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    }
-
     fn row(r: &Rating) -> Value {
         json!({
             "id": r.conversation, "number": r.conversation + 1000, "threadid": r.item,
@@ -187,8 +179,13 @@ mod api {
             request.url.path() == REPORT
         }
 
-        fn window_start_ms(self, request: &Request) -> i64 {
-            parse_rfc3339(&query(request, "start").unwrap())
+        fn window_start_ms(self, request: &Request) -> Option<i64> {
+            Some(parse_rfc3339(&query(request, "start")?))
+        }
+
+        fn check_page_request(self, request: &Request) {
+            let auth = header(request, "authorization").unwrap_or_default();
+            assert!(auth.starts_with("Bearer hs-token-"), "{auth}");
         }
 
         async fn post_webhook(self, app: &TestApp, r: &Rating) -> u16 {
@@ -223,35 +220,7 @@ mod api {
         }
     }
 
-    #[tokio::test]
-    async fn helpscout_a_first_poll_reads_every_page_and_alerts_recent_negatives() {
-        a_first_poll_reads_every_page_and_alerts_recent_negatives(HelpScout).await;
-    }
-
-    #[tokio::test]
-    async fn helpscout_a_restart_mid_way_resumes_from_the_saved_cursor() {
-        a_restart_mid_way_resumes_from_the_saved_cursor(HelpScout).await;
-    }
-
-    #[tokio::test]
-    async fn helpscout_a_429_is_waited_out_for_x_ratelimit_retry_after() {
-        a_429_is_waited_out_as_the_helpdesk_asks(HelpScout).await;
-    }
-
-    #[tokio::test]
-    async fn helpscout_a_rating_seen_by_webhook_and_by_poll_alerts_once() {
-        a_rating_seen_by_webhook_and_by_poll_alerts_once(HelpScout).await;
-    }
-
-    #[tokio::test]
-    async fn helpscout_a_rating_changed_inside_the_overlap_window_is_picked_up() {
-        a_rating_changed_inside_the_overlap_window_is_picked_up(HelpScout).await;
-    }
-
-    #[tokio::test]
-    async fn helpscout_a_small_backfill_records_all_and_posts_nothing() {
-        a_small_backfill_records_all_and_posts_nothing(HelpScout).await;
-    }
+    polling_scenarios!(HelpScout);
 
     #[tokio::test]
     async fn helpscout_a_token_is_reused_until_it_expires_and_renewed_once_after_a_401() {

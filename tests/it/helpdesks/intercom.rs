@@ -184,8 +184,16 @@ mod api {
             request.url.path() == "/conversations/search"
         }
 
-        fn window_start_ms(self, request: &Request) -> i64 {
-            since_s(&serde_json::from_slice(&request.body).unwrap()) * 1000
+        fn window_start_ms(self, request: &Request) -> Option<i64> {
+            Some(since_s(&serde_json::from_slice(&request.body).unwrap()) * 1000)
+        }
+
+        fn check_page_request(self, request: &Request) {
+            assert_eq!(
+                header(request, "authorization").as_deref(),
+                Some("Bearer ic-access-token")
+            );
+            assert_eq!(header(request, "intercom-version").as_deref(), Some("2.14"));
         }
 
         async fn post_webhook(self, app: &TestApp, r: &Rating) -> u16 {
@@ -215,33 +223,5 @@ mod api {
         }
     }
 
-    #[tokio::test]
-    async fn intercom_a_first_poll_reads_every_page_and_alerts_recent_negatives() {
-        a_first_poll_reads_every_page_and_alerts_recent_negatives(Intercom).await;
-    }
-
-    #[tokio::test]
-    async fn intercom_a_restart_mid_way_resumes_from_the_saved_cursor() {
-        a_restart_mid_way_resumes_from_the_saved_cursor(Intercom).await;
-    }
-
-    #[tokio::test]
-    async fn intercom_a_429_is_waited_out_until_x_ratelimit_reset() {
-        a_429_is_waited_out_as_the_helpdesk_asks(Intercom).await;
-    }
-
-    #[tokio::test]
-    async fn intercom_a_rating_seen_by_webhook_and_by_poll_alerts_once() {
-        a_rating_seen_by_webhook_and_by_poll_alerts_once(Intercom).await;
-    }
-
-    #[tokio::test]
-    async fn intercom_a_rating_changed_inside_the_overlap_window_is_picked_up() {
-        a_rating_changed_inside_the_overlap_window_is_picked_up(Intercom).await;
-    }
-
-    #[tokio::test]
-    async fn intercom_a_small_backfill_records_all_and_posts_nothing() {
-        a_small_backfill_records_all_and_posts_nothing(Intercom).await;
-    }
+    polling_scenarios!(Intercom);
 }
