@@ -67,6 +67,10 @@ impl App {
         store.migrate().await.context(
             "cannot apply database migrations (is database.url reachable and writable?)",
         )?;
+        store
+            .ensure_rollup(&settings.reports.timezone)
+            .await
+            .context("cannot build the report rollup (is database.url writable?)")?;
         let sink = match SlackClient::new(&settings.slack)? {
             Some(client) => Sink::Slack(client),
             None => Sink::Log,

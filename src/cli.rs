@@ -248,7 +248,19 @@ pub async fn run(cli: Cli, settings: Settings) -> anyhow::Result<ExitCode> {
             store.migrate().await.context(
                 "cannot apply database migrations (is database.url reachable and writable?)",
             )?;
+            let rollup = store
+                .ensure_rollup(&settings.reports.timezone)
+                .await
+                .context("cannot build the report rollup")?;
             println!("migrations applied ({})", store.backend_name());
+            if rollup.rebuilt {
+                println!(
+                    "report rollup rebuilt ({}): {} ratings in {} rows",
+                    rollup.reason.unwrap_or(""),
+                    rollup.ratings,
+                    rollup.rows
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::CheckConfig {

@@ -351,7 +351,7 @@ impl Pipeline {
             return Ok(result(RatingOutcome::Unchanged, 0, 0, None));
         }
         let revision = current.revision + 1;
-        tx.update_rating(current.id, &record, revision, now).await?;
+        tx.update_rating(&current, &record, revision, now).await?;
         tx.insert_history(&history_row(
             &record,
             current.id,

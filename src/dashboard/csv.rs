@@ -33,7 +33,7 @@ fn line(out: &mut String, cells: &[&str]) {
 }
 
 /// The negatives queue as CSV.
-pub fn negatives(rows: &[QueueRow], f: &Filters) -> Response {
+pub fn negatives(rows: &[QueueRow], f: &Filters, tz: &jiff::tz::TimeZone) -> Response {
     let mut out = String::new();
     line(
         &mut out,
@@ -56,13 +56,13 @@ pub fn negatives(rows: &[QueueRow], f: &Filters) -> Response {
         ],
     );
     for r in rows {
-        let opt_time = |t: Option<i64>| t.map(fmt_time).unwrap_or_default();
+        let opt_time = |t: Option<i64>| t.map(|t| fmt_time(t, tz)).unwrap_or_default();
         line(
             &mut out,
             &[
                 &r.id.to_string(),
                 &r.state,
-                &fmt_time(r.rated_at),
+                &fmt_time(r.rated_at, tz),
                 &r.source,
                 &r.survey,
                 &r.scale,

@@ -14,7 +14,7 @@ use super::filters::{FilterQuery, Filters};
 use super::pages::{Layout, bad_request, render, unavailable_report};
 use crate::http::AppState;
 use crate::reports::{
-    self, Change, Figures, GroupBy, Report, ReportRequest, ReportRow, Trend, period,
+    self, Change, Figures, GroupBy, Report, ReportRequest, ReportRow, Trend, drops, period,
 };
 use crate::store::GroupColumn;
 
@@ -53,6 +53,8 @@ pub struct TrendLine {
     pub csat: String,
     pub ci: String,
     pub change: String,
+    /// The drop alerts open during the week (`csat: overall`), or empty.
+    pub alert: String,
 }
 
 #[derive(Template)]
@@ -79,6 +81,8 @@ pub struct OverviewData {
     pub weeks: Report,
     pub teams: Report,
     pub agents: Report,
+    /// `[from, to)` in Unix ms of each row of `weeks`.
+    pub week_ranges: Vec<(i64, i64)>,
 }
 
 /// Computes the overview's figures for `f`: four reports, run at once.
@@ -121,12 +125,17 @@ pub async fn compute(state: &AppState, f: &Filters) -> Result<OverviewData, repo
     )?;
     let figures = |k: &str| tallies.get(k).map(|t| t.figures()).unwrap_or_default();
     let (now, before) = (figures("0"), figures("1"));
+    let week_ranges = period::periods(period::Unit::Week, trend_since, f.until)
+        .iter()
+        .map(|p| p.range_ms(&tz).unwrap_or((0, 0)))
+        .collect();
     Ok(OverviewData {
         change: Change::between(&now, &before),
         now,
         weeks,
         teams,
         agents,
+        week_ranges,
     })
 }
 
@@ -148,6 +157,23 @@ pub async fn overview(
     if q.format.as_deref() == Some("csv") {
         return super::csv::overview(&data, &f);
     }
+    let episodes = match state.store.drop_alert_messages().await {
+        Ok(m) => relevant_episodes(drops::episodes(&m), &f),
+        Err(e) => return unavailable_report(e),
+    };
+    // Per week of the trend: the drop alerts open during it.
+    let alerts: Vec<String> = data
+        .week_ranges
+        .iter()
+        .map(|&(from, to)| {
+            episodes
+                .iter()
+                .filter(|e| e.overlaps(from, to))
+                .map(|e| format!("{}: {}", e.name, e.group_text()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .collect();
     let min_sample = state.settings.reports.min_sample;
     let page = OverviewPage {
         layout: Layout::new("Overview", "overview", &viewer, Some(&f)),
@@ -159,13 +185,15 @@ pub async fn overview(
         trend_svg: chart::trend_chart(
             "trend",
             "CSAT % by week, with its 95% interval, over responses",
-            &trend_points(&data.weeks.rows),
+            &trend_points(&data.weeks.rows, &alerts),
         ),
         trend: data
             .weeks
             .rows
             .iter()
-            .map(|r| TrendLine {
+            .enumerate()
+            .map(|(i, r)| TrendLine {
+                alert: alerts.get(i).cloned().unwrap_or_default(),
                 label: r.group.clone(),
                 responses: r.figures.csat.responses,
                 csat: pct(r.figures.csat.percent),
@@ -185,15 +213,34 @@ pub async fn overview(
     render(StatusCode::OK, &page)
 }
 
-fn trend_points(rows: &[ReportRow]) -> Vec<TrendPoint> {
+fn trend_points(rows: &[ReportRow], alerts: &[String]) -> Vec<TrendPoint> {
     rows.iter()
-        .map(|r| TrendPoint {
+        .enumerate()
+        .map(|(i, r)| TrendPoint {
             label: r.group.clone(),
             percent: r.figures.csat.percent,
             ci95: r.figures.csat.ci95.map(|[lo, hi]| (lo, hi)),
             responses: r.figures.csat.responses as i64,
-            // Drop-alert episodes are marked once the drop alerts record them.
-            alert: false,
+            alert: alerts.get(i).is_some_and(|a| !a.is_empty()),
+        })
+        .collect()
+}
+
+/// The episodes that concern the view: overall ones, and those of the
+/// team or source it is filtered to.
+fn relevant_episodes(all: Vec<drops::Episode>, f: &Filters) -> Vec<drops::Episode> {
+    let is = |kind: &str, value: &Option<String>, group: &str| {
+        value.as_deref().is_some_and(|v| {
+            group
+                .strip_prefix(kind)
+                .is_some_and(|g| g.eq_ignore_ascii_case(v.trim()))
+        })
+    };
+    all.into_iter()
+        .filter(|e| {
+            e.group == "overall"
+                || is("team:", &f.team, &e.group)
+                || is("source:", &f.source, &e.group)
         })
         .collect()
 }
@@ -249,11 +296,18 @@ fn headlines(d: &OverviewData, days: i64) -> Vec<Headline> {
                 .average
                 .map(|a| format!("{a:.2} / 7"))
                 .unwrap_or_else(|| "—".into()),
-            detail: format!(
-                "{} · {} found it easy",
-                responses(n.ces.responses),
-                pct(n.ces.easy_percent)
-            ),
+            detail: match n.ces.ci95 {
+                Some([lo, hi]) => format!(
+                    "{} · 95% interval {lo:.2}–{hi:.2} · {} found it easy",
+                    responses(n.ces.responses),
+                    pct(n.ces.easy_percent)
+                ),
+                None => format!(
+                    "{} · {} found it easy",
+                    responses(n.ces.responses),
+                    pct(n.ces.easy_percent)
+                ),
+            },
             change: match c.ces_average {
                 Some(d) => format!("{d:+.2} {against} (no test)"),
                 None => format!("no change to show {against}"),

@@ -218,7 +218,7 @@ pub struct QueueItem {
 }
 
 impl QueueItem {
-    fn new(r: QueueRow, now_ms: i64) -> QueueItem {
+    fn new(r: QueueRow, now_ms: i64, tz: &jiff::tz::TimeZone) -> QueueItem {
         let handled_by = match (&r.followed_up_by_name, &r.acked_by_name) {
             (Some(f), _) => format!("followed up by {f}"),
             (None, Some(a)) => format!("acknowledged by {a}"),
@@ -227,7 +227,7 @@ impl QueueItem {
         QueueItem {
             id: r.id,
             state_label: state_label(&r.state),
-            rated: fmt_time(r.rated_at),
+            rated: fmt_time(r.rated_at, tz),
             age: fmt_age(now_ms - r.rated_at),
             score: score_label(&r.scale, r.score),
             source: r.source,
@@ -269,7 +269,8 @@ pub async fn negatives(
     Query(q): Query<FilterQuery>,
 ) -> Response {
     let now = state.clock.now_ms();
-    let f = match Filters::parse(&q, now, &state.settings.reports.time_zone()) {
+    let tz = state.settings.reports.time_zone();
+    let f = match Filters::parse(&q, now, &tz) {
         Ok(f) => f,
         Err(e) => return bad_request(e),
     };
@@ -283,12 +284,15 @@ pub async fn negatives(
         Err(e) => return unavailable(e),
     };
     if csv {
-        return super::csv::negatives(&rows, &f);
+        return super::csv::negatives(&rows, &f, &tz);
     }
     let total = rows.first().map(|r| r.total).unwrap_or(0);
     let page = NegativesPage {
         layout: Layout::new("Negatives", "negatives", &viewer, Some(&f)),
-        items: rows.into_iter().map(|r| QueueItem::new(r, now)).collect(),
+        items: rows
+            .into_iter()
+            .map(|r| QueueItem::new(r, now, &tz))
+            .collect(),
         total,
         period: f.period_text(),
         score: f.score.map(|s| s.to_string()).unwrap_or_default(),
@@ -364,6 +368,8 @@ pub async fn rating(
     Path(id): Path<i64>,
 ) -> Response {
     let store = &state.store;
+    let tz = state.settings.reports.time_zone();
+    let tz = &tz;
     let rating = match store.rating_by_id(id).await {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -389,7 +395,7 @@ pub async fn rating(
         Some(at) => format!(
             "{} at {}",
             name.as_deref().or(id.as_deref()).unwrap_or("someone"),
-            fmt_time(at)
+            fmt_time(at, tz)
         ),
         None => "not yet".to_string(),
     };
@@ -409,7 +415,7 @@ pub async fn rating(
         brand: rating.brand.clone().unwrap_or_default(),
         tags: tags.join(", "),
         ticket: rating.url.clone().filter(|u| is_web_link(u)),
-        rated: fmt_time(rating.rated_at),
+        rated: fmt_time(rating.rated_at, tz),
         acked: who(&actions.acked_by_name, &actions.acked_by, actions.acked_at),
         followed_up: who(
             &actions.followed_up_by_name,
@@ -424,8 +430,8 @@ pub async fn rating(
                 score: score_label(&rating.scale, h.score),
                 sentiment: h.sentiment.clone(),
                 comment: h.comment.clone().unwrap_or_default(),
-                updated: fmt_time(h.updated_at),
-                recorded: fmt_time(h.recorded_at),
+                updated: fmt_time(h.updated_at, tz),
+                recorded: fmt_time(h.recorded_at, tz),
                 via: h.via.clone(),
             })
             .collect(),
@@ -442,8 +448,8 @@ pub async fn rating(
                 },
                 channel: a.channel.clone(),
                 state: a.state.clone(),
-                created: fmt_time(a.created_at),
-                sent: a.sent_at.map(fmt_time).unwrap_or_default(),
+                created: fmt_time(a.created_at, tz),
+                sent: a.sent_at.map(|t| fmt_time(t, tz)).unwrap_or_default(),
                 change: a.change.clone().unwrap_or_default(),
                 slack: slack_link(a.slack_channel.as_deref(), a.slack_ts.as_deref()),
             })
@@ -453,12 +459,17 @@ pub async fn rating(
     render(StatusCode::OK, &page)
 }
 
-/// `2026-11-30 08:40 UTC`.
-pub fn fmt_time(ms: i64) -> String {
-    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
-        .ok()
-        .and_then(|t| t.format(f).ok())
+/// `2026-11-30 09:40 CET`: local time in `reports.timezone`, with the
+/// zone's abbreviation (or its offset where it has none).
+pub fn fmt_time(ms: i64, tz: &jiff::tz::TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| {
+            format!(
+                "{} {}",
+                tz.to_datetime(t).strftime("%Y-%m-%d %H:%M"),
+                tz.to_offset_info(t).abbreviation()
+            )
+        })
         .unwrap_or_default()
 }
 
@@ -508,7 +519,15 @@ mod tests {
         assert_eq!(fmt_age(((3 * 24 + 4) * 60 + 5) * 60_000), "3 d 4 h");
         assert_eq!(fmt_age(130 * 60_000), "2 h 10 min");
         assert_eq!(fmt_age(-5), "0 min");
-        assert_eq!(fmt_time(1_795_996_800_000), "2026-11-30 00:00 UTC");
+        let utc = jiff::tz::TimeZone::UTC;
+        assert_eq!(fmt_time(1_795_996_800_000, &utc), "2026-11-30 00:00 UTC");
+        // Local time in reports.timezone, with its abbreviation.
+        let berlin = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+        assert_eq!(fmt_time(1_795_996_800_000, &berlin), "2026-11-30 01:00 CET");
+        assert_eq!(
+            fmt_time(1_781_000_000_000, &berlin),
+            "2026-06-09 12:13 CEST"
+        );
     }
 
     #[test]

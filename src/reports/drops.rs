@@ -14,7 +14,10 @@
 //!   a day.
 //!
 //! It leaves the alert state (a recovery message) when the window is no
-//! longer lower even at α = 0.10 (z > −1.282). Both changes are conditional
+//! longer lower even at α = 0.10 (z > −1.282) at `recover_after`
+//! consecutive daily evaluations (default 2): a day that is neither good
+//! nor a new drop starts the count again, so a metric hovering around the
+//! threshold does not post drop, recovery, drop…. Both changes are conditional
 //! updates of the group's state row, made in the transaction that writes the
 //! message: whichever replica makes the change posts, once per episode.
 
@@ -269,6 +272,10 @@ pub async fn apply(
     let mut written = 0;
     for e in evaluations {
         if !e.fires && !e.recovers {
+            // Neither a drop nor good: a run of good days starts again.
+            let mut tx = store.begin().await?;
+            tx.reset_drop_recovery(&d.name, &e.group).await?;
+            tx.commit().await?;
             continue;
         }
         let Some(channel) = channel_for(settings, d, &e.group) else {
@@ -279,6 +286,9 @@ pub async fn apply(
         let mut tx = store.begin().await?;
         let (kind, title) = if e.fires {
             if !tx.enter_drop_state(&d.name, &e.group, z, now_ms).await? {
+                // Still dropped: the same episode, and not a good day.
+                tx.reset_drop_recovery(&d.name, &e.group).await?;
+                tx.commit().await?;
                 continue;
             }
             (
@@ -291,7 +301,13 @@ pub async fn apply(
                 ),
             )
         } else {
-            if !tx.leave_drop_state(&d.name, &e.group, z, now_ms).await? {
+            if !tx
+                .leave_drop_state(&d.name, &e.group, z, now_ms, d.recover_after.max(1))
+                .await?
+            {
+                // Not in the alert state, or a good day short of
+                // `recover_after` in a row (counted).
+                tx.commit().await?;
                 continue;
             }
             (
@@ -325,6 +341,79 @@ pub async fn apply(
     Ok(written)
 }
 
+/// A drop-alert episode of one group: from its drop message to its
+/// recovery message (`None`: still open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Episode {
+    pub name: String,
+    /// `overall`, `team:Billing`, `source:zendesk`.
+    pub group: String,
+    pub from_ms: i64,
+    pub until_ms: Option<i64>,
+}
+
+impl Episode {
+    /// Whether the episode was open at some time in `[from_ms, until_ms)`.
+    pub fn overlaps(&self, from_ms: i64, until_ms: i64) -> bool {
+        self.from_ms < until_ms && self.until_ms.is_none_or(|end| end > from_ms)
+    }
+
+    /// `overall`, `team Billing`.
+    pub fn group_text(&self) -> String {
+        self.group.replacen(':', " ", 1)
+    }
+}
+
+/// Episodes from the drop and recovery messages, oldest first (as
+/// [`Store::drop_alert_messages`] gives them).
+pub fn episodes(messages: &[(String, String, String, i64)]) -> Vec<Episode> {
+    let mut out: Vec<Episode> = Vec::new();
+    for (kind, name, group, at) in messages {
+        let open = out
+            .iter_mut()
+            .rev()
+            .find(|e| &e.name == name && &e.group == group && e.until_ms.is_none());
+        match (kind.as_str(), open) {
+            ("drop", None) => out.push(Episode {
+                name: name.clone(),
+                group: group.clone(),
+                from_ms: *at,
+                until_ms: None,
+            }),
+            ("recovery", Some(e)) => e.until_ms = Some(*at),
+            _ => {}
+        }
+    }
+    out
+}
+
 fn metric_name(d: &DropAlertSettings) -> &'static str {
     if d.metric == "nps" { "NPS" } else { "CSAT" }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn episodes_pair_each_drop_with_its_recovery() {
+        let m = |kind: &str, group: &str, at: i64| {
+            (kind.to_string(), "csat".to_string(), group.to_string(), at)
+        };
+        let e = episodes(&[
+            m("drop", "overall", 10),
+            m("drop", "team:Billing", 15),
+            m("recovery", "overall", 20),
+            m("drop", "overall", 30),
+        ]);
+        assert_eq!(e.len(), 3);
+        assert_eq!((e[0].from_ms, e[0].until_ms), (10, Some(20)));
+        assert_eq!(
+            (e[1].group_text().as_str(), e[1].until_ms),
+            ("team Billing", None)
+        );
+        assert_eq!((e[2].from_ms, e[2].until_ms), (30, None));
+        assert!(e[0].overlaps(0, 11) && e[0].overlaps(19, 25) && !e[0].overlaps(20, 25));
+        assert!(e[2].overlaps(1_000, 2_000));
+    }
 }

@@ -34,11 +34,16 @@ pub struct Nps {
     pub ci95: Option<[f64; 2]>,
 }
 
-/// CES over 1–7 ratings (7 easiest): the average and the share of 5–7.
+/// CES over 1–7 ratings (7 easiest): the average with its 95 % t-interval,
+/// and the share of 5–7.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Ces {
     pub responses: u64,
     pub average: Option<f64>,
+    /// x̄ ± t(0.975, n−1)·s/√n within 1–7, two decimals; `null` below 2
+    /// responses.
+    #[serde(default)]
+    pub ci95: Option<[f64; 2]>,
     pub easy_percent: Option<f64>,
 }
 
@@ -95,6 +100,7 @@ pub struct Tally {
     nps: [u64; 3],
     ces_n: u64,
     ces_sum: i64,
+    ces_squares: i64,
     ces_easy: u64,
     negatives: u64,
     alerted: u64,
@@ -122,6 +128,7 @@ impl Tally {
             Some(Scale::Ces) => {
                 self.ces_n += n;
                 self.ces_sum += row.score * n as i64;
+                self.ces_squares += row.score * row.score * n as i64;
                 if row.score >= 5 {
                     self.ces_easy += n;
                 }
@@ -168,6 +175,7 @@ impl Tally {
         }
         self.ces_n += other.ces_n;
         self.ces_sum += other.ces_sum;
+        self.ces_squares += other.ces_squares;
         self.ces_easy += other.ces_easy;
         self.negatives += other.negatives;
         self.alerted += other.alerted;
@@ -208,6 +216,9 @@ impl Tally {
             responses: self.ces_n,
             average: (self.ces_n > 0)
                 .then(|| (self.ces_sum as f64 / self.ces_n as f64 * 100.0).round() / 100.0),
+            // Clamped to the scale, as a mean of 1–7 answers is.
+            ci95: stats::mean_interval(self.ces_n, self.ces_sum as f64, self.ces_squares as f64)
+                .map(|(lo, hi)| [round2(lo.max(1.0)), round2(hi.min(7.0))]),
             easy_percent: percent(self.ces_easy, self.ces_n),
         };
         let follow_up = FollowUp {
@@ -229,6 +240,10 @@ impl Tally {
             follow_up,
         }
     }
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
 }
 
 /// `part / whole` in percent, one decimal; `None` when `whole` is 0.
@@ -279,6 +294,8 @@ mod tests {
         assert_eq!(f.nps.score, Some(45.0));
         assert_eq!(f.nps.ci95, Some([29.3, 58.0]));
         assert_eq!(f.ces.average, Some(5.48));
+        // Its t-interval [5.197, 5.763], to two decimals.
+        assert_eq!(f.ces.ci95, Some([5.2, 5.76]));
         assert_eq!(f.ces.easy_percent, Some(80.0));
         assert_eq!(f.responses(), 250);
     }
@@ -290,6 +307,7 @@ mod tests {
         assert_eq!(f.csat.ci95, None);
         assert_eq!(f.nps.score, None);
         assert_eq!(f.ces.average, None);
+        assert_eq!(f.ces.ci95, None);
         assert_eq!(f.follow_up.median_minutes_to_ack, None);
         let json = serde_json::to_value(&f).unwrap();
         assert!(json["csat"]["percent"].is_null());

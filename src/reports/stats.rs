@@ -157,6 +157,45 @@ pub fn compare_nps(current: NpsCounts, earlier: NpsCounts) -> Option<Comparison>
     Some(Comparison::from_z(diff * 100.0, diff / se))
 }
 
+/// t(0.975, df) for df = 1..=30 (two-sided 95 %).
+const T975: [f64; 30] = [
+    12.706_205, 4.302_653, 3.182_446, 2.776_445, 2.570_582, 2.446_912, 2.364_624, 2.306_004,
+    2.262_157, 2.228_139, 2.200_985, 2.178_813, 2.160_369, 2.144_787, 2.131_450, 2.119_905,
+    2.109_816, 2.100_922, 2.093_024, 2.085_963, 2.079_614, 2.073_873, 2.068_658, 2.063_899,
+    2.059_539, 2.055_529, 2.051_831, 2.048_407, 2.045_230, 2.042_272,
+];
+
+/// The Student t quantile for a two-sided 95 % interval with `df` degrees
+/// of freedom: a table up to 30, then the Cornish–Fisher expansion around
+/// z (error below 1e-6 from df 30 on).
+pub fn t975(df: u64) -> f64 {
+    if df == 0 {
+        return f64::NAN;
+    }
+    if df <= 30 {
+        return T975[df as usize - 1];
+    }
+    let (z, v) = (Z95, df as f64);
+    let (z3, z5, z7) = (z.powi(3), z.powi(5), z.powi(7));
+    z + (z3 + z) / (4.0 * v)
+        + (5.0 * z5 + 16.0 * z3 + 3.0 * z) / (96.0 * v * v)
+        + (3.0 * z7 + 19.0 * z5 + 17.0 * z3 - 15.0 * z) / (384.0 * v * v * v)
+}
+
+/// A 95 % t-interval for a mean from the count, sum and sum of squares of
+/// the answers: x̄ ± t(0.975, n−1)·s/√n, with the sample standard
+/// deviation s (n−1 denominator). `None` below 2 answers.
+pub fn mean_interval(n: u64, sum: f64, sum_squares: f64) -> Option<(f64, f64)> {
+    if n < 2 {
+        return None;
+    }
+    let nf = n as f64;
+    let mean = sum / nf;
+    let variance = ((sum_squares - nf * mean * mean) / (nf - 1.0)).max(0.0);
+    let half = t975(n - 1) * (variance / nf).sqrt();
+    Some((mean - half, mean + half))
+}
+
 /// The median of some values (sorted in place); `None` when empty.
 pub fn median(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {
@@ -196,6 +235,32 @@ pub fn round1(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ces_t_interval_matches_vector_c1() {
+        // Reference vector C1: {1:2, 2:3, 3:5, 4:10, 5:20, 6:35, 7:25}.
+        let counts = [
+            (1.0, 2),
+            (2.0, 3),
+            (3.0, 5),
+            (4.0, 10),
+            (5.0, 20),
+            (6.0, 35),
+            (7.0, 25),
+        ];
+        let n: u64 = counts.iter().map(|c| c.1).sum();
+        let sum: f64 = counts.iter().map(|(s, k)| s * *k as f64).sum();
+        let squares: f64 = counts.iter().map(|(s, k)| s * s * *k as f64).sum();
+        close(t975(99), 1.984_217, 1e-5);
+        close(t975(30), 2.042_272, 1e-6);
+        close(t975(31), 2.039_513, 1e-5);
+        let (lo, hi) = mean_interval(n, sum, squares).unwrap();
+        close(lo, 5.197, 5e-4);
+        close(hi, 5.763, 5e-4);
+        // Two equal answers: zero width; one answer: no interval.
+        assert_eq!(mean_interval(2, 10.0, 50.0), Some((5.0, 5.0)));
+        assert_eq!(mean_interval(1, 5.0, 25.0), None);
+    }
 
     fn close(a: f64, b: f64, tolerance: f64) {
         assert!(

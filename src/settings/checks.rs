@@ -22,6 +22,17 @@ pub fn check(settings: &Settings, problems: &mut Vec<ConfigProblem>) {
         check_https("slack.webhook_url", url.expose_secret(), problems);
     }
     check_mentions("alerts.escalate_to", &settings.alerts.escalate_to, problems);
+    // Digests and drop alerts post where rules do: the same names work.
+    for (i, digest) in settings.digests.iter().enumerate() {
+        if let Some(channel) = &digest.channel {
+            check_channel(&format!("digests[{i}].channel"), channel, problems);
+        }
+    }
+    for (i, drop) in settings.drop_alerts.iter().enumerate() {
+        if let Some(channel) = &drop.channel {
+            check_channel(&format!("drop_alerts[{i}].channel"), channel, problems);
+        }
+    }
     for (i, rule) in settings.rules.iter().enumerate() {
         if let Some(channel) = &rule.channel {
             check_channel(&format!("rules[{i}].channel"), channel, problems);
@@ -212,6 +223,17 @@ claim_lease = "1m"
 [[rules]]
 channel = "support team"
 mention = ["bob", "@here", "U0123ABCD", "S0123ABCD", "u0123abcd"]
+[[digests]]
+name = "weekly"
+schedule = "weekly"
+channel = "#support leads!"
+[[drop_alerts]]
+name = "csat"
+channel = "C0123ABCD"
+[[drop_alerts]]
+name = "nps"
+metric = "nps"
+channel = ""
 "##,
         );
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -227,6 +249,12 @@ mention = ["bob", "@here", "U0123ABCD", "S0123ABCD", "u0123abcd"]
         assert!(has("slack.webhook_url", "https://"), "{text:#?}");
         assert!(has("slack.default_channel", "C0123ABCD"), "{text:#?}");
         assert!(has("rules[0].channel", "no spaces"), "{text:#?}");
+        assert!(has("digests[0].channel", "no spaces"), "{text:#?}");
+        assert!(has("drop_alerts[1].channel", "is empty"), "{text:#?}");
+        assert!(
+            !problems.iter().any(|p| p.key == "drop_alerts[0].channel"),
+            "{text:#?}"
+        );
         assert!(has("rules[0].mention", "\"bob\""), "{text:#?}");
         assert!(has("rules[0].mention", "\"u0123abcd\""), "{text:#?}");
         let mention_problems = problems

@@ -161,6 +161,12 @@ pub struct DropAlertSettings {
     /// Local time (`reports.timezone`) of the daily evaluation. Default `09:00`.
     #[serde(default = "default_at")]
     pub at: String,
+    /// Consecutive daily evaluations a dropped group must be back (no
+    /// longer significantly below its baseline) before the recovery is
+    /// posted, so a metric hovering at the threshold does not post drop,
+    /// recovery, drop… Default 2; 1 recovers at the first good day.
+    #[serde(default = "default_recover_after")]
+    pub recover_after: u32,
     /// Where it goes; default: routed by `[[rules]]` like a negative rating
     /// of the group's source and team, else `slack.default_channel`.
     pub channel: Option<String>,
@@ -228,6 +234,9 @@ fn default_baseline() -> Duration {
 }
 fn default_baseline_min_sample() -> u64 {
     60
+}
+fn default_recover_after() -> u32 {
+    2
 }
 fn default_per() -> Vec<String> {
     vec!["overall".into()]
@@ -388,6 +397,15 @@ pub(super) fn validate(s: &mut Settings, problems: &mut Vec<ConfigProblem>) {
             problems.push(ConfigProblem::new(
                 format!("{key}.min_sample"),
                 "must be at least 1",
+            ));
+        }
+        if d.recover_after == 0 || d.recover_after > 28 {
+            problems.push(ConfigProblem::new(
+                format!("{key}.recover_after"),
+                format!(
+                    "is {}; give the number of good daily evaluations before a recovery is posted, 1 to 28 (default 2)",
+                    d.recover_after
+                ),
             ));
         }
         if d.per.is_empty()

@@ -127,7 +127,7 @@ impl SourceTable {
             if shared.name.trim().is_empty() {
                 problems.push(ConfigProblem::new(
                     format!("{key}.name"),
-                    "is required: the name in the webhook URL (POST /webhooks/{name}), e.g. name = \"zendesk\"",
+                    "is required: the name in the webhook URL (POST /webhooks/{name}), e.g. name = \"support\"",
                 ));
             }
             if shared.kind.trim().is_empty() {

@@ -23,7 +23,7 @@ const ROWS_PER_STATEMENT: usize = 250;
 /// parameters are anonymous `?`, bound in order: SQLite looks a numbered
 /// parameter's name up in a list, so binding n numbered parameters costs
 /// n² steps (measured as the largest single cost of a 64-connection burst).
-fn values(dialect: Dialect, rows: usize, columns: usize, fixed: &str) -> String {
+pub(super) fn values(dialect: Dialect, rows: usize, columns: usize, fixed: &str) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {
@@ -154,6 +154,17 @@ impl StoreTx {
                 q.fetch_all(&mut *conn).await?
             });
             ids.extend(rows.into_iter().map(|(id, s, c, k)| ((s, c, k), id)));
+        }
+        // Each rating inserted now counts in the report rollup.
+        for r in ratings {
+            let key = (
+                r.source.clone(),
+                r.conversation_id.clone(),
+                r.rating_key.clone(),
+            );
+            if ids.contains_key(&key) {
+                self.rollup_change(None, &r.rollup_dims());
+            }
         }
         Ok(ratings
             .iter()

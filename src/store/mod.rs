@@ -24,6 +24,7 @@ mod outbox;
 mod polling;
 mod ratings;
 mod reports;
+mod rollup;
 mod scheduled;
 mod threads;
 
@@ -49,6 +50,7 @@ pub use ratings::{HistoryRecord, RatingRecord, StoredRating};
 pub use reports::{
     DAY_MS, FollowUpCount, FollowUpTime, GroupColumn, Grouping, RatingFilter, ScoreCount,
 };
+pub use rollup::RollupBuild;
 pub use scheduled::{NewReportMessage, ReportMessage};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
@@ -127,6 +129,8 @@ pub struct Store {
     /// SQLite: the file opened, checked before every write transaction and
     /// by readyz ([`FileGuard`]).
     file: Option<Arc<FileGuard>>,
+    /// The report rollup's state, shared by clones.
+    rollup: Arc<rollup::RollupShared>,
 }
 
 /// The file behind a `sqlite:` URL; `None` for PostgreSQL and in-memory
@@ -142,10 +146,14 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
 /// A write transaction. Dropped without [`StoreTx::commit`], it rolls back.
 pub struct StoreTx {
     inner: TxInner,
+    /// The rollup changes of this transaction's rating writes, written just
+    /// before it commits; `None` when the database has no rollup.
+    rollup: Option<rollup::RollupDelta>,
 }
 
 impl StoreTx {
-    pub async fn commit(self) -> StoreResult<()> {
+    pub async fn commit(mut self) -> StoreResult<()> {
+        self.flush_rollup().await?;
         self.inner.commit().await?;
         Ok(())
     }
@@ -269,6 +277,7 @@ impl Store {
         Ok(Store {
             backend,
             file: None,
+            rollup: Arc::default(),
         })
     }
 
@@ -322,8 +331,19 @@ impl Store {
     /// Starts a write transaction (see [`Dialect::begin`]).
     pub async fn begin(&self) -> StoreResult<StoreTx> {
         self.check_file()?;
+        let zone = self.rollup_zone().await?;
         Ok(StoreTx {
             inner: self.backend.begin().await?,
+            rollup: zone.map(rollup::RollupDelta::new),
+        })
+    }
+
+    /// A transaction that keeps no rollup changes (the rollup's own).
+    pub(crate) async fn begin_plain(&self) -> StoreResult<StoreTx> {
+        self.check_file()?;
+        Ok(StoreTx {
+            inner: self.backend.begin().await?,
+            rollup: None,
         })
     }
 

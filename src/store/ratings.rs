@@ -68,6 +68,38 @@ pub struct HistoryRecord {
     pub delivery_id: Option<i64>,
 }
 
+impl RatingRecord {
+    pub(super) fn rollup_dims(&self) -> super::rollup::RollupDims<'_> {
+        super::rollup::RollupDims {
+            source: &self.source,
+            survey: &self.survey,
+            scale: &self.scale,
+            score: self.score,
+            sentiment: &self.sentiment,
+            brand: self.brand.as_deref(),
+            team: self.team.as_deref(),
+            agent: self.agent.as_deref(),
+            rated_at: self.rated_at,
+        }
+    }
+}
+
+impl StoredRating {
+    pub(super) fn rollup_dims(&self) -> super::rollup::RollupDims<'_> {
+        super::rollup::RollupDims {
+            source: &self.source,
+            survey: &self.survey,
+            scale: &self.scale,
+            score: self.score,
+            sentiment: &self.sentiment,
+            brand: self.brand.as_deref(),
+            team: self.team.as_deref(),
+            agent: self.agent.as_deref(),
+            rated_at: self.rated_at,
+        }
+    }
+}
+
 pub(super) const RATING_COLUMNS: &str =
     "id, source, conversation_id, rating_key, survey, scale, score, normalised, sentiment,
      comment, agent, team, customer, company, brand, tags, url, rated_at, updated_at,
@@ -108,14 +140,27 @@ impl StoreTx {
         Ok(row)
     }
 
-    /// Writes a new version of a rating.
+    /// Writes a new version of `current` (as [`StoreTx::lock_rating`] read
+    /// it), and moves it in the report rollup from its old counts to its
+    /// new ones.
     pub async fn update_rating(
         &mut self,
-        id: i64,
+        current: &StoredRating,
         r: &RatingRecord,
         revision: i64,
         now_ms: i64,
     ) -> StoreResult<()> {
+        let id = current.id;
+        // What the statement below leaves: recorded values are kept where
+        // the new version has none; `rated_at` never changes.
+        let new = super::rollup::RollupDims {
+            brand: r.brand.as_deref().or(current.brand.as_deref()),
+            team: r.team.as_deref().or(current.team.as_deref()),
+            agent: r.agent.as_deref().or(current.agent.as_deref()),
+            rated_at: current.rated_at,
+            ..r.rollup_dims()
+        };
+        self.rollup_change(Some(&current.rollup_dims()), &new);
         on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE ratings SET survey = $2, scale = $3, score = $4, normalised = $5, sentiment = $6,

@@ -66,6 +66,24 @@ impl From<GroupColumn> for Grouping {
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
 
+/// The local day of `r.rated_at` (days since 1970-01-01), given the UTC
+/// offsets in force as `(until_ms, offset_ms)` segments (the last one
+/// open-ended). Offsets are integers we computed; the CASE has one branch
+/// per offset change in the range (two a year with DST).
+pub(crate) fn local_day_sql(segments: &[(i64, i64)]) -> String {
+    let mut offset = String::from("CASE");
+    for (until, off) in &segments[..segments.len().saturating_sub(1)] {
+        offset.push_str(&format!(" WHEN r.rated_at < {until} THEN {off}"));
+    }
+    let last = segments.last().map(|s| s.1).unwrap_or(0);
+    if segments.len() > 1 {
+        offset.push_str(&format!(" ELSE {last} END"));
+    } else {
+        offset = last.to_string();
+    }
+    format!("((r.rated_at + {offset}) / {DAY_MS})")
+}
+
 /// Ratings of one group with one scale, score and sentiment.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ScoreCount {
@@ -187,10 +205,14 @@ pub(crate) fn filter_sql(f: &RatingFilter, binds: &mut Binds) -> Vec<String> {
     clauses
 }
 
-/// A rating that was negative in some version: its latest is, or an
-/// earlier one was (only a changed rating, revision > 1, can have one).
-const EVER_NEGATIVE: &str = "(r.sentiment = 'negative' OR (r.revision > 1 AND EXISTS (
-    SELECT 1 FROM rating_history h WHERE h.rating_id = r.id AND h.sentiment = 'negative')))";
+/// A rating that was negative in some version but is not now (only a
+/// changed rating, revision > 1, can be one). With the ratings negative now
+/// (`r.sentiment = 'negative'`), these are the ratings that were ever
+/// negative; the two sets are read apart so that each reads its own
+/// partial index (`ratings_negative_rated_at`, `ratings_changed_rated_at`)
+/// instead of every rating of the range.
+const RECOVERED: &str = "r.revision > 1 AND r.sentiment <> 'negative' AND EXISTS (
+    SELECT 1 FROM rating_history h WHERE h.rating_id = r.id AND h.sentiment = 'negative')";
 
 /// An alert was posted for it (alone or inside a storm digest).
 const ALERTED: &str = "EXISTS (SELECT 1 FROM alerts a WHERE a.rating_id = r.id
@@ -220,19 +242,7 @@ impl Store {
         let column = match group {
             Grouping::Column(c) => *c,
             Grouping::LocalDay(segments) => {
-                // Offsets are integers we computed; the CASE has one branch
-                // per offset change in the range (two a year with DST).
-                let mut offset = String::from("CASE");
-                for (until, off) in &segments[..segments.len().saturating_sub(1)] {
-                    offset.push_str(&format!(" WHEN r.rated_at < {until} THEN {off}"));
-                }
-                let last = segments.last().map(|s| s.1).unwrap_or(0);
-                if segments.len() > 1 {
-                    offset.push_str(&format!(" ELSE {last} END"));
-                } else {
-                    offset = last.to_string();
-                }
-                let grp = format!("CAST((r.rated_at + {offset}) / {DAY_MS} AS TEXT)");
+                let grp = format!("CAST({} AS TEXT)", local_day_sql(segments));
                 let clauses = filter_sql(filter, binds);
                 let condition = if clauses.is_empty() {
                     "TRUE".to_string()
@@ -264,7 +274,125 @@ impl Store {
         (with, format!("{from} WHERE {condition}"), grp)
     }
 
-    /// Counts per group, scale, score and sentiment.
+    /// `(WITH, FROM … WHERE …, label)` over the report rollup, when it can
+    /// answer exactly: the grouping and every filter are among its columns,
+    /// and every range starts and ends on a local midnight of the time zone
+    /// it was built for (for [`Grouping::LocalDay`], with the same UTC
+    /// offsets). `None`: read the ratings.
+    async fn rollup_from(
+        &self,
+        ranges: &[(i64, i64)],
+        group: &Grouping,
+        filter: &RatingFilter,
+        binds: &mut Binds,
+    ) -> StoreResult<Option<(String, String, String)>> {
+        let supported = filter.customer.is_empty()
+            && filter.tag.is_empty()
+            && filter.has_comment.is_none()
+            && filter.followed_up.is_none()
+            // The rollup keeps an unrecorded value as '', which only an
+            // empty filter value would tell apart from a recorded ''.
+            && [
+                &filter.source,
+                &filter.team,
+                &filter.agent,
+                &filter.brand,
+                &filter.survey,
+                &filter.sentiment,
+            ]
+            .iter()
+            .all(|values| values.iter().all(|v| !v.trim().is_empty()));
+        let column = match group {
+            Grouping::Column(GroupColumn::Customer | GroupColumn::Tag) => return Ok(None),
+            Grouping::Column(c) => Some(*c),
+            Grouping::LocalDay(_) => None,
+        };
+        if !supported {
+            return Ok(None);
+        }
+        let Some(zone) = self.rollup_for_reads().await? else {
+            return Ok(None);
+        };
+        let mut days = Vec::with_capacity(ranges.len());
+        for (lo, hi) in ranges {
+            match super::rollup::day_range(&zone.tz, *lo, *hi) {
+                Some(d) => days.push(d),
+                None => return Ok(None),
+            }
+        }
+        if let Grouping::LocalDay(segments) = group {
+            let (lo, hi) = (ranges[0].0, ranges[ranges.len() - 1].1);
+            if ranges.len() != 1 || *segments != crate::reports::day_offsets(&zone.tz, lo, hi) {
+                return Ok(None);
+            }
+        }
+        let level = if column == Some(GroupColumn::Agent) || !filter.agent.is_empty() {
+            3
+        } else if column == Some(GroupColumn::Team) || !filter.team.is_empty() {
+            2
+        } else {
+            1
+        };
+        let grp = match column {
+            None => "CAST(r.day AS TEXT)",
+            Some(GroupColumn::Range) => "CAST(p.i AS TEXT)",
+            Some(GroupColumn::Agent) => "r.agent",
+            Some(GroupColumn::Team) => "r.team",
+            Some(GroupColumn::Source) => "r.source",
+            Some(GroupColumn::Survey) => "r.survey",
+            Some(GroupColumn::Brand) => "r.brand",
+            Some(GroupColumn::Customer | GroupColumn::Tag) => return Ok(None),
+        };
+        // Per range: day rows, except that a grouping by a column (not by
+        // day) reads whole months inside the range as month rows.
+        let mut values = Vec::new();
+        for (i, &(lo, hi)) in days.iter().enumerate() {
+            let parts = match column {
+                None => vec![(false, lo, hi)],
+                Some(_) => super::rollup::split_months(lo, hi),
+            };
+            for (months, lo, hi) in parts {
+                let lv = if months {
+                    level + super::rollup::MONTHS
+                } else {
+                    level
+                };
+                values.push(format!("({i}, {lv}, {lo}, {hi})"));
+            }
+        }
+        let with = format!("WITH p(i, lv, lo, hi) AS (VALUES {})", values.join(", "));
+        let clauses = filter_sql(filter, binds);
+        let condition = if clauses.is_empty() {
+            "TRUE".to_string()
+        } else {
+            clauses.join(" AND ")
+        };
+        Ok(Some((
+            with,
+            format!(
+                "p JOIN rating_rollup r ON r.level = p.lv AND r.day >= p.lo AND r.day < p.hi WHERE {condition}"
+            ),
+            grp.to_string(),
+        )))
+    }
+
+    /// Whether a report over these ranges, grouping and filter reads the
+    /// rollup (false: it reads the ratings).
+    pub async fn report_reads_rollup(
+        &self,
+        ranges: &[(i64, i64)],
+        group: impl Into<Grouping>,
+        filter: &RatingFilter,
+    ) -> StoreResult<bool> {
+        let mut binds = Binds::default();
+        Ok(self
+            .rollup_from(ranges, &group.into(), filter, &mut binds)
+            .await?
+            .is_some())
+    }
+
+    /// Counts per group, scale, score and sentiment: from the rollup when
+    /// it can answer, else from the ratings.
     pub async fn report_score_counts(
         &self,
         ranges: &[(i64, i64)],
@@ -274,8 +402,32 @@ impl Store {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
+        let group = group.into();
         let mut binds = Binds::default();
-        let (with, from, grp) = self.report_from(ranges, &group.into(), filter, &mut binds);
+        if let Some((with, from, grp)) =
+            self.rollup_from(ranges, &group, filter, &mut binds).await?
+        {
+            let sql = format!(
+                "{with} SELECT {grp} AS grp, r.scale AS scale, r.score AS score, r.sentiment AS sentiment,
+                        CAST(SUM(r.n) AS BIGINT) AS n
+                 FROM {from}
+                 GROUP BY 1, 2, 3, 4
+                 HAVING SUM(r.n) <> 0"
+            );
+            let started = std::time::Instant::now();
+            let rows = on_pool!(self, |pool| {
+                bind_all!(
+                    sqlx::query_as::<_, ScoreCount>(sqlx::AssertSqlSafe(sql)),
+                    binds
+                )
+                .fetch_all(pool)
+                .await?
+            });
+            crate::telemetry::observe_db("report_scores_rollup", started);
+            return Ok(rows);
+        }
+        let mut binds = Binds::default();
+        let (with, from, grp) = self.report_from(ranges, &group, filter, &mut binds);
         let sql = format!(
             "{with} SELECT {grp} AS grp, r.scale AS scale, r.score AS score, r.sentiment AS sentiment,
                     COUNT(*) AS n
@@ -315,7 +467,15 @@ impl Store {
                        CAST(CASE WHEN r.followed_up_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS followed_up,
                        CAST(CASE WHEN r.sentiment <> 'negative' THEN 1 ELSE 0 END AS BIGINT) AS recovered,
                        r.follow_up_outcome AS outcome
-                FROM {from} AND {EVER_NEGATIVE}
+                FROM {from} AND r.sentiment = 'negative'
+                UNION ALL
+                SELECT {grp} AS grp,
+                       CAST(CASE WHEN {ALERTED} THEN 1 ELSE 0 END AS BIGINT) AS alerted,
+                       CAST(CASE WHEN r.acked_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS acked,
+                       CAST(CASE WHEN r.followed_up_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS followed_up,
+                       CAST(1 AS BIGINT) AS recovered,
+                       r.follow_up_outcome AS outcome
+                FROM {from} AND {RECOVERED}
              ) AS f
              GROUP BY 1, 2, 3, 4, 5, 6"
         );
@@ -349,7 +509,12 @@ impl Store {
             "{with} SELECT {grp} AS grp, r.acked_at - r.first_seen_at AS ack_ms,
                     r.followed_up_at - r.first_seen_at AS follow_up_ms
              FROM {from} AND (r.acked_at IS NOT NULL OR r.followed_up_at IS NOT NULL)
-                 AND {EVER_NEGATIVE}"
+                 AND r.sentiment = 'negative'
+             UNION ALL
+             SELECT {grp} AS grp, r.acked_at - r.first_seen_at AS ack_ms,
+                    r.followed_up_at - r.first_seen_at AS follow_up_ms
+             FROM {from} AND (r.acked_at IS NOT NULL OR r.followed_up_at IS NOT NULL)
+                 AND {RECOVERED}"
         );
         let rows = on_pool!(self, |pool| {
             bind_all!(

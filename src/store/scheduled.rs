@@ -74,7 +74,7 @@ impl StoreTx {
                  VALUES ($1, $2, 'alert', $3, $4, $3)
                  ON CONFLICT (name, grp) DO UPDATE
                     SET state = 'alert', since = excluded.since, last_z = excluded.last_z,
-                        updated_at = excluded.updated_at
+                        updated_at = excluded.updated_at, recover_streak = 0
                     WHERE drop_alert_states.state <> 'alert'",
             )
             .bind(name)
@@ -88,33 +88,82 @@ impl StoreTx {
         Ok(n == 1)
     }
 
-    /// Moves a group out of the alert state if it is in it; true when this
-    /// call made the change.
+    /// Counts a good evaluation of a group in the alert state, and moves it
+    /// out of the alert state at the `needed`-th in a row; true when this
+    /// call made that change (only that caller announces the recovery).
     pub async fn leave_drop_state(
         &mut self,
         name: &str,
         grp: &str,
         z: f64,
         now_ms: i64,
+        needed: u32,
     ) -> StoreResult<bool> {
-        let n = on_tx!(self, |conn| {
-            sqlx::query(
-                "UPDATE drop_alert_states SET state = 'ok', since = $3, last_z = $4, updated_at = $3
-                 WHERE name = $1 AND grp = $2 AND state = 'alert'",
+        let n: Option<(String,)> = on_tx!(self, |conn| {
+            sqlx::query_as(
+                "UPDATE drop_alert_states
+                    SET recover_streak = recover_streak + 1, last_z = $4, updated_at = $3,
+                        state = CASE WHEN recover_streak + 1 >= $5 THEN 'ok' ELSE state END,
+                        since = CASE WHEN recover_streak + 1 >= $5 THEN $3 ELSE since END
+                 WHERE name = $1 AND grp = $2 AND state = 'alert'
+                 RETURNING state",
             )
             .bind(name)
             .bind(grp)
             .bind(now_ms)
             .bind(z)
+            .bind(i64::from(needed))
+            .fetch_optional(&mut *conn)
+            .await?
+        });
+        let state: Option<String> = n.map(|row| row.0);
+        Ok(state.as_deref() == Some("ok"))
+    }
+
+    /// A group in the alert state had an evaluation that is neither a new
+    /// drop nor good: its run of good evaluations starts again.
+    pub async fn reset_drop_recovery(&mut self, name: &str, grp: &str) -> StoreResult<()> {
+        on_tx!(self, |conn| {
+            sqlx::query(
+                "UPDATE drop_alert_states SET recover_streak = 0
+                 WHERE name = $1 AND grp = $2 AND state = 'alert' AND recover_streak <> 0",
+            )
+            .bind(name)
+            .bind(grp)
             .execute(&mut *conn)
             .await?
             .rows_affected()
         });
-        Ok(n == 1)
+        Ok(())
     }
 }
 
 impl Store {
+    /// Every drop and recovery message written, oldest first, as `(kind,
+    /// drop alert name, group, created_at)`: the drop-alert episodes the
+    /// dashboard marks on its trend.
+    pub async fn drop_alert_messages(&self) -> StoreResult<Vec<(String, String, String, i64)>> {
+        let rows: Vec<(String, String, String, i64)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT kind, name, period, created_at FROM report_messages
+                 WHERE kind IN ('drop', 'recovery') ORDER BY created_at, id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        // The period of a drop or recovery is `group|created_at`.
+        Ok(rows
+            .into_iter()
+            .map(|(kind, name, period, at)| {
+                let group = period
+                    .rsplit_once('|')
+                    .map(|(g, _)| g.to_string())
+                    .unwrap_or(period);
+                (kind, name, group, at)
+            })
+            .collect())
+    }
+
     /// Whether a message with this key exists (sent or not).
     pub async fn report_message_exists(
         &self,

@@ -96,7 +96,13 @@ pub async fn seed(store: &Store, seed: &Seed) -> i64 {
 pub async fn change(store: &Store, id: i64, revision: i64, seed: &Seed) {
     let mut tx = store.begin().await.unwrap();
     let r = seed.record();
-    tx.update_rating(id, &r, revision, seed.rated_at)
+    let current = tx
+        .lock_rating(&r.source, &r.conversation_id, &r.rating_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.id, id);
+    tx.update_rating(&current, &r, revision, seed.rated_at)
         .await
         .unwrap();
     tx.insert_history(&history(id, revision, &r)).await.unwrap();
@@ -621,6 +627,136 @@ async fn the_overview_shows_the_reports_figures_for_the_filtered_period() {
             csv.lines().any(|l| l.starts_with("team,Returns,2,100,")),
             "{csv}"
         );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_queue_shows_an_escalated_rating_and_every_time_in_the_reports_timezone() {
+    use crate::support::{slack_ok, zendesk_body};
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        let extra = format!(
+            "{ACCESS_TOML}\n[reports]\ntimezone = \"Europe/Berlin\"\n[[rules]]\nname = \"all\"\nchannel = \"#csat\"\nescalate_after = \"30m\"\nescalate_to = [\"S0ONCALL\"]\n"
+        );
+        let app = TestApp::spawn(
+            settings(&db.url, Some(&slack.uri()), &extra),
+            ManualClock::new(1_795_996_800_000 + 9 * 3_600_000), // 2026-11-30 09:00 UTC
+        )
+        .await;
+        assert_eq!(
+            app.post_zendesk(&zendesk_body(31, "bad", "Nobody?"))
+                .await
+                .0,
+            200
+        );
+        assert_eq!(
+            app.post_zendesk(&zendesk_body(32, "bad", "Slow")).await.0,
+            200
+        );
+        app.app.flush_alerts().await.unwrap();
+        let alerts = app.app.store.all_alerts().await.unwrap();
+        let (escalated, other) = (alerts[0].rating_id, alerts[1].rating_id);
+        assert_ne!(escalated, other);
+        act(
+            &app.app.store,
+            other,
+            RatingAction::Acknowledge,
+            "Ann",
+            app.clock.now_ms(),
+        )
+        .await;
+        app.clock.advance(Duration::from_secs(31 * 60));
+        let report = app.app.flush_alerts().await.unwrap();
+        assert_eq!(report.escalations, 1, "{backend:?}: {report:?}");
+
+        let cookie = sign_in(&app, TOKEN).await;
+        let (status, body) = get(&app, "/dashboard/negatives", Some(&cookie)).await;
+        assert_eq!(status, 200);
+        assert!(body.contains(">Escalated</span>"), "{backend:?}: {body}");
+        assert!(body.contains(">Acknowledged</span>"), "{body}");
+        let (_, only) = get(&app, "/dashboard/negatives?state=escalated", Some(&cookie)).await;
+        assert!(only.contains(&format!("/dashboard/ratings/{escalated}\"")));
+        assert!(!only.contains(&format!("/dashboard/ratings/{other}\"")));
+        let (_, new) = get(&app, "/dashboard/negatives?state=new", Some(&cookie)).await;
+        assert!(!new.contains(&format!("/dashboard/ratings/{escalated}\"")));
+
+        // 09:00 UTC is 10:00 in Berlin in November: every page and the CSV
+        // say the local time, none says UTC.
+        assert!(body.contains("2026-11-30 10:00 CET"), "{backend:?}: {body}");
+        let (_, page) = get(
+            &app,
+            &format!("/dashboard/ratings/{escalated}"),
+            Some(&cookie),
+        )
+        .await;
+        assert!(page.contains("2026-11-30 10:00 CET"), "{page}");
+        assert!(
+            page.contains("2026-11-30 10:31 CET"),
+            "the escalation: {page}"
+        );
+        let (_, csv) = get(&app, "/dashboard/negatives?format=csv", Some(&cookie)).await;
+        assert!(csv.contains("2026-11-30 10:00 CET"), "{csv}");
+        for text in [&body, &page, &csv] {
+            assert!(!text.contains(" UTC"), "{text}");
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn drop_alert_episodes_are_marked_on_the_trend_with_a_text_alternative() {
+    use csatwatch::store::NewReportMessage;
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let app = spawn(&db, ACCESS_TOML).await;
+        let store = &app.app.store;
+        let now = app.clock.now_ms();
+        let day = 86_400_000;
+        for i in 0..60 {
+            let mut s = Seed::negative(&format!("t{i}"), now - (i % 40) * day - 3_600_000);
+            if i % 3 != 0 {
+                (s.score, s.sentiment) = (5, "positive");
+            }
+            seed(store, &s).await;
+        }
+        // One episode from 20 to 13 days ago, one still open from 2 days
+        // ago; another team's episode is not this view's.
+        for (kind, group, at) in [
+            ("drop", "overall", now - 20 * day),
+            ("recovery", "overall", now - 13 * day),
+            ("drop", "team:Returns", now - 30 * day),
+            ("drop", "overall", now - 2 * day),
+        ] {
+            let mut tx = store.begin().await.unwrap();
+            tx.insert_report_message(&NewReportMessage {
+                kind,
+                name: "csat-drop".into(),
+                period: format!("{group}|{at}"),
+                channel: "#leads".into(),
+                body: "{}".into(),
+                created_at_ms: at,
+            })
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let cookie = sign_in(&app, TOKEN).await;
+        let (status, body) = get(&app, "/dashboard", Some(&cookie)).await;
+        assert_eq!(status, 200);
+        let marks = body.matches("<title>Drop alert in").count();
+        // 20..13 days ago touches one or two weeks; the open one one or two.
+        assert!(
+            (2..=4).contains(&marks),
+            "{backend:?}: {marks} marks: {body}"
+        );
+        assert!(body.contains("period(s) had a drop alert"), "{body}");
+        let cells = body.matches("<td>csat-drop: overall</td>").count();
+        assert_eq!(cells, marks, "the table says what the chart marks");
+        assert!(!body.contains("team Returns"), "{body}");
+        let (_, returns) = get(&app, "/dashboard?team=Returns", Some(&cookie)).await;
+        assert!(returns.contains("csat-drop: team Returns"), "{returns}");
         app.stop().await;
     }
 }

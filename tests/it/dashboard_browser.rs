@@ -100,6 +100,24 @@ pub async fn seed_story(store: &Store, now: i64) -> Story {
         };
         seed(store, &s).await;
     }
+    // A CSAT drop alert from 25 to 16 days ago: marked on the trend.
+    for (kind, at) in [
+        ("drop", now - 25 * 24 * hour),
+        ("recovery", now - 16 * 24 * hour),
+    ] {
+        let mut tx = store.begin().await.unwrap();
+        tx.insert_report_message(&csatwatch::store::NewReportMessage {
+            kind,
+            name: "csat-drop".into(),
+            period: format!("overall|{at}"),
+            channel: "#leads".into(),
+            body: "{}".into(),
+            created_at_ms: at,
+        })
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+    }
     let mut evil = Seed::negative("EVIL-1", now - 27 * 24 * hour);
     evil.comment = Some(EVIL.into());
     evil.team = "Billing";

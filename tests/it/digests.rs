@@ -188,9 +188,18 @@ async fn a_drop_is_announced_once_per_episode_and_its_recovery_once() {
         run_both(&[&one, &two]).await;
         assert_eq!(posts_to(&slack, "#leads").await.len(), 1, "{backend:?}");
 
-        // 200 happy customers on Dec 1: recovered at the Dec 2 evaluation.
+        // 200 happy customers on Dec 1: good at the Dec 2 evaluation, and
+        // again on Dec 3: recovered then (recover_after = 2 by default).
         seed_many(store, "happy", "2026-12-01T10:00:00Z", 200, 200).await;
         set(&[&one, &two], "2026-12-02T08:00:30Z");
+        run_both(&[&one, &two]).await;
+        run_both(&[&one, &two]).await;
+        assert_eq!(
+            posts_to(&slack, "#leads").await.len(),
+            1,
+            "{backend:?}: one good day is not a recovery yet"
+        );
+        set(&[&one, &two], "2026-12-03T08:00:30Z");
         run_both(&[&one, &two]).await;
         run_both(&[&one, &two]).await;
         let posts = posts_to(&slack, "#leads").await;
@@ -261,5 +270,57 @@ async fn a_reloaded_digest_channel_takes_the_next_period_and_nothing_is_sent_twi
         );
         assert_eq!(posts_to(&slack, "#leads").await.len(), 1, "{backend:?}");
         one.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_flapping_metric_recovers_only_after_recover_after_good_days_in_a_row() {
+    use csatwatch::reports::Figures;
+    use csatwatch::reports::drops::{self, Evaluation};
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let s = settings(
+            &db.url,
+            None,
+            &DROP.replace("at = \"08:00\"", "at = \"08:00\"\nrecover_after = 3"),
+        );
+        let d = &s.drop_alerts[0];
+        assert_eq!(d.recover_after, 3);
+        let store = crate::reports::test_store(&db).await;
+        let day = |fires, recovers| Evaluation {
+            group: "overall".into(),
+            window: Figures::default(),
+            baseline: Figures::default(),
+            comparison: None,
+            fires,
+            recovers,
+        };
+        let (drop, good, neither) = ((true, false), (false, true), (false, false));
+        // A drop; two good days; still dropped (the count starts again);
+        // two good days; a day in between (again); three good days: the
+        // recovery. Then a new episode.
+        let days = [
+            drop, good, good, drop, good, good, neither, good, good, good, drop, good,
+        ];
+        let mut posted = Vec::new();
+        for (i, (fires, recovers)) in days.into_iter().enumerate() {
+            let now = ms("2026-11-01T08:00:00Z") + i as i64 * 86_400_000;
+            let n = drops::apply(&store, &s, d, &[day(fires, recovers)], now)
+                .await
+                .unwrap();
+            if n > 0 {
+                posted.push(i);
+            }
+        }
+        let kinds: Vec<String> = store
+            .report_messages()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.kind)
+            .collect();
+        assert_eq!(kinds, ["drop", "recovery", "drop"], "{backend:?}");
+        assert_eq!(posted, [0, 9, 10], "{backend:?}");
+        store.close().await;
     }
 }

@@ -26,6 +26,7 @@ mod postgres;
 mod reload;
 mod report_api;
 mod reports;
+mod rollup;
 mod signals;
 mod slack;
 mod support;

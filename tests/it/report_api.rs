@@ -290,12 +290,14 @@ fn the_report_command_prints_the_same_figures_as_json_csv_and_a_table() {
         assert!(lines[0].starts_with("group,csat_responses,"));
         assert!(
             lines[1].starts_with(
-                "2026-W45,3,1,1,1,33.3,6.1,79.2,0,0,0,0,,,,0,,,1,1,1,1,0,100,10,30,false,-16.7,,"
+                "2026-W45,3,1,1,1,33.3,6.1,79.2,0,0,0,0,,,,0,,,,,1,1,1,1,0,100,10,30,false,-16.7,,"
             ),
             "{}",
             lines[1]
         );
         assert!(lines[3].starts_with("total,5,3,1,1,60,"), "{}", lines[3]);
+        // CES 6 and 2: average 4 with its t-interval, the whole 1–7 scale.
+        assert!(lines[2].contains(",2,4,1,7,50,"), "{}", lines[2]);
 
         let table = run("table", "week");
         assert!(table.contains("2026-W45"), "{table}");

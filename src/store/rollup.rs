@@ -1,0 +1,568 @@
+//! The report rollup: rating counts per local day (in `reports.timezone`)
+//! at three levels of detail, so a report over a year of ratings reads a
+//! few thousand rows instead of a million.
+//!
+//! - level 1: day, source, survey, scale, score, sentiment, brand;
+//! - level 2: level 1 and team;
+//! - level 3: level 2 and agent;
+//! - levels 11, 12, 13: the same per local calendar month (`day` is the
+//!   month's first day), so a year by agent reads twelve months, not 365
+//!   days, of rows.
+//!
+//! Every rating write keeps it: a [`StoreTx`] collects the changes of its
+//! ratings (a new rating: +1 on its three rows; a changed one: −1 on its
+//! old rows, +1 on its new ones) and writes them with one multi-row upsert
+//! per 250 rows just before it commits, in key order (so two PostgreSQL
+//! replicas lock rollup rows in the same order). It is rebuilt from the
+//! ratings, in one transaction, at start-up when it is missing, was built
+//! for another time zone, or was built before a schema migration that
+//! could have rewritten ratings ([`Store::ensure_rollup`]).
+//!
+//! The reports read it only when it can answer exactly: the grouping and
+//! every filter are among its columns, and the ranges start and end on
+//! local midnights of the time zone it was built for; otherwise they read
+//! the ratings (see `store::reports`).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use jiff::tz::TimeZone;
+
+use super::batch::values;
+use super::reports::{DAY_MS, local_day_sql};
+use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
+
+/// Rows per upsert statement (11 parameters each).
+const ROWS_PER_STATEMENT: usize = 250;
+
+/// The time zone a rollup was built for.
+#[derive(Debug, Clone)]
+pub(crate) struct RollupZone {
+    pub(crate) tz: TimeZone,
+}
+
+/// What a store knows of its database's rollup.
+#[derive(Debug, Default)]
+pub(crate) struct RollupShared {
+    /// `Some` once a valid rollup was seen (built or checked); not cached
+    /// while there is none, so a rollup built by another process is picked
+    /// up by the next transaction.
+    zone: Mutex<Option<RollupZone>>,
+    /// Reports read the ratings even when the rollup could answer (tests
+    /// compare both; an operator can turn it off).
+    reads_off: AtomicBool,
+}
+
+/// One rollup row's key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct RollupKey {
+    level: i64,
+    day: i64,
+    source: String,
+    survey: String,
+    scale: String,
+    score: i64,
+    sentiment: String,
+    brand: String,
+    team: String,
+    agent: String,
+}
+
+/// The columns of a rating the rollup counts by.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RollupDims<'a> {
+    pub(crate) source: &'a str,
+    pub(crate) survey: &'a str,
+    pub(crate) scale: &'a str,
+    pub(crate) score: i64,
+    pub(crate) sentiment: &'a str,
+    pub(crate) brand: Option<&'a str>,
+    pub(crate) team: Option<&'a str>,
+    pub(crate) agent: Option<&'a str>,
+    pub(crate) rated_at: i64,
+}
+
+/// The local day (days since 1970-01-01) of a Unix-millisecond instant in
+/// `tz`, computed as the SQL of a rebuild computes it.
+pub(crate) fn local_day(tz: &TimeZone, ms: i64) -> i64 {
+    let at = jiff::Timestamp::from_millisecond(ms).unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let offset = i64::from(tz.to_offset(at).seconds()) * 1000;
+    (ms + offset) / DAY_MS
+}
+
+/// The Unix-millisecond start of local day `day` in `tz`.
+pub(crate) fn day_start_ms(tz: &TimeZone, day: i64) -> Option<i64> {
+    let date = jiff::civil::Date::constant(1970, 1, 1)
+        .checked_add(jiff::Span::new().days(day))
+        .ok()?;
+    crate::reports::period::start_of_day_ms(date, tz).ok()
+}
+
+/// Month rows are at `level + MONTHS`.
+pub(crate) const MONTHS: i64 = 10;
+
+fn epoch() -> jiff::civil::Date {
+    jiff::civil::Date::constant(1970, 1, 1)
+}
+
+fn date_of(day: i64) -> Option<jiff::civil::Date> {
+    epoch().checked_add(jiff::Span::new().days(day)).ok()
+}
+
+fn day_of(date: jiff::civil::Date) -> i64 {
+    crate::reports::period::days_between(epoch(), date)
+}
+
+/// The first day of the month of local day `day`.
+pub(crate) fn month_start(day: i64) -> i64 {
+    date_of(day)
+        .map(|d| day_of(d.first_of_month()))
+        .unwrap_or(day)
+}
+
+/// The first day of the month after the one of `day`.
+fn next_month(day: i64) -> i64 {
+    date_of(day)
+        .and_then(|d| {
+            d.first_of_month()
+                .checked_add(jiff::Span::new().months(1))
+                .ok()
+        })
+        .map(day_of)
+        .unwrap_or(day + 31)
+}
+
+/// Local days `[lo, hi)` as the fewest rollup row ranges: `(month rows?,
+/// from, to)`; whole months inside are read as month rows.
+pub(crate) fn split_months(lo: i64, hi: i64) -> Vec<(bool, i64, i64)> {
+    let first = if month_start(lo) == lo {
+        lo
+    } else {
+        next_month(lo)
+    };
+    let last = month_start(hi);
+    if first >= last {
+        return vec![(false, lo, hi)];
+    }
+    let mut out = Vec::new();
+    if lo < first {
+        out.push((false, lo, first));
+    }
+    out.push((true, first, last));
+    if last < hi {
+        out.push((false, last, hi));
+    }
+    out
+}
+
+/// `[lo, hi)` in Unix ms as local days `[lo, hi)`, when both ends are
+/// local midnights in `tz`.
+pub(crate) fn day_range(tz: &TimeZone, lo: i64, hi: i64) -> Option<(i64, i64)> {
+    let (dlo, dhi) = (local_day(tz, lo), local_day(tz, hi));
+    (day_start_ms(tz, dlo)? == lo && day_start_ms(tz, dhi)? == hi).then_some((dlo, dhi))
+}
+
+/// Changes to the rollup made by one transaction, written at its commit.
+#[derive(Debug)]
+pub(crate) struct RollupDelta {
+    zone: RollupZone,
+    counts: BTreeMap<RollupKey, i64>,
+}
+
+impl RollupDelta {
+    pub(crate) fn new(zone: RollupZone) -> RollupDelta {
+        RollupDelta {
+            zone,
+            counts: BTreeMap::new(),
+        }
+    }
+
+    /// Counts a rating in (`sign` 1) or out of (`sign` −1) its three rows.
+    pub(crate) fn add(&mut self, d: &RollupDims<'_>, sign: i64) {
+        let day = local_day(&self.zone.tz, d.rated_at);
+        let month = month_start(day);
+        let text = |v: Option<&str>| v.unwrap_or("").to_string();
+        for (level, day, team, agent) in [
+            (1, day, String::new(), String::new()),
+            (2, day, text(d.team), String::new()),
+            (3, day, text(d.team), text(d.agent)),
+            (1 + MONTHS, month, String::new(), String::new()),
+            (2 + MONTHS, month, text(d.team), String::new()),
+            (3 + MONTHS, month, text(d.team), text(d.agent)),
+        ] {
+            let key = RollupKey {
+                level,
+                day,
+                source: d.source.to_string(),
+                survey: d.survey.to_string(),
+                scale: d.scale.to_string(),
+                score: d.score,
+                sentiment: d.sentiment.to_string(),
+                brand: text(d.brand),
+                team,
+                agent,
+            };
+            *self.counts.entry(key).or_default() += sign;
+        }
+    }
+}
+
+impl StoreTx {
+    /// Counts a rating's change in the rollup (nothing when the database
+    /// has none).
+    pub(crate) fn rollup_change(&mut self, old: Option<&RollupDims<'_>>, new: &RollupDims<'_>) {
+        if let Some(delta) = self.rollup.as_mut() {
+            if let Some(old) = old {
+                delta.add(old, -1);
+            }
+            delta.add(new, 1);
+        }
+    }
+
+    /// Writes the collected rollup changes (called by `commit`).
+    pub(crate) async fn flush_rollup(&mut self) -> StoreResult<()> {
+        let Some(delta) = self.rollup.take() else {
+            return Ok(());
+        };
+        let rows: Vec<(&RollupKey, &i64)> = delta.counts.iter().filter(|(_, n)| **n != 0).collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let sql = format!(
+                "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
+                 VALUES {}
+                 ON CONFLICT (level, day, source, survey, scale, score, sentiment, brand, team, agent)
+                 DO UPDATE SET n = rating_rollup.n + excluded.n",
+                values(self.dialect(), chunk.len(), 11, "")
+            );
+            on_tx!(self, |conn| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (k, n) in chunk {
+                    q = q
+                        .bind(k.level)
+                        .bind(k.day)
+                        .bind(&k.source)
+                        .bind(&k.survey)
+                        .bind(&k.scale)
+                        .bind(k.score)
+                        .bind(&k.sentiment)
+                        .bind(&k.brand)
+                        .bind(&k.team)
+                        .bind(&k.agent)
+                        .bind(**n);
+                }
+                q.execute(&mut *conn).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What `rating_rollup_state` says.
+#[derive(Debug, sqlx::FromRow)]
+struct StateRow {
+    timezone: String,
+    schema_version: i64,
+}
+
+/// The newest migration this build knows: a rollup built before it may
+/// count ratings a migration has since rewritten.
+fn schema_version(store: &Store) -> i64 {
+    store
+        .dialect()
+        .migrator()
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+/// What a rebuild did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollupBuild {
+    /// False when the rollup was already right.
+    pub rebuilt: bool,
+    /// Why it was rebuilt (`missing`, `timezone`, `schema`).
+    pub reason: Option<&'static str>,
+    pub ratings: i64,
+    pub rows: i64,
+}
+
+impl Store {
+    /// Reports read the ratings instead of the rollup while `off`.
+    pub fn set_rollup_reads(&self, on: bool) {
+        self.rollup.reads_off.store(!on, Ordering::Relaxed);
+    }
+
+    /// The rollup's time zone when there is a valid rollup.
+    pub(crate) async fn rollup_zone(&self) -> StoreResult<Option<RollupZone>> {
+        if let Some(zone) = self.rollup.zone.lock().expect("rollup lock").clone() {
+            return Ok(Some(zone));
+        }
+        let row: Option<StateRow> = on_pool!(self, |pool| {
+            sqlx::query_as("SELECT timezone, schema_version FROM rating_rollup_state WHERE id = 1")
+                .fetch_optional(pool)
+                .await?
+        });
+        let zone = row
+            .filter(|r| r.schema_version == schema_version(self))
+            .and_then(|r| {
+                let tz = crate::reports::period::parse_time_zone(&r.timezone).ok()?;
+                Some(RollupZone { tz })
+            });
+        if let Some(zone) = &zone {
+            *self.rollup.zone.lock().expect("rollup lock") = Some(zone.clone());
+        }
+        Ok(zone)
+    }
+
+    /// The rollup's time zone when reports may read it.
+    pub(crate) async fn rollup_for_reads(&self) -> StoreResult<Option<RollupZone>> {
+        if self.rollup.reads_off.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        self.rollup_zone().await
+    }
+
+    /// Makes sure the rollup counts every rating by local day in
+    /// `timezone` (an IANA name, `reports.timezone`), rebuilding it from
+    /// the ratings in one transaction when it is missing, was built for
+    /// another time zone, or before this build's newest migration. Several
+    /// replicas starting at once rebuild it once: the rebuild holds the
+    /// rollup's table lock (PostgreSQL) or the write lock (SQLite), and
+    /// checks again under it. Rating writes wait for it meanwhile.
+    pub async fn ensure_rollup(&self, timezone: &str) -> StoreResult<RollupBuild> {
+        let tz = crate::reports::period::parse_time_zone(timezone)
+            .map_err(|e| super::StoreError::Query(sqlx::Error::Protocol(e)))?;
+        let version = schema_version(self);
+        let started = std::time::Instant::now();
+        let mut tx = self.begin_plain().await?;
+        let lock = matches!(self.dialect(), super::Dialect::Postgres);
+        let state: Option<StateRow> = on_tx!(tx, |conn| {
+            if lock {
+                sqlx::query("SET LOCAL statement_timeout = 0")
+                    .execute(&mut *conn)
+                    .await?;
+                sqlx::query("LOCK TABLE rating_rollup IN EXCLUSIVE MODE")
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            sqlx::query_as("SELECT timezone, schema_version FROM rating_rollup_state WHERE id = 1")
+                .fetch_optional(&mut *conn)
+                .await?
+        });
+        let reason = match &state {
+            None => Some("missing"),
+            Some(s) if s.schema_version != version => Some("schema"),
+            Some(s) if s.timezone != timezone => Some("timezone"),
+            Some(_) => None,
+        };
+        let zone = RollupZone { tz: tz.clone() };
+        if reason.is_none() {
+            tx.commit().await?;
+            *self.rollup.zone.lock().expect("rollup lock") = Some(zone);
+            return Ok(RollupBuild {
+                rebuilt: false,
+                reason: None,
+                ratings: 0,
+                rows: 0,
+            });
+        }
+        let (min, max): (Option<i64>, Option<i64>) = on_tx!(tx, |conn| {
+            sqlx::query_as("SELECT MIN(rated_at), MAX(rated_at) FROM ratings")
+                .fetch_one(&mut *conn)
+                .await?
+        });
+        let segments = match (min, max) {
+            (Some(min), Some(max)) => crate::reports::day_offsets(&tz, min, max.saturating_add(1)),
+            _ => vec![(i64::MAX, 0)],
+        };
+        let day = local_day_sql(&segments);
+        // The month of a day row: a CASE over the months the ratings span
+        // (one branch a month; days are integers we computed).
+        let month = match (min, max) {
+            (Some(min), Some(max)) => {
+                let (first, last) = (local_day(&tz, min), local_day(&tz, max));
+                let mut case = String::from("CASE");
+                let mut m = month_start(first);
+                while m <= last {
+                    let next = next_month(m);
+                    case.push_str(&format!(" WHEN day < {next} THEN {m}"));
+                    m = next;
+                }
+                case.push_str(" ELSE day END");
+                case
+            }
+            _ => "day".to_string(),
+        };
+        let now = jiff::Timestamp::now().as_millisecond();
+        let statements = [
+            "DELETE FROM rating_rollup".to_string(),
+            format!(
+                "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
+                 SELECT 3, {day}, r.source, r.survey, r.scale, r.score, r.sentiment,
+                        COALESCE(r.brand, ''), COALESCE(r.team, ''), COALESCE(r.agent, ''), COUNT(*)
+                 FROM ratings r
+                 GROUP BY {day}, r.source, r.survey, r.scale, r.score, r.sentiment,
+                          COALESCE(r.brand, ''), COALESCE(r.team, ''), COALESCE(r.agent, '')"
+            ),
+            "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
+             SELECT 2, day, source, survey, scale, score, sentiment, brand, team, '', SUM(n)
+             FROM rating_rollup WHERE level = 3
+             GROUP BY day, source, survey, scale, score, sentiment, brand, team"
+                .to_string(),
+            "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
+             SELECT 1, day, source, survey, scale, score, sentiment, brand, '', '', SUM(n)
+             FROM rating_rollup WHERE level = 2
+             GROUP BY day, source, survey, scale, score, sentiment, brand"
+                .to_string(),
+            format!(
+                "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
+                 SELECT level + {MONTHS}, {month}, source, survey, scale, score, sentiment, brand, team, agent, SUM(n)
+                 FROM rating_rollup WHERE level IN (1, 2, 3)
+                 GROUP BY level, {month}, source, survey, scale, score, sentiment, brand, team, agent"
+            ),
+        ];
+        for sql in statements {
+            on_tx!(tx, |conn| {
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *conn)
+                    .await?
+                    .rows_affected()
+            });
+        }
+        let (ratings, rows): (i64, i64) = on_tx!(tx, |conn| {
+            sqlx::query_as(
+                "SELECT (SELECT COUNT(*) FROM ratings), (SELECT COUNT(*) FROM rating_rollup)",
+            )
+            .fetch_one(&mut *conn)
+            .await?
+        });
+        on_tx!(tx, |conn| {
+            sqlx::query(
+                "INSERT INTO rating_rollup_state (id, timezone, schema_version, built_at, ratings)
+                 VALUES (1, $1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET timezone = excluded.timezone,
+                    schema_version = excluded.schema_version, built_at = excluded.built_at,
+                    ratings = excluded.ratings",
+            )
+            .bind(timezone)
+            .bind(version)
+            .bind(now)
+            .bind(ratings)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+        });
+        tx.commit().await?;
+        *self.rollup.zone.lock().expect("rollup lock") = Some(zone);
+        tracing::info!(
+            reason = reason.unwrap_or(""),
+            timezone,
+            ratings,
+            rows,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "report rollup rebuilt"
+        );
+        Ok(RollupBuild {
+            rebuilt: true,
+            reason,
+            ratings,
+            rows,
+        })
+    }
+
+    /// Forgets the rollup: the next start-up rebuilds it.
+    pub async fn drop_rollup(&self) -> StoreResult<()> {
+        let mut tx = self.begin_plain().await?;
+        on_tx!(tx, |conn| {
+            sqlx::query("DELETE FROM rating_rollup_state")
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+        tx.commit().await?;
+        *self.rollup.zone.lock().expect("rollup lock") = None;
+        Ok(())
+    }
+
+    /// Every rollup row with a count other than 0, in key order (tests
+    /// compare a kept rollup with a rebuilt one).
+    pub async fn rollup_rows(
+        &self,
+    ) -> StoreResult<Vec<(i64, i64, String, i64, String, String, i64)>> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT level, day, source || '/' || survey || '/' || scale, score, sentiment,
+                        brand || '/' || team || '/' || agent, n
+                 FROM rating_rollup WHERE n <> 0
+                 ORDER BY level, day, source, survey, scale, score, sentiment, brand, team, agent",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_days_and_midnights_agree_across_a_dst_change() {
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let ms = |at: &str| at.parse::<jiff::Timestamp>().unwrap().as_millisecond();
+        // 2026-10-25 is 25 hours long in Berlin.
+        let day = local_day(&berlin, ms("2026-10-25T00:30:00+02:00"));
+        assert_eq!(
+            day_start_ms(&berlin, day),
+            Some(ms("2026-10-25T00:00:00+02:00"))
+        );
+        assert_eq!(
+            day_start_ms(&berlin, day + 1),
+            Some(ms("2026-10-26T00:00:00+01:00"))
+        );
+        assert_eq!(local_day(&berlin, ms("2026-10-25T23:59:00+01:00")), day);
+        assert_eq!(
+            day_range(
+                &berlin,
+                ms("2026-10-25T00:00:00+02:00"),
+                ms("2026-10-26T00:00:00+01:00")
+            ),
+            Some((day, day + 1))
+        );
+        // Not on a local midnight: the rollup cannot answer.
+        assert_eq!(
+            day_range(
+                &berlin,
+                ms("2026-10-25T00:00:00Z"),
+                ms("2026-10-26T00:00:00Z")
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn ranges_read_whole_months_as_month_rows() {
+        let d = |y, m, dd| day_of(jiff::civil::date(y, m, dd));
+        assert_eq!(d(1970, 1, 2), 1);
+        assert_eq!(month_start(d(2026, 2, 17)), d(2026, 2, 1));
+        assert_eq!(next_month(d(2026, 12, 31)), d(2027, 1, 1));
+        assert_eq!(
+            split_months(d(2025, 12, 17), d(2026, 3, 5)),
+            [
+                (false, d(2025, 12, 17), d(2026, 1, 1)),
+                (true, d(2026, 1, 1), d(2026, 3, 1)),
+                (false, d(2026, 3, 1), d(2026, 3, 5)),
+            ]
+        );
+        assert_eq!(
+            split_months(d(2026, 1, 1), d(2026, 2, 1)),
+            [(true, d(2026, 1, 1), d(2026, 2, 1))]
+        );
+        assert_eq!(
+            split_months(d(2026, 1, 3), d(2026, 1, 30)),
+            [(false, d(2026, 1, 3), d(2026, 1, 30))]
+        );
+    }
+}

@@ -1,0 +1,440 @@
+//! The report rollup gives exactly the numbers of the raw definition (the
+//! `ratings` rows), on both backends: ratings on every scale, changed
+//! ratings that move between agents, teams, scales and sentiments,
+//! unrecorded teams and agents, team names differing only in case, two
+//! sources, a brand, and days on both sides of a DST change and of local
+//! midnight in Europe/Berlin. Every `--by` with and without filters is
+//! computed twice (rollup on, rollup off) and compared; the rollup kept by
+//! the writes equals one rebuilt from the ratings; a time-zone change
+//! rebuilds it; the group-commit writer keeps it too.
+
+use csatwatch::reports::{self, GroupBy, RatingFilter, ReportRequest};
+use csatwatch::store::{GroupColumn, Grouping, HistoryRecord, RatingRecord, Store};
+use jiff::civil::{Date, date};
+use jiff::tz::TimeZone;
+use std::time::Duration;
+
+use crate::reports::{ms, test_store};
+use crate::support::{TestApp, TestDatabase, backends, settings, slack_ok, zendesk_body};
+use csatwatch::clock::{Clock, ManualClock};
+
+/// A cheap deterministic spread.
+fn h(i: u64) -> u64 {
+    i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17
+}
+
+fn record(i: u64, version: u64) -> RatingRecord {
+    let x = h(i * 7 + version);
+    let (survey, scale, score, sentiment) = match x % 6 {
+        0 => {
+            let s = (x >> 8) % 11;
+            let sent = match s {
+                9.. => "positive",
+                7..=8 => "neutral",
+                _ => "negative",
+            };
+            ("nps", "nps", s, sent)
+        }
+        1 => {
+            let s = 1 + (x >> 8) % 7;
+            (
+                "ces",
+                "ces",
+                s,
+                if s >= 5 {
+                    "positive"
+                } else if s == 4 {
+                    "neutral"
+                } else {
+                    "negative"
+                },
+            )
+        }
+        2 => {
+            let s = (x >> 8) % 2;
+            (
+                "csat",
+                "binary",
+                s,
+                if s == 1 { "positive" } else { "negative" },
+            )
+        }
+        3 => {
+            let s = 1 + (x >> 8) % 3;
+            (
+                "csat",
+                "three_point",
+                s,
+                ["negative", "neutral", "positive"][s as usize - 1],
+            )
+        }
+        _ => {
+            let s = 1 + (x >> 8) % 5;
+            (
+                "csat",
+                "five_point",
+                s,
+                if s >= 4 {
+                    "positive"
+                } else if s == 3 {
+                    "neutral"
+                } else {
+                    "negative"
+                },
+            )
+        }
+    };
+    // 70 days from 2026-09-20, crossing Berlin's DST change on Oct 25;
+    // many ratings between 22:00 and 24:00 UTC, the next day in Berlin.
+    let day = ms("2026-09-20T00:00:00Z") + (i % 70) as i64 * 86_400_000;
+    let minute = if i.is_multiple_of(3) {
+        22 * 60 + (x % 120) as i64
+    } else {
+        (x % 1440) as i64
+    };
+    let rated_at = day + minute * 60_000;
+    let team = match (x >> 12) % 5 {
+        0 => None,
+        1 => Some("Billing"),
+        2 => Some("billing"),
+        3 => Some("Tech"),
+        _ => Some("Sales"),
+    };
+    let agent = match (x >> 15) % 6 {
+        0 => None,
+        n => Some(format!("Agent {n}")),
+    };
+    RatingRecord {
+        source: if i.is_multiple_of(4) {
+            "freshdesk".into()
+        } else {
+            "zendesk".into()
+        },
+        conversation_id: format!("c{i}"),
+        rating_key: String::new(),
+        survey: survey.into(),
+        scale: scale.into(),
+        score: score as i64,
+        normalised: 0.5,
+        sentiment: sentiment.into(),
+        comment: None,
+        agent,
+        team: team.map(str::to_string),
+        customer: Some(format!("customer-{}", i % 9)),
+        company: None,
+        brand: i.is_multiple_of(5).then(|| "Acme".to_string()),
+        tags: "[]".into(),
+        url: None,
+        rated_at,
+        updated_at: rated_at,
+    }
+}
+
+fn history(id: i64, revision: i64, r: &RatingRecord) -> HistoryRecord {
+    HistoryRecord {
+        rating_id: id,
+        revision,
+        score: r.score,
+        sentiment: r.sentiment.clone(),
+        comment: None,
+        updated_at: r.updated_at,
+        recorded_at: r.updated_at,
+        via: "webhook".into(),
+        delivery_id: None,
+    }
+}
+
+/// Seeds 420 ratings, 20 to a transaction (inserted many at once), and
+/// changes every third one once and every seventh twice (some in the
+/// transaction that inserted them), as the pipeline writes them.
+async fn seed(store: &Store) {
+    const N: u64 = 420;
+    for chunk in (0..N).collect::<Vec<_>>().chunks(20) {
+        let mut tx = store.begin().await.unwrap();
+        let records: Vec<RatingRecord> = chunk.iter().map(|&i| record(i, 0)).collect();
+        let refs: Vec<&RatingRecord> = records.iter().collect();
+        let ids = tx.insert_ratings(&refs, 1).await.unwrap();
+        for (&i, (r, id)) in chunk.iter().zip(records.iter().zip(&ids)) {
+            let id = id.unwrap();
+            tx.insert_history(&history(id, 1, r)).await.unwrap();
+            if i.is_multiple_of(11) {
+                // Changed in the transaction that inserted it.
+                change(&mut tx, i, 1).await;
+            }
+        }
+        tx.commit().await.unwrap();
+    }
+    for i in (0..N).filter(|i| i.is_multiple_of(3) || i.is_multiple_of(7)) {
+        let mut tx = store.begin().await.unwrap();
+        let mut revision = change(&mut tx, i, 2).await;
+        if i.is_multiple_of(7) {
+            revision = change(&mut tx, i, 3 + revision as u64).await;
+        }
+        assert!(revision > 1);
+        tx.commit().await.unwrap();
+    }
+}
+
+/// Writes version `version` of rating `i`: another score and sentiment,
+/// and now and then another agent or team, or none recorded (which keeps
+/// the one recorded before). Returns the revision written.
+async fn change(tx: &mut csatwatch::store::StoreTx, i: u64, version: u64) -> i64 {
+    let mut r = record(i, version);
+    let first = record(i, 0);
+    // A change never moves `rated_at`, and the source and key stay.
+    r.rated_at = first.rated_at;
+    r.updated_at = first.updated_at + version as i64 * 60_000;
+    if version.is_multiple_of(2) {
+        r.agent = None;
+    }
+    let current = tx
+        .lock_rating(&r.source, &r.conversation_id, &r.rating_key)
+        .await
+        .unwrap()
+        .unwrap();
+    let revision = current.revision + 1;
+    tx.update_rating(&current, &r, revision, r.updated_at)
+        .await
+        .unwrap();
+    tx.insert_history(&history(current.id, revision, &r))
+        .await
+        .unwrap();
+    revision
+}
+
+fn filters() -> Vec<(&'static str, RatingFilter)> {
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    vec![
+        ("none", RatingFilter::default()),
+        (
+            "team billing (both cases)",
+            RatingFilter {
+                team: s(&["billing"]),
+                ..Default::default()
+            },
+        ),
+        (
+            "agent 2",
+            RatingFilter {
+                agent: s(&["agent 2"]),
+                ..Default::default()
+            },
+        ),
+        (
+            "source, survey",
+            RatingFilter {
+                source: s(&["Zendesk"]),
+                survey: s(&["csat", "nps"]),
+                ..Default::default()
+            },
+        ),
+        (
+            "negatives, score 1..3, brand",
+            RatingFilter {
+                sentiment: s(&["negative"]),
+                score_min: Some(1),
+                score_max: Some(3),
+                brand: s(&["acme"]),
+                ..Default::default()
+            },
+        ),
+    ]
+}
+
+fn request(
+    since: Date,
+    until: Date,
+    tz: &TimeZone,
+    by: GroupBy,
+    filter: &RatingFilter,
+) -> ReportRequest {
+    ReportRequest {
+        since,
+        until,
+        timezone: tz.clone(),
+        by,
+        filter: filter.clone(),
+        min_sample: 5,
+    }
+}
+
+/// Every grouping and filter, with the rollup and without: the same JSON.
+/// Returns how many of the reports read the rollup.
+async fn compare_all(store: &Store, tz: &TimeZone, label: &str) -> usize {
+    let mut from_rollup = 0;
+    for (since, until) in [
+        (date(2026, 9, 20), date(2026, 12, 1)),
+        (date(2026, 10, 19), date(2026, 11, 2)),
+        (date(2026, 10, 25), date(2026, 10, 26)),
+    ] {
+        for (name, filter) in filters() {
+            for by in GroupBy::ALL {
+                let req = request(since, until, tz, by, &filter);
+                store.set_rollup_reads(true);
+                let with = reports::compute_report(store, &req).await.unwrap();
+                store.set_rollup_reads(false);
+                let raw = reports::compute_report(store, &req).await.unwrap();
+                store.set_rollup_reads(true);
+                assert_eq!(
+                    serde_json::to_value(&with).unwrap(),
+                    serde_json::to_value(&raw).unwrap(),
+                    "{label}: {since}..{until} by {by}, filter {name}"
+                );
+                let from = reports::period::start_of_day_ms(since, tz).unwrap();
+                let to = reports::period::start_of_day_ms(until, tz).unwrap();
+                let grouping: Grouping = match by.unit() {
+                    Some(_) => Grouping::LocalDay(reports::day_offsets(tz, from, to)),
+                    None => match by {
+                        GroupBy::Agent => GroupColumn::Agent,
+                        GroupBy::Team => GroupColumn::Team,
+                        GroupBy::Source => GroupColumn::Source,
+                        GroupBy::Survey => GroupColumn::Survey,
+                        GroupBy::Brand => GroupColumn::Brand,
+                        GroupBy::Customer => GroupColumn::Customer,
+                        _ => GroupColumn::Tag,
+                    }
+                    .into(),
+                };
+                let reads = store
+                    .report_reads_rollup(&[(from, to)], grouping, &filter)
+                    .await
+                    .unwrap();
+                // Customer and tag stay on the ratings; all else reads the
+                // rollup.
+                assert_eq!(
+                    reads,
+                    !matches!(by, GroupBy::Customer | GroupBy::Tag),
+                    "{label}: by {by}, filter {name}"
+                );
+                if reads {
+                    from_rollup += 1;
+                }
+                // Something to compare: the whole range has ratings.
+                if name == "none" {
+                    assert!(with.total.figures.responses() > 0);
+                }
+            }
+        }
+    }
+    from_rollup
+}
+
+#[tokio::test]
+async fn the_rollup_gives_the_raw_numbers_for_every_grouping_and_filter() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let store = test_store(&db).await;
+        let built = store.ensure_rollup("Europe/Berlin").await.unwrap();
+        assert!(!built.rebuilt, "test_store built it already");
+        seed(&store).await;
+        let berlin = TimeZone::get("Europe/Berlin").unwrap();
+        let read = compare_all(&store, &berlin, &format!("{backend:?} Berlin")).await;
+        assert!(read > 100, "{read}");
+
+        // In UTC the Berlin rollup cannot answer (its days end an hour or
+        // two apart): the reports read the ratings, and still agree.
+        let utc = TimeZone::UTC;
+        let req = request(
+            date(2026, 10, 1),
+            date(2026, 11, 1),
+            &utc,
+            GroupBy::Week,
+            &RatingFilter::default(),
+        );
+        let from = reports::period::start_of_day_ms(req.since, &utc).unwrap();
+        let to = reports::period::start_of_day_ms(req.until, &utc).unwrap();
+        assert!(
+            !store
+                .report_reads_rollup(&[(from, to)], GroupColumn::Team, &RatingFilter::default())
+                .await
+                .unwrap()
+        );
+
+        // The rollup the writes kept is the one a rebuild computes.
+        let kept = store.rollup_rows().await.unwrap();
+        assert!(kept.len() > 100);
+        store.drop_rollup().await.unwrap();
+        let rebuilt = store.ensure_rollup("Europe/Berlin").await.unwrap();
+        assert_eq!((rebuilt.rebuilt, rebuilt.reason), (true, Some("missing")));
+        assert_eq!(rebuilt.ratings, 420);
+        assert_eq!(store.rollup_rows().await.unwrap(), kept, "{backend:?}");
+
+        // Another time zone: rebuilt for it, and right in it.
+        let again = store.ensure_rollup("UTC").await.unwrap();
+        assert_eq!((again.rebuilt, again.reason), (true, Some("timezone")));
+        assert!(
+            store
+                .report_reads_rollup(&[(from, to)], GroupColumn::Team, &RatingFilter::default())
+                .await
+                .unwrap()
+        );
+        let read = compare_all(&store, &utc, &format!("{backend:?} UTC")).await;
+        assert!(read > 100, "{read}");
+        // Unchanged: no rebuild.
+        assert!(!store.ensure_rollup("UTC").await.unwrap().rebuilt);
+        store.close().await;
+    }
+}
+
+#[tokio::test]
+async fn the_group_commit_writer_keeps_the_rollup() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        let app = TestApp::spawn(
+            settings(
+                &db.url,
+                Some(&slack.uri()),
+                "[reports]\ntimezone = \"Europe/Berlin\"\n",
+            ),
+            ManualClock::starting_now(),
+        )
+        .await;
+        // Concurrent webhooks share group commits: new ratings, and changes
+        // of ratings (another score, another team and agent).
+        let first: Vec<_> = (1..=12u64)
+            .map(|t| zendesk_body(t, if t.is_multiple_of(3) { "bad" } else { "good" }, ""))
+            .collect();
+        let posts = first.iter().map(|b| app.post_zendesk(b));
+        for (status, body) in futures::future::join_all(posts).await {
+            assert_eq!(status, 200, "{body}");
+        }
+        app.clock.advance(Duration::from_secs(60));
+        let changed: Vec<_> = (1..=12u64)
+            .filter(|t| t.is_multiple_of(2))
+            .map(|t| {
+                let mut b = zendesk_body(
+                    t,
+                    if t.is_multiple_of(4) { "good" } else { "bad" },
+                    "changed",
+                );
+                b["ticket"]["group"] = "Tech".into();
+                b["assignee"]["name"] = "Kim Agent".into();
+                b["updated_at"] = format!(
+                    "{}",
+                    jiff::Timestamp::from_millisecond(app.clock.now_ms()).unwrap()
+                )
+                .into();
+                b
+            })
+            .collect();
+        let posts = changed.iter().map(|b| app.post_zendesk(b));
+        for (status, body) in futures::future::join_all(posts).await {
+            assert_eq!(status, 200, "{body}");
+        }
+        let store = &app.app.store;
+        let kept = store.rollup_rows().await.unwrap();
+        // Three levels of twelve ratings, counted once each.
+        let total: i64 = kept.iter().filter(|r| r.0 == 3).map(|r| r.6).sum();
+        assert_eq!(total, 12, "{backend:?}: {kept:?}");
+        assert!(
+            kept.iter()
+                .any(|r| r.0 == 3 && r.5.ends_with("/Tech/Kim Agent")),
+            "{kept:?}"
+        );
+        store.drop_rollup().await.unwrap();
+        assert!(store.ensure_rollup("Europe/Berlin").await.unwrap().rebuilt);
+        assert_eq!(store.rollup_rows().await.unwrap(), kept, "{backend:?}");
+        app.stop().await;
+    }
+}
