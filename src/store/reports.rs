@@ -404,36 +404,31 @@ impl Store {
         }
         let group = group.into();
         let mut binds = Binds::default();
-        if let Some((with, from, grp)) =
-            self.rollup_from(ranges, &group, filter, &mut binds).await?
-        {
-            let sql = format!(
-                "{with} SELECT {grp} AS grp, r.scale AS scale, r.score AS score, r.sentiment AS sentiment,
-                        CAST(SUM(r.n) AS BIGINT) AS n
-                 FROM {from}
-                 GROUP BY 1, 2, 3, 4
-                 HAVING SUM(r.n) <> 0"
-            );
-            let started = std::time::Instant::now();
-            let rows = on_pool!(self, |pool| {
-                bind_all!(
-                    sqlx::query_as::<_, ScoreCount>(sqlx::AssertSqlSafe(sql)),
-                    binds
+        let (sql, label) = match self.rollup_from(ranges, &group, filter, &mut binds).await? {
+            Some((with, from, grp)) => (
+                format!(
+                    "{with} SELECT {grp} AS grp, r.scale AS scale, r.score AS score, r.sentiment AS sentiment,
+                            CAST(SUM(r.n) AS BIGINT) AS n
+                     FROM {from}
+                     GROUP BY 1, 2, 3, 4
+                     HAVING SUM(r.n) <> 0"
+                ),
+                "report_scores_rollup",
+            ),
+            None => {
+                binds = Binds::default();
+                let (with, from, grp) = self.report_from(ranges, &group, filter, &mut binds);
+                (
+                    format!(
+                        "{with} SELECT {grp} AS grp, r.scale AS scale, r.score AS score, r.sentiment AS sentiment,
+                                COUNT(*) AS n
+                         FROM {from}
+                         GROUP BY 1, 2, 3, 4"
+                    ),
+                    "report_scores",
                 )
-                .fetch_all(pool)
-                .await?
-            });
-            crate::telemetry::observe_db("report_scores_rollup", started);
-            return Ok(rows);
-        }
-        let mut binds = Binds::default();
-        let (with, from, grp) = self.report_from(ranges, &group, filter, &mut binds);
-        let sql = format!(
-            "{with} SELECT {grp} AS grp, r.scale AS scale, r.score AS score, r.sentiment AS sentiment,
-                    COUNT(*) AS n
-             FROM {from}
-             GROUP BY 1, 2, 3, 4"
-        );
+            }
+        };
         let started = std::time::Instant::now();
         let rows = on_pool!(self, |pool| {
             bind_all!(
@@ -443,7 +438,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        crate::telemetry::observe_db("report_scores", started);
+        crate::telemetry::observe_db(label, started);
         Ok(rows)
     }
 
