@@ -13,6 +13,8 @@
 
 mod activity;
 mod batch;
+mod busy;
+mod checkpoint;
 mod copy;
 mod dashboard;
 mod deliveries;
@@ -131,6 +133,8 @@ pub struct Store {
     file: Option<Arc<FileGuard>>,
     /// The report rollup's state, shared by clones.
     rollup: Arc<rollup::RollupShared>,
+    /// SQLite file: the task that checkpoints its log ([`checkpoint`]).
+    checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
 /// The file behind a `sqlite:` URL; `None` for PostgreSQL and in-memory
@@ -217,6 +221,7 @@ impl Store {
     ) -> anyhow::Result<Store> {
         use anyhow::Context as _;
         let url = url.expose_secret();
+        let mut checkpointer = None;
         let backend = if url.starts_with("sqlite:") {
             let synchronous = match settings.sqlite_synchronous {
                 SqliteSync::Full => SqliteSynchronous::Full,
@@ -227,8 +232,11 @@ impl Store {
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(synchronous)
-                .busy_timeout(Duration::from_secs(5))
-                .foreign_keys(true);
+                .busy_timeout(busy::TIMEOUT)
+                .foreign_keys(true)
+                // Checkpoints run beside the writes, not inside a commit.
+                .pragma("wal_autocheckpoint", "0")
+                .pragma("journal_size_limit", checkpoint::JOURNAL_SIZE_LIMIT);
             if let Some(parent) = options.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
@@ -239,9 +247,15 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.acquire_timeout)
+                .after_connect(|conn, _| Box::pin(busy::install(conn)))
                 .connect_with(options)
                 .await
                 .context("cannot open the SQLite database (database.url)")?;
+            if sqlite_file(url).is_some() {
+                checkpointer = Some(Arc::new(checkpoint::Checkpointer::start(
+                    &pool.connect_options(),
+                )));
+            }
             Backend::Sqlite(pool)
         } else {
             let mut session = Vec::new();
@@ -278,7 +292,17 @@ impl Store {
             backend,
             file: None,
             rollup: Arc::default(),
+            checkpointer,
         })
+    }
+
+    /// The SQLite pool, for tests of connection settings.
+    #[cfg(test)]
+    pub(crate) fn sqlite_pool(&self) -> Option<&sqlx::SqlitePool> {
+        match &self.backend {
+            Backend::Sqlite(pool) => Some(pool),
+            Backend::Postgres(_) => None,
+        }
     }
 
     /// The dialect this store speaks.
@@ -349,6 +373,9 @@ impl Store {
 
     /// Closes the pool, waiting for connections in use.
     pub async fn close(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.stop();
+        }
         on_pool!(self, |pool| pool.close().await)
     }
 }

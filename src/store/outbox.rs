@@ -642,6 +642,7 @@ impl Store {
                 PoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(pool.options().get_acquire_timeout())
+                    .after_connect(|conn, _| Box::pin(super::busy::install(conn)))
                     .connect_lazy_with((*pool.connect_options()).clone().create_if_missing(false)),
             ),
             Backend::Postgres(pool) => Backend::Postgres(
