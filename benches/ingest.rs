@@ -172,14 +172,16 @@ impl Daemon {
         let port = free_port();
         let config = dir.path().join("bench.toml");
         // Slack pacing and storm control opened up, as the side-by-side
-        // harness does: every bad rating is posted at once.
+        // harness does, and up to 64 messages to the channel at once (as
+        // the flow posts them, in no order): every bad rating is posted at
+        // once.
         std::fs::write(
             &config,
             format!(
                 "[server]\nlisten = \"127.0.0.1:{port}\"\n[database]\nurl = \"{db_url}\"\n\
                  [log]\nlevel = \"warn\"\n\
                  [slack]\nbot_token = \"xoxb-bench\"\ndefault_channel = \"#csat\"\napi_base_url = \"{slack}/api\"\nmax_per_minute = 1000000\n\
-                 [alerts]\nchannel_interval = \"1ms\"\nchannel_burst = 100000\n[alerts.storm]\nthreshold = 0\n\
+                 [alerts]\nchannel_interval = \"1ms\"\nchannel_burst = 100000\nchannel_in_flight = 64\n[alerts.storm]\nthreshold = 0\n\
                  [[sources]]\nname = \"zendesk\"\nkind = \"zendesk\"\nsecret = \"{SECRET}\"\n"
             ),
         )
