@@ -117,6 +117,7 @@ impl StoreTx {
                  WHERE id = $1 AND followed_up_at IS NULL"
             }
         };
+        self.follow_up_touch(&[rating_id]).await?;
         let done = on_tx!(self, |conn| {
             sqlx::query(sql)
                 .bind(rating_id)
@@ -327,6 +328,8 @@ impl Store {
                 None => return Ok(None),
             },
         };
+        let rating_ids: Vec<i64> = posts.iter().map(|p| p.rating_id).collect();
+        tx.follow_up_touch(&rating_ids).await?;
         for post in &posts {
             on_tx!(tx, |conn| {
                 sqlx::query(
