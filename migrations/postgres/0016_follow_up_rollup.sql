@@ -29,3 +29,8 @@ CREATE TABLE follow_up_rollup (
 -- Reports filtered to some agents or teams (matched case-insensitively).
 CREATE INDEX follow_up_rollup_agent ON follow_up_rollup (level, LOWER(agent), day);
 CREATE INDEX follow_up_rollup_team ON follow_up_rollup (level, LOWER(team), day);
+
+-- The negatives queue's unhandled ratings (negative, not followed up),
+-- oldest first: a page reads its rows and stops.
+CREATE INDEX ratings_unhandled_rated_at ON ratings (rated_at, id)
+    WHERE sentiment = 'negative' AND followed_up_at IS NULL;

@@ -475,6 +475,34 @@ impl Store {
         Ok(rows)
     }
 
+    /// How many ratings that were ever negative match `filter` and
+    /// `condition` (SQL on `follow_up_rollup` as `r.`) in `range`, when the
+    /// follow-up rollup can answer exactly (`None`: count the ratings).
+    pub(crate) async fn follow_up_total(
+        &self,
+        range: (i64, i64),
+        filter: &RatingFilter,
+        condition: &str,
+    ) -> StoreResult<Option<i64>> {
+        let mut binds = Binds::default();
+        let group = Grouping::Column(GroupColumn::Range);
+        let Some((with, from, _)) = self
+            .rollup_from(RollupTable::FollowUps, &[range], &group, filter, &mut binds)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "{with} SELECT CAST(COALESCE(SUM(r.n), 0) AS BIGINT) FROM {from} AND {condition}"
+        );
+        let total = on_pool!(self, |pool| {
+            bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), binds)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(Some(total))
+    }
+
     /// Follow-up counts over ratings that were ever negative.
     pub async fn report_follow_up_counts(
         &self,

@@ -16,7 +16,9 @@
 //! replicas lock rollup rows in the same order). It is rebuilt from the
 //! ratings, in one transaction, at start-up when it is missing, was built
 //! for another time zone, or was built before a schema migration that
-//! could have rewritten ratings ([`Store::ensure_rollup`]).
+//! could have rewritten ratings ([`Store::ensure_rollup`]), together with
+//! the follow-up rollup (`store::follow_up_rollup`), whose changes the same
+//! [`RollupDelta`] collects.
 //!
 //! The reports read it only when it can answer exactly: the grouping and
 //! every filter are among its columns, and the ranges start and end on
@@ -408,8 +410,8 @@ impl Store {
     }
 
     /// Makes sure the rollup counts every rating by local day in
-    /// `timezone` (an IANA name, `reports.timezone`), rebuilding it from
-    /// the ratings in one transaction when it is missing, was built for
+    /// `timezone` (an IANA name, `reports.timezone`), rebuilding it and
+    /// the follow-up rollup from the ratings in one transaction when it is missing, was built for
     /// another time zone, or before this build's newest migration. Several
     /// replicas starting at once rebuild it once: the rebuild holds the
     /// rollup's table lock (PostgreSQL) or the write lock (SQLite), and
