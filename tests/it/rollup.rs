@@ -14,14 +14,14 @@
 
 use csatwatch::reports::{self, GroupBy, RatingFilter, ReportRequest};
 use csatwatch::store::{
-    FollowUpCount, GroupColumn, Grouping, HistoryRecord, NewAlert, RatingAction, RatingRecord,
-    SentRecord, Store, StoreTx,
+    FollowUpCount, GroupColumn, Grouping, HistoryRecord, RatingAction, RatingRecord, SentRecord,
+    Store, StoreTx,
 };
 use jiff::civil::{Date, date};
 use jiff::tz::TimeZone;
 use std::time::Duration;
 
-use crate::reports::{ms, test_store};
+use crate::reports::{enqueue_alerts, ms, test_store};
 use crate::support::{TestApp, TestDatabase, backends, settings, slack_ok, zendesk_body};
 use csatwatch::clock::{Clock, ManualClock};
 
@@ -194,16 +194,22 @@ async fn change(tx: &mut StoreTx, i: u64, version: u64) -> i64 {
     if version.is_multiple_of(2) {
         r.agent = None;
     }
+    write_version(tx, &r).await
+}
+
+/// Writes `r` as the next version of its rating, as the pipeline does;
+/// returns the revision written.
+async fn write_version(tx: &mut StoreTx, r: &RatingRecord) -> i64 {
     let current = tx
         .lock_rating(&r.source, &r.conversation_id, &r.rating_key)
         .await
         .unwrap()
         .unwrap();
     let revision = current.revision + 1;
-    tx.update_rating(&current, &r, revision, r.updated_at)
+    tx.update_rating(&current, r, revision, r.updated_at)
         .await
         .unwrap();
-    tx.insert_history(&history(current.id, revision, &r))
+    tx.insert_history(&history(current.id, revision, r))
         .await
         .unwrap();
     revision
@@ -265,6 +271,22 @@ fn request(
     }
 }
 
+/// Computes `req` with the rollups and without, requires the same JSON,
+/// and returns the report.
+async fn assert_rollup_agrees(store: &Store, req: &ReportRequest, what: &str) -> reports::Report {
+    store.set_rollup_reads(true);
+    let with = reports::compute_report(store, req).await.unwrap();
+    store.set_rollup_reads(false);
+    let raw = reports::compute_report(store, req).await.unwrap();
+    store.set_rollup_reads(true);
+    assert_eq!(
+        serde_json::to_value(&with).unwrap(),
+        serde_json::to_value(&raw).unwrap(),
+        "{what}"
+    );
+    with
+}
+
 /// Every grouping and filter, with the rollup and without: the same JSON.
 /// Returns how many of the reports read the rollup.
 async fn compare_all(store: &Store, tz: &TimeZone, label: &str) -> usize {
@@ -277,16 +299,12 @@ async fn compare_all(store: &Store, tz: &TimeZone, label: &str) -> usize {
         for (name, filter) in filters() {
             for by in GroupBy::ALL {
                 let req = request(since, until, tz, by, &filter);
-                store.set_rollup_reads(true);
-                let with = reports::compute_report(store, &req).await.unwrap();
-                store.set_rollup_reads(false);
-                let raw = reports::compute_report(store, &req).await.unwrap();
-                store.set_rollup_reads(true);
-                assert_eq!(
-                    serde_json::to_value(&with).unwrap(),
-                    serde_json::to_value(&raw).unwrap(),
-                    "{label}: {since}..{until} by {by}, filter {name}"
-                );
+                let with = assert_rollup_agrees(
+                    store,
+                    &req,
+                    &format!("{label}: {since}..{until} by {by}, filter {name}"),
+                )
+                .await;
                 let from = reports::period::start_of_day_ms(since, tz).unwrap();
                 let to = reports::period::start_of_day_ms(until, tz).unwrap();
                 let grouping: Grouping = match by.unit() {
@@ -530,15 +548,7 @@ async fn compare_follow_ups(store: &Store, step: &str) {
         }
         for by in [GroupBy::Week, GroupBy::Agent, GroupBy::Team] {
             let req = request(since, until, &berlin, by, &RatingFilter::default());
-            let with = reports::compute_report(store, &req).await.unwrap();
-            store.set_rollup_reads(false);
-            let raw = reports::compute_report(store, &req).await.unwrap();
-            store.set_rollup_reads(true);
-            assert_eq!(
-                serde_json::to_value(&with).unwrap(),
-                serde_json::to_value(&raw).unwrap(),
-                "{step}: {since}..{until} by {by}"
-            );
+            assert_rollup_agrees(store, &req, &format!("{step}: {since}..{until} by {by}")).await;
         }
     }
     let kept = store.follow_up_rollup_rows().await.unwrap();
@@ -567,27 +577,6 @@ async fn negatives(store: &Store) -> Vec<(i64, i64)> {
     out
 }
 
-async fn enqueue(store: &Store, alerts: &[(i64, i64)], channel: &str, at: i64) {
-    let mut tx = store.begin().await.unwrap();
-    for &(rating_id, revision) in alerts {
-        tx.enqueue_alert(&NewAlert {
-            rating_id,
-            revision,
-            rule: None,
-            channel: channel.into(),
-            mentions: "[]".into(),
-            sentiment: "negative".into(),
-            created_at_ms: at,
-            escalate_at: None,
-            escalate_to: None,
-            trace_parent: None,
-        })
-        .await
-        .unwrap();
-    }
-    tx.commit().await.unwrap();
-}
-
 /// Writes a new version of seeded rating `i` with `sentiment` (and
 /// `team`/`agent` when given) in a transaction of its own.
 async fn new_version(
@@ -597,14 +586,7 @@ async fn new_version(
     team: Option<&str>,
     agent: Option<&str>,
 ) {
-    let mut tx = store.begin().await.unwrap();
-    let first = record(i, 0);
-    let current = tx
-        .lock_rating(&first.source, &first.conversation_id, "")
-        .await
-        .unwrap()
-        .unwrap();
-    let mut r = first.clone();
+    let mut r = record(i, 0);
     (r.survey, r.scale, r.score) = ("csat".into(), "binary".into(), 0);
     if sentiment != "negative" {
         r.score = 1;
@@ -612,14 +594,9 @@ async fn new_version(
     r.sentiment = sentiment.into();
     r.team = team.map(str::to_string);
     r.agent = agent.map(str::to_string);
-    r.updated_at = current.updated_at + 60_000;
-    let revision = current.revision + 1;
-    tx.update_rating(&current, &r, revision, r.updated_at)
-        .await
-        .unwrap();
-    tx.insert_history(&history(current.id, revision, &r))
-        .await
-        .unwrap();
+    r.updated_at += 3_600_000;
+    let mut tx = store.begin().await.unwrap();
+    write_version(&mut tx, &r).await;
     tx.commit().await.unwrap();
 }
 
@@ -644,7 +621,7 @@ async fn the_follow_up_rollup_gives_the_raw_figures_after_every_kind_of_write() 
         // Alerts sent, one at a time and in a batch.
         let negatives = negatives(&store).await;
         assert!(negatives.len() > 60, "{}", negatives.len());
-        enqueue(&store, &negatives[..20], "#csat", now).await;
+        enqueue_alerts(&store, &negatives[..20], "#csat", now).await;
         let claimed = store.claim_due_alerts(now, 30_000, "t", 100).await.unwrap();
         assert_eq!(claimed.len(), 20);
         for a in &claimed[..5] {
@@ -669,7 +646,7 @@ async fn the_follow_up_rollup_gives_the_raw_figures_after_every_kind_of_write() 
         compare_follow_ups(&store, &format!("{backend:?} alerts sent")).await;
 
         // Alerts digested in a storm (some of ratings alerted already).
-        enqueue(&store, &negatives[15..35], "#storm", now).await;
+        enqueue_alerts(&store, &negatives[15..35], "#storm", now).await;
         let digest = store.collapse_storm("#storm", now - 1, now).await.unwrap();
         assert!(digest.is_some());
         compare_follow_ups(&store, &format!("{backend:?} alerts digested")).await;
