@@ -41,3 +41,8 @@ CREATE INDEX ratings_unhandled_rated_at ON ratings (rated_at, id)
 CREATE INDEX ratings_negative_handled ON ratings
     (rated_at, first_seen_at, acked_at, followed_up_at, source, survey, brand, team, agent, score)
     WHERE sentiment = 'negative' AND (acked_at IS NOT NULL OR followed_up_at IS NOT NULL);
+
+-- Whether a rating was escalated (the queue's state), looked up per rating
+-- or, on PostgreSQL, read whole into a hash: only the escalations sent.
+CREATE INDEX alerts_escalations_sent ON alerts (rating_id)
+    WHERE kind = 'escalation' AND state = 'sent';
