@@ -869,3 +869,49 @@ async fn a_queue_page_counts_every_match_from_the_rollup_and_from_the_ratings() 
         app.stop().await;
     }
 }
+
+/// A period longer than the trend: the headline figures and their change
+/// against the period before count the first and last day of each, read
+/// in the one pass over the days that also draws the trend.
+#[tokio::test]
+async fn the_overview_of_a_long_period_counts_both_periods_to_their_edges() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let app = spawn(&db, ACCESS_TOML).await;
+        let store = &app.app.store;
+        let day = 86_400_000;
+        let now = app.clock.now_ms();
+        let today = csatwatch::reports::period::local_date(now, &jiff::tz::TimeZone::UTC);
+        let until = csatwatch::reports::period::add_days(today, 1);
+        let since = csatwatch::reports::period::add_days(until, -120);
+        let since_ms = now / day * day + day - 120 * day;
+        // This period: two positives, on its first and last day; the one
+        // before: a positive on its first day and a negative on its last.
+        for (name, at, score, sentiment) in [
+            ("now-first", since_ms + 1_000, 5, "positive"),
+            ("now-last", since_ms + 120 * day - 1_000, 5, "positive"),
+            ("before-first", since_ms - 120 * day + 1_000, 5, "positive"),
+            ("before-last", since_ms - 1_000, 1, "negative"),
+        ] {
+            let mut s = Seed::negative(name, at);
+            (s.score, s.sentiment) = (score, sentiment);
+            seed(store, &s).await;
+        }
+        let cookie = sign_in(&app, TOKEN).await;
+        let (status, body) = get(
+            &app,
+            &format!("/dashboard?since={since}&until={until}"),
+            Some(&cookie),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        for text in [
+            "100.0%",
+            "2 responses · 95% interval",
+            "+50.0 pts, not significant vs the 120 days before",
+        ] {
+            assert!(body.contains(text), "{backend:?}: {text:?} on the overview");
+        }
+        app.stop().await;
+    }
+}
