@@ -41,7 +41,7 @@ fn settings(db_url: &str) -> Settings {
 }
 
 /// The columns and values of rating `i`, the same text in both dialects:
-/// a year of ratings, one in four negative, half of those acknowledged and
+/// a year of ratings, two in five negative, half of those acknowledged and
 /// a third followed up, 20 teams, 200 agents, 3 sources.
 fn rating_select(now: i64, count: i64) -> String {
     let step = YEAR_MS / count;

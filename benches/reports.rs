@@ -188,7 +188,38 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Where a year's report by team goes: each store read on its own.
+async fn store_reads(store: &csatwatch::store::Store) -> Vec<(&'static str, f64)> {
+    use csatwatch::reports::period::start_of_day_ms;
+    use csatwatch::store::{GroupColumn, RatingFilter};
+    let tz = jiff::tz::TimeZone::get("Europe/Berlin").unwrap();
+    let range = [(
+        start_of_day_ms(jiff::civil::date(2025, 12, 1), &tz).unwrap(),
+        start_of_day_ms(jiff::civil::date(2026, 12, 1), &tz).unwrap(),
+    )];
+    let filter = RatingFilter::default();
+    let mut out = Vec::new();
+    for label in ["score counts", "follow-up counts", "follow-up times"] {
+        let mut times = Vec::new();
+        for _ in 0..RUNS {
+            let started = Instant::now();
+            let group = GroupColumn::Team;
+            match label {
+                "score counts" => drop(store.report_score_counts(&range, group, &filter).await),
+                "follow-up counts" => {
+                    drop(store.report_follow_up_counts(&range, group, &filter).await)
+                }
+                _ => drop(store.report_follow_up_times(&range, group, &filter).await),
+            }
+            times.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+        out.push((label, median(times)));
+    }
+    out
+}
+
 struct Results {
+    reads: Vec<(&'static str, f64)>,
     seed_s: f64,
     rollup_s: f64,
     rollup_rows: i64,
@@ -214,6 +245,7 @@ async fn one_backend(url: &str, n: usize) -> Results {
     let rebuilding = Instant::now();
     let built = store.ensure_rollup("Europe/Berlin").await.unwrap();
     let rollup_s = rebuilding.elapsed().as_secs_f64();
+    let reads = store_reads(&store).await;
     store.close().await;
     let app = App::build(settings(url)).await.unwrap();
     let listener = app.bind().await.unwrap();
@@ -300,6 +332,7 @@ async fn one_backend(url: &str, n: usize) -> Results {
     cancel.cancel();
     let _ = server.await;
     Results {
+        reads,
         seed_s: seed_time.as_secs_f64(),
         rollup_s,
         rollup_rows: built.rows,
@@ -338,6 +371,9 @@ async fn main() {
         );
         for (label, ms) in &r.reports {
             println!("  {label:<34} {ms:>8.1} ms");
+        }
+        for (label, ms) in &r.reads {
+            println!("  store read, 365 days by team: {label:<16} {ms:>8.1} ms");
         }
         println!(
             "  export csv: {} rows, {:.1} MiB in {:.1} s ({:.0} rows/s); process RSS grew {:.1} MiB while streaming",

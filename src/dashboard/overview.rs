@@ -16,7 +16,6 @@ use crate::http::AppState;
 use crate::reports::{
     self, Change, Figures, GroupBy, Report, ReportRequest, ReportRow, Trend, drops, period,
 };
-use crate::store::GroupColumn;
 
 /// The trend shows at least this many weeks up to the period's end.
 pub const TREND_DAYS: i64 = 12 * 7;
@@ -99,32 +98,31 @@ pub async fn compute(state: &AppState, f: &Filters) -> Result<OverviewData, repo
         min_sample,
     };
     let previous_since = period::add_days(f.since, -f.days());
-    let ranges = [
-        (f.since_ms, f.until_ms),
-        (
-            period::start_of_day_ms(previous_since, &tz).map_err(reports::ReportError::Invalid)?,
-            f.since_ms,
-        ),
-    ];
     let trend_since = f.since.min(period::add_days(f.until, -TREND_DAYS));
     let (weeks_req, teams_req, agents_req) = (
         request(trend_since, GroupBy::Week),
         request(f.since, GroupBy::Team),
         request(f.since, GroupBy::Agent),
     );
+    // One pass over the days serves the trend by week and the headline
+    // figures of the period and of the one before it (sums of days).
+    let first = previous_since.min(reports::first_day(&weeks_req)?);
     let store = &state.store;
-    let (tallies, weeks, teams, agents) = tokio::try_join!(
-        async {
-            reports::tally(store, &ranges, GroupColumn::Range, &filter)
-                .await
-                .map_err(reports::ReportError::from)
-        },
-        reports::compute_report(store, &weeks_req),
+    let (days, teams, agents) = tokio::try_join!(
+        reports::tally_days(store, &tz, first, f.until, &filter),
         reports::compute_report(store, &teams_req),
         reports::compute_report(store, &agents_req),
     )?;
-    let figures = |k: &str| tallies.get(k).map(|t| t.figures()).unwrap_or_default();
-    let (now, before) = (figures("0"), figures("1"));
+    let weeks = reports::report_from_days(&weeks_req, &days)?;
+    let figures = |start, end| {
+        let p = period::Period {
+            label: String::new(),
+            start,
+            end,
+        };
+        reports::sum_days(&days, &p).figures()
+    };
+    let (now, before) = (figures(f.since, f.until), figures(previous_since, f.since));
     let week_ranges = period::periods(period::Unit::Week, trend_since, f.until)
         .iter()
         .map(|p| p.range_ms(&tz).unwrap_or((0, 0)))

@@ -358,76 +358,111 @@ pub const MAX_PERIODS: usize = 1_000;
 
 /// Computes a report.
 pub async fn compute_report(store: &Store, req: &ReportRequest) -> Result<Report, ReportError> {
+    if req.by.unit().is_some() {
+        let first = first_day(req)?;
+        let days = tally_days(store, &req.timezone, first, req.until, &req.filter).await?;
+        return report_from_days(req, &days);
+    }
+    check_range(req)?;
+    let tz = &req.timezone;
+    let whole = Period {
+        label: String::new(),
+        start: req.since,
+        end: req.until,
+    };
+    let ranges = [whole.range_ms(tz).map_err(ReportError::Invalid)?];
+    let tallies = tally(store, &ranges, req.by.column(), &req.filter).await?;
+    let mut total = Tally::default();
+    let mut rows = Vec::new();
+    for (group, t) in &tallies {
+        total.merge(t);
+        let figures = t.figures();
+        rows.push(ReportRow {
+            group: if group.is_empty() {
+                NONE_LABEL.to_string()
+            } else {
+                group.clone()
+            },
+            low_sample: figures.responses() < req.min_sample,
+            change: None,
+            figures,
+        });
+    }
+    // Unrecorded values last.
+    rows.sort_by(|a, b| (a.group == NONE_LABEL, &a.group).cmp(&(b.group == NONE_LABEL, &b.group)));
+    if req.by == GroupBy::Tag {
+        // A rating with two tags is in two rows: count the total once.
+        let all = tally(store, &ranges, GroupColumn::Range, &req.filter).await?;
+        total = all.into_values().next().unwrap_or_default();
+    }
+    Ok(assemble(req, &total, rows))
+}
+
+fn check_range(req: &ReportRequest) -> Result<(), ReportError> {
     if req.since >= req.until {
         return Err(ReportError::Invalid(format!(
             "since ({}) must be before until ({})",
             req.since, req.until
         )));
     }
-    let tz = &req.timezone;
-    let range_of = |p: &Period| p.range_ms(tz).map_err(ReportError::Invalid);
-    let whole = Period {
-        label: String::new(),
-        start: req.since,
-        end: req.until,
+    Ok(())
+}
+
+/// The periods of a report by a time unit (at most [`MAX_PERIODS`]).
+fn report_periods(req: &ReportRequest) -> Result<(Unit, Vec<Period>), ReportError> {
+    check_range(req)?;
+    let Some(unit) = req.by.unit() else {
+        return Err(ReportError::Invalid(format!(
+            "{} is not a time unit",
+            req.by
+        )));
     };
+    let periods = period::periods(unit, req.since, req.until);
+    if periods.len() > MAX_PERIODS {
+        return Err(ReportError::Invalid(format!(
+            "{} {}s is too many rows (at most {MAX_PERIODS}); use a shorter range or a longer unit",
+            periods.len(),
+            req.by
+        )));
+    }
+    Ok((unit, periods))
+}
+
+/// The first day a report by a time unit reads: that of the period before
+/// its first (for the first row's change).
+pub fn first_day(req: &ReportRequest) -> Result<Date, ReportError> {
+    let (unit, periods) = report_periods(req)?;
+    Ok(period::previous(unit, &periods[0]).start)
+}
+
+/// A report by a time unit from its days' tallies (from [`first_day`] to
+/// `req.until`, or more): periods are sums of days.
+pub fn report_from_days(
+    req: &ReportRequest,
+    days: &BTreeMap<Date, Tally>,
+) -> Result<Report, ReportError> {
+    let (unit, periods) = report_periods(req)?;
+    let mut before = sum_days(days, &period::previous(unit, &periods[0])).figures();
     let mut total = Tally::default();
     let mut rows = Vec::new();
-    if let Some(unit) = req.by.unit() {
-        let periods = period::periods(unit, req.since, req.until);
-        if periods.len() > MAX_PERIODS {
-            return Err(ReportError::Invalid(format!(
-                "{} {}s is too many rows (at most {MAX_PERIODS}); use a shorter range or a longer unit",
-                periods.len(),
-                req.by
-            )));
-        }
-        // One pass over the days from the period before the first (for its
-        // change) to the end; periods are sums of days.
-        let first_prev = period::previous(unit, &periods[0]);
-        let days = tally_days(store, tz, first_prev.start, req.until, &req.filter).await?;
-        let mut before = sum_days(&days, &first_prev).figures();
-        for p in &periods {
-            let t = sum_days(&days, p);
-            total.merge(&t);
-            let figures = t.figures();
-            rows.push(ReportRow {
-                group: p.label.clone(),
-                low_sample: figures.responses() < req.min_sample,
-                change: Some(Change::between(&figures, &before)),
-                figures: figures.clone(),
-            });
-            before = figures;
-        }
-    } else {
-        let ranges = [range_of(&whole)?];
-        let tallies = tally(store, &ranges, req.by.column(), &req.filter).await?;
-        for (group, t) in &tallies {
-            total.merge(t);
-            let figures = t.figures();
-            rows.push(ReportRow {
-                group: if group.is_empty() {
-                    NONE_LABEL.to_string()
-                } else {
-                    group.clone()
-                },
-                low_sample: figures.responses() < req.min_sample,
-                change: None,
-                figures,
-            });
-        }
-        // Unrecorded values last.
-        rows.sort_by(|a, b| {
-            (a.group == NONE_LABEL, &a.group).cmp(&(b.group == NONE_LABEL, &b.group))
+    for p in &periods {
+        let t = sum_days(days, p);
+        total.merge(&t);
+        let figures = t.figures();
+        rows.push(ReportRow {
+            group: p.label.clone(),
+            low_sample: figures.responses() < req.min_sample,
+            change: Some(Change::between(&figures, &before)),
+            figures: figures.clone(),
         });
-        if req.by == GroupBy::Tag {
-            // A rating with two tags is in two rows: count the total once.
-            let all = tally(store, &ranges, GroupColumn::Range, &req.filter).await?;
-            total = all.into_values().next().unwrap_or_default();
-        }
+        before = figures;
     }
+    Ok(assemble(req, &total, rows))
+}
+
+fn assemble(req: &ReportRequest, total: &Tally, rows: Vec<ReportRow>) -> Report {
     let figures = total.figures();
-    Ok(Report {
+    Report {
         since: req.since.to_string(),
         until: req.until.to_string(),
         timezone: req.timezone_name(),
@@ -438,7 +473,7 @@ pub async fn compute_report(store: &Store, req: &ReportRequest) -> Result<Report
             figures,
         },
         rows,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -126,6 +126,7 @@ impl StoreTx {
         user_name: Option<&str>,
         now_ms: i64,
     ) -> StoreResult<bool> {
+        self.follow_up_touch(&[rating_id]).await?;
         let first = on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE ratings SET followed_up_by = $2, followed_up_by_name = $3, followed_up_at = $4

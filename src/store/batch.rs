@@ -162,8 +162,11 @@ impl StoreTx {
                 r.conversation_id.clone(),
                 r.rating_key.clone(),
             );
-            if ids.contains_key(&key) {
+            if let Some(&id) = ids.get(&key) {
                 self.rollup_change(None, &r.rollup_dims());
+                if r.sentiment == "negative" {
+                    self.follow_up_inserted(id, r);
+                }
             }
         }
         Ok(ratings

@@ -20,6 +20,7 @@ mod dashboard;
 mod deliveries;
 pub(crate) mod dialect;
 mod file_guard;
+mod follow_up_rollup;
 mod listing;
 mod nodelay;
 mod outbox;

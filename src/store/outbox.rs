@@ -152,7 +152,9 @@ impl Store {
         slack_channel: Option<&str>,
         slack_ts: Option<&str>,
     ) -> StoreResult<bool> {
-        let done = on_pool!(self, |pool| {
+        let mut tx = self.begin().await?;
+        tx.follow_up_touch_alerts(&[id]).await?;
+        let done = on_tx!(tx, |conn| {
             sqlx::query(
                 "UPDATE alerts SET state = 'sent', sent_at = $3, slack_channel = $4, slack_ts = $5,
                     attempts = attempts + 1, claim_token = NULL, claimed_until = NULL, last_error = NULL,
@@ -164,10 +166,11 @@ impl Store {
             .bind(now_ms)
             .bind(slack_channel)
             .bind(slack_ts)
-            .execute(pool)
+            .execute(&mut *conn)
             .await?
             .rows_affected()
         });
+        tx.commit().await?;
         Ok(done == 1)
     }
 
@@ -180,6 +183,8 @@ impl Store {
         sent: &[SentRecord],
     ) -> StoreResult<Vec<bool>> {
         let mut tx = self.begin().await?;
+        let ids: Vec<i64> = sent.iter().map(|s| s.id).collect();
+        tx.follow_up_touch_alerts(&ids).await?;
         let mut recorded = Vec::with_capacity(sent.len());
         for s in sent {
             let done = on_tx!(tx, |conn| {

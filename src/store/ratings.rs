@@ -161,6 +161,12 @@ impl StoreTx {
             ..r.rollup_dims()
         };
         self.rollup_change(Some(&current.rollup_dims()), &new);
+        // A rating that is, becomes or may have been negative moves in the
+        // follow-up rollup (one never negative has revision 1 or a history
+        // without a negative version; the touch reads which).
+        if current.sentiment == "negative" || r.sentiment == "negative" || current.revision > 1 {
+            self.follow_up_touch(&[id]).await?;
+        }
         on_tx!(self, |conn| {
             sqlx::query(
                 "UPDATE ratings SET survey = $2, scale = $3, score = $4, normalised = $5, sentiment = $6,

@@ -211,12 +211,30 @@ pub(crate) fn filter_sql(f: &RatingFilter, binds: &mut Binds) -> Vec<String> {
 /// negative; the two sets are read apart so that each reads its own
 /// partial index (`ratings_negative_rated_at`, `ratings_changed_rated_at`)
 /// instead of every rating of the range.
-const RECOVERED: &str = "r.revision > 1 AND r.sentiment <> 'negative' AND EXISTS (
+pub(crate) const RECOVERED: &str = "r.revision > 1 AND r.sentiment <> 'negative' AND EXISTS (
     SELECT 1 FROM rating_history h WHERE h.rating_id = r.id AND h.sentiment = 'negative')";
 
 /// An alert was posted for it (alone or inside a storm digest).
-const ALERTED: &str = "EXISTS (SELECT 1 FROM alerts a WHERE a.rating_id = r.id
+pub(crate) const ALERTED: &str = "EXISTS (SELECT 1 FROM alerts a WHERE a.rating_id = r.id
     AND a.kind = 'post' AND a.state IN ('sent', 'digested'))";
+
+/// The rollups a report can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RollupTable {
+    /// `rating_rollup`: rating counts by score.
+    Ratings,
+    /// `follow_up_rollup`: ever-negative ratings by follow-up state.
+    FollowUps,
+}
+
+impl RollupTable {
+    fn name(self) -> &'static str {
+        match self {
+            RollupTable::Ratings => "rating_rollup",
+            RollupTable::FollowUps => "follow_up_rollup",
+        }
+    }
+}
 
 impl Store {
     /// `(WITH, FROM … WHERE …, label)` over `ranges` (`[from, to)` in Unix
@@ -281,12 +299,17 @@ impl Store {
     /// offsets). `None`: read the ratings.
     async fn rollup_from(
         &self,
+        table: RollupTable,
         ranges: &[(i64, i64)],
         group: &Grouping,
         filter: &RatingFilter,
         binds: &mut Binds,
     ) -> StoreResult<Option<(String, String, String)>> {
-        let supported = filter.customer.is_empty()
+        // The follow-up rollup does not keep scores.
+        let scores = table == RollupTable::Ratings
+            || (filter.score_min.is_none() && filter.score_max.is_none());
+        let supported = scores
+            && filter.customer.is_empty()
             && filter.tag.is_empty()
             && filter.has_comment.is_none()
             && filter.followed_up.is_none()
@@ -370,7 +393,8 @@ impl Store {
         Ok(Some((
             with,
             format!(
-                "p JOIN rating_rollup r ON r.level = p.lv AND r.day >= p.lo AND r.day < p.hi WHERE {condition}"
+                "p JOIN {} r ON r.level = p.lv AND r.day >= p.lo AND r.day < p.hi WHERE {condition}",
+                table.name()
             ),
             grp.to_string(),
         )))
@@ -386,7 +410,13 @@ impl Store {
     ) -> StoreResult<bool> {
         let mut binds = Binds::default();
         Ok(self
-            .rollup_from(ranges, &group.into(), filter, &mut binds)
+            .rollup_from(
+                RollupTable::Ratings,
+                ranges,
+                &group.into(),
+                filter,
+                &mut binds,
+            )
             .await?
             .is_some())
     }
@@ -404,7 +434,10 @@ impl Store {
         }
         let group = group.into();
         let mut binds = Binds::default();
-        let (sql, label) = match self.rollup_from(ranges, &group, filter, &mut binds).await? {
+        let (sql, label) = match self
+            .rollup_from(RollupTable::Ratings, ranges, &group, filter, &mut binds)
+            .await?
+        {
             Some((with, from, grp)) => (
                 format!(
                     "{with} SELECT {grp} AS grp, r.scale AS scale, r.score AS score, r.sentiment AS sentiment,
@@ -442,6 +475,34 @@ impl Store {
         Ok(rows)
     }
 
+    /// How many ratings that were ever negative match `filter` and
+    /// `condition` (SQL on `follow_up_rollup` as `r.`) in `range`, when the
+    /// follow-up rollup can answer exactly (`None`: count the ratings).
+    pub(crate) async fn follow_up_total(
+        &self,
+        range: (i64, i64),
+        filter: &RatingFilter,
+        condition: &str,
+    ) -> StoreResult<Option<i64>> {
+        let mut binds = Binds::default();
+        let group = Grouping::Column(GroupColumn::Range);
+        let Some((with, from, _)) = self
+            .rollup_from(RollupTable::FollowUps, &[range], &group, filter, &mut binds)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let sql = format!(
+            "{with} SELECT CAST(COALESCE(SUM(r.n), 0) AS BIGINT) FROM {from} AND {condition}"
+        );
+        let total = on_pool!(self, |pool| {
+            bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), binds)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(Some(total))
+    }
+
     /// Follow-up counts over ratings that were ever negative.
     pub async fn report_follow_up_counts(
         &self,
@@ -452,28 +513,42 @@ impl Store {
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
+        let group = group.into();
         let mut binds = Binds::default();
-        let (with, from, grp) = self.report_from(ranges, &group.into(), filter, &mut binds);
-        let sql = format!(
-            "{with} SELECT grp, alerted, acked, followed_up, recovered, outcome, COUNT(*) AS n FROM (
-                SELECT {grp} AS grp,
-                       CAST(CASE WHEN {ALERTED} THEN 1 ELSE 0 END AS BIGINT) AS alerted,
-                       CAST(CASE WHEN r.acked_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS acked,
-                       CAST(CASE WHEN r.followed_up_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS followed_up,
-                       CAST(CASE WHEN r.sentiment <> 'negative' THEN 1 ELSE 0 END AS BIGINT) AS recovered,
-                       r.follow_up_outcome AS outcome
-                FROM {from} AND r.sentiment = 'negative'
-                UNION ALL
-                SELECT {grp} AS grp,
-                       CAST(CASE WHEN {ALERTED} THEN 1 ELSE 0 END AS BIGINT) AS alerted,
-                       CAST(CASE WHEN r.acked_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS acked,
-                       CAST(CASE WHEN r.followed_up_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS followed_up,
-                       CAST(1 AS BIGINT) AS recovered,
-                       r.follow_up_outcome AS outcome
-                FROM {from} AND {RECOVERED}
-             ) AS f
-             GROUP BY 1, 2, 3, 4, 5, 6"
-        );
+        let from = self
+            .rollup_from(RollupTable::FollowUps, ranges, &group, filter, &mut binds)
+            .await?;
+        let (sql, label) = match from {
+            Some((with, from, grp)) => (
+                format!(
+                    "{with} SELECT {grp} AS grp, r.alerted AS alerted, r.acked AS acked,
+                            r.followed_up AS followed_up,
+                            CAST(CASE WHEN r.sentiment <> 'negative' THEN 1 ELSE 0 END AS BIGINT) AS recovered,
+                            NULLIF(r.outcome, '') AS outcome, CAST(SUM(r.n) AS BIGINT) AS n
+                     FROM {from}
+                     GROUP BY 1, 2, 3, 4, 5, 6
+                     HAVING SUM(r.n) <> 0"
+                ),
+                "report_follow_ups_rollup",
+            ),
+            None => {
+                binds = Binds::default();
+                let (with, from, grp) = self.report_from(ranges, &group, filter, &mut binds);
+                let state = super::follow_up_rollup::follow_up_state_sql();
+                let sql = format!(
+                    "{with} SELECT grp, alerted, acked, followed_up, recovered, outcome, COUNT(*) AS n FROM (
+                        SELECT {grp} AS grp, {state},
+                               CAST(CASE WHEN r.sentiment <> 'negative' THEN 1 ELSE 0 END AS BIGINT) AS recovered
+                        FROM {from} AND r.sentiment = 'negative'
+                        UNION ALL
+                        SELECT {grp} AS grp, {state}, CAST(1 AS BIGINT) AS recovered
+                        FROM {from} AND {RECOVERED}
+                     ) AS f
+                     GROUP BY 1, 2, 3, 4, 5, 6"
+                );
+                (sql, "report_follow_ups")
+            }
+        };
         let started = std::time::Instant::now();
         let rows = on_pool!(self, |pool| {
             bind_all!(
@@ -483,7 +558,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        crate::telemetry::observe_db("report_follow_ups", started);
+        crate::telemetry::observe_db(label, started);
         Ok(rows)
     }
 

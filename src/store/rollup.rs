@@ -16,7 +16,9 @@
 //! replicas lock rollup rows in the same order). It is rebuilt from the
 //! ratings, in one transaction, at start-up when it is missing, was built
 //! for another time zone, or was built before a schema migration that
-//! could have rewritten ratings ([`Store::ensure_rollup`]).
+//! could have rewritten ratings ([`Store::ensure_rollup`]), together with
+//! the follow-up rollup (`store::follow_up_rollup`), whose changes the same
+//! [`RollupDelta`] collects.
 //!
 //! The reports read it only when it can answer exactly: the grouping and
 //! every filter are among its columns, and the ranges start and end on
@@ -30,10 +32,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use jiff::tz::TimeZone;
 
 use super::batch::values;
-use super::reports::{DAY_MS, local_day_sql};
+use super::follow_up_rollup::{FollowUpDelta, FollowUpFact};
+use super::reports::{Bind, Binds, DAY_MS, RECOVERED, bind_all, local_day_sql};
 use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
 
-/// Rows per upsert statement (11 parameters each).
+/// Rows per upsert statement (at most 13 parameters each).
 const ROWS_PER_STATEMENT: usize = 250;
 
 /// The time zone a rollup was built for.
@@ -168,6 +171,8 @@ pub(crate) fn day_range(tz: &TimeZone, lo: i64, hi: i64) -> Option<(i64, i64)> {
 pub(crate) struct RollupDelta {
     zone: RollupZone,
     counts: BTreeMap<RollupKey, i64>,
+    /// The follow-up rollup's changes (`store::follow_up_rollup`).
+    pub(crate) follow_ups: FollowUpDelta,
 }
 
 impl RollupDelta {
@@ -175,22 +180,13 @@ impl RollupDelta {
         RollupDelta {
             zone,
             counts: BTreeMap::new(),
+            follow_ups: FollowUpDelta::default(),
         }
     }
 
-    /// Counts a rating in (`sign` 1) or out of (`sign` −1) its three rows.
+    /// Counts a rating in (`sign` 1) or out of (`sign` −1) its six rows.
     pub(crate) fn add(&mut self, d: &RollupDims<'_>, sign: i64) {
-        let day = local_day(&self.zone.tz, d.rated_at);
-        let month = month_start(day);
-        let text = |v: Option<&str>| v.unwrap_or("").to_string();
-        for (level, day, team, agent) in [
-            (1, day, String::new(), String::new()),
-            (2, day, text(d.team), String::new()),
-            (3, day, text(d.team), text(d.agent)),
-            (1 + MONTHS, month, String::new(), String::new()),
-            (2 + MONTHS, month, text(d.team), String::new()),
-            (3 + MONTHS, month, text(d.team), text(d.agent)),
-        ] {
+        for (level, day, team, agent) in levels(&self.zone.tz, d.rated_at, d.team, d.agent) {
             let key = RollupKey {
                 level,
                 day,
@@ -199,13 +195,74 @@ impl RollupDelta {
                 scale: d.scale.to_string(),
                 score: d.score,
                 sentiment: d.sentiment.to_string(),
-                brand: text(d.brand),
+                brand: d.brand.unwrap_or("").to_string(),
                 team,
                 agent,
             };
             *self.counts.entry(key).or_default() += sign;
         }
     }
+
+    /// Counts a rating's follow-up state in (`sign` 1) or out of (−1) the
+    /// follow-up rollup.
+    pub(crate) fn add_follow_up(&mut self, fact: &FollowUpFact, sign: i64) {
+        self.follow_ups.add(&self.zone.tz, fact, sign);
+    }
+}
+
+/// The six rollup rows `(level, day, team, agent)` a rating counts in: per
+/// local day and per local month, without team or agent, with its team,
+/// and with both (an unrecorded one as '').
+pub(crate) fn levels(
+    tz: &TimeZone,
+    rated_at: i64,
+    team: Option<&str>,
+    agent: Option<&str>,
+) -> [(i64, i64, String, String); 6] {
+    let day = local_day(tz, rated_at);
+    let month = month_start(day);
+    let text = |v: Option<&str>| v.unwrap_or("").to_string();
+    [
+        (1, day, String::new(), String::new()),
+        (2, day, text(team), String::new()),
+        (3, day, text(team), text(agent)),
+        (1 + MONTHS, month, String::new(), String::new()),
+        (2 + MONTHS, month, text(team), String::new()),
+        (3 + MONTHS, month, text(team), text(agent)),
+    ]
+}
+
+/// Adds `counts` (key columns, then the change of `n`) to `table` with one
+/// multi-row upsert per [`ROWS_PER_STATEMENT`] rows, in the order given
+/// (key order, so two PostgreSQL replicas lock rows in the same order).
+/// Rows whose change is 0 are skipped.
+pub(crate) async fn upsert_counts(
+    tx: &mut StoreTx,
+    table: &str,
+    columns: &[&str],
+    counts: impl Iterator<Item = (Vec<Bind>, i64)>,
+) -> StoreResult<()> {
+    let rows: Vec<(Vec<Bind>, i64)> = counts.filter(|(_, n)| *n != 0).collect();
+    let key = columns.join(", ");
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = format!(
+            "INSERT INTO {table} ({key}, n) VALUES {}
+             ON CONFLICT ({key}) DO UPDATE SET n = {table}.n + excluded.n",
+            values(tx.dialect(), chunk.len(), columns.len() + 1, "")
+        );
+        let mut binds = Binds::default();
+        for (key, n) in chunk {
+            binds.0.extend(key.iter().cloned());
+            binds.0.push(Bind::Int(*n));
+        }
+        on_tx!(tx, |conn| {
+            bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
+        });
+    }
+    Ok(())
 }
 
 impl StoreTx {
@@ -222,39 +279,68 @@ impl StoreTx {
 
     /// Writes the collected rollup changes (called by `commit`).
     pub(crate) async fn flush_rollup(&mut self) -> StoreResult<()> {
-        let Some(delta) = self.rollup.take() else {
+        let Some(mut delta) = self.rollup.take() else {
             return Ok(());
         };
-        let rows: Vec<(&RollupKey, &i64)> = delta.counts.iter().filter(|(_, n)| **n != 0).collect();
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = format!(
-                "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
-                 VALUES {}
-                 ON CONFLICT (level, day, source, survey, scale, score, sentiment, brand, team, agent)
-                 DO UPDATE SET n = rating_rollup.n + excluded.n",
-                values(self.dialect(), chunk.len(), 11, "")
-            );
-            on_tx!(self, |conn| {
-                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-                for (k, n) in chunk {
-                    q = q
-                        .bind(k.level)
-                        .bind(k.day)
-                        .bind(&k.source)
-                        .bind(&k.survey)
-                        .bind(&k.scale)
-                        .bind(k.score)
-                        .bind(&k.sentiment)
-                        .bind(&k.brand)
-                        .bind(&k.team)
-                        .bind(&k.agent)
-                        .bind(**n);
-                }
-                q.execute(&mut *conn).await?.rows_affected()
-            });
-        }
-        Ok(())
+        let follow_ups = std::mem::take(&mut delta.follow_ups);
+        self.flush_follow_ups(&delta.zone.tz, follow_ups).await?;
+        let counts = delta.counts.into_iter().map(|(k, n)| {
+            let key = vec![
+                Bind::Int(k.level),
+                Bind::Int(k.day),
+                Bind::Text(k.source),
+                Bind::Text(k.survey),
+                Bind::Text(k.scale),
+                Bind::Int(k.score),
+                Bind::Text(k.sentiment),
+                Bind::Text(k.brand),
+                Bind::Text(k.team),
+                Bind::Text(k.agent),
+            ];
+            (key, n)
+        });
+        upsert_counts(self, "rating_rollup", RATING_KEY, counts).await
     }
+}
+
+/// `rating_rollup`'s key columns.
+const RATING_KEY: &[&str] = &[
+    "level",
+    "day",
+    "source",
+    "survey",
+    "scale",
+    "score",
+    "sentiment",
+    "brand",
+    "team",
+    "agent",
+];
+
+/// The statements that fill levels 2, 1 and the month levels of `table`
+/// (key columns `key`, starting with level and day, ending with team and
+/// agent) from its level 3; `month` is the month of a `day`.
+fn coarser_levels(table: &str, key: &[&str], month: &str) -> [String; 3] {
+    let dims = key[2..key.len() - 2].join(", ");
+    let columns = key.join(", ");
+    [
+        format!(
+            "INSERT INTO {table} ({columns}, n)
+             SELECT 2, day, {dims}, team, '', SUM(n) FROM {table} WHERE level = 3
+             GROUP BY day, {dims}, team"
+        ),
+        format!(
+            "INSERT INTO {table} ({columns}, n)
+             SELECT 1, day, {dims}, '', '', SUM(n) FROM {table} WHERE level = 2
+             GROUP BY day, {dims}"
+        ),
+        format!(
+            "INSERT INTO {table} ({columns}, n)
+             SELECT level + {MONTHS}, {month}, {dims}, team, agent, SUM(n) FROM {table}
+             WHERE level IN (1, 2, 3)
+             GROUP BY level, {month}, {dims}, team, agent"
+        ),
+    ]
 }
 
 /// What `rating_rollup_state` says.
@@ -324,8 +410,8 @@ impl Store {
     }
 
     /// Makes sure the rollup counts every rating by local day in
-    /// `timezone` (an IANA name, `reports.timezone`), rebuilding it from
-    /// the ratings in one transaction when it is missing, was built for
+    /// `timezone` (an IANA name, `reports.timezone`), rebuilding it and
+    /// the follow-up rollup from the ratings in one transaction when it is missing, was built for
     /// another time zone, or before this build's newest migration. Several
     /// replicas starting at once rebuild it once: the rebuild holds the
     /// rollup's table lock (PostgreSQL) or the write lock (SQLite), and
@@ -342,7 +428,7 @@ impl Store {
                 sqlx::query("SET LOCAL statement_timeout = 0")
                     .execute(&mut *conn)
                     .await?;
-                sqlx::query("LOCK TABLE rating_rollup IN EXCLUSIVE MODE")
+                sqlx::query("LOCK TABLE rating_rollup, follow_up_rollup IN EXCLUSIVE MODE")
                     .execute(&mut *conn)
                     .await?;
             }
@@ -395,8 +481,10 @@ impl Store {
             _ => "day".to_string(),
         };
         let now = jiff::Timestamp::now().as_millisecond();
-        let statements = [
+        let facts = super::follow_up_rollup::fact_columns_sql();
+        let mut statements = vec![
             "DELETE FROM rating_rollup".to_string(),
+            "DELETE FROM follow_up_rollup".to_string(),
             format!(
                 "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
                  SELECT 3, {day}, r.source, r.survey, r.scale, r.score, r.sentiment,
@@ -405,23 +493,28 @@ impl Store {
                  GROUP BY {day}, r.source, r.survey, r.scale, r.score, r.sentiment,
                           COALESCE(r.brand, ''), COALESCE(r.team, ''), COALESCE(r.agent, '')"
             ),
-            "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
-             SELECT 2, day, source, survey, scale, score, sentiment, brand, team, '', SUM(n)
-             FROM rating_rollup WHERE level = 3
-             GROUP BY day, source, survey, scale, score, sentiment, brand, team"
-                .to_string(),
-            "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
-             SELECT 1, day, source, survey, scale, score, sentiment, brand, '', '', SUM(n)
-             FROM rating_rollup WHERE level = 2
-             GROUP BY day, source, survey, scale, score, sentiment, brand"
-                .to_string(),
+            // The ratings negative now and those negative before, apart so
+            // that each reads its own partial index (as the raw reports do).
             format!(
-                "INSERT INTO rating_rollup (level, day, source, survey, scale, score, sentiment, brand, team, agent, n)
-                 SELECT level + {MONTHS}, {month}, source, survey, scale, score, sentiment, brand, team, agent, SUM(n)
-                 FROM rating_rollup WHERE level IN (1, 2, 3)
-                 GROUP BY level, {month}, source, survey, scale, score, sentiment, brand, team, agent"
+                "INSERT INTO follow_up_rollup (level, day, source, survey, sentiment, brand, team, agent,
+                    alerted, acked, followed_up, outcome, n)
+                 SELECT 3, {day}, r.source, r.survey, r.sentiment, COALESCE(r.brand, ''),
+                        COALESCE(r.team, ''), COALESCE(r.agent, ''), r.alerted, r.acked,
+                        r.followed_up, COALESCE(r.outcome, ''), COUNT(*)
+                 FROM (SELECT {facts} FROM ratings r WHERE r.sentiment = 'negative'
+                       UNION ALL
+                       SELECT {facts} FROM ratings r WHERE {RECOVERED}) AS r
+                 GROUP BY {day}, r.source, r.survey, r.sentiment, COALESCE(r.brand, ''),
+                          COALESCE(r.team, ''), COALESCE(r.agent, ''), r.alerted, r.acked,
+                          r.followed_up, COALESCE(r.outcome, '')"
             ),
         ];
+        for (table, key) in [
+            ("rating_rollup", RATING_KEY),
+            ("follow_up_rollup", super::follow_up_rollup::FOLLOW_UP_KEY),
+        ] {
+            statements.extend(coarser_levels(table, key, &month));
+        }
         for sql in statements {
             on_tx!(tx, |conn| {
                 sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -432,7 +525,8 @@ impl Store {
         }
         let (ratings, rows): (i64, i64) = on_tx!(tx, |conn| {
             sqlx::query_as(
-                "SELECT (SELECT COUNT(*) FROM ratings), (SELECT COUNT(*) FROM rating_rollup)",
+                "SELECT (SELECT COUNT(*) FROM ratings),
+                        (SELECT COUNT(*) FROM rating_rollup) + (SELECT COUNT(*) FROM follow_up_rollup)",
             )
             .fetch_one(&mut *conn)
             .await?

@@ -117,6 +117,7 @@ impl StoreTx {
                  WHERE id = $1 AND followed_up_at IS NULL"
             }
         };
+        self.follow_up_touch(&[rating_id]).await?;
         let done = on_tx!(self, |conn| {
             sqlx::query(sql)
                 .bind(rating_id)
@@ -270,6 +271,20 @@ impl Store {
         now_ms: i64,
     ) -> StoreResult<Option<i64>> {
         let mut tx = self.begin().await?;
+        // The ratings of the posts that will be digested change in the
+        // follow-up rollup: touched (locked) before their alerts are, the
+        // order every other write takes them in.
+        let pending_ratings: Vec<i64> = on_tx!(tx, |conn| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT rating_id FROM alerts
+                 WHERE kind = 'post' AND state = 'pending' AND channel = $1 AND created_at >= $2",
+            )
+            .bind(channel)
+            .bind(since_ms)
+            .fetch_all(&mut *conn)
+            .await?
+        });
+        tx.follow_up_touch(&pending_ratings).await?;
         let lock = tx.dialect().row_lock("FOR UPDATE OF a SKIP LOCKED");
         let posts: Vec<AlertRecord> = on_tx!(tx, |conn| {
             sqlx::query_as::<_, AlertRecord>(sqlx::AssertSqlSafe(format!(
@@ -327,6 +342,9 @@ impl Store {
                 None => return Ok(None),
             },
         };
+        // A post enqueued since the read above.
+        let rating_ids: Vec<i64> = posts.iter().map(|p| p.rating_id).collect();
+        tx.follow_up_touch(&rating_ids).await?;
         for post in &posts {
             on_tx!(tx, |conn| {
                 sqlx::query(

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use csatwatch::clock::{Clock, ManualClock};
-use csatwatch::store::{HistoryRecord, RatingAction, RatingRecord, Store};
+use csatwatch::store::{
+    HistoryRecord, QueueFilter, QueueRow, RatingAction, RatingFilter, RatingRecord, Store,
+};
 
 use crate::support::{TestApp, TestDatabase, backends, settings};
 
@@ -757,6 +759,159 @@ async fn drop_alert_episodes_are_marked_on_the_trend_with_a_text_alternative() {
         assert!(!body.contains("team Returns"), "{body}");
         let (_, returns) = get(&app, "/dashboard?team=Returns", Some(&cookie)).await;
         assert!(returns.contains("csat-drop: team Returns"), "{returns}");
+        app.stop().await;
+    }
+}
+
+/// The queue of a long period a page at a time: each page is the head of
+/// the whole queue in its order, and its total counts every match, whether
+/// the follow-up rollup or the ratings count them.
+#[tokio::test]
+async fn a_queue_page_counts_every_match_from_the_rollup_and_from_the_ratings() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let app = spawn(&db, ACCESS_TOML).await;
+        let store = &app.app.store;
+        let hour = 3_600_000;
+        let day = 24 * hour;
+        let today = app.clock.now_ms() / day * day;
+        let at = |i: i64| today - 20 * day + i * 7 * hour;
+        for i in 0..40 {
+            let mut s = Seed::negative(&format!("q{i:02}"), at(i));
+            if i % 7 == 3 {
+                s.team = "Tech";
+            }
+            let id = seed(store, &s).await;
+            match i % 5 {
+                1 => act(store, id, RatingAction::Acknowledge, "Ann", at(i) + hour).await,
+                2 => {
+                    act(store, id, RatingAction::Acknowledge, "Ann", at(i) + hour).await;
+                    act(store, id, RatingAction::FollowUp, "Fay", at(i) + 2 * hour).await;
+                }
+                3 => {
+                    let mut happy = s.clone();
+                    (happy.score, happy.sentiment) = (5, "positive");
+                    change(store, id, 2, &happy).await;
+                }
+                _ => {}
+            }
+        }
+        let mut long_ago = Seed::negative("q-old", today - 90 * day);
+        long_ago.comment = None;
+        seed(store, &long_ago).await;
+        for team in [None, Some("tech")] {
+            let queue = |state: Option<&str>, limit: i64| QueueFilter {
+                since_ms: today - 30 * day,
+                until_ms: today + day,
+                filter: RatingFilter {
+                    team: team.map(|t| vec![t.to_string()]).unwrap_or_default(),
+                    ..Default::default()
+                },
+                state: state.map(str::to_string),
+                limit,
+            };
+            let all = store.negatives_queue(&queue(None, 1000)).await.unwrap();
+            assert_eq!(all.len(), if team.is_none() { 40 } else { 6 });
+            for state in [
+                None,
+                Some("new"),
+                Some("acknowledged"),
+                Some("escalated"),
+                Some("followed_up"),
+                Some("recovered"),
+            ] {
+                let expected: Vec<(i64, String)> = all
+                    .iter()
+                    .filter(|r| state.is_none_or(|s| r.state == s))
+                    .map(|r| (r.id, r.state.clone()))
+                    .collect();
+                for limit in [1, 5, 1000] {
+                    for rollup in [true, false] {
+                        store.set_rollup_reads(rollup);
+                        let rows = store.negatives_queue(&queue(state, limit)).await.unwrap();
+                        let got: Vec<(i64, String)> =
+                            rows.iter().map(|r| (r.id, r.state.clone())).collect();
+                        let head = &expected[..expected.len().min(limit as usize)];
+                        let what = format!("{backend:?} {team:?} {state:?} limit {limit}");
+                        assert_eq!(got, head, "{what}");
+                        for r in &rows {
+                            assert_eq!(r.total, expected.len() as i64, "{what} rollup {rollup}");
+                        }
+                    }
+                }
+            }
+        }
+        store.set_rollup_reads(true);
+        // Unhandled first, oldest first; then the handled ones.
+        let all = store
+            .negatives_queue(&QueueFilter {
+                since_ms: today - 30 * day,
+                until_ms: today + day,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let handled = |r: &QueueRow| ["followed_up", "recovered"].contains(&r.state.as_str());
+        let split = all.iter().position(handled).unwrap();
+        assert!(all[split..].iter().all(handled));
+        assert!(
+            all[..split]
+                .windows(2)
+                .all(|w| w[0].rated_at < w[1].rated_at)
+        );
+        assert!(
+            all[split..]
+                .windows(2)
+                .all(|w| w[0].rated_at < w[1].rated_at)
+        );
+        assert_eq!(split, 24);
+        app.stop().await;
+    }
+}
+
+/// A period longer than the trend: the headline figures and their change
+/// against the period before count the first and last day of each, read
+/// in the one pass over the days that also draws the trend.
+#[tokio::test]
+async fn the_overview_of_a_long_period_counts_both_periods_to_their_edges() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let app = spawn(&db, ACCESS_TOML).await;
+        let store = &app.app.store;
+        let day = 86_400_000;
+        let now = app.clock.now_ms();
+        let today = csatwatch::reports::period::local_date(now, &jiff::tz::TimeZone::UTC);
+        let until = csatwatch::reports::period::add_days(today, 1);
+        let since = csatwatch::reports::period::add_days(until, -120);
+        let since_ms = now / day * day + day - 120 * day;
+        // This period: two positives, on its first and last day; the one
+        // before: a positive on its first day and a negative on its last.
+        for (name, at, score, sentiment) in [
+            ("now-first", since_ms + 1_000, 5, "positive"),
+            ("now-last", since_ms + 120 * day - 1_000, 5, "positive"),
+            ("before-first", since_ms - 120 * day + 1_000, 5, "positive"),
+            ("before-last", since_ms - 1_000, 1, "negative"),
+        ] {
+            let mut s = Seed::negative(name, at);
+            (s.score, s.sentiment) = (score, sentiment);
+            seed(store, &s).await;
+        }
+        let cookie = sign_in(&app, TOKEN).await;
+        let (status, body) = get(
+            &app,
+            &format!("/dashboard?since={since}&until={until}"),
+            Some(&cookie),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        for text in [
+            "100.0%",
+            "2 responses · 95% interval",
+            "+50.0 pts, not significant vs the 120 days before",
+        ] {
+            assert!(body.contains(text), "{backend:?}: {text:?} on the overview");
+        }
         app.stop().await;
     }
 }

@@ -112,6 +112,29 @@ pub async fn seed(store: &Store, s: &Seed<'_>) -> i64 {
     id
 }
 
+/// Enqueues an alert post to `channel` for each `(rating id, revision)`,
+/// in one transaction.
+pub async fn enqueue_alerts(store: &Store, alerts: &[(i64, i64)], channel: &str, at: i64) {
+    let mut tx = store.begin().await.unwrap();
+    for &(rating_id, revision) in alerts {
+        tx.enqueue_alert(&NewAlert {
+            rating_id,
+            revision,
+            rule: None,
+            channel: channel.into(),
+            mentions: "[]".into(),
+            sentiment: "negative".into(),
+            created_at_ms: at,
+            escalate_at: None,
+            escalate_to: None,
+            trace_parent: None,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
 /// Posts an alert for a rating (sent), then acknowledges and follows it up
 /// the given minutes after it was first recorded.
 pub async fn alert_and_follow_up(
@@ -121,22 +144,7 @@ pub async fn alert_and_follow_up(
     ack_min: i64,
     follow_min: i64,
 ) {
-    let mut tx = store.begin().await.unwrap();
-    tx.enqueue_alert(&NewAlert {
-        rating_id: id,
-        revision: 1,
-        rule: None,
-        channel: "#csat".into(),
-        mentions: "[]".into(),
-        sentiment: "negative".into(),
-        created_at_ms: first_seen,
-        escalate_at: None,
-        escalate_to: None,
-        trace_parent: None,
-    })
-    .await
-    .unwrap();
-    tx.commit().await.unwrap();
+    enqueue_alerts(store, &[(id, 1)], "#csat", first_seen).await;
     let claimed = store
         .claim_due_alerts(first_seen, 30_000, "t", 10)
         .await

@@ -6,15 +6,22 @@
 //! midnight in Europe/Berlin. Every `--by` with and without filters is
 //! computed twice (rollup on, rollup off) and compared; the rollup kept by
 //! the writes equals one rebuilt from the ratings; a time-zone change
-//! rebuilds it; the group-commit writer keeps it too.
+//! rebuilds it; the group-commit writer keeps it too. The follow-up
+//! rollup gives the raw follow-up figures after every kind of write that
+//! changes them (a new negative, an alert sent or digested, an
+//! acknowledgement, a follow-up with its outcome, a recovery, a rating
+//! negative again, another team and agent) and after a rebuild.
 
 use csatwatch::reports::{self, GroupBy, RatingFilter, ReportRequest};
-use csatwatch::store::{GroupColumn, Grouping, HistoryRecord, RatingRecord, Store};
+use csatwatch::store::{
+    FollowUpCount, GroupColumn, Grouping, HistoryRecord, RatingAction, RatingRecord, SentRecord,
+    Store, StoreTx,
+};
 use jiff::civil::{Date, date};
 use jiff::tz::TimeZone;
 use std::time::Duration;
 
-use crate::reports::{ms, test_store};
+use crate::reports::{enqueue_alerts, ms, test_store};
 use crate::support::{TestApp, TestDatabase, backends, settings, slack_ok, zendesk_body};
 use csatwatch::clock::{Clock, ManualClock};
 
@@ -178,7 +185,7 @@ async fn seed(store: &Store) {
 /// Writes version `version` of rating `i`: another score and sentiment,
 /// and now and then another agent or team, or none recorded (which keeps
 /// the one recorded before). Returns the revision written.
-async fn change(tx: &mut csatwatch::store::StoreTx, i: u64, version: u64) -> i64 {
+async fn change(tx: &mut StoreTx, i: u64, version: u64) -> i64 {
     let mut r = record(i, version);
     let first = record(i, 0);
     // A change never moves `rated_at`, and the source and key stay.
@@ -187,16 +194,22 @@ async fn change(tx: &mut csatwatch::store::StoreTx, i: u64, version: u64) -> i64
     if version.is_multiple_of(2) {
         r.agent = None;
     }
+    write_version(tx, &r).await
+}
+
+/// Writes `r` as the next version of its rating, as the pipeline does;
+/// returns the revision written.
+async fn write_version(tx: &mut StoreTx, r: &RatingRecord) -> i64 {
     let current = tx
         .lock_rating(&r.source, &r.conversation_id, &r.rating_key)
         .await
         .unwrap()
         .unwrap();
     let revision = current.revision + 1;
-    tx.update_rating(&current, &r, revision, r.updated_at)
+    tx.update_rating(&current, r, revision, r.updated_at)
         .await
         .unwrap();
-    tx.insert_history(&history(current.id, revision, &r))
+    tx.insert_history(&history(current.id, revision, r))
         .await
         .unwrap();
     revision
@@ -258,6 +271,22 @@ fn request(
     }
 }
 
+/// Computes `req` with the rollups and without, requires the same JSON,
+/// and returns the report.
+async fn assert_rollup_agrees(store: &Store, req: &ReportRequest, what: &str) -> reports::Report {
+    store.set_rollup_reads(true);
+    let with = reports::compute_report(store, req).await.unwrap();
+    store.set_rollup_reads(false);
+    let raw = reports::compute_report(store, req).await.unwrap();
+    store.set_rollup_reads(true);
+    assert_eq!(
+        serde_json::to_value(&with).unwrap(),
+        serde_json::to_value(&raw).unwrap(),
+        "{what}"
+    );
+    with
+}
+
 /// Every grouping and filter, with the rollup and without: the same JSON.
 /// Returns how many of the reports read the rollup.
 async fn compare_all(store: &Store, tz: &TimeZone, label: &str) -> usize {
@@ -270,16 +299,12 @@ async fn compare_all(store: &Store, tz: &TimeZone, label: &str) -> usize {
         for (name, filter) in filters() {
             for by in GroupBy::ALL {
                 let req = request(since, until, tz, by, &filter);
-                store.set_rollup_reads(true);
-                let with = reports::compute_report(store, &req).await.unwrap();
-                store.set_rollup_reads(false);
-                let raw = reports::compute_report(store, &req).await.unwrap();
-                store.set_rollup_reads(true);
-                assert_eq!(
-                    serde_json::to_value(&with).unwrap(),
-                    serde_json::to_value(&raw).unwrap(),
-                    "{label}: {since}..{until} by {by}, filter {name}"
-                );
+                let with = assert_rollup_agrees(
+                    store,
+                    &req,
+                    &format!("{label}: {since}..{until} by {by}, filter {name}"),
+                )
+                .await;
                 let from = reports::period::start_of_day_ms(since, tz).unwrap();
                 let to = reports::period::start_of_day_ms(until, tz).unwrap();
                 let grouping: Grouping = match by.unit() {
@@ -424,6 +449,15 @@ async fn the_group_commit_writer_keeps_the_rollup() {
         }
         let store = &app.app.store;
         let kept = store.rollup_rows().await.unwrap();
+        let kept_follow_ups = store.follow_up_rollup_rows().await.unwrap();
+        // Ratings 3, 6, 9, 12 were bad, 2 and 10 turned bad: six ever
+        // negative, 12 (turned good) recovered.
+        let ever: i64 = kept_follow_ups
+            .iter()
+            .filter(|r| r.0 == 3)
+            .map(|r| r.4)
+            .sum();
+        assert_eq!(ever, 6, "{backend:?}: {kept_follow_ups:?}");
         // Three levels of twelve ratings, counted once each.
         let total: i64 = kept.iter().filter(|r| r.0 == 3).map(|r| r.6).sum();
         assert_eq!(total, 12, "{backend:?}: {kept:?}");
@@ -435,6 +469,247 @@ async fn the_group_commit_writer_keeps_the_rollup() {
         store.drop_rollup().await.unwrap();
         assert!(store.ensure_rollup("Europe/Berlin").await.unwrap().rebuilt);
         assert_eq!(store.rollup_rows().await.unwrap(), kept, "{backend:?}");
+        assert_eq!(
+            store.follow_up_rollup_rows().await.unwrap(),
+            kept_follow_ups,
+            "{backend:?}"
+        );
         app.stop().await;
+    }
+}
+
+/// Follow-up counts per grouping and filter, sorted.
+async fn follow_up_counts(
+    store: &Store,
+    range: (i64, i64),
+    group: Grouping,
+    filter: &RatingFilter,
+) -> Vec<FollowUpCount> {
+    let mut rows = store
+        .report_follow_up_counts(&[range], group, filter)
+        .await
+        .unwrap();
+    rows.sort_by(|a, b| {
+        (
+            &a.grp,
+            a.alerted,
+            a.acked,
+            a.followed_up,
+            a.recovered,
+            &a.outcome,
+        )
+            .cmp(&(
+                &b.grp,
+                b.alerted,
+                b.acked,
+                b.followed_up,
+                b.recovered,
+                &b.outcome,
+            ))
+    });
+    rows
+}
+
+/// Every follow-up count, grouped every way the rollup answers, with the
+/// rollup and without; the follow-up figures of a report by week and by
+/// agent; and the rollup the writes kept against a rebuilt one.
+async fn compare_follow_ups(store: &Store, step: &str) {
+    let berlin = TimeZone::get("Europe/Berlin").unwrap();
+    for (since, until) in [
+        (date(2026, 9, 20), date(2026, 12, 1)),
+        (date(2026, 10, 19), date(2026, 11, 2)),
+    ] {
+        let from = reports::period::start_of_day_ms(since, &berlin).unwrap();
+        let to = reports::period::start_of_day_ms(until, &berlin).unwrap();
+        let mut groupings: Vec<Grouping> = [
+            GroupColumn::Range,
+            GroupColumn::Agent,
+            GroupColumn::Team,
+            GroupColumn::Source,
+            GroupColumn::Survey,
+            GroupColumn::Brand,
+        ]
+        .into_iter()
+        .map(Grouping::from)
+        .collect();
+        groupings.push(Grouping::LocalDay(reports::day_offsets(&berlin, from, to)));
+        for (name, filter) in filters() {
+            for group in &groupings {
+                store.set_rollup_reads(true);
+                let with = follow_up_counts(store, (from, to), group.clone(), &filter).await;
+                store.set_rollup_reads(false);
+                let raw = follow_up_counts(store, (from, to), group.clone(), &filter).await;
+                store.set_rollup_reads(true);
+                assert_eq!(
+                    with, raw,
+                    "{step}: {since}..{until} {group:?}, filter {name}"
+                );
+            }
+        }
+        for by in [GroupBy::Week, GroupBy::Agent, GroupBy::Team] {
+            let req = request(since, until, &berlin, by, &RatingFilter::default());
+            assert_rollup_agrees(store, &req, &format!("{step}: {since}..{until} by {by}")).await;
+        }
+    }
+    let kept = store.follow_up_rollup_rows().await.unwrap();
+    store.drop_rollup().await.unwrap();
+    assert!(store.ensure_rollup("Europe/Berlin").await.unwrap().rebuilt);
+    assert_eq!(store.follow_up_rollup_rows().await.unwrap(), kept, "{step}");
+}
+
+/// The ids of seeded ratings negative now, in seeding order.
+async fn negatives(store: &Store) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    for i in 0..420u64 {
+        let r = store.rating("zendesk", &format!("c{i}"), "").await.unwrap();
+        let r = match r {
+            Some(r) => r,
+            None => store
+                .rating("freshdesk", &format!("c{i}"), "")
+                .await
+                .unwrap()
+                .unwrap(),
+        };
+        if r.sentiment == "negative" {
+            out.push((r.id, r.revision));
+        }
+    }
+    out
+}
+
+/// Writes a new version of seeded rating `i` with `sentiment` (and
+/// `team`/`agent` when given) in a transaction of its own.
+async fn new_version(
+    store: &Store,
+    i: u64,
+    sentiment: &str,
+    team: Option<&str>,
+    agent: Option<&str>,
+) {
+    let mut r = record(i, 0);
+    (r.survey, r.scale, r.score) = ("csat".into(), "binary".into(), 0);
+    if sentiment != "negative" {
+        r.score = 1;
+    }
+    r.sentiment = sentiment.into();
+    r.team = team.map(str::to_string);
+    r.agent = agent.map(str::to_string);
+    r.updated_at += 3_600_000;
+    let mut tx = store.begin().await.unwrap();
+    write_version(&mut tx, &r).await;
+    tx.commit().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_follow_up_rollup_gives_the_raw_figures_after_every_kind_of_write() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let store = test_store(&db).await;
+        seed(&store).await;
+        compare_follow_ups(&store, &format!("{backend:?} seeded")).await;
+        let now = ms("2026-12-01T00:00:00Z");
+
+        // A new negative.
+        let mut tx = store.begin().await.unwrap();
+        let mut fresh = record(1000, 0);
+        (fresh.score, fresh.sentiment) = (0, "negative".into());
+        (fresh.survey, fresh.scale) = ("csat".into(), "binary".into());
+        tx.insert_ratings(&[&fresh], now).await.unwrap();
+        tx.commit().await.unwrap();
+        compare_follow_ups(&store, &format!("{backend:?} new negative")).await;
+
+        // Alerts sent, one at a time and in a batch.
+        let negatives = negatives(&store).await;
+        assert!(negatives.len() > 60, "{}", negatives.len());
+        enqueue_alerts(&store, &negatives[..20], "#csat", now).await;
+        let claimed = store.claim_due_alerts(now, 30_000, "t", 100).await.unwrap();
+        assert_eq!(claimed.len(), 20);
+        for a in &claimed[..5] {
+            assert!(
+                store
+                    .mark_alert_sent(a.id, "t", now, Some("C1"), Some("1.1"))
+                    .await
+                    .unwrap()
+            );
+        }
+        let batch: Vec<SentRecord> = claimed[5..]
+            .iter()
+            .map(|a| SentRecord {
+                id: a.id,
+                sent_at_ms: now,
+                slack_channel: Some("C1".into()),
+                slack_ts: Some("1.2".into()),
+            })
+            .collect();
+        let recorded = store.mark_alerts_sent("t", &batch).await.unwrap();
+        assert!(recorded.iter().all(|r| *r));
+        compare_follow_ups(&store, &format!("{backend:?} alerts sent")).await;
+
+        // Alerts digested in a storm (some of ratings alerted already).
+        enqueue_alerts(&store, &negatives[15..35], "#storm", now).await;
+        let digest = store.collapse_storm("#storm", now - 1, now).await.unwrap();
+        assert!(digest.is_some());
+        compare_follow_ups(&store, &format!("{backend:?} alerts digested")).await;
+
+        // Acknowledged; followed up; followed up with an outcome (one
+        // followed up before, one not).
+        let mut tx = store.begin().await.unwrap();
+        for &(id, _) in &negatives[10..25] {
+            tx.record_rating_action(id, RatingAction::Acknowledge, "U1", None, now + 60_000)
+                .await
+                .unwrap();
+        }
+        for &(id, _) in &negatives[20..30] {
+            tx.record_rating_action(id, RatingAction::FollowUp, "U1", None, now + 120_000)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        compare_follow_ups(&store, &format!("{backend:?} acked, followed up")).await;
+        let mut tx = store.begin().await.unwrap();
+        for &(id, _) in &negatives[25..40] {
+            tx.record_outcome(id, "resolved", None, "U2", None, now + 180_000)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        compare_follow_ups(&store, &format!("{backend:?} outcomes")).await;
+
+        // Recovery, negative again, another team and agent. The seeded
+        // index of a rating: its conversation id.
+        let mut handled = Vec::new();
+        for &(id, _) in &negatives[12..32] {
+            let r = store.rating_by_id(id).await.unwrap().unwrap();
+            handled.push(r.conversation_id[1..].parse::<u64>().unwrap());
+        }
+        for &i in &handled[..10] {
+            new_version(&store, i, "positive", None, None).await;
+        }
+        compare_follow_ups(&store, &format!("{backend:?} recovered")).await;
+        for &i in &handled[..5] {
+            new_version(&store, i, "negative", None, None).await;
+        }
+        compare_follow_ups(&store, &format!("{backend:?} negative again")).await;
+        for &i in &handled[3..15] {
+            new_version(&store, i, "negative", Some("Escalations"), Some("Agent 9")).await;
+        }
+        compare_follow_ups(&store, &format!("{backend:?} team and agent")).await;
+
+        // Something to compare: every state is in the rollup.
+        let rows = store.follow_up_rollup_rows().await.unwrap();
+        for (what, found) in [
+            ("alerted", rows.iter().any(|r| r.3.starts_with("1/"))),
+            ("acked", rows.iter().any(|r| r.3.contains("/1/"))),
+            ("outcome", rows.iter().any(|r| r.3.ends_with("/resolved"))),
+            ("recovered", rows.iter().any(|r| r.2.contains("/positive/"))),
+            (
+                "moved",
+                rows.iter()
+                    .any(|r| r.0 == 3 && r.2.ends_with("/Escalations/Agent 9")),
+            ),
+        ] {
+            assert!(found, "{backend:?}: no {what} row in {rows:?}");
+        }
+        store.close().await;
     }
 }

@@ -1,0 +1,316 @@
+//! The follow-up rollup: ratings that were ever negative, counted per local
+//! day (and month) by source, survey, current sentiment, brand, team,
+//! agent, and follow-up state (alerted, acknowledged, followed up,
+//! outcome), at the levels of the report rollup (`store::rollup`). It is
+//! what `report_follow_up_counts` reads instead of every ever-negative
+//! rating of the period with a look-up in `alerts` each.
+//!
+//! A rating's follow-up state changes with writes to three tables (its
+//! row, its history, its alerts), so rather than each write computing what
+//! it changed, a write *touches* the ratings it may change before it
+//! writes: the transaction reads their state then (locking their rows on
+//! PostgreSQL, so two transactions touching one rating take turns), and
+//! again just before it commits, and moves each from its old rollup rows
+//! to its new ones. A rating inserted in the transaction is counted
+//! directly (its state is known: negative, nothing done yet). Every write
+//! that changes a column of the state touches: `update_rating`,
+//! `record_rating_action`, `record_outcome`, `mark_alert_sent(s)`,
+//! `collapse_storm`.
+//!
+//! It is rebuilt with the report rollup by `Store::ensure_rollup`.
+
+use std::collections::BTreeMap;
+
+use jiff::tz::TimeZone;
+
+use super::reports::{ALERTED, Bind, Binds, RECOVERED, bind_all};
+use super::rollup::{levels, upsert_counts};
+use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
+
+/// The follow-up state of ratings `r`: the columns of [`FollowUpFact`]
+/// after its dimensions (the raw reports read the same expressions).
+pub(crate) fn follow_up_state_sql() -> String {
+    format!(
+        "CAST(CASE WHEN {ALERTED} THEN 1 ELSE 0 END AS BIGINT) AS alerted,
+         CAST(CASE WHEN r.acked_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS acked,
+         CAST(CASE WHEN r.followed_up_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS followed_up,
+         r.follow_up_outcome AS outcome"
+    )
+}
+
+/// Every column of [`FollowUpFact`] over ratings `r`.
+pub(crate) fn fact_columns_sql() -> String {
+    format!(
+        "r.id AS id, r.source AS source, r.survey AS survey, r.sentiment AS sentiment,
+         r.brand AS brand, r.team AS team, r.agent AS agent, r.rated_at AS rated_at,
+         {}",
+        follow_up_state_sql()
+    )
+}
+
+/// A rating's follow-up state as the rollup counts it. Only a rating that
+/// was ever negative has one.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub(crate) struct FollowUpFact {
+    pub(crate) id: i64,
+    pub(crate) source: String,
+    pub(crate) survey: String,
+    pub(crate) sentiment: String,
+    pub(crate) brand: Option<String>,
+    pub(crate) team: Option<String>,
+    pub(crate) agent: Option<String>,
+    pub(crate) rated_at: i64,
+    pub(crate) alerted: i64,
+    pub(crate) acked: i64,
+    pub(crate) followed_up: i64,
+    pub(crate) outcome: Option<String>,
+}
+
+/// One follow-up rollup row's key.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct FollowUpKey {
+    level: i64,
+    day: i64,
+    source: String,
+    survey: String,
+    sentiment: String,
+    brand: String,
+    team: String,
+    agent: String,
+    alerted: i64,
+    acked: i64,
+    followed_up: i64,
+    outcome: String,
+}
+
+/// `follow_up_rollup`'s key columns (team and agent last, as
+/// `rollup::coarser_levels` wants them).
+pub(crate) const FOLLOW_UP_KEY: &[&str] = &[
+    "level",
+    "day",
+    "source",
+    "survey",
+    "sentiment",
+    "brand",
+    "alerted",
+    "acked",
+    "followed_up",
+    "outcome",
+    "team",
+    "agent",
+];
+
+/// Changes to the follow-up rollup made by one transaction.
+#[derive(Debug, Default)]
+pub(crate) struct FollowUpDelta {
+    counts: BTreeMap<FollowUpKey, i64>,
+    /// The ratings touched, with their state when first touched (`None`:
+    /// not ever negative then).
+    before: BTreeMap<i64, Option<FollowUpFact>>,
+}
+
+impl FollowUpDelta {
+    /// Counts `fact` in (`sign` 1) or out of (−1) its six rows.
+    pub(crate) fn add(&mut self, tz: &TimeZone, fact: &FollowUpFact, sign: i64) {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        for (level, day, team, agent) in levels(
+            tz,
+            fact.rated_at,
+            fact.team.as_deref(),
+            fact.agent.as_deref(),
+        ) {
+            let key = FollowUpKey {
+                level,
+                day,
+                source: fact.source.clone(),
+                survey: fact.survey.clone(),
+                sentiment: fact.sentiment.clone(),
+                brand: text(&fact.brand),
+                team,
+                agent,
+                alerted: fact.alerted,
+                acked: fact.acked,
+                followed_up: fact.followed_up,
+                outcome: text(&fact.outcome),
+            };
+            *self.counts.entry(key).or_default() += sign;
+        }
+    }
+}
+
+impl StoreTx {
+    /// The follow-up state of those of `ids` that were ever negative, as
+    /// this transaction sees them now.
+    async fn follow_up_facts(&mut self, ids: &[i64]) -> StoreResult<Vec<FollowUpFact>> {
+        let mut facts = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut binds = Binds::default();
+            let list: Vec<String> = chunk.iter().map(|id| binds.push(Bind::Int(*id))).collect();
+            let sql = format!(
+                "SELECT {} FROM ratings r
+                 WHERE r.id IN ({}) AND (r.sentiment = 'negative' OR ({RECOVERED}))",
+                fact_columns_sql(),
+                list.join(", ")
+            );
+            let rows = on_tx!(self, |conn| {
+                bind_all!(
+                    sqlx::query_as::<_, FollowUpFact>(sqlx::AssertSqlSafe(sql)),
+                    binds
+                )
+                .fetch_all(&mut *conn)
+                .await?
+            });
+            facts.extend(rows);
+        }
+        Ok(facts)
+    }
+
+    /// Counts a rating this transaction inserted, negative, in the
+    /// follow-up rollup (nothing was done about it yet).
+    pub(crate) fn follow_up_inserted(&mut self, id: i64, r: &super::RatingRecord) {
+        if let Some(delta) = self.rollup.as_mut() {
+            let fact = FollowUpFact {
+                id,
+                source: r.source.clone(),
+                survey: r.survey.clone(),
+                sentiment: r.sentiment.clone(),
+                brand: r.brand.clone(),
+                team: r.team.clone(),
+                agent: r.agent.clone(),
+                rated_at: r.rated_at,
+                alerted: 0,
+                acked: 0,
+                followed_up: 0,
+                outcome: None,
+            };
+            delta.add_follow_up(&fact, 1);
+        }
+    }
+
+    /// Must be called before a write that may change the follow-up state
+    /// of ratings `ids`: notes their state now (holding their rows until
+    /// commit on PostgreSQL), so the commit can move them from it to their
+    /// state then.
+    pub(crate) async fn follow_up_touch(&mut self, ids: &[i64]) -> StoreResult<()> {
+        let Some(delta) = self.rollup.as_ref() else {
+            return Ok(());
+        };
+        let mut new: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| !delta.follow_ups.before.contains_key(id))
+            .collect();
+        new.sort_unstable();
+        new.dedup();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let lock = self.dialect().row_lock("FOR UPDATE");
+        if !lock.is_empty() {
+            // Its own statement: the state is read after the lock is held,
+            // so it includes what the transaction we waited for wrote.
+            let mut binds = Binds::default();
+            let list: Vec<String> = new.iter().map(|id| binds.push(Bind::Int(*id))).collect();
+            let sql = format!(
+                "SELECT id FROM ratings WHERE id IN ({}) ORDER BY id {lock}",
+                list.join(", ")
+            );
+            on_tx!(self, |conn| {
+                bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .len()
+            });
+        }
+        let facts = self.follow_up_facts(&new).await?;
+        let mut by_id: BTreeMap<i64, FollowUpFact> = facts.into_iter().map(|f| (f.id, f)).collect();
+        if let Some(delta) = self.rollup.as_mut() {
+            for id in new {
+                delta.follow_ups.before.insert(id, by_id.remove(&id));
+            }
+        }
+        Ok(())
+    }
+
+    /// As [`StoreTx::follow_up_touch`], for the ratings of alerts `ids`
+    /// (before their state changes).
+    pub(crate) async fn follow_up_touch_alerts(&mut self, ids: &[i64]) -> StoreResult<()> {
+        if self.rollup.is_none() || ids.is_empty() {
+            return Ok(());
+        }
+        let mut binds = Binds::default();
+        let list: Vec<String> = ids.iter().map(|id| binds.push(Bind::Int(*id))).collect();
+        let sql = format!(
+            "SELECT DISTINCT rating_id FROM alerts WHERE id IN ({}) AND kind = 'post'",
+            list.join(", ")
+        );
+        let ratings: Vec<i64> = on_tx!(self, |conn| {
+            bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), binds)
+                .fetch_all(&mut *conn)
+                .await?
+        });
+        self.follow_up_touch(&ratings).await
+    }
+
+    /// Moves every touched rating from its state when touched to its state
+    /// now, and writes the collected changes (called by `commit`).
+    pub(crate) async fn flush_follow_ups(
+        &mut self,
+        tz: &TimeZone,
+        mut delta: FollowUpDelta,
+    ) -> StoreResult<()> {
+        let before = std::mem::take(&mut delta.before);
+        if !before.is_empty() {
+            let ids: Vec<i64> = before.keys().copied().collect();
+            let after = self.follow_up_facts(&ids).await?;
+            for fact in before.values().flatten() {
+                delta.add(tz, fact, -1);
+            }
+            for fact in &after {
+                delta.add(tz, fact, 1);
+            }
+        }
+        let counts = delta.counts.into_iter().map(|(k, n)| {
+            let key = vec![
+                Bind::Int(k.level),
+                Bind::Int(k.day),
+                Bind::Text(k.source),
+                Bind::Text(k.survey),
+                Bind::Text(k.sentiment),
+                Bind::Text(k.brand),
+                Bind::Int(k.alerted),
+                Bind::Int(k.acked),
+                Bind::Int(k.followed_up),
+                Bind::Text(k.outcome),
+                Bind::Text(k.team),
+                Bind::Text(k.agent),
+            ];
+            (key, n)
+        });
+        upsert_counts(self, "follow_up_rollup", FOLLOW_UP_KEY, counts).await
+    }
+}
+
+impl Store {
+    /// Every follow-up rollup row with a count other than 0, in key order,
+    /// as `(level, day, source/survey/sentiment/brand/team/agent,
+    /// alerted/acked/followed_up/outcome, n)` (tests compare a kept rollup
+    /// with a rebuilt one).
+    pub async fn follow_up_rollup_rows(&self) -> StoreResult<Vec<(i64, i64, String, String, i64)>> {
+        let rows = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT level, day,
+                        source || '/' || survey || '/' || sentiment || '/' || brand || '/' || team || '/' || agent,
+                        CAST(alerted AS TEXT) || '/' || CAST(acked AS TEXT) || '/'
+                            || CAST(followed_up AS TEXT) || '/' || outcome,
+                        n
+                 FROM follow_up_rollup WHERE n <> 0
+                 ORDER BY level, day, source, survey, sentiment, brand, team, agent, alerted, acked,
+                          followed_up, outcome",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}
