@@ -52,11 +52,7 @@ impl Dispatcher {
             .into_iter()
             .map(|a| a.as_str().to_string())
             .collect();
-        view.outcome = self
-            .store
-            .follow_up_outcome(rating.rating_id)
-            .await?
-            .follow_up_outcome;
+        view.outcome = rating.follow_up_outcome.clone();
         if let Some(customer) = rating.customer.as_deref() {
             let since = rating.updated_at - ms(e.history_window);
             let earlier = self

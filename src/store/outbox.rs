@@ -571,6 +571,9 @@ pub struct DueAlert {
     pub followed_up_by: Option<String>,
     pub followed_up_by_name: Option<String>,
     pub followed_up_at: Option<i64>,
+    /// What the follow-up achieved, once someone recorded it (shown on the
+    /// alert; read with the row so a send needs no query of its own).
+    pub follow_up_outcome: Option<String>,
     #[sqlx(flatten)]
     pub parent: ParentRow,
     /// See [`NewAlert::trace_parent`].
@@ -583,7 +586,7 @@ pub(super) const DUE_ALERT_SELECT: &str = "SELECT a.id, a.rating_id, a.kind, a.c
         r.source, r.conversation_id, r.rating_key, r.scale, r.score, r.sentiment AS rating_sentiment,
         r.comment, r.agent, r.team, r.customer, r.company, r.brand, r.tags, r.url, r.updated_at,
         r.acked_by, r.acked_by_name, r.acked_at, r.followed_up_by, r.followed_up_by_name, r.followed_up_at,
-        p.id AS p_id, p.state AS p_state, p.channel AS p_channel, p.mentions AS p_mentions,
+        r.follow_up_outcome, p.id AS p_id, p.state AS p_state, p.channel AS p_channel, p.mentions AS p_mentions,
         p.sentiment AS p_sentiment, p.rule AS p_rule, p.created_at AS p_created_at,
         p.slack_channel AS p_slack_channel, p.slack_ts AS p_slack_ts, a.trace_parent
      FROM alerts a JOIN ratings r ON r.id = a.rating_id LEFT JOIN alerts p ON p.id = a.parent_id";
@@ -704,7 +707,11 @@ impl Store {
                AND (claimed_until IS NULL OR claimed_until < $3)",
             placeholders(5, ids.len())
         );
-        let select = format!("{DUE_ALERT_SELECT} WHERE a.claim_token = $1 ORDER BY a.id");
+        // By primary key: the claimed rows are among `ids`.
+        let select = format!(
+            "{DUE_ALERT_SELECT} WHERE a.id IN ({}) AND a.claim_token = $1 ORDER BY a.id",
+            placeholders(2, ids.len())
+        );
         let read = on_pool!(self, |pool| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(update))
                 .bind(token)
@@ -717,10 +724,11 @@ impl Store {
             if q.execute(pool).await?.rows_affected() == 0 {
                 return Ok(Claimed::default());
             }
-            sqlx::query_as::<_, DueAlert>(sqlx::AssertSqlSafe(select))
-                .bind(token)
-                .fetch_all(pool)
-                .await
+            let mut q = sqlx::query_as::<_, DueAlert>(sqlx::AssertSqlSafe(select)).bind(token);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.fetch_all(pool).await
         });
         match read {
             Ok(rows) => Ok(Claimed {
