@@ -15,9 +15,14 @@
 //! directly (its state is known: negative, nothing done yet). Every write
 //! that changes a column of the state touches: `update_rating`,
 //! `record_rating_action`, `record_outcome`, `mark_alert_sent(s)`,
-//! `collapse_storm`.
+//! `collapse_storm`. A new write that changes a rating's sentiment, brand,
+//! team, agent, `acked_at`, `followed_up_at` or `follow_up_outcome`, or an
+//! alert post's state to `sent` or `digested`, must touch first;
+//! `tests/it/rollup.rs` compares the rollup with the raw figures after each
+//! kind of write.
 //!
-//! It is rebuilt with the report rollup by `Store::ensure_rollup`.
+//! It is rebuilt with the report rollup by `Store::ensure_rollup`. It holds
+//! no times: the medians read each rating's (see `store::reports`).
 
 use std::collections::BTreeMap;
 
