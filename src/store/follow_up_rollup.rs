@@ -15,9 +15,14 @@
 //! directly (its state is known: negative, nothing done yet). Every write
 //! that changes a column of the state touches: `update_rating`,
 //! `record_rating_action`, `record_outcome`, `mark_alert_sent(s)`,
-//! `collapse_storm`.
+//! `collapse_storm`. A new write that changes a rating's sentiment, brand,
+//! team, agent, `acked_at`, `followed_up_at` or `follow_up_outcome`, or an
+//! alert post's state to `sent` or `digested`, must touch first;
+//! `tests/it/rollup.rs` compares the rollup with the raw figures after each
+//! kind of write.
 //!
-//! It is rebuilt with the report rollup by `Store::ensure_rollup`.
+//! It is rebuilt with the report rollup by `Store::ensure_rollup`. It holds
+//! no times: the medians read each rating's (see `store::reports`).
 
 use std::collections::BTreeMap;
 
@@ -192,35 +197,66 @@ impl StoreTx {
     /// commit on PostgreSQL), so the commit can move them from it to their
     /// state then.
     pub(crate) async fn follow_up_touch(&mut self, ids: &[i64]) -> StoreResult<()> {
+        if self.rollup.is_none() || ids.is_empty() {
+            return Ok(());
+        }
+        let mut binds = Binds::default();
+        let list: Vec<String> = ids.iter().map(|id| binds.push(Bind::Int(*id))).collect();
+        let condition = format!("r.id IN ({})", list.join(", "));
+        self.touch_where(&condition, binds, Some(ids)).await
+    }
+
+    /// As [`StoreTx::follow_up_touch`], for the ratings of alert posts `ids`
+    /// (before their state changes).
+    pub(crate) async fn follow_up_touch_alerts(&mut self, ids: &[i64]) -> StoreResult<()> {
+        if self.rollup.is_none() || ids.is_empty() {
+            return Ok(());
+        }
+        let mut binds = Binds::default();
+        let list: Vec<String> = ids.iter().map(|id| binds.push(Bind::Int(*id))).collect();
+        let condition = format!(
+            "r.id IN (SELECT a.rating_id FROM alerts a WHERE a.id IN ({}) AND a.kind = 'post')",
+            list.join(", ")
+        );
+        self.touch_where(&condition, binds, None).await
+    }
+
+    /// Touches the ratings `r` matching `condition` (`known`: their ids,
+    /// when the caller has them): finds them, locking them on PostgreSQL in
+    /// id order, in one statement (none on SQLite for known ids: its write
+    /// lock already serialises transactions), then reads the state of
+    /// those not touched yet in another, so the state read includes what a
+    /// transaction we waited for wrote.
+    async fn touch_where(
+        &mut self,
+        condition: &str,
+        binds: Binds,
+        known: Option<&[i64]>,
+    ) -> StoreResult<()> {
+        let lock = self.dialect().row_lock("FOR UPDATE");
+        let mut found: Vec<i64> = match known {
+            Some(ids) if lock.is_empty() => ids.to_vec(),
+            _ => {
+                let sql =
+                    format!("SELECT r.id FROM ratings r WHERE {condition} ORDER BY r.id {lock}");
+                on_tx!(self, |conn| {
+                    bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), binds)
+                        .fetch_all(&mut *conn)
+                        .await?
+                })
+            }
+        };
+        found.sort_unstable();
+        found.dedup();
         let Some(delta) = self.rollup.as_ref() else {
             return Ok(());
         };
-        let mut new: Vec<i64> = ids
-            .iter()
-            .copied()
+        let new: Vec<i64> = found
+            .into_iter()
             .filter(|id| !delta.follow_ups.before.contains_key(id))
             .collect();
-        new.sort_unstable();
-        new.dedup();
         if new.is_empty() {
             return Ok(());
-        }
-        let lock = self.dialect().row_lock("FOR UPDATE");
-        if !lock.is_empty() {
-            // Its own statement: the state is read after the lock is held,
-            // so it includes what the transaction we waited for wrote.
-            let mut binds = Binds::default();
-            let list: Vec<String> = new.iter().map(|id| binds.push(Bind::Int(*id))).collect();
-            let sql = format!(
-                "SELECT id FROM ratings WHERE id IN ({}) ORDER BY id {lock}",
-                list.join(", ")
-            );
-            on_tx!(self, |conn| {
-                bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
-                    .fetch_all(&mut *conn)
-                    .await?
-                    .len()
-            });
         }
         let facts = self.follow_up_facts(&new).await?;
         let mut by_id: BTreeMap<i64, FollowUpFact> = facts.into_iter().map(|f| (f.id, f)).collect();
@@ -230,26 +266,6 @@ impl StoreTx {
             }
         }
         Ok(())
-    }
-
-    /// As [`StoreTx::follow_up_touch`], for the ratings of alerts `ids`
-    /// (before their state changes).
-    pub(crate) async fn follow_up_touch_alerts(&mut self, ids: &[i64]) -> StoreResult<()> {
-        if self.rollup.is_none() || ids.is_empty() {
-            return Ok(());
-        }
-        let mut binds = Binds::default();
-        let list: Vec<String> = ids.iter().map(|id| binds.push(Bind::Int(*id))).collect();
-        let sql = format!(
-            "SELECT DISTINCT rating_id FROM alerts WHERE id IN ({}) AND kind = 'post'",
-            list.join(", ")
-        );
-        let ratings: Vec<i64> = on_tx!(self, |conn| {
-            bind_all!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), binds)
-                .fetch_all(&mut *conn)
-                .await?
-        });
-        self.follow_up_touch(&ratings).await
     }
 
     /// Moves every touched rating from its state when touched to its state

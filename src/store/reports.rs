@@ -5,7 +5,12 @@
 //! except grouping by tag, which unnests the JSON tag array.
 //!
 //! Every statement reads the `ratings` row, which holds a rating's latest
-//! version, so a changed rating counts once, with its latest score.
+//! version, so a changed rating counts once, with its latest score; or,
+//! when it can answer exactly (the conditions of `rollup_from`), the
+//! rollup kept from those rows: `rating_rollup` for the score counts,
+//! `follow_up_rollup` for the follow-up counts. The follow-up times stay
+//! per rating (the medians must be exact) and read the covering partial
+//! index `ratings_negative_handled`.
 
 use super::{Store, StoreResult, on_pool};
 

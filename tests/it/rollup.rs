@@ -10,7 +10,8 @@
 //! rollup gives the raw follow-up figures after every kind of write that
 //! changes them (a new negative, an alert sent or digested, an
 //! acknowledgement, a follow-up with its outcome, a recovery, a rating
-//! negative again, another team and agent) and after a rebuild.
+//! negative again, another team and agent) and after a rebuild, and on
+//! PostgreSQL two transactions changing one rating at once count it once.
 
 use csatwatch::reports::{self, GroupBy, RatingFilter, ReportRequest};
 use csatwatch::store::{
@@ -22,7 +23,7 @@ use jiff::tz::TimeZone;
 use std::time::Duration;
 
 use crate::reports::{enqueue_alerts, ms, test_store};
-use crate::support::{TestApp, TestDatabase, backends, settings, slack_ok, zendesk_body};
+use crate::support::{Backend, TestApp, TestDatabase, backends, settings, slack_ok, zendesk_body};
 use csatwatch::clock::{Clock, ManualClock};
 
 /// A cheap deterministic spread.
@@ -710,6 +711,75 @@ async fn the_follow_up_rollup_gives_the_raw_figures_after_every_kind_of_write() 
         ] {
             assert!(found, "{backend:?}: no {what} row in {rows:?}");
         }
+        store.close().await;
+    }
+}
+
+/// PostgreSQL: an acknowledgement and an alert send on one rating, in two
+/// transactions at once, count it once (alerted and acknowledged): the
+/// second transaction's touch waits for the first's lock on the rating and
+/// then reads its committed state.
+#[tokio::test]
+async fn two_transactions_changing_one_rating_at_once_count_it_once() {
+    for backend in backends() {
+        if backend != Backend::Postgres {
+            // SQLite has one writer: the two transactions cannot overlap.
+            continue;
+        }
+        let db = TestDatabase::new(backend).await;
+        let store = test_store(&db).await;
+        let now = ms("2026-12-01T00:00:00Z");
+        let mut r = record(1, 0);
+        (r.survey, r.scale, r.score, r.sentiment) =
+            ("csat".into(), "binary".into(), 0, "negative".into());
+        let mut tx = store.begin().await.unwrap();
+        let id = tx.insert_ratings(&[&r], now).await.unwrap()[0].unwrap();
+        tx.commit().await.unwrap();
+        enqueue_alerts(&store, &[(id, 1)], "#csat", now).await;
+        let alert = store.claim_due_alerts(now, 60_000, "t", 10).await.unwrap()[0].id;
+
+        let mut ack = store.begin().await.unwrap();
+        ack.record_rating_action(id, RatingAction::Acknowledge, "U1", None, now)
+            .await
+            .unwrap();
+        let sender = store.clone();
+        let send = tokio::spawn(async move {
+            sender
+                .mark_alert_sent(alert, "t", now, Some("C1"), Some("1.1"))
+                .await
+                .unwrap()
+        });
+        // Until the send waits for the rating's lock (or, were there no
+        // lock, has finished).
+        let watch = sqlx::PgPool::connect(&db.url).await.unwrap();
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&watch)
+            .await
+            .unwrap();
+            if waiting > 0 || send.is_finished() {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        watch.close().await;
+        ack.commit().await.unwrap();
+        assert!(send.await.unwrap());
+
+        let rows = store.follow_up_rollup_rows().await.unwrap();
+        let level3: Vec<_> = rows.iter().filter(|r| r.0 == 3).collect();
+        assert_eq!(level3.len(), 1, "{rows:?}");
+        assert_eq!(
+            (level3[0].3.as_str(), level3[0].4),
+            ("1/1/0/", 1),
+            "{rows:?}"
+        );
+        store.drop_rollup().await.unwrap();
+        store.ensure_rollup("Europe/Berlin").await.unwrap();
+        assert_eq!(store.follow_up_rollup_rows().await.unwrap(), rows);
         store.close().await;
     }
 }
