@@ -108,6 +108,9 @@ pub struct Dispatcher {
     pacing_wake: std::sync::Mutex<Option<Instant>>,
     /// The outbox changed since the gauges were last read.
     gauges_dirty: AtomicBool,
+    /// The customers' earlier ratings for the batch being sent, read in one
+    /// statement before its sends (by alert id; see `story.rs`).
+    stories: std::sync::Mutex<HashMap<i64, Vec<crate::store::EarlierRating>>>,
 }
 
 /// Rows claimed and sent per batch.
@@ -164,6 +167,7 @@ impl Dispatcher {
             enrichment: None,
             pacing_wake: std::sync::Mutex::new(None),
             gauges_dirty: AtomicBool::new(false),
+            stories: std::sync::Mutex::default(),
         }
     }
 
@@ -447,6 +451,8 @@ impl Dispatcher {
             }
         }
         let total: usize = by_channel.iter().map(|(_, rows)| rows.len()).sum();
+        self.prefetch_stories(by_channel.iter().flat_map(|(_, rows)| rows))
+            .await;
         let sent_in_batch = SentInBatch::default();
         let results = futures_util::future::join_all(
             by_channel

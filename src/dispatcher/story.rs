@@ -19,7 +19,9 @@ use crate::sinks::slack::message::slack_date;
 use crate::sinks::slack::text::{clean_inline, fit};
 use crate::sinks::{AlertView, CustomerStory, Sink};
 use crate::sources::actions::ActionRegistry;
-use crate::store::{DueAlert, NewActivity, StoreResult};
+use std::collections::HashMap;
+
+use crate::store::{AlertKind, DueAlert, EarlierRating, NewActivity, StoreResult, StoryQuery};
 
 /// Longest a name lookup may hold up an alert; past it the id is shown.
 const NAME_LOOKUP_BUDGET: Duration = Duration::from_secs(2);
@@ -38,7 +40,51 @@ pub struct Enrichment {
     pub rules: crate::pipeline::SharedRules,
 }
 
+/// Where a rating's story starts: `alerts.history_window` before it.
+fn story_since(rating: &DueAlert, e: &Enrichment) -> i64 {
+    rating.updated_at - ms(e.history_window)
+}
+
 impl Dispatcher {
+    /// Reads the stories of a batch's posts in one statement, for
+    /// [`Dispatcher::enrich`] to take; what it cannot read (an error) each
+    /// send reads on its own.
+    pub(super) async fn prefetch_stories<'a>(&self, alerts: impl Iterator<Item = &'a DueAlert>) {
+        let Some(e) = &self.enrichment else {
+            return;
+        };
+        let wanted: Vec<StoryQuery<'_>> = alerts
+            .filter(|a| a.kind == AlertKind::Post)
+            .filter_map(|a| {
+                Some(StoryQuery {
+                    key: a.id,
+                    source: &a.source,
+                    customer: a.customer.as_deref()?,
+                    since_ms: story_since(a, e),
+                    except_id: a.rating_id,
+                })
+            })
+            .collect();
+        let mut stories: HashMap<i64, Vec<EarlierRating>> =
+            wanted.iter().map(|q| (q.key, Vec::new())).collect();
+        match self
+            .store
+            .earlier_ratings_of_many(&wanted, STORY_LENGTH)
+            .await
+        {
+            Ok(rows) => {
+                for (key, row) in rows {
+                    stories.entry(key).or_default().push(row);
+                }
+            }
+            Err(error) => {
+                tracing::debug!(%error, "could not read the batch's customer stories; each send reads its own");
+                stories.clear();
+            }
+        }
+        *self.stories.lock().unwrap_or_else(|p| p.into_inner()) = stories;
+    }
+
     /// Adds actions, outcome, story and names to `view` (nothing without
     /// [`Enrichment`]).
     pub(super) async fn enrich(&self, view: &mut AlertView, rating: &DueAlert) -> StoreResult<()> {
@@ -54,17 +100,25 @@ impl Dispatcher {
             .collect();
         view.outcome = rating.follow_up_outcome.clone();
         if let Some(customer) = rating.customer.as_deref() {
-            let since = rating.updated_at - ms(e.history_window);
-            let earlier = self
-                .store
-                .earlier_ratings(
-                    &rating.source,
-                    customer,
-                    since,
-                    rating.rating_id,
-                    STORY_LENGTH,
-                )
-                .await?;
+            let prefetched = self
+                .stories
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&rating.id);
+            let earlier = match prefetched {
+                Some(earlier) => earlier,
+                None => {
+                    self.store
+                        .earlier_ratings(
+                            &rating.source,
+                            customer,
+                            story_since(rating, e),
+                            rating.rating_id,
+                            STORY_LENGTH,
+                        )
+                        .await?
+                }
+            };
             if !earlier.is_empty() {
                 let this_negative = i64::from(rating.rating_sentiment.0 == Sentiment::Negative);
                 let earlier_negatives =

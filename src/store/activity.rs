@@ -52,6 +52,26 @@ pub struct EarlierRating {
     pub rated_at: i64,
 }
 
+/// One alert's question to [`Store::earlier_ratings_of_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct StoryQuery<'a> {
+    pub key: i64,
+    pub source: &'a str,
+    pub customer: &'a str,
+    pub since_ms: i64,
+    pub except_id: i64,
+}
+
+/// Alerts asked about per statement (4 parameters each).
+const STORIES_PER_STATEMENT: usize = 100;
+
+#[derive(sqlx::FromRow)]
+struct KeyedEarlier {
+    k: i64,
+    #[sqlx(flatten)]
+    rating: EarlierRating,
+}
+
 impl StoreTx {
     /// Records an activity inside the transaction.
     pub async fn add_activity(&mut self, a: &NewActivity<'_>) -> StoreResult<i64> {
@@ -189,6 +209,50 @@ impl Store {
             .await?
         });
         Ok(row.unwrap_or_default())
+    }
+
+    /// [`Store::earlier_ratings`] for many alerts in one statement (one
+    /// round trip for a batch of sends instead of one per send): for each
+    /// `(key, source, customer, since_ms, except_id)`, the rows keyed by
+    /// `key`, newest first, at most `limit` each.
+    pub async fn earlier_ratings_of_many(
+        &self,
+        wanted: &[StoryQuery<'_>],
+        limit: i64,
+    ) -> StoreResult<Vec<(i64, EarlierRating)>> {
+        let mut out = Vec::new();
+        for chunk in wanted.chunks(STORIES_PER_STATEMENT) {
+            let mut binds = super::reports::Binds::default();
+            let parts: Vec<String> = chunk
+                .iter()
+                .map(|q| {
+                    use super::reports::Bind;
+                    let source = binds.push(Bind::Text(q.source.to_string()));
+                    let customer = binds.push(Bind::Text(q.customer.to_string()));
+                    let since = binds.push(Bind::Int(q.since_ms));
+                    let except = binds.push(Bind::Int(q.except_id));
+                    // `key` and `limit` are integers of ours.
+                    format!(
+                        "SELECT * FROM (SELECT CAST({key} AS BIGINT) AS k, id, scale, score, sentiment, rated_at
+                         FROM ratings WHERE source = {source} AND customer = {customer}
+                           AND rated_at >= {since} AND id <> {except}
+                         ORDER BY rated_at DESC, id DESC LIMIT {limit}) AS s",
+                        key = q.key
+                    )
+                })
+                .collect();
+            let sql = parts.join(" UNION ALL ");
+            let rows = on_pool!(self, |pool| {
+                super::reports::bind_all!(
+                    sqlx::query_as::<_, KeyedEarlier>(sqlx::AssertSqlSafe(sql)),
+                    binds
+                )
+                .fetch_all(pool)
+                .await?
+            });
+            out.extend(rows.into_iter().map(|r| (r.k, r.rating)));
+        }
+        Ok(out)
     }
 
     /// The customer's other ratings at `source` given since `since_ms`,

@@ -51,7 +51,8 @@ pub(super) async fn install(conn: &mut SqliteConnection) -> Result<(), sqlx::Err
     // SAFETY: `db` is this connection's open handle, locked against its
     // worker thread for the duration of the call; the handler is a plain
     // function with no state (its argument is null).
-    let rc = unsafe { libsqlite3_sys::sqlite3_busy_handler(db, Some(on_busy), std::ptr::null_mut()) };
+    let rc =
+        unsafe { libsqlite3_sys::sqlite3_busy_handler(db, Some(on_busy), std::ptr::null_mut()) };
     if rc != libsqlite3_sys::SQLITE_OK {
         return Err(sqlx::Error::Protocol(format!(
             "sqlite3_busy_handler failed with code {rc}"
@@ -85,7 +86,10 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(100)).await;
         holder.commit().await.unwrap();
-        waiter.await.unwrap().expect("the write waited for the lock");
+        waiter
+            .await
+            .unwrap()
+            .expect("the write waited for the lock");
         // SQLite's own handler would have slept without calling ours.
         assert!(
             TRIES.load(Ordering::Relaxed) - before > 10,

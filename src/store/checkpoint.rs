@@ -18,8 +18,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use sqlx::{ConnectOptions as _, Connection as _};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
+use sqlx::{ConnectOptions as _, Connection as _};
 use tokio_util::sync::CancellationToken;
 
 /// How often the task looks at the log.

@@ -39,7 +39,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-pub use activity::{Activity, EarlierRating, FollowUpOutcome, NewActivity};
+pub use activity::{Activity, EarlierRating, FollowUpOutcome, NewActivity, StoryQuery};
 pub use copy::CopyReport;
 pub use dashboard::{QueueFilter, QueueRow};
 pub use deliveries::{NewDelivery, StoredDelivery};
