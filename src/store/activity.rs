@@ -212,7 +212,8 @@ impl Store {
     }
 
     /// [`Store::earlier_ratings`] for many alerts in one statement (one
-    /// round trip for a batch of sends instead of one per send): for each
+    /// round trip for a batch of sends instead of one per send; see
+    /// `Dialect::stories_sql`): for each
     /// `(key, source, customer, since_ms, except_id)`, the rows keyed by
     /// `key`, newest first, at most `limit` each.
     pub async fn earlier_ratings_of_many(
@@ -220,6 +221,26 @@ impl Store {
         wanted: &[StoryQuery<'_>],
         limit: i64,
     ) -> StoreResult<Vec<(i64, EarlierRating)>> {
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(sql) = self.dialect().stories_sql(limit) {
+            let list: Vec<serde_json::Value> = wanted
+                .iter()
+                .map(|q| {
+                    serde_json::json!({"k": q.key, "source": q.source, "customer": q.customer,
+                        "since": q.since_ms, "except_id": q.except_id})
+                })
+                .collect();
+            let param = serde_json::Value::Array(list).to_string();
+            let rows = on_pool!(self, |pool| {
+                sqlx::query_as::<_, KeyedEarlier>(sqlx::AssertSqlSafe(sql))
+                    .bind(param)
+                    .fetch_all(pool)
+                    .await?
+            });
+            return Ok(rows.into_iter().map(|r| (r.k, r.rating)).collect());
+        }
         let mut out = Vec::new();
         for chunk in wanted.chunks(STORIES_PER_STATEMENT) {
             let mut binds = super::reports::Binds::default();
