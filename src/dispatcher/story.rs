@@ -5,6 +5,7 @@
 //! only ids (cached, with the id kept when a lookup fails). Also the direct
 //! message to the rated agent a rule may ask for, after the post.
 
+use std::collections::HashMap;
 use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,8 +20,6 @@ use crate::sinks::slack::message::slack_date;
 use crate::sinks::slack::text::{clean_inline, fit};
 use crate::sinks::{AlertView, CustomerStory, Sink};
 use crate::sources::actions::ActionRegistry;
-use std::collections::HashMap;
-
 use crate::store::{AlertKind, DueAlert, EarlierRating, NewActivity, StoreResult, StoryQuery};
 
 /// Longest a name lookup may hold up an alert; past it the id is shown.
