@@ -68,37 +68,27 @@ pub struct HistoryRecord {
     pub delivery_id: Option<i64>,
 }
 
-impl RatingRecord {
-    pub(super) fn rollup_dims(&self) -> super::rollup::RollupDims<'_> {
-        super::rollup::RollupDims {
-            source: &self.source,
-            survey: &self.survey,
-            scale: &self.scale,
-            score: self.score,
-            sentiment: &self.sentiment,
-            brand: self.brand.as_deref(),
-            team: self.team.as_deref(),
-            agent: self.agent.as_deref(),
-            rated_at: self.rated_at,
+/// `rollup_dims` for a type with the rating's columns under their names.
+macro_rules! rollup_dims {
+    ($($ty:ty),+) => {$(
+        impl $ty {
+            pub(super) fn rollup_dims(&self) -> super::rollup::RollupDims<'_> {
+                super::rollup::RollupDims {
+                    source: &self.source,
+                    survey: &self.survey,
+                    scale: &self.scale,
+                    score: self.score,
+                    sentiment: &self.sentiment,
+                    brand: self.brand.as_deref(),
+                    team: self.team.as_deref(),
+                    agent: self.agent.as_deref(),
+                    rated_at: self.rated_at,
+                }
+            }
         }
-    }
+    )+};
 }
-
-impl StoredRating {
-    pub(super) fn rollup_dims(&self) -> super::rollup::RollupDims<'_> {
-        super::rollup::RollupDims {
-            source: &self.source,
-            survey: &self.survey,
-            scale: &self.scale,
-            score: self.score,
-            sentiment: &self.sentiment,
-            brand: self.brand.as_deref(),
-            team: self.team.as_deref(),
-            agent: self.agent.as_deref(),
-            rated_at: self.rated_at,
-        }
-    }
-}
+rollup_dims!(RatingRecord, StoredRating);
 
 pub(super) const RATING_COLUMNS: &str =
     "id, source, conversation_id, rating_key, survey, scale, score, normalised, sentiment,
