@@ -13,6 +13,7 @@
 //!
 //!   cargo bench --bench ingest
 //!   TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench ingest
+//!   BENCH_BACKENDS=postgres BENCH_RUNS=1 … cargo bench --bench ingest   (one backend)
 //!
 //! Figures move with whatever else runs on the machine: compare runs made
 //! side by side, not with numbers from another day.
@@ -529,6 +530,10 @@ async fn main() {
     let mut backends = vec![("sqlite", None)];
     if let Some(admin) = admin.as_deref() {
         backends.push(("postgres", Some(admin)));
+    }
+    // BENCH_BACKENDS=postgres (or sqlite): one backend only.
+    if let Ok(only) = std::env::var("BENCH_BACKENDS") {
+        backends.retain(|(name, _)| only.split(',').any(|o| o.trim() == *name));
     }
     let mut table = Vec::new();
     for (name, admin) in backends {

@@ -65,6 +65,49 @@ pub struct StoryQuery<'a> {
 /// Alerts asked about per statement (4 parameters each).
 const STORIES_PER_STATEMENT: usize = 100;
 
+/// The customer-story statement for `wanted` (at most
+/// [`STORIES_PER_STATEMENT`]) and its parameters: on PostgreSQL one
+/// statement of the same text for any batch (`Dialect::stories_sql`, the
+/// list as one JSON parameter); on SQLite a UNION ALL of one subquery per
+/// alert.
+fn stories_statement(
+    dialect: super::Dialect,
+    wanted: &[StoryQuery<'_>],
+    limit: i64,
+) -> (String, super::reports::Binds) {
+    use super::reports::{Bind, Binds};
+    let mut binds = Binds::default();
+    if let Some(sql) = dialect.stories_sql(limit) {
+        let list: Vec<serde_json::Value> = wanted
+            .iter()
+            .map(|q| {
+                serde_json::json!({"k": q.key, "source": q.source, "customer": q.customer,
+                    "since": q.since_ms, "except_id": q.except_id})
+            })
+            .collect();
+        binds.push(Bind::Text(serde_json::Value::Array(list).to_string()));
+        return (sql, binds);
+    }
+    let parts: Vec<String> = wanted
+        .iter()
+        .map(|q| {
+            let source = binds.push(Bind::Text(q.source.to_string()));
+            let customer = binds.push(Bind::Text(q.customer.to_string()));
+            let since = binds.push(Bind::Int(q.since_ms));
+            let except = binds.push(Bind::Int(q.except_id));
+            // `key` and `limit` are integers of ours.
+            format!(
+                "SELECT * FROM (SELECT CAST({key} AS BIGINT) AS k, id, scale, score, sentiment, rated_at
+                 FROM ratings WHERE source = {source} AND customer = {customer}
+                   AND rated_at >= {since} AND id <> {except}
+                 ORDER BY rated_at DESC, id DESC LIMIT {limit}) AS s",
+                key = q.key
+            )
+        })
+        .collect();
+    (parts.join(" UNION ALL "), binds)
+}
+
 #[derive(sqlx::FromRow)]
 struct KeyedEarlier {
     k: i64,
@@ -224,45 +267,9 @@ impl Store {
         if wanted.is_empty() {
             return Ok(Vec::new());
         }
-        if let Some(sql) = self.dialect().stories_sql(limit) {
-            let list: Vec<serde_json::Value> = wanted
-                .iter()
-                .map(|q| {
-                    serde_json::json!({"k": q.key, "source": q.source, "customer": q.customer,
-                        "since": q.since_ms, "except_id": q.except_id})
-                })
-                .collect();
-            let param = serde_json::Value::Array(list).to_string();
-            let rows = on_pool!(self, |pool| {
-                sqlx::query_as::<_, KeyedEarlier>(sqlx::AssertSqlSafe(sql))
-                    .bind(param)
-                    .fetch_all(pool)
-                    .await?
-            });
-            return Ok(rows.into_iter().map(|r| (r.k, r.rating)).collect());
-        }
         let mut out = Vec::new();
         for chunk in wanted.chunks(STORIES_PER_STATEMENT) {
-            let mut binds = super::reports::Binds::default();
-            let parts: Vec<String> = chunk
-                .iter()
-                .map(|q| {
-                    use super::reports::Bind;
-                    let source = binds.push(Bind::Text(q.source.to_string()));
-                    let customer = binds.push(Bind::Text(q.customer.to_string()));
-                    let since = binds.push(Bind::Int(q.since_ms));
-                    let except = binds.push(Bind::Int(q.except_id));
-                    // `key` and `limit` are integers of ours.
-                    format!(
-                        "SELECT * FROM (SELECT CAST({key} AS BIGINT) AS k, id, scale, score, sentiment, rated_at
-                         FROM ratings WHERE source = {source} AND customer = {customer}
-                           AND rated_at >= {since} AND id <> {except}
-                         ORDER BY rated_at DESC, id DESC LIMIT {limit}) AS s",
-                        key = q.key
-                    )
-                })
-                .collect();
-            let sql = parts.join(" UNION ALL ");
+            let (sql, binds) = stories_statement(self.dialect(), chunk, limit);
             let rows = on_pool!(self, |pool| {
                 super::reports::bind_all!(
                     sqlx::query_as::<_, KeyedEarlier>(sqlx::AssertSqlSafe(sql)),
@@ -274,6 +281,49 @@ impl Store {
             out.extend(rows.into_iter().map(|r| (r.k, r.rating)));
         }
         Ok(out)
+    }
+
+    /// The plan of the customer-story statement for one alert (tests: it
+    /// must walk `ratings_customer` in order, with no sort).
+    pub async fn explain_stories(&self) -> StoreResult<String> {
+        let wanted = [StoryQuery {
+            key: 1,
+            source: "zendesk",
+            customer: "c@example.com",
+            since_ms: 0,
+            except_id: 0,
+        }];
+        let (sql, binds) = stories_statement(self.dialect(), &wanted, 5);
+        let lines: Vec<String> = match &self.backend {
+            super::Backend::Sqlite(pool) => {
+                let rows: Vec<(i64, i64, i64, String)> = super::reports::bind_all!(
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))),
+                    binds
+                )
+                .fetch_all(pool)
+                .await?;
+                rows.into_iter().map(|r| r.3).collect()
+            }
+            super::Backend::Postgres(pool) => {
+                // Small test tables make a sequential scan cheapest; the
+                // question is whether the index can serve the order.
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SET enable_seqscan = off")
+                    .execute(&mut *conn)
+                    .await?;
+                let rows: Vec<String> = super::reports::bind_all!(
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}"))),
+                    binds
+                )
+                .fetch_all(&mut *conn)
+                .await?;
+                sqlx::query("RESET enable_seqscan")
+                    .execute(&mut *conn)
+                    .await?;
+                rows
+            }
+        };
+        Ok(lines.join("\n"))
     }
 
     /// The customer's other ratings at `source` given since `since_ms`,

@@ -16,7 +16,7 @@ use super::{HistoryRecord, NewAlert, NewDelivery, RatingRecord, StoreResult, Sto
 
 /// Rows per statement: far below either dialect's bound-parameter limit
 /// (SQLite 32,766; PostgreSQL 65,535) at 19 columns.
-const ROWS_PER_STATEMENT: usize = 250;
+pub(super) const ROWS_PER_STATEMENT: usize = 250;
 
 /// `($1, $2, …), ($n+1, …)` for `rows` rows of `columns` parameters, with
 /// `fixed` appended verbatim inside each row (constants). On SQLite the

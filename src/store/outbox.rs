@@ -3,6 +3,8 @@
 //! fencing token, so two replicas never send the same alert and one that
 //! died mid-send is taken over when its lease runs out.
 
+use std::collections::HashSet;
+
 use super::{Backend, Store, StoreResult, StoreTx, on_pool, on_tx};
 
 /// An alert to enqueue.
@@ -185,26 +187,39 @@ impl Store {
         let mut tx = self.begin().await?;
         let ids: Vec<i64> = sent.iter().map(|s| s.id).collect();
         tx.follow_up_touch_alerts(&ids).await?;
-        let mut recorded = Vec::with_capacity(sent.len());
-        for s in sent {
-            let done = on_tx!(tx, |conn| {
-                sqlx::query(
-                    "UPDATE alerts SET state = 'sent', sent_at = $3, slack_channel = $4, slack_ts = $5,
-                        attempts = attempts + 1, claim_token = NULL, claimed_until = NULL,
-                        last_error = NULL, in_doubt_since = NULL
-                     WHERE id = $1 AND claim_token = $2 AND state = 'pending'",
-                )
-                .bind(s.id)
-                .bind(token)
-                .bind(s.sent_at_ms)
-                .bind(s.slack_channel.as_deref())
-                .bind(s.slack_ts.as_deref())
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
+        let mut recorded_ids: HashSet<i64> = HashSet::with_capacity(sent.len());
+        for chunk in sent.chunks(super::batch::ROWS_PER_STATEMENT) {
+            // One statement per chunk (on PostgreSQL one round trip, where
+            // one per row made a busy database the bound of a drain). The
+            // parameters of the row list come first, the token last.
+            let values = super::batch::values(tx.dialect(), chunk.len(), 4, "");
+            let token_param = match tx.dialect() {
+                super::Dialect::Sqlite => "?".to_string(),
+                super::Dialect::Postgres => format!("${}", chunk.len() * 4 + 1),
+            };
+            let sql = format!(
+                "WITH v (v_id, v_sent_at, v_channel, v_ts) AS (VALUES {values})
+                 UPDATE alerts SET state = 'sent', sent_at = v.v_sent_at, slack_channel = v.v_channel,
+                    slack_ts = v.v_ts, attempts = attempts + 1, claim_token = NULL, claimed_until = NULL,
+                    last_error = NULL, in_doubt_since = NULL
+                 FROM v
+                 WHERE alerts.id = v.v_id AND alerts.claim_token = {token_param} AND alerts.state = 'pending'
+                 RETURNING id"
+            );
+            let done: Vec<i64> = on_tx!(tx, |conn| {
+                let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+                for s in chunk {
+                    q = q
+                        .bind(s.id)
+                        .bind(s.sent_at_ms)
+                        .bind(s.slack_channel.as_deref())
+                        .bind(s.slack_ts.as_deref());
+                }
+                q.bind(token).fetch_all(&mut *conn).await?
             });
-            recorded.push(done == 1);
+            recorded_ids.extend(done);
         }
+        let recorded = sent.iter().map(|s| recorded_ids.contains(&s.id)).collect();
         tx.commit().await?;
         Ok(recorded)
     }

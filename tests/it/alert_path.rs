@@ -197,6 +197,25 @@ async fn the_claim_query_walks_the_pending_index_without_sorting() {
     }
 }
 
+/// The customer's story (earlier ratings, newest first, a few) is read in
+/// the order of the `ratings_customer` index: without `id` in it,
+/// PostgreSQL read every rating of the customer and sorted them, for each
+/// alert.
+#[tokio::test]
+async fn the_customer_story_walks_its_index_without_sorting() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let app = TestApp::spawn(settings(&db.url, None, ""), ManualClock::starting_now()).await;
+        let plan = app.app.store.explain_stories().await.unwrap();
+        assert!(plan.contains("ratings_customer"), "{backend:?}: {plan}");
+        assert!(
+            !plan.contains("TEMP B-TREE") && !plan.contains("Sort"),
+            "{backend:?}: the story query sorts: {plan}"
+        );
+        app.stop().await;
+    }
+}
+
 /// A Slack that records every post but answers the first `chat.postMessage`
 /// only after `delay`, and lists what was posted (with its metadata) in
 /// `conversations.history`, or refuses history for want of a scope.

@@ -601,6 +601,64 @@ async fn new_version(
     tx.commit().await.unwrap();
 }
 
+/// A batch of sends longer than one statement's rows: each row gets its own
+/// Slack channel, `ts` and time, a row whose claim another dispatcher took
+/// is not recorded, and the answers follow the input order.
+#[tokio::test]
+async fn a_batch_of_sends_records_each_row_under_its_own_claim() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let store = test_store(&db).await;
+        seed(&store).await;
+        let now = ms("2026-12-01T00:00:00Z");
+        let negatives = negatives(&store).await;
+        for channel in ["#a", "#b", "#c", "#d", "#e"] {
+            enqueue_alerts(&store, &negatives[..60], channel, now).await;
+        }
+        let claimed = store
+            .claim_due_alerts(now, 30_000, "t", 1000)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 300, "{backend:?}");
+        let lost = claimed[7].id;
+        crate::support::execute_sql(
+            &db.url,
+            &format!("UPDATE alerts SET claim_token = 'other' WHERE id = {lost}"),
+        )
+        .await;
+        let batch: Vec<SentRecord> = claimed
+            .iter()
+            .rev()
+            .map(|a| SentRecord {
+                id: a.id,
+                sent_at_ms: now + a.id,
+                slack_channel: (a.id % 2 == 0).then(|| format!("C{}", a.id)),
+                slack_ts: Some(format!("{}.5", a.id)),
+            })
+            .collect();
+        let recorded = store.mark_alerts_sent("t", &batch).await.unwrap();
+        let expected: Vec<bool> = batch.iter().map(|s| s.id != lost).collect();
+        assert_eq!(recorded, expected, "{backend:?}");
+        for alert in store.all_alerts().await.unwrap() {
+            if alert.id == lost {
+                assert_eq!(alert.state, "pending", "{backend:?}");
+                assert_eq!(alert.claim_token.as_deref(), Some("other"));
+                assert_eq!(alert.slack_ts, None);
+                continue;
+            }
+            assert_eq!(alert.state, "sent", "{backend:?} {}", alert.id);
+            assert_eq!(alert.sent_at, Some(now + alert.id));
+            assert_eq!(
+                alert.slack_channel,
+                (alert.id % 2 == 0).then(|| format!("C{}", alert.id))
+            );
+            assert_eq!(alert.slack_ts, Some(format!("{}.5", alert.id)));
+            assert_eq!((alert.claim_token, alert.attempts), (None, 1));
+        }
+        compare_follow_ups(&store, &format!("{backend:?} batch sent")).await;
+    }
+}
+
 #[tokio::test]
 async fn the_follow_up_rollup_gives_the_raw_figures_after_every_kind_of_write() {
     for backend in backends() {
