@@ -14,10 +14,10 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use secrecy::ExposeSecret as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::Layer as _;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
-use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::settings::{LogFormat, LogSettings, TelemetrySettings};
 
@@ -62,9 +62,11 @@ impl Traces {
 /// batches over OTLP/HTTP. Returns the exporter to shut down at exit.
 pub fn init(settings: &LogSettings, telemetry: Option<&TelemetrySettings>) -> Option<Traces> {
     let from_env = std::env::var_os("RUST_LOG").is_some();
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|f| log_filter(&f).ok())
+        .or_else(|| log_filter(&settings.level).ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
@@ -116,7 +118,7 @@ pub fn init(settings: &LogSettings, telemetry: Option<&TelemetrySettings>) -> Op
         tracing::error!(problem = %problem, "traces are off: the OTLP exporter could not be built; check telemetry.otlp_endpoint and telemetry.headers");
     }
     let set_level: SetLevel = Box::new(move |level| {
-        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        let filter = log_filter(level)?;
         handle.reload(filter).map_err(|e| e.to_string())
     });
     // RUST_LOG wins over log.level at start; it keeps winning on reload.
@@ -127,6 +129,16 @@ pub fn init(settings: &LogSettings, telemetry: Option<&TelemetrySettings>) -> Op
         TRACING.store(true, Ordering::Relaxed);
         Traces { provider, timeout }
     })
+}
+
+/// A log filter: a default level and per-target levels, such as `info`,
+/// `debug` or `csatwatch=debug,sqlx=warn` (the `target=level` form of
+/// `RUST_LOG`, without its span and field filters). As with `RUST_LOG`,
+/// targets no directive names are off unless a default level is given.
+fn log_filter(text: &str) -> Result<Targets, String> {
+    text.trim()
+        .parse::<Targets>()
+        .map_err(|e| format!("{e} (expected e.g. `info` or `csatwatch=debug,sqlx=warn`)"))
 }
 
 /// The OTLP/HTTP (protobuf) exporter behind a batch processor: spans are
@@ -231,6 +243,27 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
 
 #[cfg(test)]
 mod tests {
+    use tracing::Level;
+
+    #[test]
+    fn the_log_filter_takes_a_level_and_target_levels_as_rust_log_does() {
+        let both = super::log_filter("csatwatch=debug,sqlx=warn").unwrap();
+        assert!(both.would_enable("csatwatch::dispatcher", &Level::DEBUG));
+        assert!(!both.would_enable("csatwatch::dispatcher", &Level::TRACE));
+        assert!(both.would_enable("sqlx::query", &Level::WARN));
+        assert!(!both.would_enable("sqlx::query", &Level::INFO));
+        // No default level given: other targets are off.
+        assert!(!both.would_enable("hyper", &Level::ERROR));
+        let level = super::log_filter(" info ").unwrap();
+        assert!(level.would_enable("hyper", &Level::INFO));
+        assert!(!level.would_enable("csatwatch", &Level::DEBUG));
+        let mixed = super::log_filter("warn,csatwatch=info").unwrap();
+        assert!(mixed.would_enable("csatwatch::pipeline", &Level::INFO));
+        assert!(!mixed.would_enable("sqlx", &Level::INFO));
+        let error = super::log_filter("csatwatch=loud").unwrap_err();
+        assert!(error.contains("csatwatch=debug,sqlx=warn"), "{error}");
+    }
+
     /// The message of every `tracing::error!` in `src/`: its last string
     /// literal.
     fn error_messages() -> Vec<(String, String)> {
