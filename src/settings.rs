@@ -692,6 +692,9 @@ impl Settings {
                 "must be at least 1",
             ));
         }
+        if let Err(e) = crate::telemetry::log_filter(&self.log.level) {
+            problems.push(ConfigProblem::new("log.level", e));
+        }
 
         self.slack.bot_token = resolve_secret(
             "slack.bot_token",
@@ -1317,6 +1320,17 @@ mod tests {
     fn an_unknown_key_is_refused_with_its_name() {
         let err = load("[alerts]\nmax_agee = \"1h\"\n", &[]).unwrap_err();
         assert!(err.to_string().contains("max_agee"), "{err}");
+    }
+
+    #[test]
+    fn a_log_level_that_does_not_parse_stops_start_up_with_an_example() {
+        let err = load("[log]\nlevel = \"csatwatch=loud\"\n", &[]).unwrap_err();
+        assert_eq!(err.problems[0].key, "log.level", "{err}");
+        assert!(
+            err.to_string().contains("csatwatch=debug,sqlx=warn"),
+            "{err}"
+        );
+        load("[log]\nlevel = \"warn,csatwatch=debug\"\n", &[]).unwrap();
     }
 
     #[test]

@@ -135,7 +135,7 @@ pub fn init(settings: &LogSettings, telemetry: Option<&TelemetrySettings>) -> Op
 /// `debug` or `csatwatch=debug,sqlx=warn` (the `target=level` form of
 /// `RUST_LOG`, without its span and field filters). As with `RUST_LOG`,
 /// targets no directive names are off unless a default level is given.
-fn log_filter(text: &str) -> Result<Targets, String> {
+pub(crate) fn log_filter(text: &str) -> Result<Targets, String> {
     text.trim()
         .parse::<Targets>()
         .map_err(|e| format!("{e} (expected e.g. `info` or `csatwatch=debug,sqlx=warn`)"))
