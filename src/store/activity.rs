@@ -285,6 +285,7 @@ impl Store {
 
     /// The plan of the customer-story statement for one alert (tests: it
     /// must walk `ratings_customer` in order, with no sort).
+    #[doc(hidden)]
     pub async fn explain_stories(&self) -> StoreResult<String> {
         let wanted = [StoryQuery {
             key: 1,
@@ -294,36 +295,7 @@ impl Store {
             except_id: 0,
         }];
         let (sql, binds) = stories_statement(self.dialect(), &wanted, 5);
-        let lines: Vec<String> = match &self.backend {
-            super::Backend::Sqlite(pool) => {
-                let rows: Vec<(i64, i64, i64, String)> = super::reports::bind_all!(
-                    sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))),
-                    binds
-                )
-                .fetch_all(pool)
-                .await?;
-                rows.into_iter().map(|r| r.3).collect()
-            }
-            super::Backend::Postgres(pool) => {
-                // Small test tables make a sequential scan cheapest; the
-                // question is whether the index can serve the order.
-                let mut conn = pool.acquire().await?;
-                sqlx::query("SET enable_seqscan = off")
-                    .execute(&mut *conn)
-                    .await?;
-                let rows: Vec<String> = super::reports::bind_all!(
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}"))),
-                    binds
-                )
-                .fetch_all(&mut *conn)
-                .await?;
-                sqlx::query("RESET enable_seqscan")
-                    .execute(&mut *conn)
-                    .await?;
-                rows
-            }
-        };
-        Ok(lines.join("\n"))
+        self.explain(&sql, binds).await
     }
 
     /// The customer's other ratings at `source` given since `since_ms`,

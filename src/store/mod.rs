@@ -348,6 +348,41 @@ impl Store {
         Ok(value)
     }
 
+    /// The plan of `sql` with `binds`, one line per step (tests: which
+    /// index a statement walks, and whether it sorts). On PostgreSQL with
+    /// sequential scans off: small test tables make them cheapest, and the
+    /// question is whether an index can serve the statement.
+    pub(crate) async fn explain(&self, sql: &str, binds: reports::Binds) -> StoreResult<String> {
+        let lines: Vec<String> = match &self.backend {
+            Backend::Sqlite(pool) => {
+                let rows: Vec<(i64, i64, i64, String)> = reports::bind_all!(
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))),
+                    binds
+                )
+                .fetch_all(pool)
+                .await?;
+                rows.into_iter().map(|r| r.3).collect()
+            }
+            Backend::Postgres(pool) => {
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SET enable_seqscan = off")
+                    .execute(&mut *conn)
+                    .await?;
+                let rows: Vec<String> = reports::bind_all!(
+                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}"))),
+                    binds
+                )
+                .fetch_all(&mut *conn)
+                .await?;
+                sqlx::query("RESET enable_seqscan")
+                    .execute(&mut *conn)
+                    .await?;
+                rows
+            }
+        };
+        Ok(lines.join("\n"))
+    }
+
     /// `sqlite` or `postgres`.
     pub fn backend_name(&self) -> &'static str {
         self.dialect().name()

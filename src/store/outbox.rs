@@ -947,39 +947,9 @@ impl Store {
     /// proves it walks the `alerts_pending` index instead of sorting.
     #[doc(hidden)]
     pub async fn explain_due_candidates(&self) -> StoreResult<String> {
-        let sql = due_candidates_sql(1);
-        let lines: Vec<String> = match &self.backend {
-            Backend::Sqlite(pool) => {
-                let rows: Vec<(i64, i64, i64, String)> =
-                    sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                        .bind(0i64)
-                        .bind(25i64)
-                        .bind("#x")
-                        .fetch_all(pool)
-                        .await?;
-                rows.into_iter().map(|r| r.3).collect()
-            }
-            Backend::Postgres(pool) => {
-                // Small test tables make a sequential scan cheapest; the
-                // question is whether the index can serve the order.
-                let mut conn = pool.acquire().await?;
-                sqlx::query("SET enable_seqscan = off")
-                    .execute(&mut *conn)
-                    .await?;
-                let rows: Vec<String> =
-                    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN {sql}")))
-                        .bind(0i64)
-                        .bind(25i64)
-                        .bind("#x")
-                        .fetch_all(&mut *conn)
-                        .await?;
-                sqlx::query("RESET enable_seqscan")
-                    .execute(&mut *conn)
-                    .await?;
-                rows
-            }
-        };
-        Ok(lines.join("\n"))
+        use super::reports::{Bind, Binds};
+        let binds = Binds(vec![Bind::Int(0), Bind::Int(25), Bind::Text("#x".into())]);
+        self.explain(&due_candidates_sql(1), binds).await
     }
 }
 
