@@ -62,11 +62,12 @@ impl Traces {
 /// batches over OTLP/HTTP. Returns the exporter to shut down at exit.
 pub fn init(settings: &LogSettings, telemetry: Option<&TelemetrySettings>) -> Option<Traces> {
     let from_env = std::env::var_os("RUST_LOG").is_some();
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|f| log_filter(&f).ok())
-        .or_else(|| log_filter(&settings.level).ok())
-        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
+    let from_rust_log = std::env::var("RUST_LOG").ok().map(|f| log_filter(&f));
+    let filter = match &from_rust_log {
+        Some(Ok(filter)) => Some(filter.clone()),
+        _ => log_filter(&settings.level).ok(),
+    }
+    .unwrap_or_else(|| Targets::new().with_default(tracing::Level::INFO));
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,
@@ -114,6 +115,9 @@ pub fn init(settings: &LogSettings, telemetry: Option<&TelemetrySettings>) -> Op
         .with(logs.with_filter(filter))
         .with(traces)
         .try_init();
+    if let Some(Err(e)) = from_rust_log {
+        tracing::warn!(error = %e, "RUST_LOG is not a log filter csatwatch reads; log.level is used instead");
+    }
     if let Some(problem) = problem {
         tracing::error!(problem = %problem, "traces are off: the OTLP exporter could not be built; check telemetry.otlp_endpoint and telemetry.headers");
     }

@@ -20,6 +20,15 @@ impl Daemon {
     /// Starts the daemon with `extra_server` lines in `[server]`, and the
     /// open-file limit (soft and hard) set to `open_files` when given.
     pub fn start(extra_server: &str, open_files: Option<u64>) -> Daemon {
+        Daemon::start_with_env(extra_server, open_files, &[])
+    }
+
+    /// [`Daemon::start`] with these environment variables set.
+    pub fn start_with_env(
+        extra_server: &str,
+        open_files: Option<u64>,
+        env: &[(&str, &str)],
+    ) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let addr = free_port();
         let config = dir.path().join("csatwatch.toml");
@@ -51,6 +60,7 @@ score = "/rating/score"
         command
             .args(["--config", config.to_str().unwrap(), "serve"])
             .env_remove("RUST_LOG")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::from(
                 std::fs::File::create(dir.path().join("stdout.log")).unwrap(),
@@ -177,4 +187,16 @@ fn exchange(addr: SocketAddr, request: &[u8]) -> std::io::Result<(u16, String)> 
         .unwrap_or_default()
         .to_string();
     Ok((status, body))
+}
+
+#[test]
+fn a_rust_log_it_cannot_read_is_said_and_log_level_is_used() {
+    let daemon = Daemon::start_with_env("", None, &[("RUST_LOG", "csatwatch=loud")]);
+    let logs = daemon.logs();
+    assert!(
+        logs.contains("RUST_LOG is not a log filter csatwatch reads"),
+        "{logs}"
+    );
+    // log.level (`info` by default) is what filters.
+    assert!(logs.contains("csatwatch is ready"), "{logs}");
 }
