@@ -50,7 +50,7 @@ use crate::settings::AlertSettings;
 use crate::sinks::{AlertView, Sink, SinkError};
 use crate::sources::SourceRegistry;
 use crate::store::{DueAlert, SentRecord, Store, StoreResult};
-use deliver::{Delivered, SentInBatch};
+use deliver::{Batch, Delivered};
 use pacing::{Pacer, Slot};
 
 /// What one flush did, for tests and logs.
@@ -108,9 +108,6 @@ pub struct Dispatcher {
     pacing_wake: std::sync::Mutex<Option<Instant>>,
     /// The outbox changed since the gauges were last read.
     gauges_dirty: AtomicBool,
-    /// The customers' earlier ratings for the batch being sent, read in one
-    /// statement before its sends (by alert id; see `story.rs`).
-    stories: std::sync::Mutex<HashMap<i64, Vec<crate::store::EarlierRating>>>,
 }
 
 /// Rows claimed and sent per batch.
@@ -167,7 +164,6 @@ impl Dispatcher {
             enrichment: None,
             pacing_wake: std::sync::Mutex::new(None),
             gauges_dirty: AtomicBool::new(false),
-            stories: std::sync::Mutex::default(),
         }
     }
 
@@ -451,13 +447,17 @@ impl Dispatcher {
             }
         }
         let total: usize = by_channel.iter().map(|(_, rows)| rows.len()).sum();
-        self.prefetch_stories(by_channel.iter().flat_map(|(_, rows)| rows))
-            .await;
-        let sent_in_batch = SentInBatch::default();
+        let shared = Batch {
+            stories: self
+                .prefetch_stories(by_channel.iter().flat_map(|(_, rows)| rows))
+                .await
+                .into(),
+            ..Batch::default()
+        };
         let results = futures_util::future::join_all(
             by_channel
                 .iter()
-                .map(|(_, rows)| self.deliver_channel(rows, token, cancel, &sent_in_batch)),
+                .map(|(_, rows)| self.deliver_channel(rows, token, cancel, &shared)),
         )
         .await;
         let mut report = FlushReport::default();
@@ -503,7 +503,7 @@ impl Dispatcher {
         rows: &'a [DueAlert],
         token: &'a str,
         cancel: &'a CancellationToken,
-        sent_in_batch: &'a SentInBatch,
+        shared: &'a Batch,
     ) -> Vec<StoreResult<(&'a DueAlert, Delivered)>> {
         let in_flight = self.alerts().channel_in_flight.max(1) as usize;
         let mut out = Vec::with_capacity(rows.len());
@@ -515,7 +515,7 @@ impl Dispatcher {
             }
             let results = futures_util::future::join_all(chunk.iter().map(|alert| async move {
                 let span = send_span(alert);
-                self.deliver(alert, token, sent_in_batch)
+                self.deliver(alert, token, shared)
                     .instrument(span)
                     .await
                     .map(|d| (alert, d))

@@ -61,8 +61,8 @@ impl Traces {
 /// when `telemetry.otlp_endpoint` is set, OpenTelemetry spans exported in
 /// batches over OTLP/HTTP. Returns the exporter to shut down at exit.
 pub fn init(settings: &LogSettings, telemetry: Option<&TelemetrySettings>) -> Option<Traces> {
-    let from_env = std::env::var_os("RUST_LOG").is_some();
     let from_rust_log = std::env::var("RUST_LOG").ok().map(|f| log_filter(&f));
+    let from_env = from_rust_log.is_some();
     let filter = match &from_rust_log {
         Some(Ok(filter)) => Some(filter.clone()),
         _ => log_filter(&settings.level).ok(),

@@ -11,7 +11,7 @@ use super::{Dispatcher, FlushReport, PostRef};
 use crate::clock::ms;
 use crate::domain::Sentiment;
 use crate::sinks::{MessageKey, Posted, SinkError};
-use crate::store::{AlertKind, DueAlert, SentRecord, StoreResult};
+use crate::store::{AlertKind, DueAlert, EarlierRating, SentRecord, StoreResult};
 
 /// What delivering one row came to.
 #[derive(Debug)]
@@ -22,17 +22,28 @@ pub(super) enum Delivered {
     Done(FlushReport),
 }
 
-/// Messages of the batch in flight that went out, by row id, with Slack's
-/// channel id and `ts`: a follow-on whose parent was sent earlier in the
-/// same batch threads under it without waiting for the batch's commit.
-pub(super) type SentInBatch = Mutex<HashMap<i64, (Option<String>, Option<String>)>>;
+/// Where a message went in Slack: its channel id and `ts`.
+type SlackPlace = (Option<String>, Option<String>);
+
+/// What the sends of one batch share.
+#[derive(Default)]
+pub(super) struct Batch {
+    /// Messages that went out, by row id, with Slack's channel id and
+    /// `ts`: a follow-on whose parent was sent earlier in the same batch
+    /// threads under it without waiting for the batch's commit.
+    pub(super) sent: Mutex<HashMap<i64, SlackPlace>>,
+    /// The customers' earlier ratings of its posts, by row id, read in one
+    /// statement before the sends ([`Dispatcher::prefetch_stories`]); a
+    /// post missing here reads its own.
+    pub(super) stories: Mutex<HashMap<i64, Vec<EarlierRating>>>,
+}
 
 impl Dispatcher {
     pub(super) async fn deliver(
         &self,
         alert: &DueAlert,
         token: &str,
-        batch: &SentInBatch,
+        batch: &Batch,
     ) -> StoreResult<Delivered> {
         if alert.kind != AlertKind::Post {
             return self.deliver_follow_on(alert, token, batch).await;
@@ -53,7 +64,7 @@ impl Dispatcher {
             return Ok(Delivered::Done(report));
         }
         let mut view = self.view(alert, &PostRef::of(alert));
-        self.enrich(&mut view, alert).await?;
+        self.enrich(&mut view, alert, batch).await?;
         let started = self.clock.now_ms();
         let outcome = self.sink.post_alert(&view, key(alert)).await;
         self.sent_or_failed(alert, token, outcome, started, batch)
@@ -67,7 +78,7 @@ impl Dispatcher {
         token: &str,
         outcome: Result<Posted, SinkError>,
         started: i64,
-        batch: &SentInBatch,
+        batch: &Batch,
     ) -> StoreResult<Delivered> {
         let now = self.clock.now_ms();
         match outcome {
@@ -76,7 +87,7 @@ impl Dispatcher {
                     // A digest in webhook mode still records where it went.
                     (alert.kind == AlertKind::Digest).then(|| alert.channel.clone())
                 });
-                if let Ok(mut sent) = batch.lock() {
+                if let Ok(mut sent) = batch.sent.lock() {
                     sent.insert(alert.id, (channel.clone(), posted.ts.clone()));
                 }
                 Ok(Delivered::Sent(SentRecord {

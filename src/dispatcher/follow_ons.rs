@@ -11,7 +11,7 @@
 
 use std::time::Duration;
 
-use super::deliver::{Delivered, SentInBatch, key};
+use super::deliver::{Batch, Delivered, key};
 use super::{Dispatcher, FlushReport, PostRef};
 use crate::clock::ms;
 use crate::store::{AlertKind, AlertState, DueAlert, Parent, StoreResult};
@@ -21,7 +21,7 @@ impl Dispatcher {
         &self,
         alert: &DueAlert,
         token: &str,
-        batch: &SentInBatch,
+        batch: &Batch,
     ) -> StoreResult<Delivered> {
         let mut report = FlushReport::default();
         if alert.kind == AlertKind::Digest {
@@ -33,7 +33,11 @@ impl Dispatcher {
         {
             // Perhaps sent earlier in this very batch (recorded with it), or
             // by another batch since this one was read: look again.
-            let in_batch = batch.lock().ok().and_then(|sent| sent.get(&id).cloned());
+            let in_batch = batch
+                .sent
+                .lock()
+                .ok()
+                .and_then(|sent| sent.get(&id).cloned());
             match in_batch {
                 Some((channel, ts)) => {
                     row.state = Some("sent".into());
@@ -95,7 +99,7 @@ impl Dispatcher {
             }
         };
         let mut view = self.view(alert, &post);
-        self.enrich(&mut view, alert).await?;
+        self.enrich(&mut view, alert, batch).await?;
         if alert.kind == AlertKind::Escalation
             && (view.acknowledged.is_some() || view.followed_up.is_some())
         {
@@ -154,7 +158,7 @@ impl Dispatcher {
         &self,
         alert: &DueAlert,
         token: &str,
-        batch: &SentInBatch,
+        batch: &Batch,
     ) -> StoreResult<Delivered> {
         let members: Vec<_> = self
             .store

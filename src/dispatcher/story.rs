@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::Dispatcher;
+use super::deliver::Batch;
 use crate::clock::ms;
 use crate::domain::Sentiment;
 use crate::domain::{Scale, Score};
@@ -45,12 +46,15 @@ fn story_since(rating: &DueAlert, e: &Enrichment) -> i64 {
 }
 
 impl Dispatcher {
-    /// Reads the stories of a batch's posts in one statement, for
-    /// [`Dispatcher::enrich`] to take; what it cannot read (an error) each
-    /// send reads on its own.
-    pub(super) async fn prefetch_stories<'a>(&self, alerts: impl Iterator<Item = &'a DueAlert>) {
+    /// Reads the stories of a batch's posts in one statement, by row id,
+    /// for [`Dispatcher::enrich`] to take; empty when it cannot read them
+    /// (an error: each send then reads its own).
+    pub(super) async fn prefetch_stories<'a>(
+        &self,
+        alerts: impl Iterator<Item = &'a DueAlert>,
+    ) -> HashMap<i64, Vec<EarlierRating>> {
         let Some(e) = &self.enrichment else {
-            return;
+            return HashMap::new();
         };
         let wanted: Vec<StoryQuery<'_>> = alerts
             .filter(|a| a.kind == AlertKind::Post)
@@ -81,12 +85,17 @@ impl Dispatcher {
                 stories.clear();
             }
         }
-        *self.stories.lock().unwrap_or_else(|p| p.into_inner()) = stories;
+        stories
     }
 
     /// Adds actions, outcome, story and names to `view` (nothing without
     /// [`Enrichment`]).
-    pub(super) async fn enrich(&self, view: &mut AlertView, rating: &DueAlert) -> StoreResult<()> {
+    pub(super) async fn enrich(
+        &self,
+        view: &mut AlertView,
+        rating: &DueAlert,
+        batch: &Batch,
+    ) -> StoreResult<()> {
         let Some(e) = &self.enrichment else {
             return Ok(());
         };
@@ -99,7 +108,7 @@ impl Dispatcher {
             .collect();
         view.outcome = rating.follow_up_outcome.clone();
         if let Some(customer) = rating.customer.as_deref() {
-            let prefetched = self
+            let prefetched = batch
                 .stories
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
