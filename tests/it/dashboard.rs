@@ -9,7 +9,7 @@ use csatwatch::store::{
     HistoryRecord, QueueFilter, QueueRow, RatingAction, RatingFilter, RatingRecord, Store,
 };
 
-use crate::support::{TestApp, TestDatabase, backends, settings};
+use crate::support::{Backend, TestApp, TestDatabase, backends, settings};
 
 pub const TOKEN: &str = "lead-token-0123456789abcdef";
 pub const ACCESS_TOML: &str = r#"
@@ -176,6 +176,32 @@ async fn get(app: &TestApp, path: &str, cookie: Option<&str>) -> (u16, String) {
     }
     let response = request.send().await.unwrap();
     (response.status().as_u16(), response.text().await.unwrap())
+}
+
+/// The overview of `since`..`until` for a signed-in `cookie`, which must
+/// answer 200 and show every one of `texts`.
+async fn overview_shows(
+    backend: Backend,
+    app: &TestApp,
+    cookie: &str,
+    since: impl std::fmt::Display,
+    until: impl std::fmt::Display,
+    texts: &[&str],
+) -> String {
+    let (status, body) = get(
+        app,
+        &format!("/dashboard?since={since}&until={until}"),
+        Some(cookie),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    for text in texts {
+        assert!(
+            body.contains(text),
+            "{backend:?}: {text:?} on the overview: {body}"
+        );
+    }
+    body
 }
 
 #[tokio::test]
@@ -579,26 +605,25 @@ async fn the_overview_shows_the_reports_figures_for_the_filtered_period() {
         let since = csatwatch::reports::period::add_days(today, -6);
         let until = csatwatch::reports::period::add_days(today, 1);
         let cookie = sign_in(&app, TOKEN).await;
-        let (status, body) = get(
+        let body = overview_shows(
+            backend,
             &app,
-            &format!("/dashboard?since={since}&until={until}"),
-            Some(&cookie),
+            &cookie,
+            since,
+            until,
+            &[
+                "80.0%",
+                "5 responses · 95% interval",
+                "+30.0 pts, not significant vs the 7 days before",
+                "+33",
+                "6.00 / 7",
+                "of 2 negative rating(s)",
+                "66.7%",
+                "100.0%",
+                "low sample",
+            ],
         )
         .await;
-        assert_eq!(status, 200, "{body}");
-        for text in [
-            "80.0%",
-            "5 responses · 95% interval",
-            "+30.0 pts, not significant vs the 7 days before",
-            "+33",
-            "6.00 / 7",
-            "of 2 negative rating(s)",
-            "66.7%",
-            "100.0%",
-            "low sample",
-        ] {
-            assert!(body.contains(text), "{backend:?}: {text:?} on the overview");
-        }
         assert!(
             body.contains("<svg class=\"chart trend\""),
             "the trend chart"
@@ -898,20 +923,19 @@ async fn the_overview_of_a_long_period_counts_both_periods_to_their_edges() {
             seed(store, &s).await;
         }
         let cookie = sign_in(&app, TOKEN).await;
-        let (status, body) = get(
+        overview_shows(
+            backend,
             &app,
-            &format!("/dashboard?since={since}&until={until}"),
-            Some(&cookie),
+            &cookie,
+            since,
+            until,
+            &[
+                "100.0%",
+                "2 responses · 95% interval",
+                "+50.0 pts, not significant vs the 120 days before",
+            ],
         )
         .await;
-        assert_eq!(status, 200, "{body}");
-        for text in [
-            "100.0%",
-            "2 responses · 95% interval",
-            "+50.0 pts, not significant vs the 120 days before",
-        ] {
-            assert!(body.contains(text), "{backend:?}: {text:?} on the overview");
-        }
         app.stop().await;
     }
 }
