@@ -191,6 +191,12 @@ fn tracer_provider(t: &TelemetrySettings) -> Result<SdkTracerProvider, String> {
         .build())
 }
 
+/// Whether spans are exported (`telemetry.otlp_endpoint` set and its
+/// exporter built): a span that only traces would read can be skipped.
+pub fn traces_on() -> bool {
+    TRACING.load(Ordering::Relaxed)
+}
+
 /// The W3C `traceparent` of `span`, to carry it across a hop the span
 /// cannot follow (an outbox row); `None` when traces are off.
 pub fn traceparent(span: &tracing::Span) -> Option<String> {

@@ -224,11 +224,17 @@ async fn commit(pipeline: Pipeline, queued: Vec<Queued>, stats: Arc<WriterStats>
     let (mut writes, dones): (Vec<Write>, Vec<_>) =
         queued.into_iter().map(|q| (q.write, q.done)).unzip();
     // One span per write, under the span that queued it, open until the
-    // transaction holding it ends; no customer text, only counts.
+    // transaction holding it ends; no customer text, only counts. It holds
+    // no log line (it is never entered), so only traces read it: without
+    // them the writer, which every webhook waits for, skips it.
     let batch = writes.len();
+    let traces = crate::telemetry::traces_on();
     let spans: Vec<tracing::Span> = writes
         .iter_mut()
         .map(|write| {
+            if !traces {
+                return tracing::Span::none();
+            }
             let span = tracing::info_span!(
                 parent: &write.span,
                 "pipeline.commit",

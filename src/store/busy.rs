@@ -98,6 +98,24 @@ mod tests {
         store.close().await;
     }
 
+    #[tokio::test]
+    async fn sqlite_pools_hand_out_connections_without_a_ping() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = SecretString::from(format!("sqlite://{}/p.db", dir.path().display()));
+        let store = crate::store::Store::connect_url(&url, 2, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let dispatcher = store.with_own_pool(1);
+        for store in [&store, &dispatcher] {
+            let pool = store.sqlite_pool().expect("a SQLite store");
+            assert!(
+                !pool.options().get_test_before_acquire(),
+                "a ping before every statement is a round trip to the connection's thread"
+            );
+        }
+        store.close().await;
+    }
+
     #[test]
     fn gives_up_after_the_timeout_and_not_before() {
         // 100 tries at 100 µs, then one per millisecond.

@@ -138,6 +138,16 @@ pub struct Store {
     checkpointer: Option<Arc<checkpoint::Checkpointer>>,
 }
 
+/// Whether a pooled SQLite connection is pinged each time it is taken
+/// from the pool (sqlx's default for every database). A SQLite connection
+/// is a file handle in this process: it cannot go stale the way a network
+/// connection does (a file deleted or replaced is caught by the
+/// [`FileGuard`]), so the ping would only add a round trip to the
+/// connection's thread before every statement and transaction, the
+/// writer's included. PostgreSQL's pools keep it: there it finds the
+/// connections a server restart or failover ended.
+pub(super) const SQLITE_PING_BEFORE_ACQUIRE: bool = false;
+
 /// The file behind a `sqlite:` URL; `None` for PostgreSQL and in-memory
 /// databases.
 fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
@@ -248,6 +258,7 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(settings.max_connections)
                 .acquire_timeout(settings.acquire_timeout)
+                .test_before_acquire(SQLITE_PING_BEFORE_ACQUIRE)
                 .after_connect(|conn, _| Box::pin(busy::install(conn)))
                 .connect_with(options)
                 .await

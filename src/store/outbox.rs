@@ -665,6 +665,7 @@ impl Store {
                 PoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(pool.options().get_acquire_timeout())
+                    .test_before_acquire(super::SQLITE_PING_BEFORE_ACQUIRE)
                     .after_connect(|conn, _| Box::pin(super::busy::install(conn)))
                     .connect_lazy_with((*pool.connect_options()).clone().create_if_missing(false)),
             ),
