@@ -3,6 +3,7 @@
 //! must be fetched from a helpdesk API) and `csatwatch reprocess`, so all
 //! three treat a delivery the same way.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,19 +97,11 @@ fn is_sensitive_header(name: &str) -> bool {
 pub fn request_meta(method: &Method, uri: &Uri, headers: &HeaderMap) -> String {
     // Written straight out (every webhook pays for it), in the shape a
     // `json!` object had: keys sorted, a repeated header's last value.
-    let mut kept: Vec<(&str, &str)> = headers
+    let kept: BTreeMap<&str, &str> = headers
         .iter()
         .filter(|(name, _)| !is_sensitive_header(name.as_str()))
         .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
         .collect();
-    kept.sort_by(|a, b| a.0.cmp(b.0));
-    kept.dedup_by(|later, earlier| {
-        let same = later.0 == earlier.0;
-        if same {
-            earlier.1 = later.1;
-        }
-        same
-    });
     let mut out = Vec::with_capacity(
         64 + kept
             .iter()

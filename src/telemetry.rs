@@ -200,7 +200,7 @@ pub fn traces_on() -> bool {
 /// The W3C `traceparent` of `span`, to carry it across a hop the span
 /// cannot follow (an outbox row); `None` when traces are off.
 pub fn traceparent(span: &tracing::Span) -> Option<String> {
-    if !TRACING.load(Ordering::Relaxed) {
+    if !traces_on() {
         return None;
     }
     let mut carrier = HashMap::new();
@@ -214,7 +214,7 @@ pub fn set_parent(span: &tracing::Span, traceparent: Option<&str>) {
     let Some(traceparent) = traceparent else {
         return;
     };
-    if !TRACING.load(Ordering::Relaxed) {
+    if !traces_on() {
         return;
     }
     let carrier = HashMap::from([("traceparent".to_string(), traceparent.to_string())]);

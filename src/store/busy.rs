@@ -66,13 +66,18 @@ mod tests {
     use super::*;
     use secrecy::SecretString;
 
+    /// A store on a new SQLite file in `dir`, with two pool connections.
+    async fn store_in(dir: &tempfile::TempDir) -> crate::store::Store {
+        let url = SecretString::from(format!("sqlite://{}/b.db", dir.path().display()));
+        crate::store::Store::connect_url(&url, 2, Duration::from_secs(5))
+            .await
+            .unwrap()
+    }
+
     #[tokio::test]
     async fn pool_connections_wait_for_the_write_lock_with_this_handler() {
         let dir = tempfile::tempdir().unwrap();
-        let url = SecretString::from(format!("sqlite://{}/b.db", dir.path().display()));
-        let store = crate::store::Store::connect_url(&url, 2, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let store = store_in(&dir).await;
         let pool = store.sqlite_pool().expect("a SQLite store").clone();
         sqlx::query("CREATE TABLE t (v INTEGER)")
             .execute(&pool)
@@ -101,10 +106,7 @@ mod tests {
     #[tokio::test]
     async fn sqlite_pools_hand_out_connections_without_a_ping() {
         let dir = tempfile::tempdir().unwrap();
-        let url = SecretString::from(format!("sqlite://{}/p.db", dir.path().display()));
-        let store = crate::store::Store::connect_url(&url, 2, Duration::from_secs(5))
-            .await
-            .unwrap();
+        let store = store_in(&dir).await;
         let dispatcher = store.with_own_pool(1);
         for store in [&store, &dispatcher] {
             let pool = store.sqlite_pool().expect("a SQLite store");
