@@ -9,7 +9,8 @@
 //! So the pool's connections run with `wal_autocheckpoint = 0`, and one
 //! task per database file runs passive checkpoints on a connection of its
 //! own whenever the log was written since the last one (it looks every
-//! [`INTERVAL`]: one `stat` while idle). A passive checkpoint never blocks
+//! [`INTERVAL`]: one `stat` while idle), and again at the next look when
+//! a reader's older snapshot left frames uncopied. A passive checkpoint never blocks
 //! a writer or a reader; durability is unchanged (a commit is on disk once
 //! the log is synced, and a checkpoint syncs the database file before the
 //! log is reused). SQLite still checkpoints when the last connection to
@@ -88,13 +89,20 @@ async fn run(options: SqliteConnectOptions, wal: PathBuf, cancel: CancellationTo
         let Some(c) = conn.as_mut() else { continue };
         // Written from here on is for the next checkpoint.
         seen = now;
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-            .execute(&mut *c)
+        // (busy, frames in the log, frames copied): a reader still on an
+        // older snapshot leaves the newer frames for later, so the next
+        // look tries again even if nothing more is written.
+        match sqlx::query_as::<_, (i64, i64, i64)>("PRAGMA wal_checkpoint(PASSIVE)")
+            .fetch_one(&mut *c)
             .await
         {
-            tracing::debug!(error = %e, "checkpoint failed; trying again");
-            seen = None;
-            conn = None;
+            Ok((busy, log, copied)) if busy != 0 || copied < log => seen = None,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "checkpoint failed; trying again");
+                seen = None;
+                conn = None;
+            }
         }
     }
     if let Some(c) = conn {
@@ -146,15 +154,70 @@ mod tests {
             .unwrap();
         assert!(pages > 1_000, "{pages} pages");
         // The task copies them into the database file within a few looks.
-        let deadline = Instant::now() + std::time::Duration::from_secs(10);
-        while file_pages(&path) < pages as u64 {
-            assert!(
-                Instant::now() < deadline,
-                "the database file holds {} of {pages} pages: no checkpoint ran",
-                file_pages(&path)
-            );
+        assert!(
+            copied_within(&path, pages, std::time::Duration::from_secs(10)).await,
+            "the database file holds {} of {pages} pages: no checkpoint ran",
+            file_pages(&path)
+        );
+        store.close().await;
+    }
+
+    /// Waits (up to `within`) until the database file holds all `pages`.
+    async fn copied_within(
+        path: &std::path::Path,
+        pages: i64,
+        within: std::time::Duration,
+    ) -> bool {
+        let deadline = Instant::now() + within;
+        while file_pages(path) < pages as u64 {
+            if Instant::now() >= deadline {
+                return false;
+            }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
+        true
+    }
+
+    #[tokio::test]
+    async fn frames_a_reader_held_back_are_copied_once_it_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let url = SecretString::from(format!("sqlite://{}", path.display()));
+        let store = Store::connect_url(&url, 2, std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        let pool = store.sqlite_pool().expect("a SQLite store");
+        let fill = "INSERT INTO t SELECT hex(randomblob(500)) FROM (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200) SELECT i FROM n)";
+        sqlx::query("CREATE TABLE t (v TEXT)")
+            .execute(pool)
+            .await
+            .unwrap();
+        sqlx::query(fill).execute(pool).await.unwrap();
+        // A reader (a long report, say) holds the snapshot of now.
+        let mut reader = pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *reader).await.unwrap();
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        // Written after it: a checkpoint now can copy only up to the reader.
+        sqlx::query(fill).execute(pool).await.unwrap();
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert!(
+            !copied_within(&path, pages, std::time::Duration::from_secs(1)).await,
+            "the reader's snapshot should hold the last frames back"
+        );
+        sqlx::query("COMMIT").execute(&mut *reader).await.unwrap();
+        drop(reader);
+        // Nothing more is written: the task must still finish the copy.
+        assert!(
+            copied_within(&path, pages, std::time::Duration::from_secs(10)).await,
+            "the database file holds {} of {pages} pages: the frames the reader held back were left in the log",
+            file_pages(&path)
+        );
         store.close().await;
     }
 }
