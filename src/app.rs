@@ -103,7 +103,8 @@ impl App {
                 http: http.clone(),
                 history_window: settings.alerts.history_window,
                 rules: pipeline.shared_rules(),
-            }),
+            })
+            .with_lane(pipeline.lane()),
         );
         let fetcher = Arc::new(Fetcher {
             sources: sources.clone(),

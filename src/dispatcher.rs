@@ -28,10 +28,12 @@
 
 mod deliver;
 mod follow_ons;
+mod lane;
 mod liveness;
 mod pacing;
 mod story;
 
+pub use lane::{Lane, LaneClaim, LaneCounts};
 pub use story::Enrichment;
 use tracing::Instrument as _;
 
@@ -108,6 +110,9 @@ pub struct Dispatcher {
     pacing_wake: std::sync::Mutex<Option<Instant>>,
     /// The outbox changed since the gauges were last read.
     gauges_dirty: AtomicBool,
+    /// New alerts the writer claimed for this dispatcher (see [`Lane`]),
+    /// open while [`Dispatcher::run`] runs.
+    lane: Arc<Lane>,
 }
 
 /// Rows claimed and sent per batch.
@@ -164,7 +169,15 @@ impl Dispatcher {
             enrichment: None,
             pacing_wake: std::sync::Mutex::new(None),
             gauges_dirty: AtomicBool::new(false),
+            lane: Arc::new(Lane::default()),
         }
+    }
+
+    /// Takes the alerts the writer of `lane` claims for this dispatcher
+    /// while its run loop runs ([`crate::pipeline::Pipeline::lane`]).
+    pub fn with_lane(mut self, lane: Arc<Lane>) -> Self {
+        self.lane = lane;
+        self
     }
 
     /// Alerts also show the helpdesk actions, the follow-up outcome, the
@@ -198,6 +211,7 @@ impl Dispatcher {
             alerts.channel_burst,
             slack.max_per_minute,
         );
+        self.lane.set_lease(ms(alerts.claim_lease));
         *self.settings.write().unwrap_or_else(|e| e.into_inner()) = alerts.clone();
         match &self.sink {
             Sink::Slack(client) => client.update(slack).err(),
@@ -229,6 +243,8 @@ impl Dispatcher {
     /// takes over from those that died.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
         let liveness = tokio::spawn(self.clone().keep_alive(cancel.clone()));
+        self.lane
+            .open(&self.instance, ms(self.alerts().claim_lease));
         let mut db_backoff = Duration::from_secs(1);
         let mut gauges_read = Instant::now();
         loop {
@@ -261,6 +277,8 @@ impl Dispatcher {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+        // Claims handed over and not taken are released with the rest.
+        self.lane.close();
         let _ = liveness.await;
         match self.store.release_claims(&self.instance).await {
             Ok(n) if n > 0 => {
@@ -331,6 +349,9 @@ impl Dispatcher {
             report.add(self.prepare().await?);
             let (pass, next) = self.pass(cancel).await?;
             report.add(pass);
+            // Alerts wait for a pace: new ones queue behind them, in order
+            // and foldable by storm control, until a pass sends them all.
+            self.lane.admit(next.is_none());
             if let Ok(mut wake) = self.pacing_wake.lock() {
                 *wake = next.map(|d| Instant::now() + d);
             }
@@ -371,6 +392,17 @@ impl Dispatcher {
         for (channel, wait) in self.pacer.blocked(now).await {
             excluded.push(channel);
             sooner(&mut next, wait);
+        }
+        // Alerts the writer claimed go first, unless something waits for a
+        // pace since they were claimed: then they are released and queue
+        // behind it, so a channel's messages keep their order.
+        for (token, ids) in self.lane.take() {
+            if self.lane.admitting() && !cancel.is_cancelled() {
+                report.add(self.deliver_handed(&token, &ids, cancel).await?);
+            } else {
+                self.store.release_alerts(&ids, &token).await?;
+                self.lane.released(ids.len() as u64);
+            }
         }
         'pass: while !cancel.is_cancelled() {
             let candidates = self
@@ -419,6 +451,8 @@ impl Dispatcher {
                         &token,
                     )
                     .await?;
+                metrics::counter!("csatwatch_alert_claims_total", "by" => "dispatcher")
+                    .increment(claimed.rows.len() as u64);
                 report.dead += claimed.unreadable;
                 report.add(self.deliver_batch(claimed.rows, &token, cancel).await?);
             }
@@ -427,6 +461,52 @@ impl Dispatcher {
             }
         }
         Ok((report, next))
+    }
+
+    /// Sends the alerts the writer claimed for this dispatcher with `token`
+    /// (the fast lane) whose channel may take a message now. The others
+    /// are released, due again as usual, and the lane closes until a pass
+    /// has sent what waits.
+    async fn deliver_handed(
+        &self,
+        token: &str,
+        ids: &[i64],
+        cancel: &CancellationToken,
+    ) -> StoreResult<FlushReport> {
+        let claimed = self.store.claimed_alerts(ids, token).await?;
+        let mut report = FlushReport {
+            dead: claimed.unreadable,
+            ..FlushReport::default()
+        };
+        let mut admitted = Vec::with_capacity(claimed.rows.len());
+        let mut held = Vec::new();
+        let mut held_channels: Vec<String> = Vec::new();
+        for row in claimed.rows {
+            if held_channels.contains(&row.channel) {
+                held.push(row.id);
+                continue;
+            }
+            match self
+                .pacer
+                .try_reserve(&row.channel, self.clock.now_ms())
+                .await
+            {
+                Slot::Now => admitted.push(row),
+                Slot::ChannelIn(_) | Slot::WorkspaceIn(_) => {
+                    held.push(row.id);
+                    held_channels.push(row.channel);
+                }
+            }
+        }
+        if !held.is_empty() {
+            self.lane.admit(false);
+            self.store.release_alerts(&held, token).await?;
+            self.lane.released(held.len() as u64);
+        }
+        if !admitted.is_empty() {
+            report.add(self.deliver_batch(admitted, token, cancel).await?);
+        }
+        Ok(report)
     }
 
     /// Sends a claimed batch: channels side by side; within a channel one

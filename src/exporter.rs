@@ -85,6 +85,11 @@ pub const FAMILIES: &[Family] = &[
         "Follow-on Slack messages sent, by kind (update, escalation, digest, digest_item) and state.",
     ),
     family(
+        "csatwatch_alert_claims_total",
+        Kind::Counter,
+        "Alerts claimed for sending, by who claimed them: writer (in the commit that recorded the rating, the fast lane) or dispatcher (from the due rows).",
+    ),
+    family(
         "csatwatch_alert_latency_seconds",
         Kind::Histogram,
         "Seconds from an alert being raised (the webhook's commit) to Slack's answer, by source.",

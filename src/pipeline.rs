@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 pub use writer::{PageCursor, Pending, Sequence, WriteCounts};
 
 use crate::clock::{Clock, ms};
+use crate::dispatcher::Lane;
 use crate::domain::{RatingEvent, Sentiment, Via};
 use crate::rules::{RatingFacts, Routing, Rules};
 use crate::settings::Settings;
@@ -113,6 +114,9 @@ pub struct Pipeline {
     settle_ms: Arc<AtomicI64>,
     /// Woken after a commit that enqueued alerts, so they go out at once.
     wake: Arc<Notify>,
+    /// Where new alerts are handed to this process's dispatcher already
+    /// claimed, while it runs and keeps up (see [`Lane`]).
+    lane: Arc<Lane>,
     /// The queue of the writer task that records everything (see
     /// [`writer`]); `None` in the writer's own copy, which records directly.
     writer: Option<writer::Queue>,
@@ -151,6 +155,7 @@ impl Pipeline {
             max_age_ms: Arc::new(AtomicI64::new(ms(settings.alerts.max_age))),
             settle_ms: Arc::new(AtomicI64::new(ms(settings.alerts.settle))),
             wake,
+            lane: Arc::new(Lane::default()),
             writer: None,
         };
         let queue = writer::start(direct.clone());
@@ -160,12 +165,18 @@ impl Pipeline {
         }
     }
 
-    /// The rules in force now.
+    /// The fast lane to this process's dispatcher, which opens it while
+    /// its run loop runs.
+    pub fn lane(&self) -> Arc<Lane> {
+        self.lane.clone()
+    }
+
     /// The cell the rules live in (see [`SharedRules`]).
     pub fn shared_rules(&self) -> SharedRules {
         self.rules.clone()
     }
 
+    /// The rules in force now.
     pub fn rules(&self) -> Arc<Rules> {
         self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
@@ -393,8 +404,10 @@ impl Pipeline {
                     for alert in &mut alerts {
                         alert.trace_parent = trace_parent.map(str::to_string);
                     }
-                    let enqueued = tx.enqueue_alerts(&alerts, self.settle_ms()).await?;
-                    (enqueued.iter().filter(|e| **e).count(), None)
+                    // A changed rating's alerts take the usual path (due
+                    // rows, claimed by the dispatcher), not the fast lane.
+                    let enqueued = tx.enqueue_alerts(&alerts, self.settle_ms(), None).await?;
+                    (enqueued.iter().flatten().count(), None)
                 }
                 Err(reason) => (0, reason),
             }

@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Pipeline, RatingOutcome, RatingResult, Recorded, SourceFacts, history_row};
 use crate::clock::ms;
+use crate::dispatcher::LaneClaim;
 use crate::domain::{RatingEvent, Sentiment, Via};
 use crate::store::{NewDelivery, RatingRecord, StoreError, StoreResult};
 
@@ -321,6 +322,17 @@ fn rating_order<'a>(
 }
 
 impl Pipeline {
+    /// Hands alerts committed under `claim` to the dispatcher, or releases
+    /// them (due again, for any replica) when it stopped in the meantime.
+    pub async fn hand_over(&self, claim: &LaneClaim, ids: Vec<i64>) {
+        if ids.is_empty() || self.lane.hand_over(claim, ids) {
+            return;
+        }
+        if let Err(e) = self.store.release_batch(&claim.token).await {
+            tracing::warn!(error = %e, "could not release alerts claimed for a dispatcher that stopped; they are sent when the claim runs out (alerts.claim_lease)");
+        }
+    }
+
     /// Records `writes` in one transaction: one answer per write, in order.
     /// Fails as a whole (nothing committed) if any statement fails.
     pub(super) async fn write_batch(&self, writes: &[Write]) -> StoreResult<Vec<Recorded>> {
@@ -491,11 +503,21 @@ impl Pipeline {
         if !histories.is_empty() {
             tx.insert_histories(&histories).await?;
         }
+        // New alerts due at once go to a running dispatcher already
+        // claimed (the fast lane), handed over after the commit.
+        let mut lane_claim = None;
+        let mut lane_ids = Vec::new();
         if !alerts.is_empty() {
-            let enqueued = tx.enqueue_alerts(&alerts, self.settle_ms()).await?;
+            let settle_ms = self.settle_ms();
+            lane_claim = (settle_ms == 0).then(|| self.lane.claim(now)).flatten();
+            let claim = lane_claim
+                .as_ref()
+                .map(|c| (c.token.as_str(), c.claimed_until));
+            let enqueued = tx.enqueue_alerts(&alerts, settle_ms, claim).await?;
             for ((w, i), enqueued) in alert_owner.into_iter().zip(enqueued) {
-                if let (true, Some(result)) = (enqueued, results[w][i].as_mut()) {
+                if let (Some(id), Some(result)) = (enqueued, results[w][i].as_mut()) {
                     result.alerts += 1;
+                    lane_ids.push(id);
                 }
             }
         }
@@ -535,6 +557,9 @@ impl Pipeline {
 
         tx.commit().await?;
         crate::telemetry::observe_db("record", started);
+        if let Some(claim) = lane_claim {
+            self.hand_over(&claim, lane_ids).await;
+        }
         Ok(results
             .into_iter()
             .enumerate()

@@ -215,14 +215,16 @@ impl StoreTx {
 
     /// Enqueues alerts as [`StoreTx::enqueue_alert`] does one by one, each
     /// first due `settle_ms` after it was created (`alerts.settle`, as
-    /// [`StoreTx::delay_alert`] would set it; 0: due at once). Returns
-    /// whether each input row was enqueued (false where that rating
-    /// revision already has one for the channel).
+    /// [`StoreTx::delay_alert`] would set it; 0: due at once), and already
+    /// claimed with `claim` when given (the dispatcher's fast lane). Returns
+    /// each input row's new id, or `None` where that rating revision
+    /// already has one for the channel.
     pub async fn enqueue_alerts(
         &mut self,
         alerts: &[NewAlert],
         settle_ms: i64,
-    ) -> StoreResult<Vec<bool>> {
+        claim: Option<(&str, i64)>,
+    ) -> StoreResult<Vec<Option<i64>>> {
         let key = |a: &NewAlert| {
             (
                 a.rating_id,
@@ -231,17 +233,19 @@ impl StoreTx {
             )
         };
         let order = sorted_by(alerts.len(), |i| key(&alerts[i]));
-        let mut inserted: HashMap<(i64, String, String), ()> = HashMap::new();
+        let (token, claimed_until) = claim.unzip();
+        let mut inserted: HashMap<(i64, String, String), i64> = HashMap::new();
         for chunk in order.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
                 "INSERT INTO alerts (rating_id, revision, rule, channel, mentions, sentiment, event_key,
-                    escalate_at, escalate_to, next_attempt_at, created_at, trace_parent, kind, state)
+                    escalate_at, escalate_to, next_attempt_at, created_at, trace_parent, claim_token,
+                    claimed_until, kind, state)
                  VALUES {}
                  ON CONFLICT (rating_id, channel, kind, event_key) DO NOTHING
-                 RETURNING rating_id, channel, event_key",
-                values(self.dialect(), chunk.len(), 12, ", 'post', 'pending'")
+                 RETURNING id, rating_id, channel, event_key",
+                values(self.dialect(), chunk.len(), 14, ", 'post', 'pending'")
             );
-            let rows: Vec<(i64, String, String)> = on_tx!(self, |conn| {
+            let rows: Vec<(i64, i64, String, String)> = on_tx!(self, |conn| {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
                 for &i in chunk {
                     let a = &alerts[i];
@@ -257,16 +261,18 @@ impl StoreTx {
                         .bind(&a.escalate_to)
                         .bind(a.created_at_ms + settle_ms.max(0))
                         .bind(a.created_at_ms)
-                        .bind(&a.trace_parent);
+                        .bind(&a.trace_parent)
+                        .bind(token)
+                        .bind(claimed_until);
                 }
                 q.fetch_all(&mut *conn).await?
             });
-            inserted.extend(rows.into_iter().map(|k| (k, ())));
+            inserted.extend(
+                rows.into_iter()
+                    .map(|(id, rating, channel, event)| ((rating, channel, event), id)),
+            );
         }
-        Ok(alerts
-            .iter()
-            .map(|a| inserted.remove(&key(a)).is_some())
-            .collect())
+        Ok(alerts.iter().map(|a| inserted.remove(&key(a))).collect())
     }
 }
 

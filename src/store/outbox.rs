@@ -723,12 +723,7 @@ impl Store {
                AND (claimed_until IS NULL OR claimed_until < $3)",
             placeholders(5, ids.len())
         );
-        // By primary key: the claimed rows are among `ids`.
-        let select = format!(
-            "{DUE_ALERT_SELECT} WHERE a.id IN ({}) AND a.claim_token = $1 ORDER BY a.id",
-            placeholders(2, ids.len())
-        );
-        let read = on_pool!(self, |pool| {
+        let claimed = on_pool!(self, |pool| {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(update))
                 .bind(token)
                 .bind(now_ms + lease_ms)
@@ -737,9 +732,27 @@ impl Store {
             for id in ids {
                 q = q.bind(id);
             }
-            if q.execute(pool).await?.rows_affected() == 0 {
-                return Ok(Claimed::default());
-            }
+            q.execute(pool).await?.rows_affected()
+        });
+        if claimed == 0 {
+            return Ok(Claimed::default());
+        }
+        self.claimed_alerts(ids, token).await
+    }
+
+    /// Those of `ids` still claimed with `token` and unsent (a claim the
+    /// writer put on them as it enqueued them, or [`Store::claim_alerts`]'s),
+    /// read with their ratings and parents.
+    pub async fn claimed_alerts(&self, ids: &[i64], token: &str) -> StoreResult<Claimed> {
+        if ids.is_empty() {
+            return Ok(Claimed::default());
+        }
+        // By primary key: the claimed rows are among `ids`.
+        let select = format!(
+            "{DUE_ALERT_SELECT} WHERE a.id IN ({}) AND a.claim_token = $1 AND a.state = 'pending' ORDER BY a.id",
+            placeholders(2, ids.len())
+        );
+        let read = on_pool!(self, |pool| {
             let mut q = sqlx::query_as::<_, DueAlert>(sqlx::AssertSqlSafe(select)).bind(token);
             for id in ids {
                 q = q.bind(id);
@@ -861,6 +874,27 @@ impl Store {
             .execute(pool)
             .await?
             .rows_affected()
+        });
+        Ok(done)
+    }
+
+    /// Releases `ids` of claim `token` that are not sent yet: due again,
+    /// for whichever dispatcher looks next.
+    pub async fn release_alerts(&self, ids: &[i64], token: &str) -> StoreResult<u64> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "UPDATE alerts SET claim_token = NULL, claimed_until = NULL
+             WHERE id IN ({}) AND claim_token = $1 AND state = 'pending'",
+            placeholders(2, ids.len())
+        );
+        let done = on_pool!(self, |pool| {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(token);
+            for id in ids {
+                q = q.bind(id);
+            }
+            q.execute(pool).await?.rows_affected()
         });
         Ok(done)
     }

@@ -498,3 +498,211 @@ async fn a_storms_stragglers_become_a_digest_not_posts_one_by_one() {
         app.stop().await;
     }
 }
+
+/// Waits (up to 20 s) until Slack has `n` top-level posts, and returns them.
+async fn wait_for_posts(slack: &MockServer, n: usize, what: &str) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let posts: Vec<Value> = slack_posts(slack)
+            .await
+            .into_iter()
+            .filter(|p| p.get("thread_ts").is_none())
+            .collect();
+        if posts.len() >= n {
+            return posts;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {} of {n} posts",
+            posts.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Which of `tickets` each post is about, in post order.
+fn tickets_of(posts: &[Value], tickets: &[u64]) -> Vec<u64> {
+    posts
+        .iter()
+        .map(|p| {
+            let text = p.to_string();
+            *tickets
+                .iter()
+                .find(|t| text.contains(&format!("tickets/{t}")))
+                .unwrap_or_else(|| panic!("no ticket of {tickets:?} in {text}"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_new_alert_goes_out_on_the_claim_made_in_its_ratings_commit() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        let app = TestApp::spawn_with(
+            settings(&db.url, Some(&slack.uri()), ""),
+            ManualClock::starting_now(),
+            true,
+        )
+        .await;
+        let lane = app.app.pipeline.lane();
+        for (i, ticket) in [8101, 8102, 8103].into_iter().enumerate() {
+            assert_eq!(
+                app.post_zendesk(&zendesk_body(ticket, "bad", "")).await.0,
+                200
+            );
+            wait_for_posts(&slack, i + 1, &format!("{backend:?}")).await;
+        }
+        // Each alert was claimed by the writer and handed over: the
+        // dispatcher sent it without a claim (a commit) of its own.
+        let counts = lane.counts();
+        assert_eq!((counts.handed, counts.released), (3, 0), "{backend:?}");
+        let alerts = app.app.store.all_alerts().await.unwrap();
+        assert_eq!(alerts.len(), 3, "{backend:?}");
+        assert!(
+            alerts.iter().all(|a| a.state == "sent"),
+            "{backend:?}: {alerts:?}"
+        );
+        assert_eq!(slack_posts(&slack).await.len(), 3, "{backend:?}: once each");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn alerts_that_must_wait_for_their_channels_pace_leave_the_lane_and_keep_their_order() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        // One message a second to the channel, no burst, in order.
+        let mut s = settings(&db.url, Some(&slack.uri()), "");
+        s.alerts.channel_interval = Duration::from_secs(1);
+        s.alerts.channel_burst = 1;
+        let app = TestApp::spawn_with(s, ManualClock::starting_now(), true).await;
+        let lane = app.app.pipeline.lane();
+        let tickets = [8201, 8202, 8203];
+        for ticket in tickets {
+            assert_eq!(
+                app.post_zendesk(&zendesk_body(ticket, "bad", "")).await.0,
+                200
+            );
+        }
+        let posts = wait_for_posts(&slack, 3, &format!("{backend:?}")).await;
+        assert_eq!(tickets_of(&posts, &tickets), tickets, "{backend:?}");
+        // The first went by the lane; the second was handed over too (the
+        // lane was open) but had to wait, so it was released to the due
+        // rows, and the lane closed behind it.
+        let counts = lane.counts();
+        assert!(
+            counts.handed >= 2 && counts.released >= 1,
+            "{backend:?}: {counts:?}"
+        );
+        // Once nothing waits, the lane is open again.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert_eq!(
+            app.post_zendesk(&zendesk_body(8204, "bad", "")).await.0,
+            200
+        );
+        let posts = wait_for_posts(&slack, 4, &format!("{backend:?}")).await;
+        assert_eq!(tickets_of(&posts[3..], &[8204]), [8204], "{backend:?}");
+        let after = lane.counts();
+        assert_eq!(
+            (after.handed, after.released),
+            (counts.handed + 1, counts.released),
+            "{backend:?}"
+        );
+        assert_eq!(slack_posts(&slack).await.len(), 4, "{backend:?}: once each");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn lane_claims_of_a_dispatcher_that_died_are_taken_over_and_a_stopped_one_releases_them() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        let app = TestApp::spawn(
+            settings(&db.url, Some(&slack.uri()), ""),
+            ManualClock::starting_now(),
+        )
+        .await;
+        // A dispatcher "gone" opened the lane, the writer claimed for it,
+        // and it died before sending.
+        let lane = app.app.pipeline.lane();
+        lane.open("gone", 30_000);
+        assert_eq!(
+            app.post_zendesk(&zendesk_body(8301, "bad", "")).await.0,
+            200
+        );
+        let handed = lane.take();
+        assert_eq!(handed.len(), 1, "{backend:?}");
+        let (token, ids) = &handed[0];
+        assert!(token.starts_with("gone:"), "{backend:?}: {token}");
+        lane.close();
+        let alerts = app.app.store.all_alerts().await.unwrap();
+        assert_eq!(alerts[0].id, ids[0]);
+        assert_eq!(alerts[0].claim_token.as_deref(), Some(token.as_str()));
+        assert_eq!(
+            alerts[0].claimed_until,
+            Some(alerts[0].created_at + 30_000),
+            "{backend:?}: claimed in the rating's commit"
+        );
+        // Claimed: this replica's own pass leaves it alone…
+        let report = app.app.flush_alerts().await.unwrap();
+        assert_eq!(report.sent, 0, "{backend:?}: {report:?}");
+        // …until the dead one's claims are taken over: then it goes once.
+        assert_eq!(
+            app.app
+                .store
+                .take_over_dispatcher("gone", 30_000)
+                .await
+                .unwrap(),
+            1
+        );
+        let report = app.app.flush_alerts().await.unwrap();
+        assert_eq!(report.sent, 1, "{backend:?}: {report:?}");
+
+        // A claim handed over after its dispatcher stopped is released at
+        // once by the writer: due again for whichever dispatcher looks.
+        assert_eq!(
+            app.post_zendesk(&zendesk_body(8302, "bad", "")).await.0,
+            200
+        );
+        let id = app
+            .app
+            .store
+            .all_alerts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.state == "pending")
+            .unwrap()
+            .id;
+        lane.open("stopping", 30_000);
+        let claim = lane.claim(app.clock.now_ms()).unwrap();
+        let now = app.clock.now_ms();
+        let claimed = app
+            .app
+            .store
+            .claim_alerts(&[id], now, 30_000, &claim.token)
+            .await
+            .unwrap();
+        assert_eq!(claimed.rows.len(), 1);
+        lane.close();
+        app.app.pipeline.hand_over(&claim, vec![id]).await;
+        assert!(lane.take().is_empty());
+        let row = app
+            .app
+            .store
+            .all_alerts()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|a| a.id == id)
+            .unwrap();
+        assert_eq!(row.claim_token, None, "{backend:?}: released");
+        let report = app.app.flush_alerts().await.unwrap();
+        assert_eq!(report.sent, 1, "{backend:?}: {report:?}");
+        assert_eq!(slack_posts(&slack).await.len(), 2, "{backend:?}");
+        app.stop().await;
+    }
+}
