@@ -396,12 +396,20 @@ impl Dispatcher {
         // Alerts the writer claimed go first, unless something waits for a
         // pace since they were claimed: then they are released and queue
         // behind it, so a channel's messages keep their order.
-        for (token, ids) in self.lane.take() {
-            if self.lane.admitting() && !cancel.is_cancelled() {
-                report.add(self.deliver_handed(&token, &ids, cancel).await?);
+        let mut handed = self.lane.take().into_iter();
+        while let Some((token, ids)) = handed.next() {
+            let done = if self.lane.admitting() && !cancel.is_cancelled() {
+                self.deliver_handed(&token, &ids, cancel).await
             } else {
-                self.store.release_alerts(&ids, &token).await?;
-                self.lane.released(ids.len() as u64);
+                self.release_handed(&token, &ids).await
+            };
+            match done {
+                Ok(done) => report.add(done),
+                Err(e) => {
+                    // Not yet taken up: the next pass starts with them.
+                    self.lane.give_back(handed.collect());
+                    return Err(e);
+                }
             }
         }
         'pass: while !cancel.is_cancelled() {
@@ -473,7 +481,15 @@ impl Dispatcher {
         ids: &[i64],
         cancel: &CancellationToken,
     ) -> StoreResult<FlushReport> {
-        let claimed = self.store.claimed_alerts(ids, token).await?;
+        // Until something is sent, a failure gives the claim back to the
+        // lane for the next pass (the database may be down a moment).
+        let claimed = match self.store.claimed_alerts(ids, token).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                self.lane.give_back(vec![(token.to_string(), ids.to_vec())]);
+                return Err(e);
+            }
+        };
         let mut report = FlushReport {
             dead: claimed.unreadable,
             ..FlushReport::default()
@@ -500,13 +516,33 @@ impl Dispatcher {
         }
         if !held.is_empty() {
             self.lane.admit(false);
-            self.store.release_alerts(&held, token).await?;
-            self.lane.released(held.len() as u64);
+            if let Err(e) = self.release_handed(token, &held).await {
+                let admitted = admitted.iter().map(|row| row.id);
+                self.lane
+                    .give_back(vec![(token.to_string(), admitted.chain(held).collect())]);
+                return Err(e);
+            }
         }
         if !admitted.is_empty() {
             report.add(self.deliver_batch(admitted, token, cancel).await?);
         }
         Ok(report)
+    }
+
+    /// Releases alerts the writer claimed with `token`: due again, to wait
+    /// their turn behind what waits for a pace. On failure, they are given
+    /// back to the lane.
+    async fn release_handed(&self, token: &str, ids: &[i64]) -> StoreResult<FlushReport> {
+        match self.store.release_alerts(ids, token).await {
+            Ok(_) => {
+                self.lane.released(ids.len() as u64);
+                Ok(FlushReport::default())
+            }
+            Err(e) => {
+                self.lane.give_back(vec![(token.to_string(), ids.to_vec())]);
+                Err(e)
+            }
+        }
     }
 
     /// Sends a claimed batch: channels side by side; within a channel one

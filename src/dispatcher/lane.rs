@@ -150,6 +150,17 @@ impl Lane {
         self.state().counts.released += n;
     }
 
+    /// Puts claims taken but not taken up (a pass failed) back in front,
+    /// unless the lane closed meanwhile (the dispatcher's release at
+    /// shutdown covers them).
+    pub(super) fn give_back(&self, claims: Vec<(String, Vec<i64>)>) {
+        let mut state = self.state();
+        if state.owner.is_some() && !claims.is_empty() {
+            let later = std::mem::replace(&mut state.handed, claims);
+            state.handed.extend(later);
+        }
+    }
+
     /// Everything handed over since the last take.
     pub fn take(&self) -> Vec<(String, Vec<i64>)> {
         std::mem::take(&mut self.state().handed)
@@ -182,6 +193,25 @@ mod tests {
         assert_eq!(lane.claim(0), None);
         assert!(lane.hand_over(&claim, vec![3, 4]));
         assert_eq!(lane.take(), vec![(claim.token.clone(), vec![3, 4])]);
+        assert!(lane.take().is_empty());
+    }
+
+    #[test]
+    fn claims_given_back_come_first_at_the_next_take() {
+        let lane = Lane::default();
+        lane.open("inst", 10);
+        let first = lane.claim(0).unwrap();
+        let second = lane.claim(0).unwrap();
+        assert!(lane.hand_over(&first, vec![1]));
+        let taken = lane.take();
+        assert!(lane.hand_over(&second, vec![2]));
+        lane.give_back(taken);
+        assert_eq!(
+            lane.take(),
+            vec![(first.token, vec![1]), (second.token, vec![2])]
+        );
+        lane.close();
+        lane.give_back(vec![("inst:x".into(), vec![3])]);
         assert!(lane.take().is_empty());
     }
 

@@ -557,12 +557,20 @@ async fn a_new_alert_goes_out_on_the_claim_made_in_its_ratings_commit() {
         // dispatcher sent it without a claim (a commit) of its own.
         let counts = lane.counts();
         assert_eq!((counts.handed, counts.released), (3, 0), "{backend:?}");
-        let alerts = app.app.store.all_alerts().await.unwrap();
-        assert_eq!(alerts.len(), 3, "{backend:?}");
-        assert!(
-            alerts.iter().all(|a| a.state == "sent"),
-            "{backend:?}: {alerts:?}"
-        );
+        // Posted first, recorded second: wait for the records.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let alerts = app.app.store.all_alerts().await.unwrap();
+            assert_eq!(alerts.len(), 3, "{backend:?}");
+            if alerts.iter().all(|a| a.state == "sent") {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{backend:?}: {alerts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         assert_eq!(slack_posts(&slack).await.len(), 3, "{backend:?}: once each");
         app.stop().await;
     }
