@@ -396,18 +396,27 @@ impl Dispatcher {
         // Alerts the writer claimed go first, unless something waits for a
         // pace since they were claimed: then they are released and queue
         // behind it, so a channel's messages keep their order.
-        let mut handed = self.lane.take().into_iter();
-        while let Some((token, ids)) = handed.next() {
-            let done = if self.lane.admitting() && !cancel.is_cancelled() {
-                self.deliver_handed(&token, &ids, cancel).await
-            } else {
-                self.release_handed(&token, &ids).await
-            };
-            match done {
-                Ok(done) => report.add(done),
-                Err(e) => {
-                    // Not yet taken up: the next pass starts with them.
-                    self.lane.give_back(handed.collect());
+        if let Some((token, ids)) = self.lane.take() {
+            for (n, chunk) in ids.chunks(BATCH).enumerate() {
+                let ready = if self.lane.admitting() && !cancel.is_cancelled() {
+                    self.admit_handed(&token, chunk).await
+                } else {
+                    self.release_handed(&token, chunk)
+                        .await
+                        .map(|()| Vec::new())
+                };
+                // A failure before a send leaves the rest claimed and
+                // untouched: given back, the next pass starts with them.
+                let rows = match ready {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        self.lane.give_back(ids[n * BATCH..].to_vec());
+                        return Err(e);
+                    }
+                };
+                if let Err(e) = self.deliver_rows(rows, &token, cancel, &mut report).await {
+                    let rest = ids.get((n + 1) * BATCH..).unwrap_or_default();
+                    self.lane.give_back(rest.to_vec());
                     return Err(e);
                 }
             }
@@ -471,29 +480,12 @@ impl Dispatcher {
         Ok((report, next))
     }
 
-    /// Sends the alerts the writer claimed for this dispatcher with `token`
-    /// (the fast lane) whose channel may take a message now. The others
-    /// are released, due again as usual, and the lane closes until a pass
-    /// has sent what waits.
-    async fn deliver_handed(
-        &self,
-        token: &str,
-        ids: &[i64],
-        cancel: &CancellationToken,
-    ) -> StoreResult<FlushReport> {
-        // Until something is sent, a failure gives the claim back to the
-        // lane for the next pass (the database may be down a moment).
-        let claimed = match self.store.claimed_alerts(ids, token).await {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                self.lane.give_back(vec![(token.to_string(), ids.to_vec())]);
-                return Err(e);
-            }
-        };
-        let mut report = FlushReport {
-            dead: claimed.unreadable,
-            ..FlushReport::default()
-        };
+    /// Of the alerts the writer claimed for this dispatcher with `token`
+    /// (the fast lane), reads those whose channel may take a message now.
+    /// The others are released, due again as usual, and the lane closes
+    /// until a pass has sent what waits. On failure nothing was changed.
+    async fn admit_handed(&self, token: &str, ids: &[i64]) -> StoreResult<Vec<DueAlert>> {
+        let claimed = self.store.claimed_alerts(ids, token).await?;
         let mut admitted = Vec::with_capacity(claimed.rows.len());
         let mut held = Vec::new();
         let mut held_channels: Vec<String> = Vec::new();
@@ -516,33 +508,32 @@ impl Dispatcher {
         }
         if !held.is_empty() {
             self.lane.admit(false);
-            if let Err(e) = self.release_handed(token, &held).await {
-                let admitted = admitted.iter().map(|row| row.id);
-                self.lane
-                    .give_back(vec![(token.to_string(), admitted.chain(held).collect())]);
-                return Err(e);
-            }
+            self.release_handed(token, &held).await?;
         }
-        if !admitted.is_empty() {
-            report.add(self.deliver_batch(admitted, token, cancel).await?);
-        }
-        Ok(report)
+        Ok(admitted)
     }
 
     /// Releases alerts the writer claimed with `token`: due again, to wait
-    /// their turn behind what waits for a pace. On failure, they are given
-    /// back to the lane.
-    async fn release_handed(&self, token: &str, ids: &[i64]) -> StoreResult<FlushReport> {
-        match self.store.release_alerts(ids, token).await {
-            Ok(_) => {
-                self.lane.released(ids.len() as u64);
-                Ok(FlushReport::default())
-            }
-            Err(e) => {
-                self.lane.give_back(vec![(token.to_string(), ids.to_vec())]);
-                Err(e)
-            }
+    /// their turn behind what waits for a pace.
+    async fn release_handed(&self, token: &str, ids: &[i64]) -> StoreResult<()> {
+        self.store.release_alerts(ids, token).await?;
+        self.lane.released(ids.len() as u64);
+        Ok(())
+    }
+
+    /// Sends `rows` claimed with `token` (none: nothing to do), adding what
+    /// happened to `report`.
+    async fn deliver_rows(
+        &self,
+        rows: Vec<DueAlert>,
+        token: &str,
+        cancel: &CancellationToken,
+        report: &mut FlushReport,
+    ) -> StoreResult<()> {
+        if !rows.is_empty() {
+            report.add(self.deliver_batch(rows, token, cancel).await?);
         }
+        Ok(())
     }
 
     /// Sends a claimed batch: channels side by side; within a channel one

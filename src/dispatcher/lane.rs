@@ -36,13 +36,13 @@ pub struct Lane {
 
 #[derive(Debug, Default)]
 struct State {
-    /// The running dispatcher's instance id (its claim tokens' prefix) and
-    /// lease; `None` while no dispatcher runs.
+    /// The running dispatcher's claim token for the lane and its lease;
+    /// `None` while no dispatcher runs.
     owner: Option<Owner>,
     /// Whether the dispatcher's last pass left nothing waiting.
     admitting: bool,
-    /// Claim tokens and the alert ids committed under each, in commit order.
-    handed: Vec<(String, Vec<i64>)>,
+    /// The alert ids handed over, in commit order.
+    handed: Vec<i64>,
     counts: LaneCounts,
 }
 
@@ -57,7 +57,12 @@ pub struct LaneCounts {
 
 #[derive(Debug, Clone)]
 struct Owner {
-    instance: String,
+    /// `<instance>:<uuid>`, one per run of the dispatcher: every alert the
+    /// writer claims while it runs carries it, so the dispatcher sends
+    /// what many commits handed over as one batch (one read, one record of
+    /// the sends). The token fences as a per-batch one does: only new rows
+    /// are ever given it, and a takeover clears it.
+    token: String,
     lease_ms: i64,
 }
 
@@ -78,7 +83,7 @@ impl Lane {
         let state = self.state();
         match &state.owner {
             Some(owner) if state.admitting => Some(LaneClaim {
-                token: format!("{}:{}", owner.instance, uuid::Uuid::new_v4().simple()),
+                token: owner.token.clone(),
                 claimed_until: now_ms + owner.lease_ms,
             }),
             _ => None,
@@ -89,15 +94,12 @@ impl Lane {
     /// that owned the claim has stopped: the caller releases them.
     pub fn hand_over(&self, claim: &LaneClaim, ids: Vec<i64>) -> bool {
         let mut state = self.state();
-        let owned = state
-            .owner
-            .as_ref()
-            .is_some_and(|o| claim.token.starts_with(&format!("{}:", o.instance)));
+        let owned = state.owner.as_ref().is_some_and(|o| o.token == claim.token);
         if owned && !ids.is_empty() {
             state.counts.handed += ids.len() as u64;
             metrics::counter!("csatwatch_alert_claims_total", "by" => "writer")
                 .increment(ids.len() as u64);
-            state.handed.push((claim.token.clone(), ids));
+            state.handed.extend(ids);
         }
         owned
     }
@@ -112,10 +114,11 @@ impl Lane {
     pub fn open(&self, instance: &str, lease_ms: i64) {
         let mut state = self.state();
         state.owner = Some(Owner {
-            instance: instance.to_string(),
+            token: format!("{instance}:{}", uuid::Uuid::new_v4().simple()),
             lease_ms,
         });
         state.admitting = true;
+        state.handed.clear();
     }
 
     /// Closes the lane (the run loop is ending). What was handed over and
@@ -150,20 +153,26 @@ impl Lane {
         self.state().counts.released += n;
     }
 
-    /// Puts claims taken but not taken up (a pass failed) back in front,
+    /// Puts ids taken but not taken up (a pass failed) back in front,
     /// unless the lane closed meanwhile (the dispatcher's release at
     /// shutdown covers them).
-    pub(super) fn give_back(&self, claims: Vec<(String, Vec<i64>)>) {
+    pub(super) fn give_back(&self, ids: Vec<i64>) {
         let mut state = self.state();
-        if state.owner.is_some() && !claims.is_empty() {
-            let later = std::mem::replace(&mut state.handed, claims);
+        if state.owner.is_some() && !ids.is_empty() {
+            let later = std::mem::replace(&mut state.handed, ids);
             state.handed.extend(later);
         }
     }
 
-    /// Everything handed over since the last take.
-    pub fn take(&self) -> Vec<(String, Vec<i64>)> {
-        std::mem::take(&mut self.state().handed)
+    /// The lane's claim token and everything handed over since the last
+    /// take, in commit order; `None` when nothing was.
+    pub fn take(&self) -> Option<(String, Vec<i64>)> {
+        let mut state = self.state();
+        let ids = std::mem::take(&mut state.handed);
+        match &state.owner {
+            Some(owner) if !ids.is_empty() => Some((owner.token.clone(), ids)),
+            _ => None,
+        }
     }
 }
 
@@ -181,7 +190,7 @@ mod tests {
         assert_eq!(claim.claimed_until, 121_000);
         lane.close();
         assert!(!lane.hand_over(&claim, vec![1]));
-        assert!(lane.take().is_empty());
+        assert_eq!(lane.take(), None);
     }
 
     #[test]
@@ -192,37 +201,46 @@ mod tests {
         lane.admit(false);
         assert_eq!(lane.claim(0), None);
         assert!(lane.hand_over(&claim, vec![3, 4]));
-        assert_eq!(lane.take(), vec![(claim.token.clone(), vec![3, 4])]);
-        assert!(lane.take().is_empty());
+        assert_eq!(lane.take(), Some((claim.token.clone(), vec![3, 4])));
+        assert_eq!(lane.take(), None);
     }
 
     #[test]
-    fn claims_given_back_come_first_at_the_next_take() {
+    fn what_several_commits_handed_over_is_taken_as_one_batch_in_commit_order() {
         let lane = Lane::default();
         lane.open("inst", 10);
         let first = lane.claim(0).unwrap();
-        let second = lane.claim(0).unwrap();
-        assert!(lane.hand_over(&first, vec![1]));
-        let taken = lane.take();
-        assert!(lane.hand_over(&second, vec![2]));
+        let second = lane.claim(5).unwrap();
+        assert_eq!(first.token, second.token);
+        assert!(lane.hand_over(&first, vec![1, 2]));
+        assert!(lane.hand_over(&second, vec![3]));
+        assert_eq!(lane.take(), Some((first.token, vec![1, 2, 3])));
+        assert_eq!(lane.counts().handed, 3);
+    }
+
+    #[test]
+    fn ids_given_back_come_first_at_the_next_take() {
+        let lane = Lane::default();
+        lane.open("inst", 10);
+        let claim = lane.claim(0).unwrap();
+        assert!(lane.hand_over(&claim, vec![1]));
+        let (_, taken) = lane.take().unwrap();
+        assert!(lane.hand_over(&claim, vec![2]));
         lane.give_back(taken);
-        assert_eq!(
-            lane.take(),
-            vec![(first.token, vec![1]), (second.token, vec![2])]
-        );
+        assert_eq!(lane.take(), Some((claim.token, vec![1, 2])));
         lane.close();
-        lane.give_back(vec![("inst:x".into(), vec![3])]);
-        assert!(lane.take().is_empty());
+        lane.give_back(vec![3]);
+        assert_eq!(lane.take(), None);
     }
 
     #[test]
     fn a_claim_of_an_earlier_run_is_refused_after_a_restart() {
         let lane = Lane::default();
-        lane.open("first", 10);
+        lane.open("same", 10);
         let claim = lane.claim(0).unwrap();
         lane.close();
-        lane.open("second", 10);
+        lane.open("same", 10);
         assert!(!lane.hand_over(&claim, vec![1]));
-        assert!(lane.take().is_empty());
+        assert_eq!(lane.take(), None);
     }
 }
