@@ -553,7 +553,11 @@ impl Dispatcher {
                 None => by_channel.push((alert.channel.clone(), vec![alert])),
             }
         }
-        let total: usize = by_channel.iter().map(|(_, rows)| rows.len()).sum();
+        let ids: Vec<i64> = by_channel
+            .iter()
+            .flat_map(|(_, rows)| rows.iter().map(|row| row.id))
+            .collect();
+        let total = ids.len();
         let shared = Batch {
             stories: self
                 .prefetch_stories(by_channel.iter().flat_map(|(_, rows)| rows))
@@ -595,7 +599,9 @@ impl Dispatcher {
             }
         }
         if done < total {
-            self.store.release_batch(token).await?;
+            // Only this batch's rows: the lane's token is shared with
+            // rows handed over and not taken yet.
+            self.store.release_alerts(&ids, token).await?;
         }
         match failure {
             Some(e) => Err(e),

@@ -92,14 +92,14 @@ impl Lane {
 
     /// Hands over `ids`, committed under `claim`. False when the dispatcher
     /// that owned the claim has stopped: the caller releases them.
-    pub fn hand_over(&self, claim: &LaneClaim, ids: Vec<i64>) -> bool {
+    pub fn hand_over(&self, claim: &LaneClaim, ids: &[i64]) -> bool {
         let mut state = self.state();
         let owned = state.owner.as_ref().is_some_and(|o| o.token == claim.token);
         if owned && !ids.is_empty() {
             state.counts.handed += ids.len() as u64;
             metrics::counter!("csatwatch_alert_claims_total", "by" => "writer")
                 .increment(ids.len() as u64);
-            state.handed.extend(ids);
+            state.handed.extend_from_slice(ids);
         }
         owned
     }
@@ -189,7 +189,7 @@ mod tests {
         assert!(claim.token.starts_with("inst:"));
         assert_eq!(claim.claimed_until, 121_000);
         lane.close();
-        assert!(!lane.hand_over(&claim, vec![1]));
+        assert!(!lane.hand_over(&claim, &[1]));
         assert_eq!(lane.take(), None);
     }
 
@@ -200,7 +200,7 @@ mod tests {
         let claim = lane.claim(0).unwrap();
         lane.admit(false);
         assert_eq!(lane.claim(0), None);
-        assert!(lane.hand_over(&claim, vec![3, 4]));
+        assert!(lane.hand_over(&claim, &[3, 4]));
         assert_eq!(lane.take(), Some((claim.token.clone(), vec![3, 4])));
         assert_eq!(lane.take(), None);
     }
@@ -212,8 +212,8 @@ mod tests {
         let first = lane.claim(0).unwrap();
         let second = lane.claim(5).unwrap();
         assert_eq!(first.token, second.token);
-        assert!(lane.hand_over(&first, vec![1, 2]));
-        assert!(lane.hand_over(&second, vec![3]));
+        assert!(lane.hand_over(&first, &[1, 2]));
+        assert!(lane.hand_over(&second, &[3]));
         assert_eq!(lane.take(), Some((first.token, vec![1, 2, 3])));
         assert_eq!(lane.counts().handed, 3);
     }
@@ -223,9 +223,9 @@ mod tests {
         let lane = Lane::default();
         lane.open("inst", 10);
         let claim = lane.claim(0).unwrap();
-        assert!(lane.hand_over(&claim, vec![1]));
+        assert!(lane.hand_over(&claim, &[1]));
         let (_, taken) = lane.take().unwrap();
-        assert!(lane.hand_over(&claim, vec![2]));
+        assert!(lane.hand_over(&claim, &[2]));
         lane.give_back(taken);
         assert_eq!(lane.take(), Some((claim.token, vec![1, 2])));
         lane.close();
@@ -240,7 +240,7 @@ mod tests {
         let claim = lane.claim(0).unwrap();
         lane.close();
         lane.open("same", 10);
-        assert!(!lane.hand_over(&claim, vec![1]));
+        assert!(!lane.hand_over(&claim, &[1]));
         assert_eq!(lane.take(), None);
     }
 }

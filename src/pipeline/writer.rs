@@ -325,10 +325,10 @@ impl Pipeline {
     /// Hands alerts committed under `claim` to the dispatcher, or releases
     /// them (due again, for any replica) when it stopped in the meantime.
     pub async fn hand_over(&self, claim: &LaneClaim, ids: Vec<i64>) {
-        if ids.is_empty() || self.lane.hand_over(claim, ids) {
+        if ids.is_empty() || self.lane.hand_over(claim, &ids) {
             return;
         }
-        if let Err(e) = self.store.release_batch(&claim.token).await {
+        if let Err(e) = self.store.release_alerts(&ids, &claim.token).await {
             tracing::warn!(error = %e, "could not release alerts claimed for a dispatcher that stopped; they are sent when the claim runs out (alerts.claim_lease)");
         }
     }

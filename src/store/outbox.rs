@@ -862,22 +862,6 @@ impl Store {
         Ok(done == 1)
     }
 
-    /// Releases the rows of a batch claim that were not sent (the flush was
-    /// cancelled between them): one write for the whole batch.
-    pub async fn release_batch(&self, token: &str) -> StoreResult<u64> {
-        let done = on_pool!(self, |pool| {
-            sqlx::query(
-                "UPDATE alerts SET claim_token = NULL, claimed_until = NULL
-                 WHERE claim_token = $1 AND state = 'pending'",
-            )
-            .bind(token)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
-        Ok(done)
-    }
-
     /// Releases `ids` of claim `token` that are not sent yet: due again,
     /// for whichever dispatcher looks next.
     pub async fn release_alerts(&self, ids: &[i64], token: &str) -> StoreResult<u64> {
