@@ -399,7 +399,7 @@ impl Dispatcher {
         if let Some((token, ids)) = self.lane.take() {
             for (n, chunk) in ids.chunks(BATCH).enumerate() {
                 let ready = if self.lane.admitting() && !cancel.is_cancelled() {
-                    self.admit_handed(&token, chunk).await
+                    self.admit_handed(&token, chunk, &mut report).await
                 } else {
                     self.release_handed(&token, chunk)
                         .await
@@ -483,9 +483,16 @@ impl Dispatcher {
     /// Of the alerts the writer claimed for this dispatcher with `token`
     /// (the fast lane), reads those whose channel may take a message now.
     /// The others are released, due again as usual, and the lane closes
-    /// until a pass has sent what waits. On failure nothing was changed.
-    async fn admit_handed(&self, token: &str, ids: &[i64]) -> StoreResult<Vec<DueAlert>> {
+    /// until a pass has sent what waits. On failure nothing was changed
+    /// (but a row that cannot be read, given up and counted in `report`).
+    async fn admit_handed(
+        &self,
+        token: &str,
+        ids: &[i64],
+        report: &mut FlushReport,
+    ) -> StoreResult<Vec<DueAlert>> {
         let claimed = self.store.claimed_alerts(ids, token).await?;
+        report.dead += claimed.unreadable;
         let mut admitted = Vec::with_capacity(claimed.rows.len());
         let mut held = Vec::new();
         let mut held_channels: Vec<String> = Vec::new();
