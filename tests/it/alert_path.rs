@@ -547,10 +547,7 @@ async fn a_new_alert_goes_out_on_the_claim_made_in_its_ratings_commit() {
         .await;
         let lane = app.app.pipeline.lane();
         for (i, ticket) in [8101, 8102, 8103].into_iter().enumerate() {
-            assert_eq!(
-                app.post_zendesk(&zendesk_body(ticket, "bad", "")).await.0,
-                200
-            );
+            post_negatives(&app, ticket, 1).await;
             wait_for_posts(&slack, i + 1, &format!("{backend:?}")).await;
         }
         // Each alert was claimed by the writer and handed over: the
@@ -589,10 +586,7 @@ async fn alerts_that_must_wait_for_their_channels_pace_leave_the_lane_and_keep_t
         let lane = app.app.pipeline.lane();
         let tickets = [8201, 8202, 8203];
         for ticket in tickets {
-            assert_eq!(
-                app.post_zendesk(&zendesk_body(ticket, "bad", "")).await.0,
-                200
-            );
+            post_negatives(&app, ticket, 1).await;
         }
         let posts = wait_for_posts(&slack, 3, &format!("{backend:?}")).await;
         assert_eq!(tickets_of(&posts, &tickets), tickets, "{backend:?}");
@@ -606,10 +600,7 @@ async fn alerts_that_must_wait_for_their_channels_pace_leave_the_lane_and_keep_t
         );
         // Once nothing waits, the lane is open again.
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(
-            app.post_zendesk(&zendesk_body(8204, "bad", "")).await.0,
-            200
-        );
+        post_negatives(&app, 8204, 1).await;
         let posts = wait_for_posts(&slack, 4, &format!("{backend:?}")).await;
         assert_eq!(tickets_of(&posts[3..], &[8204]), [8204], "{backend:?}");
         let after = lane.counts();
@@ -637,10 +628,7 @@ async fn lane_claims_of_a_dispatcher_that_died_are_taken_over_and_a_stopped_one_
         // and it died before sending.
         let lane = app.app.pipeline.lane();
         lane.open("gone", 30_000);
-        assert_eq!(
-            app.post_zendesk(&zendesk_body(8301, "bad", "")).await.0,
-            200
-        );
+        post_negatives(&app, 8301, 1).await;
         let (token, ids) = lane.take().expect("handed over");
         assert_eq!(ids.len(), 1, "{backend:?}");
         assert!(token.starts_with("gone:"), "{backend:?}: {token}");
@@ -670,10 +658,7 @@ async fn lane_claims_of_a_dispatcher_that_died_are_taken_over_and_a_stopped_one_
 
         // A claim handed over after its dispatcher stopped is released at
         // once by the writer: due again for whichever dispatcher looks.
-        assert_eq!(
-            app.post_zendesk(&zendesk_body(8302, "bad", "")).await.0,
-            200
-        );
+        post_negatives(&app, 8302, 1).await;
         let id = app
             .app
             .store
