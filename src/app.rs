@@ -104,7 +104,8 @@ impl App {
                 history_window: settings.alerts.history_window,
                 rules: pipeline.shared_rules(),
             })
-            .with_lane(pipeline.lane()),
+            .with_lane(pipeline.lane())
+            .with_sends(pipeline.sends_recorder()),
         );
         let fetcher = Arc::new(Fetcher {
             sources: sources.clone(),

@@ -48,6 +48,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{Clock, ms};
 use crate::domain::{Scale, Score, Sentiment};
+use crate::pipeline::SendsRecorder;
 use crate::settings::AlertSettings;
 use crate::sinks::{AlertView, Sink, SinkError};
 use crate::sources::SourceRegistry;
@@ -113,6 +114,9 @@ pub struct Dispatcher {
     /// New alerts the writer claimed for this dispatcher (see [`Lane`]),
     /// open while [`Dispatcher::run`] runs.
     lane: Arc<Lane>,
+    /// Records sends in the writer's batches (see [`SendsRecorder`]);
+    /// `None`: in a transaction of their own.
+    sends: Option<SendsRecorder>,
 }
 
 /// Rows claimed and sent per batch.
@@ -170,6 +174,7 @@ impl Dispatcher {
             pacing_wake: std::sync::Mutex::new(None),
             gauges_dirty: AtomicBool::new(false),
             lane: Arc::new(Lane::default()),
+            sends: None,
         }
     }
 
@@ -177,6 +182,13 @@ impl Dispatcher {
     /// while its run loop runs ([`crate::pipeline::Pipeline::lane`]).
     pub fn with_lane(mut self, lane: Arc<Lane>) -> Self {
         self.lane = lane;
+        self
+    }
+
+    /// Records the alerts it sent through the writer
+    /// ([`crate::pipeline::Pipeline::sends_recorder`]).
+    pub fn with_sends(mut self, sends: Option<SendsRecorder>) -> Self {
+        self.sends = sends;
         self
     }
 
@@ -597,7 +609,10 @@ impl Dispatcher {
         }
         if !sent.is_empty() {
             let records: Vec<SentRecord> = sent.iter().map(|(_, r)| r.clone()).collect();
-            let recorded = self.store.mark_alerts_sent(token, &records).await?;
+            let recorded = match &self.sends {
+                Some(sends) => sends.mark_alerts_sent(&self.store, token, &records).await?,
+                None => self.store.mark_alerts_sent(token, &records).await?,
+            };
             for ((alert, record), ok) in sent.iter().zip(recorded) {
                 report.add(self.sent_recorded(alert, record, ok));
                 if ok && alert.kind == crate::store::AlertKind::Post {

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 pub use follow_ons::ActionOutcome;
 use serde::Serialize;
 use tokio::sync::Notify;
-pub use writer::{PageCursor, Pending, Sequence, WriteCounts};
+pub use writer::{PageCursor, Pending, SendsRecorder, Sequence, WriteCounts};
 
 use crate::clock::{Clock, ms};
 use crate::dispatcher::Lane;
@@ -158,7 +158,14 @@ impl Pipeline {
             lane: Arc::new(Lane::default()),
             writer: None,
         };
-        let queue = writer::start(direct.clone());
+        // The writer's own connection: on SQLite it keeps its page cache
+        // from one batch to the next (a connection drops its cache when
+        // another one wrote since its last transaction), and the writer
+        // never waits behind request handlers for a pool connection.
+        let queue = writer::start(Pipeline {
+            store: direct.store.with_own_pool(1),
+            ..direct.clone()
+        });
         Pipeline {
             writer: Some(queue),
             ..direct
@@ -169,6 +176,12 @@ impl Pipeline {
     /// its run loop runs.
     pub fn lane(&self) -> Arc<Lane> {
         self.lane.clone()
+    }
+
+    /// Where this process's dispatcher records the alerts it sent: through
+    /// the writer, in its next batch (see [`SendsRecorder`]).
+    pub fn sends_recorder(&self) -> Option<SendsRecorder> {
+        self.writer.as_ref().map(writer::Queue::sends_recorder)
     }
 
     /// The cell the rules live in (see [`SharedRules`]).

@@ -15,6 +15,11 @@
 //!   rolled back and each write is retried in a transaction of its own.
 //!   When the database is unavailable, every waiting write gets that error
 //!   (503 to a webhook) at once, without a retry per write.
+//! - This process's dispatcher records the alerts it sent through the
+//!   writer too ([`SendsRecorder`]): on SQLite a second connection writing
+//!   would take the one write lock between two batches (the writer's
+//!   `BEGIN` waits for it) and make every other connection drop its page
+//!   cache; recorded here, the sends share the batch's commit.
 //! - The batch runs in a task of its own: a caller that goes away (a
 //!   webhook client that disconnects) cancels only its wait, never the
 //!   transaction, so no connection is left inside an open transaction.
@@ -30,13 +35,16 @@ use super::{Pipeline, RatingOutcome, RatingResult, Recorded, SourceFacts, histor
 use crate::clock::ms;
 use crate::dispatcher::LaneClaim;
 use crate::domain::{RatingEvent, Sentiment, Via};
-use crate::store::{NewDelivery, RatingRecord, StoreError, StoreResult};
+use crate::store::{NewDelivery, RatingRecord, SentRecord, Store, StoreError, StoreResult};
 
 /// Most writes committed in one transaction.
 const MAX_WRITES: usize = 512;
 /// Writes waiting beyond the one being committed; a full queue makes
 /// handlers wait (back-pressure), and their requests time out as before.
 const QUEUE_DEPTH: usize = 8192;
+/// Records of sends committed in one transaction (each one a dispatcher
+/// batch); a dispatcher waits for each, so few ever queue.
+const MAX_SENDS: usize = 64;
 
 /// One unit of work: a delivery with its ratings, or a poll page.
 #[derive(Debug)]
@@ -120,7 +128,47 @@ struct Queued {
 #[derive(Debug, Clone)]
 pub(super) struct Queue {
     sender: mpsc::Sender<Queued>,
+    sends: mpsc::Sender<SentJob>,
     stats: Arc<WriterStats>,
+}
+
+/// Alerts a dispatcher sent under one claim token, to record as sent.
+struct SentJob {
+    token: String,
+    records: Vec<SentRecord>,
+    done: oneshot::Sender<StoreResult<Vec<bool>>>,
+}
+
+/// Where this process's dispatcher records the alerts it sent: in the
+/// writer's next transaction, with the webhooks of that batch (one commit,
+/// one sync to disk for both). Once the writer has stopped, the sends are
+/// recorded in a transaction of their own on `store`.
+#[derive(Debug, Clone)]
+pub struct SendsRecorder {
+    sends: mpsc::Sender<SentJob>,
+}
+
+impl SendsRecorder {
+    /// Records each of `sent` as sent if `token` still holds its claim, as
+    /// [`Store::mark_alerts_sent`] does, and returns after the commit.
+    pub async fn mark_alerts_sent(
+        &self,
+        store: &Store,
+        token: &str,
+        sent: &[SentRecord],
+    ) -> StoreResult<Vec<bool>> {
+        let (done, wait) = oneshot::channel();
+        let job = SentJob {
+            token: token.to_string(),
+            records: sent.to_vec(),
+            done,
+        };
+        match self.sends.send(job).await {
+            // Dropped unanswered: the batch panicked, nothing committed.
+            Ok(()) => wait.await.map_err(|_| stopped())?,
+            Err(_) => store.mark_alerts_sent(token, sent).await,
+        }
+    }
 }
 
 /// What the writer has done since start.
@@ -129,6 +177,7 @@ pub struct WriterStats {
     batches: AtomicU64,
     writes: AtomicU64,
     retried: AtomicU64,
+    sends: AtomicU64,
 }
 
 /// A snapshot of [`WriterStats`].
@@ -140,6 +189,9 @@ pub struct WriteCounts {
     pub writes: u64,
     /// Batches that failed and were retried write by write.
     pub retried: u64,
+    /// Records of a dispatcher's sends (one per batch of alerts it sent)
+    /// the writer committed.
+    pub sends: u64,
 }
 
 impl WriterStats {
@@ -148,6 +200,7 @@ impl WriterStats {
             batches: self.batches.load(Ordering::Relaxed),
             writes: self.writes.load(Ordering::Relaxed),
             retried: self.retried.load(Ordering::Relaxed),
+            sends: self.sends.load(Ordering::Relaxed),
         }
     }
 }
@@ -163,6 +216,13 @@ impl std::fmt::Debug for Queued {
 impl Queue {
     pub fn stats(&self) -> WriteCounts {
         self.stats.counts()
+    }
+
+    /// A recorder of sends that goes through this writer.
+    pub fn sends_recorder(&self) -> SendsRecorder {
+        SendsRecorder {
+            sends: self.sends.clone(),
+        }
     }
 
     /// Queues `write` and waits for the commit that holds it.
@@ -190,28 +250,75 @@ fn stopped() -> StoreError {
 /// Starts the writer task for `pipeline` (a copy without a queue).
 pub(super) fn start(pipeline: Pipeline) -> Queue {
     let (sender, receiver) = mpsc::channel(QUEUE_DEPTH);
+    let (sends, sends_receiver) = mpsc::channel(MAX_SENDS);
     let stats = Arc::new(WriterStats::default());
-    tokio::spawn(run(pipeline, receiver, stats.clone()));
-    Queue { sender, stats }
+    tokio::spawn(run(pipeline, receiver, sends_receiver, stats.clone()));
+    Queue {
+        sender,
+        sends,
+        stats,
+    }
 }
 
-async fn run(pipeline: Pipeline, mut receiver: mpsc::Receiver<Queued>, stats: Arc<WriterStats>) {
+/// Takes what is queued (writes, records of sends) as one batch at a
+/// time; stops once every [`Queue`] is gone, so a dispatcher that outlives
+/// the pipeline records its sends on its own.
+async fn run(
+    pipeline: Pipeline,
+    mut receiver: mpsc::Receiver<Queued>,
+    mut sends_receiver: mpsc::Receiver<SentJob>,
+    stats: Arc<WriterStats>,
+) {
     let mut batch = Vec::with_capacity(MAX_WRITES);
-    while receiver.recv_many(&mut batch, MAX_WRITES).await > 0 {
+    let mut sends = Vec::new();
+    loop {
+        tokio::select! {
+            n = receiver.recv_many(&mut batch, MAX_WRITES) => if n == 0 {
+                break;
+            },
+            // Never closed before `receiver`: every `Queue` holds a sender.
+            _ = sends_receiver.recv_many(&mut sends, MAX_SENDS) => {}
+        }
+        // What the other queue holds goes in the same batch.
+        while batch.len() < MAX_WRITES {
+            match receiver.try_recv() {
+                Ok(queued) => batch.push(queued),
+                Err(_) => break,
+            }
+        }
+        while sends.len() < MAX_SENDS {
+            match sends_receiver.try_recv() {
+                Ok(job) => sends.push(job),
+                Err(_) => break,
+            }
+        }
         let queued = std::mem::take(&mut batch);
         stats.batches.fetch_add(1, Ordering::Relaxed);
         stats
             .writes
             .fetch_add(queued.len() as u64, Ordering::Relaxed);
-        metrics::histogram!("csatwatch_write_batch_size").record(queued.len() as f64);
+        if !queued.is_empty() {
+            metrics::histogram!("csatwatch_write_batch_size").record(queued.len() as f64);
+        }
         // A task of its own: the batch always runs to its end, and a panic
         // in it fails its writes (their senders drop) but not the writer.
-        let _ = tokio::spawn(commit(pipeline.clone(), queued, stats.clone())).await;
+        let job = commit(
+            pipeline.clone(),
+            queued,
+            std::mem::take(&mut sends),
+            stats.clone(),
+        );
+        let _ = tokio::spawn(job).await;
     }
 }
 
-/// Commits one batch and answers every write in it.
-async fn commit(pipeline: Pipeline, queued: Vec<Queued>, stats: Arc<WriterStats>) {
+/// Commits one batch and answers every write and record of sends in it.
+async fn commit(
+    pipeline: Pipeline,
+    queued: Vec<Queued>,
+    sends: Vec<SentJob>,
+    stats: Arc<WriterStats>,
+) {
     // Pages behind a page that failed are refused without a transaction.
     let (queued, refused): (Vec<Queued>, Vec<Queued>) = queued
         .into_iter()
@@ -219,7 +326,7 @@ async fn commit(pipeline: Pipeline, queued: Vec<Queued>, stats: Arc<WriterStats>
     for q in refused {
         let _ = q.done.send(Err(earlier_page_failed()));
     }
-    if queued.is_empty() {
+    if queued.is_empty() && sends.is_empty() {
         return;
     }
     let (mut writes, dones): (Vec<Write>, Vec<_>) =
@@ -248,38 +355,62 @@ async fn commit(pipeline: Pipeline, queued: Vec<Queued>, stats: Arc<WriterStats>
             span
         })
         .collect();
-    let results: Vec<StoreResult<Recorded>> = match pipeline.write_batch(&writes).await {
-        Ok(recorded) => recorded.into_iter().map(Ok).collect(),
-        Err(e) if writes.len() == 1 => vec![Err(e)],
-        Err(e @ (StoreError::Unavailable(_) | StoreError::FileLost(_))) => {
-            tracing::warn!(error = %e, writes = writes.len(), "a batch of writes could not be committed: database unavailable");
-            let shared = Arc::new(e);
-            writes
-                .iter()
-                .map(|_| Err(StoreError::Batch(shared.clone())))
-                .collect()
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, writes = writes.len(), "a batch of writes failed; retrying each on its own");
-            stats.retried.fetch_add(1, Ordering::Relaxed);
-            let mut results = Vec::with_capacity(writes.len());
-            for write in &writes {
-                if write.sequence.as_ref().is_some_and(Sequence::broken) {
-                    results.push(Err(earlier_page_failed()));
-                    continue;
-                }
-                let result = pipeline
-                    .write_batch(std::slice::from_ref(write))
-                    .await
-                    .map(|mut r| r.pop().expect("one result per write"));
-                if let (Err(_), Some(sequence)) = (&result, &write.sequence) {
-                    sequence.mark_broken();
-                }
-                results.push(result);
+    let (sent, sent_dones): (Vec<(String, Vec<SentRecord>)>, Vec<_>) = sends
+        .into_iter()
+        .map(|job| ((job.token, job.records), job.done))
+        .unzip();
+    let (results, marked): (Vec<StoreResult<Recorded>>, Vec<StoreResult<Vec<bool>>>) =
+        match pipeline.write_batch_with(&writes, &sent).await {
+            Ok((recorded, marked)) => (
+                recorded.into_iter().map(Ok).collect(),
+                marked.into_iter().map(Ok).collect(),
+            ),
+            Err(e) if writes.len() == 1 && sent.is_empty() => (vec![Err(e)], Vec::new()),
+            Err(e) if writes.is_empty() && sent.len() == 1 => (Vec::new(), vec![Err(e)]),
+            Err(e @ (StoreError::Unavailable(_) | StoreError::FileLost(_))) => {
+                tracing::warn!(error = %e, writes = writes.len(), sends = sent.len(), "a batch of writes could not be committed: database unavailable");
+                let shared = Arc::new(e);
+                (
+                    writes
+                        .iter()
+                        .map(|_| Err(StoreError::Batch(shared.clone())))
+                        .collect(),
+                    sent.iter()
+                        .map(|_| Err(StoreError::Batch(shared.clone())))
+                        .collect(),
+                )
             }
-            results
+            Err(e) => {
+                tracing::warn!(error = %e, writes = writes.len(), sends = sent.len(), "a batch of writes failed; retrying each on its own");
+                stats.retried.fetch_add(1, Ordering::Relaxed);
+                let mut marked = Vec::with_capacity(sent.len());
+                for (token, records) in &sent {
+                    marked.push(pipeline.store.mark_alerts_sent(token, records).await);
+                }
+                let mut results = Vec::with_capacity(writes.len());
+                for write in &writes {
+                    if write.sequence.as_ref().is_some_and(Sequence::broken) {
+                        results.push(Err(earlier_page_failed()));
+                        continue;
+                    }
+                    let result = pipeline
+                        .write_batch(std::slice::from_ref(write))
+                        .await
+                        .map(|mut r| r.pop().expect("one result per write"));
+                    if let (Err(_), Some(sequence)) = (&result, &write.sequence) {
+                        sequence.mark_broken();
+                    }
+                    results.push(result);
+                }
+                (results, marked)
+            }
+        };
+    for (done, result) in sent_dones.into_iter().zip(marked) {
+        if result.is_ok() {
+            stats.sends.fetch_add(1, Ordering::Relaxed);
         }
-    };
+        let _ = done.send(result);
+    }
     for (((write, done), result), span) in writes.iter().zip(dones).zip(results).zip(spans) {
         span.record(
             "outcome",
@@ -336,6 +467,17 @@ impl Pipeline {
     /// Records `writes` in one transaction: one answer per write, in order.
     /// Fails as a whole (nothing committed) if any statement fails.
     pub(super) async fn write_batch(&self, writes: &[Write]) -> StoreResult<Vec<Recorded>> {
+        Ok(self.write_batch_with(writes, &[]).await?.0)
+    }
+
+    /// [`Pipeline::write_batch`], recording in the same transaction the
+    /// sends of `sent` (claim token, sends), with their answers as
+    /// [`crate::store::StoreTx::mark_alerts_sent`] gives them.
+    async fn write_batch_with(
+        &self,
+        writes: &[Write],
+        sent: &[(String, Vec<SentRecord>)],
+    ) -> StoreResult<(Vec<Recorded>, Vec<Vec<bool>>)> {
         let now = self.clock.now_ms();
         let started = std::time::Instant::now();
         let mut tx = self.store.begin().await?;
@@ -555,12 +697,18 @@ impl Pipeline {
                 .await?;
         }
 
+        // The dispatcher's sends (see [`SendsRecorder`]).
+        let mut marked = Vec::with_capacity(sent.len());
+        for (token, records) in sent {
+            marked.push(tx.mark_alerts_sent(token, records).await?);
+        }
+
         tx.commit().await?;
         crate::telemetry::observe_db("record", started);
         if let Some(claim) = lane_claim {
             self.hand_over(&claim, lane_ids).await;
         }
-        Ok(results
+        let recorded = results
             .into_iter()
             .enumerate()
             .map(|(w, ratings)| Recorded {
@@ -568,6 +716,7 @@ impl Pipeline {
                 duplicate_delivery: duplicate[w],
                 ratings: ratings.into_iter().flatten().collect(),
             })
-            .collect())
+            .collect();
+        Ok((recorded, marked))
     }
 }

@@ -77,6 +77,52 @@ pub(super) const ALERT_COLUMNS: &str =
      claim_token, claimed_until, last_error, created_at, sent_at, slack_channel, slack_ts";
 
 impl StoreTx {
+    /// Records sends made under `token`, each only if `token` still holds
+    /// its claim, as part of this transaction (the writer's, which records
+    /// them with the webhooks of its batch). Returns, in order, whether
+    /// each was recorded (false: its claim was taken over).
+    pub async fn mark_alerts_sent(
+        &mut self,
+        token: &str,
+        sent: &[SentRecord],
+    ) -> StoreResult<Vec<bool>> {
+        let ids: Vec<i64> = sent.iter().map(|s| s.id).collect();
+        self.follow_up_touch_alerts(&ids).await?;
+        let mut recorded_ids: HashSet<i64> = HashSet::with_capacity(sent.len());
+        for chunk in sent.chunks(super::batch::ROWS_PER_STATEMENT) {
+            // One statement per chunk (on PostgreSQL one round trip, where
+            // one per row made a busy database the bound of a drain). The
+            // parameters of the row list come first, the token last.
+            let values = super::batch::values(self.dialect(), chunk.len(), 4, "");
+            let token_param = match self.dialect() {
+                super::Dialect::Sqlite => "?".to_string(),
+                super::Dialect::Postgres => format!("${}", chunk.len() * 4 + 1),
+            };
+            let sql = format!(
+                "WITH v (v_id, v_sent_at, v_channel, v_ts) AS (VALUES {values})
+                 UPDATE alerts SET state = 'sent', sent_at = v.v_sent_at, slack_channel = v.v_channel,
+                    slack_ts = v.v_ts, attempts = attempts + 1, claim_token = NULL, claimed_until = NULL,
+                    last_error = NULL, in_doubt_since = NULL
+                 FROM v
+                 WHERE alerts.id = v.v_id AND alerts.claim_token = {token_param} AND alerts.state = 'pending'
+                 RETURNING id"
+            );
+            let done: Vec<i64> = on_tx!(self, |conn| {
+                let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+                for s in chunk {
+                    q = q
+                        .bind(s.id)
+                        .bind(s.sent_at_ms)
+                        .bind(s.slack_channel.as_deref())
+                        .bind(s.slack_ts.as_deref());
+                }
+                q.bind(token).fetch_all(&mut *conn).await?
+            });
+            recorded_ids.extend(done);
+        }
+        Ok(sent.iter().map(|s| recorded_ids.contains(&s.id)).collect())
+    }
+
     /// Enqueues an alert; `None` if this rating revision already has one for
     /// this channel (a concurrent duplicate).
     pub async fn enqueue_alert(&mut self, a: &NewAlert) -> StoreResult<Option<i64>> {
@@ -185,41 +231,7 @@ impl Store {
         sent: &[SentRecord],
     ) -> StoreResult<Vec<bool>> {
         let mut tx = self.begin().await?;
-        let ids: Vec<i64> = sent.iter().map(|s| s.id).collect();
-        tx.follow_up_touch_alerts(&ids).await?;
-        let mut recorded_ids: HashSet<i64> = HashSet::with_capacity(sent.len());
-        for chunk in sent.chunks(super::batch::ROWS_PER_STATEMENT) {
-            // One statement per chunk (on PostgreSQL one round trip, where
-            // one per row made a busy database the bound of a drain). The
-            // parameters of the row list come first, the token last.
-            let values = super::batch::values(tx.dialect(), chunk.len(), 4, "");
-            let token_param = match tx.dialect() {
-                super::Dialect::Sqlite => "?".to_string(),
-                super::Dialect::Postgres => format!("${}", chunk.len() * 4 + 1),
-            };
-            let sql = format!(
-                "WITH v (v_id, v_sent_at, v_channel, v_ts) AS (VALUES {values})
-                 UPDATE alerts SET state = 'sent', sent_at = v.v_sent_at, slack_channel = v.v_channel,
-                    slack_ts = v.v_ts, attempts = attempts + 1, claim_token = NULL, claimed_until = NULL,
-                    last_error = NULL, in_doubt_since = NULL
-                 FROM v
-                 WHERE alerts.id = v.v_id AND alerts.claim_token = {token_param} AND alerts.state = 'pending'
-                 RETURNING id"
-            );
-            let done: Vec<i64> = on_tx!(tx, |conn| {
-                let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
-                for s in chunk {
-                    q = q
-                        .bind(s.id)
-                        .bind(s.sent_at_ms)
-                        .bind(s.slack_channel.as_deref())
-                        .bind(s.slack_ts.as_deref());
-                }
-                q.bind(token).fetch_all(&mut *conn).await?
-            });
-            recorded_ids.extend(done);
-        }
-        let recorded = sent.iter().map(|s| recorded_ids.contains(&s.id)).collect();
+        let recorded = tx.mark_alerts_sent(token, sent).await?;
         tx.commit().await?;
         Ok(recorded)
     }

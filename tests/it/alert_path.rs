@@ -569,6 +569,14 @@ async fn a_new_alert_goes_out_on_the_claim_made_in_its_ratings_commit() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(slack_posts(&slack).await.len(), 3, "{backend:?}: once each");
+        // The sends were recorded by the writer, in its transactions (on
+        // SQLite a commit of the dispatcher's own would take the write lock
+        // between two batches of webhooks).
+        let counts = app.app.pipeline.write_counts();
+        assert!(
+            (1..=3).contains(&counts.sends) && counts.writes == 3,
+            "{backend:?}: {counts:?}"
+        );
         app.stop().await;
     }
 }

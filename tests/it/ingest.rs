@@ -373,3 +373,27 @@ async fn a_page_that_fails_keeps_the_cursor_before_it_and_the_pages_behind_it_ou
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn postgres_the_writer_records_while_every_pool_connection_is_taken() {
+    if !postgres_or_say_why("postgres_the_writer_records_while_every_pool_connection_is_taken") {
+        return;
+    }
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let app = TestApp::spawn(
+        settings(&db.url, None, "").with_database(|d| {
+            d.max_connections = 1;
+            d.acquire_timeout = Duration::from_secs(2);
+        }),
+        ManualClock::starting_now(),
+    )
+    .await;
+    // The pool's one connection is busy (a long report, say): the writer
+    // records on a connection of its own instead of timing out behind it.
+    let held = app.app.store.begin().await.unwrap();
+    let (status, answer) = app.post_zendesk(&zendesk_body(1, "bad", "x")).await;
+    assert_eq!(status, 200, "{answer}");
+    drop(held);
+    assert_eq!(app.app.store.count_ratings().await.unwrap(), 1);
+    app.stop().await;
+}
