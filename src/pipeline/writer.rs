@@ -310,6 +310,15 @@ async fn run(
         );
         let _ = tokio::spawn(job).await;
     }
+    // Sends queued before the last `Queue` went are still recorded; from
+    // here on the dispatcher records its own.
+    sends_receiver.close();
+    while let Some(job) = sends_receiver.recv().await {
+        sends.push(job);
+    }
+    if !sends.is_empty() {
+        let _ = tokio::spawn(commit(pipeline, Vec::new(), sends, stats)).await;
+    }
 }
 
 /// Commits one batch and answers every write and record of sends in it.
