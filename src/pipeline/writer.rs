@@ -713,7 +713,13 @@ impl Pipeline {
         }
 
         tx.commit().await?;
-        crate::telemetry::observe_db("record", started);
+        // Sends alone (no webhook waited for this one) are told apart.
+        let op = if writes.is_empty() {
+            "record_sends"
+        } else {
+            "record"
+        };
+        crate::telemetry::observe_db(op, started);
         if let Some(claim) = lane_claim {
             self.hand_over(&claim, lane_ids).await;
         }

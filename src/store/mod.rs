@@ -136,6 +136,9 @@ pub struct Store {
     rollup: Arc<rollup::RollupShared>,
     /// SQLite file: the task that checkpoints its log ([`checkpoint`]).
     checkpointer: Option<Arc<checkpoint::Checkpointer>>,
+    /// The pools of its own that parts took ([`Store::with_own_pool`]):
+    /// closed with the store's, so a shutdown waits for their work too.
+    own_pools: Arc<std::sync::Mutex<Vec<Backend>>>,
 }
 
 /// Whether a pooled SQLite connection is pinged each time it is taken
@@ -305,6 +308,7 @@ impl Store {
             file: None,
             rollup: Arc::default(),
             checkpointer,
+            own_pools: Arc::default(),
         })
     }
 
@@ -423,6 +427,13 @@ impl Store {
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.stop();
         }
-        on_pool!(self, |pool| pool.close().await)
+        on_pool!(self, |pool| pool.close().await);
+        let own = std::mem::take(&mut *self.own_pools.lock().unwrap_or_else(|e| e.into_inner()));
+        for backend in own {
+            match backend {
+                Backend::Sqlite(pool) => pool.close().await,
+                Backend::Postgres(pool) => pool.close().await,
+            }
+        }
     }
 }

@@ -665,8 +665,9 @@ fn placeholders(first: usize, n: usize) -> String {
 
 impl Store {
     /// The same database through a pool of its own, of at most
-    /// `max_connections`: the dispatcher's, so it never queues behind
-    /// request handlers for a connection (nor they behind it).
+    /// `max_connections`: the dispatcher's and the writer's, so they never
+    /// queue behind request handlers for a connection (nor they behind
+    /// them). [`Store::close`] closes it too.
     pub fn with_own_pool(&self, max_connections: u32) -> Store {
         use sqlx::pool::PoolOptions;
         let mut own = self.clone();
@@ -688,6 +689,10 @@ impl Store {
                     .connect_lazy_with((*pool.connect_options()).clone()),
             ),
         };
+        self.own_pools
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(own.backend.clone());
         own
     }
 
