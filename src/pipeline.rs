@@ -158,12 +158,15 @@ impl Pipeline {
             lane: Arc::new(Lane::default()),
             writer: None,
         };
-        // The writer's own connection: on SQLite it keeps its page cache
-        // from one batch to the next (a connection drops its cache when
-        // another one wrote since its last transaction), and the writer
-        // never waits behind request handlers for a pool connection.
+        // The writer's own connections: it keeps one from batch to batch
+        // while more is queued (see `HeldConnection`), so on SQLite its
+        // page cache stays warm (a connection drops its cache when another
+        // one wrote since its last transaction); the other serves what the
+        // writer does beside a batch (the rollup's time zone until it is
+        // known, a hand-over refused, retries). Neither waits behind
+        // request handlers for a pool connection.
         let queue = writer::start(Pipeline {
-            store: direct.store.with_own_pool(1),
+            store: direct.store.with_own_pool(2),
             ..direct.clone()
         });
         Pipeline {
@@ -344,7 +347,7 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     async fn record_existing(
         &self,
-        tx: &mut StoreTx,
+        tx: &mut StoreTx<'_>,
         source: &SourceFacts,
         event: &RatingEvent,
         via: Via,
@@ -448,7 +451,7 @@ impl Pipeline {
     /// inserted yet).
     async fn previous_negative_at(
         &self,
-        tx: &mut StoreTx,
+        tx: &mut StoreTx<'_>,
         source: &SourceFacts,
         event: &RatingEvent,
         updated_at: i64,

@@ -95,6 +95,7 @@ impl Dispatcher {
                     sent_at_ms: now,
                     slack_channel: channel,
                     slack_ts: posted.ts,
+                    post_of: (alert.kind == AlertKind::Post).then_some(alert.rating_id),
                 }))
             }
             Err(error) => Ok(Delivered::Done(

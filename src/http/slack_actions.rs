@@ -594,7 +594,7 @@ async fn record_outcome(
 /// Enqueues an update of each live post of the rating whose thread reply
 /// is `line`; one per activity (`activity:{id}`).
 async fn thread(
-    tx: &mut crate::store::StoreTx,
+    tx: &mut crate::store::StoreTx<'_>,
     rating_id: i64,
     activity_id: i64,
     line: &str,

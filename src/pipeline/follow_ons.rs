@@ -24,7 +24,7 @@ pub enum ActionOutcome {
 /// `revision`. Returns how many, and their channels (which then get no
 /// second post). Backfills change no message.
 pub(super) async fn enqueue_updates(
-    tx: &mut StoreTx,
+    tx: &mut StoreTx<'_>,
     current: &StoredRating,
     new: &RatingRecord,
     revision: i64,

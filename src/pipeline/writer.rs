@@ -35,7 +35,9 @@ use super::{Pipeline, RatingOutcome, RatingResult, Recorded, SourceFacts, histor
 use crate::clock::ms;
 use crate::dispatcher::LaneClaim;
 use crate::domain::{RatingEvent, Sentiment, Via};
-use crate::store::{NewDelivery, RatingRecord, SentRecord, Store, StoreError, StoreResult};
+use crate::store::{
+    HeldConnection, NewDelivery, RatingRecord, SentRecord, Store, StoreError, StoreResult,
+};
 
 /// Most writes committed in one transaction.
 const MAX_WRITES: usize = 512;
@@ -271,6 +273,8 @@ async fn run(
 ) {
     let mut batch = Vec::with_capacity(MAX_WRITES);
     let mut sends = Vec::new();
+    // The connection batches run on, kept while more is queued.
+    let mut held = HeldConnection::default();
     loop {
         tokio::select! {
             n = receiver.recv_many(&mut batch, MAX_WRITES) => if n == 0 {
@@ -304,11 +308,18 @@ async fn run(
         // in it fails its writes (their senders drop) but not the writer.
         let job = commit(
             pipeline.clone(),
+            std::mem::take(&mut held),
             queued,
             std::mem::take(&mut sends),
             stats.clone(),
         );
-        let _ = tokio::spawn(job).await;
+        // A batch that panicked gave its connection back to the pool.
+        held = tokio::spawn(job).await.unwrap_or_default();
+        // Idle: the pool has it back (a shutdown closing the pool waits
+        // for the connections taken from it).
+        if receiver.is_empty() && sends_receiver.is_empty() {
+            held.release();
+        }
     }
     // Sends queued before the last `Queue` went are still recorded; from
     // here on the dispatcher records its own.
@@ -317,17 +328,20 @@ async fn run(
         sends.push(job);
     }
     if !sends.is_empty() {
-        let _ = tokio::spawn(commit(pipeline, Vec::new(), sends, stats)).await;
+        let job = commit(pipeline, held, Vec::new(), sends, stats);
+        let _ = tokio::spawn(job).await;
     }
 }
 
-/// Commits one batch and answers every write and record of sends in it.
+/// Commits one batch on `held`'s connection and answers every write and
+/// record of sends in it; gives `held` back.
 async fn commit(
     pipeline: Pipeline,
+    mut held: HeldConnection,
     queued: Vec<Queued>,
     sends: Vec<SentJob>,
     stats: Arc<WriterStats>,
-) {
+) -> HeldConnection {
     // Pages behind a page that failed are refused without a transaction.
     let (queued, refused): (Vec<Queued>, Vec<Queued>) = queued
         .into_iter()
@@ -336,7 +350,7 @@ async fn commit(
         let _ = q.done.send(Err(earlier_page_failed()));
     }
     if queued.is_empty() && sends.is_empty() {
-        return;
+        return held;
     }
     let (mut writes, dones): (Vec<Write>, Vec<_>) =
         queued.into_iter().map(|q| (q.write, q.done)).unzip();
@@ -368,52 +382,60 @@ async fn commit(
         .into_iter()
         .map(|job| ((job.token, job.records), job.done))
         .unzip();
-    let (results, marked): (Vec<StoreResult<Recorded>>, Vec<StoreResult<Vec<bool>>>) =
-        match pipeline.write_batch_with(&writes, &sent).await {
-            Ok((recorded, marked)) => (
-                recorded.into_iter().map(Ok).collect(),
-                marked.into_iter().map(Ok).collect(),
-            ),
-            Err(e) if writes.len() == 1 && sent.is_empty() => (vec![Err(e)], Vec::new()),
-            Err(e) if writes.is_empty() && sent.len() == 1 => (Vec::new(), vec![Err(e)]),
-            Err(e @ (StoreError::Unavailable(_) | StoreError::FileLost(_))) => {
-                tracing::warn!(error = %e, writes = writes.len(), sends = sent.len(), "a batch of writes could not be committed: database unavailable");
-                let shared = Arc::new(e);
-                (
-                    writes
-                        .iter()
-                        .map(|_| Err(StoreError::Batch(shared.clone())))
-                        .collect(),
-                    sent.iter()
-                        .map(|_| Err(StoreError::Batch(shared.clone())))
-                        .collect(),
-                )
+    let outcome = pipeline
+        .write_batch_with(Some(&mut held), &writes, &sent)
+        .await;
+    if outcome.is_err() {
+        // The failure may have broken the connection: the retries below
+        // and the next batch take one from the pool.
+        held.release();
+    }
+    let (results, marked): (Vec<StoreResult<Recorded>>, Vec<StoreResult<Vec<bool>>>) = match outcome
+    {
+        Ok((recorded, marked)) => (
+            recorded.into_iter().map(Ok).collect(),
+            marked.into_iter().map(Ok).collect(),
+        ),
+        Err(e) if writes.len() == 1 && sent.is_empty() => (vec![Err(e)], Vec::new()),
+        Err(e) if writes.is_empty() && sent.len() == 1 => (Vec::new(), vec![Err(e)]),
+        Err(e @ (StoreError::Unavailable(_) | StoreError::FileLost(_))) => {
+            tracing::warn!(error = %e, writes = writes.len(), sends = sent.len(), "a batch of writes could not be committed: database unavailable");
+            let shared = Arc::new(e);
+            (
+                writes
+                    .iter()
+                    .map(|_| Err(StoreError::Batch(shared.clone())))
+                    .collect(),
+                sent.iter()
+                    .map(|_| Err(StoreError::Batch(shared.clone())))
+                    .collect(),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, writes = writes.len(), sends = sent.len(), "a batch of writes failed; retrying each on its own");
+            stats.retried.fetch_add(1, Ordering::Relaxed);
+            let mut marked = Vec::with_capacity(sent.len());
+            for (token, records) in &sent {
+                marked.push(pipeline.store.mark_alerts_sent(token, records).await);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, writes = writes.len(), sends = sent.len(), "a batch of writes failed; retrying each on its own");
-                stats.retried.fetch_add(1, Ordering::Relaxed);
-                let mut marked = Vec::with_capacity(sent.len());
-                for (token, records) in &sent {
-                    marked.push(pipeline.store.mark_alerts_sent(token, records).await);
+            let mut results = Vec::with_capacity(writes.len());
+            for write in &writes {
+                if write.sequence.as_ref().is_some_and(Sequence::broken) {
+                    results.push(Err(earlier_page_failed()));
+                    continue;
                 }
-                let mut results = Vec::with_capacity(writes.len());
-                for write in &writes {
-                    if write.sequence.as_ref().is_some_and(Sequence::broken) {
-                        results.push(Err(earlier_page_failed()));
-                        continue;
-                    }
-                    let result = pipeline
-                        .write_batch(std::slice::from_ref(write))
-                        .await
-                        .map(|mut r| r.pop().expect("one result per write"));
-                    if let (Err(_), Some(sequence)) = (&result, &write.sequence) {
-                        sequence.mark_broken();
-                    }
-                    results.push(result);
+                let result = pipeline
+                    .write_batch(std::slice::from_ref(write))
+                    .await
+                    .map(|mut r| r.pop().expect("one result per write"));
+                if let (Err(_), Some(sequence)) = (&result, &write.sequence) {
+                    sequence.mark_broken();
                 }
-                (results, marked)
+                results.push(result);
             }
-        };
+            (results, marked)
+        }
+    };
     for (done, result) in sent_dones.into_iter().zip(marked) {
         if result.is_ok() {
             stats.sends.fetch_add(1, Ordering::Relaxed);
@@ -438,6 +460,7 @@ async fn commit(
         // The caller may have gone away; what was committed stays committed.
         let _ = done.send(result);
     }
+    held
 }
 
 /// A rating of a batch, on its way through.
@@ -476,20 +499,25 @@ impl Pipeline {
     /// Records `writes` in one transaction: one answer per write, in order.
     /// Fails as a whole (nothing committed) if any statement fails.
     pub(super) async fn write_batch(&self, writes: &[Write]) -> StoreResult<Vec<Recorded>> {
-        Ok(self.write_batch_with(writes, &[]).await?.0)
+        Ok(self.write_batch_with(None, writes, &[]).await?.0)
     }
 
-    /// [`Pipeline::write_batch`], recording in the same transaction the
-    /// sends of `sent` (claim token, sends), with their answers as
+    /// [`Pipeline::write_batch`], on `held`'s connection (none: one of the
+    /// pool's), recording in the same transaction the sends of `sent`
+    /// (claim token, sends), with their answers as
     /// [`crate::store::StoreTx::mark_alerts_sent`] gives them.
     async fn write_batch_with(
         &self,
+        held: Option<&mut HeldConnection>,
         writes: &[Write],
         sent: &[(String, Vec<SentRecord>)],
     ) -> StoreResult<(Vec<Recorded>, Vec<Vec<bool>>)> {
         let now = self.clock.now_ms();
         let started = std::time::Instant::now();
-        let mut tx = self.store.begin().await?;
+        let mut tx = match held {
+            Some(held) => self.store.begin_on(held).await?,
+            None => self.store.begin().await?,
+        };
 
         // Deliveries: one insert for all; a key seen twice in the batch is a
         // duplicate of its first (which is recorded now, or was before).

@@ -115,7 +115,7 @@ struct KeyedEarlier {
     rating: EarlierRating,
 }
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// Records an activity inside the transaction.
     pub async fn add_activity(&mut self, a: &NewActivity<'_>) -> StoreResult<i64> {
         let id = on_tx!(self, |conn| {

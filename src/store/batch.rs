@@ -55,7 +55,7 @@ fn sorted_by<K: Ord>(n: usize, key: impl Fn(usize) -> K) -> Vec<usize> {
     order
 }
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// Records deliveries (distinct by source and key) as recorded, as
     /// [`StoreTx::insert_delivery`] does one by one: for each, its id, or
     /// `None` when it was already recorded.

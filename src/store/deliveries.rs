@@ -31,7 +31,7 @@ pub struct StoredDelivery {
     pub attempts: i64,
 }
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// Records a delivery as recorded. Returns its id, or `None` when the
     /// same delivery was already recorded (a retry or a duplicate). A
     /// delivery previously kept as failed or pending is taken over, so a

@@ -10,7 +10,8 @@
 //! Every other file in `store/` writes one SQL body (`$1` placeholders work
 //! in both) and asks `self.dialect()` for a fragment where it needs one.
 
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection as _, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 /// Which SQL dialect a store speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,22 +180,61 @@ impl Backend {
         }
     }
 
-    pub(super) async fn begin(&self) -> sqlx::Result<TxInner> {
+    pub(super) async fn begin(&self) -> sqlx::Result<TxInner<'static>> {
         let begin = self.dialect().begin();
         Ok(match self {
             Backend::Sqlite(pool) => TxInner::Sqlite(pool.begin_with(begin).await?),
             Backend::Postgres(pool) => TxInner::Postgres(pool.begin_with(begin).await?),
         })
     }
+
+    /// Begins on the connection `held` keeps, taking one from the pool
+    /// first when it keeps none.
+    pub(super) async fn begin_on<'c>(
+        &self,
+        held: &'c mut HeldConnection,
+    ) -> sqlx::Result<TxInner<'c>> {
+        let begin = self.dialect().begin();
+        let conn = match (held.0.take(), self) {
+            (Some(conn), _) => conn,
+            (None, Backend::Sqlite(pool)) => Held::Sqlite(pool.acquire().await?),
+            (None, Backend::Postgres(pool)) => Held::Postgres(pool.acquire().await?),
+        };
+        Ok(match held.0.insert(conn) {
+            Held::Sqlite(conn) => TxInner::Sqlite(conn.begin_with(begin).await?),
+            Held::Postgres(conn) => TxInner::Postgres(conn.begin_with(begin).await?),
+        })
+    }
+}
+
+/// A pool connection kept from one transaction to the next (the writer
+/// task's): a connection given back to its pool is pinged first, in a task
+/// of its own, and one taken again waits for that; on SQLite a connection
+/// that is not always the same one also drops its page cache.
+#[derive(Debug, Default)]
+pub struct HeldConnection(Option<Held>);
+
+#[derive(Debug)]
+enum Held {
+    Sqlite(PoolConnection<Sqlite>),
+    Postgres(PoolConnection<Postgres>),
+}
+
+impl HeldConnection {
+    /// Gives the connection back to its pool (the next transaction takes
+    /// one again): when idle, and after a failure that may have broken it.
+    pub fn release(&mut self) {
+        self.0 = None;
+    }
 }
 
 /// An open write transaction on either backend.
-pub(super) enum TxInner {
-    Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
+pub(super) enum TxInner<'c> {
+    Sqlite(Transaction<'c, Sqlite>),
+    Postgres(Transaction<'c, Postgres>),
 }
 
-impl TxInner {
+impl TxInner<'_> {
     pub(super) fn dialect(&self) -> Dialect {
         match self {
             TxInner::Sqlite(_) => Dialect::Sqlite,
@@ -239,3 +279,66 @@ macro_rules! on_tx {
 }
 
 pub(crate) use {on_pool, on_tx};
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use secrecy::SecretString;
+
+    use super::HeldConnection;
+    use crate::store::Store;
+
+    /// The connection's own id: a temporary table lives on one connection.
+    async fn mark_or_find(tx: &mut crate::store::StoreTx<'_>) -> bool {
+        on_tx!(tx, |conn| {
+            let found: Option<i64> = sqlx::query_scalar("SELECT n FROM temp.mark")
+                .fetch_optional(&mut *conn)
+                .await
+                .unwrap_or(None);
+            if found.is_none() {
+                sqlx::query("CREATE TEMP TABLE IF NOT EXISTS mark (n INTEGER)")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+                sqlx::query("INSERT INTO temp.mark VALUES (1)")
+                    .execute(&mut *conn)
+                    .await
+                    .unwrap();
+            }
+            found.is_some()
+        })
+    }
+
+    #[tokio::test]
+    async fn a_held_connection_serves_every_transaction_until_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = SecretString::from(format!("sqlite://{}/h.db", dir.path().display()));
+        // A pool of two: while one is held, only the other is lent.
+        let store = Store::connect_url(&url, 2, Duration::from_millis(300))
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let mut held = HeldConnection::default();
+        let mut tx = store.begin_on(&mut held).await.unwrap();
+        assert!(!mark_or_find(&mut tx).await, "a new connection has no mark");
+        tx.commit().await.unwrap();
+        for _ in 0..3 {
+            let mut other = store.begin().await.unwrap();
+            assert!(!mark_or_find(&mut other).await, "the pool's other one");
+            assert!(
+                store.begin().await.is_err(),
+                "the held connection is kept between transactions"
+            );
+            drop(other);
+            let mut tx = store.begin_on(&mut held).await.unwrap();
+            assert!(mark_or_find(&mut tx).await, "the same connection again");
+            tx.commit().await.unwrap();
+        }
+        held.release();
+        // Closing waits for every connection to be back in the pool.
+        tokio::time::timeout(Duration::from_secs(5), store.close())
+            .await
+            .expect("the released connection is back in the pool");
+    }
+}

@@ -143,7 +143,7 @@ impl FollowUpDelta {
     }
 }
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// The follow-up state of those of `ids` that were ever negative, as
     /// this transaction sees them now.
     async fn follow_up_facts(&mut self, ids: &[i64]) -> StoreResult<Vec<FollowUpFact>> {

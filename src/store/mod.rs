@@ -58,6 +58,7 @@ pub use scheduled::{NewReportMessage, ReportMessage};
 pub use threads::{NewFollowOn, RatingAction, RatingActions};
 
 pub use dialect::Dialect;
+pub use dialect::HeldConnection;
 use dialect::{Backend, TxInner, on_pool, on_tx};
 
 use crate::settings::{DatabaseSettings, SqliteSync};
@@ -162,14 +163,16 @@ fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
 }
 
 /// A write transaction. Dropped without [`StoreTx::commit`], it rolls back.
-pub struct StoreTx {
-    inner: TxInner,
+/// `'c`: the connection it borrows ([`Store::begin_on`]); `'static` when it
+/// holds one of the pool's.
+pub struct StoreTx<'c> {
+    inner: TxInner<'c>,
     /// The rollup changes of this transaction's rating writes, written just
     /// before it commits; `None` when the database has no rollup.
     rollup: Option<rollup::RollupDelta>,
 }
 
-impl StoreTx {
+impl StoreTx<'_> {
     pub async fn commit(mut self) -> StoreResult<()> {
         self.flush_rollup().await?;
         self.inner.commit().await?;
@@ -404,7 +407,7 @@ impl Store {
     }
 
     /// Starts a write transaction (see [`Dialect::begin`]).
-    pub async fn begin(&self) -> StoreResult<StoreTx> {
+    pub async fn begin(&self) -> StoreResult<StoreTx<'static>> {
         self.check_file()?;
         let zone = self.rollup_zone().await?;
         Ok(StoreTx {
@@ -413,8 +416,19 @@ impl Store {
         })
     }
 
+    /// As [`Store::begin`], on the connection `held` keeps (one of the
+    /// pool's, taken now if it keeps none).
+    pub async fn begin_on<'c>(&self, held: &'c mut HeldConnection) -> StoreResult<StoreTx<'c>> {
+        self.check_file()?;
+        let zone = self.rollup_zone().await?;
+        Ok(StoreTx {
+            inner: self.backend.begin_on(held).await?,
+            rollup: zone.map(rollup::RollupDelta::new),
+        })
+    }
+
     /// A transaction that keeps no rollup changes (the rollup's own).
-    pub(crate) async fn begin_plain(&self) -> StoreResult<StoreTx> {
+    pub(crate) async fn begin_plain(&self) -> StoreResult<StoreTx<'static>> {
         self.check_file()?;
         Ok(StoreTx {
             inner: self.backend.begin().await?,

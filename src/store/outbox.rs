@@ -76,7 +76,7 @@ pub(super) const ALERT_COLUMNS: &str =
      escalate_at, escalate_to, state, attempts, next_attempt_at,
      claim_token, claimed_until, last_error, created_at, sent_at, slack_channel, slack_ts";
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// Records sends made under `token`, each only if `token` still holds
     /// its claim, as part of this transaction (the writer's, which records
     /// them with the webhooks of its batch). Returns, in order, whether
@@ -86,8 +86,10 @@ impl StoreTx {
         token: &str,
         sent: &[SentRecord],
     ) -> StoreResult<Vec<bool>> {
-        let ids: Vec<i64> = sent.iter().map(|s| s.id).collect();
-        self.follow_up_touch_alerts(&ids).await?;
+        // A post's send changes its rating's follow-up state; the rating
+        // ids come with the sends, so SQLite spends no look-up on them.
+        let posts_of: Vec<i64> = sent.iter().filter_map(|s| s.post_of).collect();
+        self.follow_up_touch(&posts_of).await?;
         let mut recorded_ids: HashSet<i64> = HashSet::with_capacity(sent.len());
         for chunk in sent.chunks(super::batch::ROWS_PER_STATEMENT) {
             // One statement per chunk (on PostgreSQL one round trip, where
@@ -625,6 +627,9 @@ pub struct SentRecord {
     pub sent_at_ms: i64,
     pub slack_channel: Option<String>,
     pub slack_ts: Option<String>,
+    /// The rating of an alert post (`kind = 'post'`), whose follow-up
+    /// state the send changes; `None` for every other kind.
+    pub post_of: Option<i64>,
 }
 
 /// What a claim got: the rows to send, and how many claimed rows could not
@@ -686,6 +691,7 @@ impl Store {
                 PoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(pool.options().get_acquire_timeout())
+                    .after_connect(|conn, _| Box::pin(super::nodelay::set_nodelay(conn)))
                     .connect_lazy_with((*pool.connect_options()).clone()),
             ),
         };

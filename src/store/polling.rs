@@ -4,7 +4,7 @@
 
 use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// Saves a cursor in this transaction (with the page it follows).
     pub async fn save_poll_cursor(
         &mut self,

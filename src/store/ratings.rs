@@ -95,7 +95,7 @@ pub(super) const RATING_COLUMNS: &str =
      comment, agent, team, customer, company, brand, tags, url, rated_at, updated_at,
      first_seen_at, last_seen_at, revision";
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// Inserts a rating seen for the first time, at revision 1. Returns its
     /// id, or `None` if it already exists (then [`StoreTx::lock_rating`] it).
     /// The writer task inserts many at once with [`StoreTx::insert_ratings`].

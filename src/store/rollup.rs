@@ -237,7 +237,7 @@ pub(crate) fn levels(
 /// (key order, so two PostgreSQL replicas lock rows in the same order).
 /// Rows whose change is 0 are skipped.
 pub(crate) async fn upsert_counts(
-    tx: &mut StoreTx,
+    tx: &mut StoreTx<'_>,
     table: &str,
     columns: &[&str],
     counts: impl Iterator<Item = (Vec<Bind>, i64)>,
@@ -265,7 +265,7 @@ pub(crate) async fn upsert_counts(
     Ok(())
 }
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// Counts a rating's change in the rollup (nothing when the database
     /// has none).
     pub(crate) fn rollup_change(&mut self, old: Option<&RollupDims<'_>>, new: &RollupDims<'_>) {

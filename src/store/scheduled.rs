@@ -36,7 +36,7 @@ pub struct ReportMessage {
 const MESSAGE_COLUMNS: &str =
     "id, kind, name, period, channel, body, state, attempts, created_at, sent_at";
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// Inserts a message unless its key exists; true when this call did.
     pub async fn insert_report_message(&mut self, m: &NewReportMessage) -> StoreResult<bool> {
         let n = on_tx!(self, |conn| {

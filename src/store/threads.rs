@@ -54,7 +54,7 @@ impl RatingAction {
     }
 }
 
-impl StoreTx {
+impl StoreTx<'_> {
     /// The posts of a rating that were or will be sent (not dead, superseded
     /// or folded into a digest), oldest first.
     pub async fn live_posts(&mut self, rating_id: i64) -> StoreResult<Vec<AlertRecord>> {

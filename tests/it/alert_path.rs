@@ -500,7 +500,7 @@ async fn a_storms_stragglers_become_a_digest_not_posts_one_by_one() {
 }
 
 /// Waits (up to 20 s) until Slack has `n` top-level posts, and returns them.
-async fn wait_for_posts(slack: &MockServer, n: usize, what: &str) -> Vec<Value> {
+pub(crate) async fn wait_for_posts(slack: &MockServer, n: usize, what: &str) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let posts: Vec<Value> = slack_posts(slack)

@@ -101,3 +101,95 @@ async fn the_stores_postgres_connections_have_tcp_nodelay() {
         "no new connection to PostgreSQL has TCP_NODELAY: {opened:?}"
     );
 }
+
+/// The TCP_NODELAY option of this process's socket whose local port is
+/// `port`, if it has one.
+fn nodelay_of_local_port(port: u16) -> Option<bool> {
+    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: as in `postgres_sockets`, with getsockname.
+        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        if unsafe { libc::getsockname(fd, (&raw mut addr).cast(), &raw mut len) } != 0
+            || i32::from(addr.ss_family) != libc::AF_INET
+        {
+            continue;
+        }
+        // SAFETY: the family says the storage holds a sockaddr_in.
+        let v4: libc::sockaddr_in = unsafe { std::ptr::read((&raw const addr).cast()) };
+        if u16::from_be(v4.sin_port) != port {
+            continue;
+        }
+        let mut value: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `value`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                (&raw mut value).cast(),
+                &raw mut len,
+            )
+        };
+        if rc == 0 {
+            return Some(value != 0);
+        }
+    }
+    None
+}
+
+/// The writer's and the dispatcher's pools of their own are opened like
+/// the store's: every connection the daemon has to its database (a fresh
+/// one, so no other test's) has TCP_NODELAY. Without it the writer's
+/// batches waited ~40 ms each for a delayed ACK (860 webhooks/s).
+#[tokio::test]
+async fn every_postgres_connection_of_a_running_app_has_tcp_nodelay() {
+    use crate::support::{Backend, TestApp, TestDatabase, backends, settings, slack_ok};
+    use csatwatch::clock::ManualClock;
+    if !backends().contains(&Backend::Postgres) {
+        eprintln!("every_postgres_connection_has_tcp_nodelay: not run: it needs PostgreSQL");
+        return;
+    }
+    let db = TestDatabase::new(Backend::Postgres).await;
+    if !db.url.contains("127.0.0.1:5432") {
+        return; // the socket scan looks for local sockets over IPv4
+    }
+    let slack = slack_ok().await;
+    let app = TestApp::spawn_with(
+        settings(&db.url, Some(&slack.uri()), ""),
+        ManualClock::starting_now(),
+        true,
+    )
+    .await;
+    // A webhook (the writer) and its alert (the dispatcher's reads).
+    let (status, answer) = app
+        .post_zendesk(&crate::support::zendesk_body(9001, "bad", "slow"))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    crate::alert_path::wait_for_posts(&slack, 1, "nodelay").await;
+    let name = db.url.rsplit('/').next().unwrap().to_string();
+    let admin = sqlx::PgPool::connect(&db.url).await.unwrap();
+    let ports: Vec<i32> = sqlx::query_scalar(
+        "SELECT client_port FROM pg_stat_activity
+         WHERE datname = $1 AND application_name = 'csatwatch' AND client_port IS NOT NULL",
+    )
+    .bind(&name)
+    .fetch_all(&admin)
+    .await
+    .unwrap();
+    admin.close().await;
+    // The pool's, the writer's and the dispatcher's at least.
+    assert!(ports.len() >= 3, "{ports:?}");
+    for port in ports {
+        let port = u16::try_from(port).unwrap();
+        assert_eq!(nodelay_of_local_port(port), Some(true), "local port {port}");
+    }
+    app.stop().await;
+}

@@ -186,7 +186,7 @@ async fn seed(store: &Store) {
 /// Writes version `version` of rating `i`: another score and sentiment,
 /// and now and then another agent or team, or none recorded (which keeps
 /// the one recorded before). Returns the revision written.
-async fn change(tx: &mut StoreTx, i: u64, version: u64) -> i64 {
+async fn change(tx: &mut StoreTx<'_>, i: u64, version: u64) -> i64 {
     let mut r = record(i, version);
     let first = record(i, 0);
     // A change never moves `rated_at`, and the source and key stay.
@@ -200,7 +200,7 @@ async fn change(tx: &mut StoreTx, i: u64, version: u64) -> i64 {
 
 /// Writes `r` as the next version of its rating, as the pipeline does;
 /// returns the revision written.
-async fn write_version(tx: &mut StoreTx, r: &RatingRecord) -> i64 {
+async fn write_version(tx: &mut StoreTx<'_>, r: &RatingRecord) -> i64 {
     let current = tx
         .lock_rating(&r.source, &r.conversation_id, &r.rating_key)
         .await
@@ -634,6 +634,7 @@ async fn a_batch_of_sends_records_each_row_under_its_own_claim() {
                 sent_at_ms: now + a.id,
                 slack_channel: (a.id % 2 == 0).then(|| format!("C{}", a.id)),
                 slack_ts: Some(format!("{}.5", a.id)),
+                post_of: (a.kind == "post").then_some(a.rating_id),
             })
             .collect();
         let recorded = store.mark_alerts_sent("t", &batch).await.unwrap();
@@ -698,6 +699,7 @@ async fn the_follow_up_rollup_gives_the_raw_figures_after_every_kind_of_write() 
                 sent_at_ms: now,
                 slack_channel: Some("C1".into()),
                 slack_ts: Some("1.2".into()),
+                post_of: (a.kind == "post").then_some(a.rating_id),
             })
             .collect();
         let recorded = store.mark_alerts_sent("t", &batch).await.unwrap();
