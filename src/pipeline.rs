@@ -181,10 +181,18 @@ impl Pipeline {
         self.lane.clone()
     }
 
-    /// Where this process's dispatcher records the alerts it sent: through
-    /// the writer, in its next batch (see [`SendsRecorder`]).
+    /// Where this process's dispatcher records the alerts it sent: on
+    /// SQLite through the writer, in its next batch (see
+    /// [`SendsRecorder`]); on PostgreSQL in a commit of its own, which runs
+    /// beside the writer's (row locks, no database-wide write lock) rather
+    /// than adding its statements to every batch.
     pub fn sends_recorder(&self) -> Option<SendsRecorder> {
-        self.writer.as_ref().map(writer::Queue::sends_recorder)
+        match self.store.dialect() {
+            crate::store::Dialect::Sqlite => {
+                self.writer.as_ref().map(writer::Queue::sends_recorder)
+            }
+            crate::store::Dialect::Postgres => None,
+        }
     }
 
     /// The cell the rules live in (see [`SharedRules`]).

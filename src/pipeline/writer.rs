@@ -15,11 +15,11 @@
 //!   rolled back and each write is retried in a transaction of its own.
 //!   When the database is unavailable, every waiting write gets that error
 //!   (503 to a webhook) at once, without a retry per write.
-//! - This process's dispatcher records the alerts it sent through the
-//!   writer too ([`SendsRecorder`]): on SQLite a second connection writing
-//!   would take the one write lock between two batches (the writer's
-//!   `BEGIN` waits for it) and make every other connection drop its page
-//!   cache; recorded here, the sends share the batch's commit.
+//! - On SQLite this process's dispatcher records the alerts it sent
+//!   through the writer too ([`SendsRecorder`]): a second connection
+//!   writing would take the one write lock between two batches (the
+//!   writer's `BEGIN` waits for it) and make every other connection drop
+//!   its page cache; recorded here, the sends share the batch's commit.
 //! - The batch runs in a task of its own: a caller that goes away (a
 //!   webhook client that disconnects) cancels only its wait, never the
 //!   transaction, so no connection is left inside an open transaction.

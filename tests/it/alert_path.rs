@@ -569,14 +569,16 @@ async fn a_new_alert_goes_out_on_the_claim_made_in_its_ratings_commit() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(slack_posts(&slack).await.len(), 3, "{backend:?}: once each");
-        // The sends were recorded by the writer, in its transactions (on
-        // SQLite a commit of the dispatcher's own would take the write lock
-        // between two batches of webhooks).
+        // On SQLite the sends were recorded by the writer, in its
+        // transactions (a commit of the dispatcher's own would take the one
+        // write lock between two batches of webhooks); on PostgreSQL by the
+        // dispatcher, beside the writer.
         let counts = app.app.pipeline.write_counts();
-        assert!(
-            (1..=3).contains(&counts.sends) && counts.writes == 3,
-            "{backend:?}: {counts:?}"
-        );
+        let by_writer = match backend {
+            Backend::Sqlite => (1..=3).contains(&counts.sends),
+            Backend::Postgres => counts.sends == 0,
+        };
+        assert!(by_writer && counts.writes == 3, "{backend:?}: {counts:?}");
         app.stop().await;
     }
 }
