@@ -289,7 +289,8 @@ mod tests {
     use super::HeldConnection;
     use crate::store::Store;
 
-    /// The connection's own id: a temporary table lives on one connection.
+    /// Whether the transaction's connection carries the mark (a temporary
+    /// table lives on one connection only); marks it when it does not.
     async fn mark_or_find(tx: &mut crate::store::StoreTx<'_>) -> bool {
         on_tx!(tx, |conn| {
             let found: Option<i64> = sqlx::query_scalar("SELECT n FROM temp.mark")
