@@ -708,3 +708,72 @@ async fn lane_claims_of_a_dispatcher_that_died_are_taken_over_and_a_stopped_one_
         app.stop().await;
     }
 }
+
+/// The dispatcher's record of its sends goes through the writer on SQLite;
+/// as the pipeline goes away (shutdown), sends queued to it are still
+/// committed, and later ones are recorded by the dispatcher itself.
+#[tokio::test]
+async fn sends_are_recorded_through_the_writer_and_still_once_it_has_stopped() {
+    use crate::reports::{Seed, enqueue_alerts, ms, seed, test_store};
+    use csatwatch::store::SentRecord;
+    let db = TestDatabase::new(Backend::Sqlite).await;
+    let store = test_store(&db).await;
+    let now = ms("2026-11-30T12:00:00Z");
+    let mut ratings = Vec::new();
+    for i in 0..3 {
+        let key = format!("s{i}");
+        let id = seed(
+            &store,
+            &Seed::new(&key, "binary", &[(0, "negative")], "2026-11-30T11:00:00Z"),
+        )
+        .await;
+        ratings.push((id, 1));
+    }
+    enqueue_alerts(&store, &ratings, "#csat", now).await;
+    let claimed = store.claim_due_alerts(now, 60_000, "t", 10).await.unwrap();
+    assert_eq!(claimed.len(), 3);
+    let sent = |i: usize| SentRecord {
+        id: claimed[i].id,
+        sent_at_ms: now,
+        slack_channel: Some("C1".into()),
+        slack_ts: Some(format!("{i}.1")),
+        post_of: Some(claimed[i].rating_id),
+    };
+    let pipeline = csatwatch::pipeline::Pipeline::new(
+        store.clone(),
+        &settings(&db.url, None, ""),
+        Arc::new(ManualClock::starting_now()),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let recorder = pipeline
+        .sends_recorder()
+        .expect("SQLite records sends through the writer");
+    let recorded = recorder
+        .mark_alerts_sent(&store, "t", &[sent(0)])
+        .await
+        .unwrap();
+    assert_eq!(recorded, [true]);
+    assert_eq!(pipeline.write_counts().sends, 1);
+    // The pipeline goes away: what is queued now is recorded all the same,
+    // whether the writer still takes it or the recorder does it itself.
+    drop(pipeline);
+    let recorded = recorder
+        .mark_alerts_sent(&store, "t", &[sent(1)])
+        .await
+        .unwrap();
+    assert_eq!(recorded, [true]);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let recorded = recorder
+        .mark_alerts_sent(&store, "t", &[sent(2)])
+        .await
+        .unwrap();
+    assert_eq!(recorded, [true]);
+    let alerts = store.all_alerts().await.unwrap();
+    assert!(alerts.iter().all(|a| a.state == "sent"), "{alerts:?}");
+    // A claim taken over is not recorded, through either path.
+    let again = recorder
+        .mark_alerts_sent(&store, "t", &[sent(0)])
+        .await
+        .unwrap();
+    assert_eq!(again, [false]);
+}
