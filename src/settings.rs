@@ -183,6 +183,7 @@ pub struct DatabaseSettings {
     /// Read the URL from this file instead (it may hold a password).
     pub url_file: Option<PathBuf>,
     /// Connections in the pool. Default 5 (SQLite writes are serialised anyway).
+    /// The writer task and the alert dispatcher have 2 more each of their own.
     pub max_connections: u32,
     /// How long to wait for a free connection before giving up (and
     /// answering a webhook 503). SQLite also waits up to 5 s for its write
