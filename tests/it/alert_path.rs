@@ -573,7 +573,16 @@ async fn a_new_alert_goes_out_on_the_claim_made_in_its_ratings_commit() {
         // transactions (a commit of the dispatcher's own would take the one
         // write lock between two batches of webhooks); on PostgreSQL by the
         // dispatcher, beside the writer.
-        let counts = app.app.pipeline.write_counts();
+        // (The writer counts a record of sends just after its commit.)
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let mut counts = app.app.pipeline.write_counts();
+        while backend == Backend::Sqlite
+            && counts.sends == 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            counts = app.app.pipeline.write_counts();
+        }
         let by_writer = match backend {
             Backend::Sqlite => (1..=3).contains(&counts.sends),
             Backend::Postgres => counts.sends == 0,
