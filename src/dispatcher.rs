@@ -610,7 +610,7 @@ impl Dispatcher {
         if !sent.is_empty() {
             let records: Vec<SentRecord> = sent.iter().map(|(_, r)| r.clone()).collect();
             let recorded = match &self.sends {
-                Some(sends) => sends.mark_alerts_sent(&self.store, token, &records).await?,
+                Some(sends) => sends.mark_alerts_sent(&self.store, token, records).await?,
                 None => self.store.mark_alerts_sent(token, &records).await?,
             };
             for ((alert, record), ok) in sent.iter().zip(recorded) {

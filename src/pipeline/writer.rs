@@ -157,18 +157,18 @@ impl SendsRecorder {
         &self,
         store: &Store,
         token: &str,
-        sent: &[SentRecord],
+        sent: Vec<SentRecord>,
     ) -> StoreResult<Vec<bool>> {
         let (done, wait) = oneshot::channel();
         let job = SentJob {
             token: token.to_string(),
-            records: sent.to_vec(),
+            records: sent,
             done,
         };
         match self.sends.send(job).await {
             // Dropped unanswered: the batch panicked, nothing committed.
             Ok(()) => wait.await.map_err(|_| stopped())?,
-            Err(_) => store.mark_alerts_sent(token, sent).await,
+            Err(mpsc::error::SendError(job)) => store.mark_alerts_sent(token, &job.records).await,
         }
     }
 }

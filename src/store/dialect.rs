@@ -188,6 +188,14 @@ impl Backend {
         })
     }
 
+    /// Closes the pool, waiting for the connections in use.
+    pub(super) async fn close(&self) {
+        match self {
+            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Postgres(pool) => pool.close().await,
+        }
+    }
+
     /// Begins on the connection `held` keeps, taking one from the pool
     /// first when it keeps none.
     pub(super) async fn begin_on<'c>(

@@ -441,13 +441,10 @@ impl Store {
         if let Some(checkpointer) = &self.checkpointer {
             checkpointer.stop();
         }
-        on_pool!(self, |pool| pool.close().await);
+        self.backend.close().await;
         let own = std::mem::take(&mut *self.own_pools.lock().unwrap_or_else(|e| e.into_inner()));
         for backend in own {
-            match backend {
-                Backend::Sqlite(pool) => pool.close().await,
-                Backend::Postgres(pool) => pool.close().await,
-            }
+            backend.close().await;
         }
     }
 }

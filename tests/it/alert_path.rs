@@ -758,7 +758,7 @@ async fn sends_are_recorded_through_the_writer_and_still_once_it_has_stopped() {
         .sends_recorder()
         .expect("SQLite records sends through the writer");
     let recorded = recorder
-        .mark_alerts_sent(&store, "t", &[sent(0)])
+        .mark_alerts_sent(&store, "t", vec![sent(0)])
         .await
         .unwrap();
     assert_eq!(recorded, [true]);
@@ -767,13 +767,13 @@ async fn sends_are_recorded_through_the_writer_and_still_once_it_has_stopped() {
     // whether the writer still takes it or the recorder does it itself.
     drop(pipeline);
     let recorded = recorder
-        .mark_alerts_sent(&store, "t", &[sent(1)])
+        .mark_alerts_sent(&store, "t", vec![sent(1)])
         .await
         .unwrap();
     assert_eq!(recorded, [true]);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let recorded = recorder
-        .mark_alerts_sent(&store, "t", &[sent(2)])
+        .mark_alerts_sent(&store, "t", vec![sent(2)])
         .await
         .unwrap();
     assert_eq!(recorded, [true]);
@@ -781,7 +781,7 @@ async fn sends_are_recorded_through_the_writer_and_still_once_it_has_stopped() {
     assert!(alerts.iter().all(|a| a.state == "sent"), "{alerts:?}");
     // A claim taken over is not recorded, through either path.
     let again = recorder
-        .mark_alerts_sent(&store, "t", &[sent(0)])
+        .mark_alerts_sent(&store, "t", vec![sent(0)])
         .await
         .unwrap();
     assert_eq!(again, [false]);

@@ -19,9 +19,16 @@ async fn postgres_answers_when_ci_asks_for_it() {
     }
 }
 
-/// The TCP sockets of this process to port 5432, by fd, with whether
-/// TCP_NODELAY is set on each.
-fn postgres_sockets() -> std::collections::BTreeMap<i32, bool> {
+/// This process's IPv4 TCP sockets: by fd, the port of the address
+/// `name` gives (`libc::getpeername`: the far end's, `libc::getsockname`:
+/// our own) and whether TCP_NODELAY is set.
+fn tcp_sockets(
+    name: unsafe extern "C" fn(
+        libc::c_int,
+        *mut libc::sockaddr,
+        *mut libc::socklen_t,
+    ) -> libc::c_int,
+) -> std::collections::BTreeMap<i32, (u16, bool)> {
     let mut found = std::collections::BTreeMap::new();
     for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
         let Some(fd) = entry
@@ -31,20 +38,17 @@ fn postgres_sockets() -> std::collections::BTreeMap<i32, bool> {
         else {
             continue;
         };
-        // SAFETY: an all-zero sockaddr_storage is valid; getpeername writes
-        // at most `len` bytes, and fails on an fd that is no socket.
+        // SAFETY: an all-zero sockaddr_storage is valid; `name` writes at
+        // most `len` bytes, and fails on an fd that is no socket.
         let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
         let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        if unsafe { libc::getpeername(fd, (&raw mut addr).cast(), &raw mut len) } != 0
+        if unsafe { name(fd, (&raw mut addr).cast(), &raw mut len) } != 0
             || i32::from(addr.ss_family) != libc::AF_INET
         {
             continue;
         }
         // SAFETY: the family says the storage holds a sockaddr_in.
         let v4: libc::sockaddr_in = unsafe { std::ptr::read((&raw const addr).cast()) };
-        if u16::from_be(v4.sin_port) != 5432 {
-            continue;
-        }
         let mut value: libc::c_int = 0;
         let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
         // SAFETY: getsockopt writes at most `len` bytes into `value`.
@@ -58,10 +62,20 @@ fn postgres_sockets() -> std::collections::BTreeMap<i32, bool> {
             )
         };
         if rc == 0 {
-            found.insert(fd, value != 0);
+            found.insert(fd, (u16::from_be(v4.sin_port), value != 0));
         }
     }
     found
+}
+
+/// The TCP sockets of this process to port 5432, by fd, with whether
+/// TCP_NODELAY is set on each.
+fn postgres_sockets() -> std::collections::BTreeMap<i32, bool> {
+    tcp_sockets(libc::getpeername)
+        .into_iter()
+        .filter(|(_, (port, _))| *port == 5432)
+        .map(|(fd, (_, nodelay))| (fd, nodelay))
+        .collect()
 }
 
 /// sqlx 0.9.0 leaves Nagle's algorithm on (sqlx issue 4335): a statement
@@ -105,44 +119,10 @@ async fn the_stores_postgres_connections_have_tcp_nodelay() {
 /// The TCP_NODELAY option of this process's socket whose local port is
 /// `port`, if it has one.
 fn nodelay_of_local_port(port: u16) -> Option<bool> {
-    for entry in std::fs::read_dir("/proc/self/fd").unwrap().flatten() {
-        let Some(fd) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // SAFETY: as in `postgres_sockets`, with getsockname.
-        let mut addr: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-        if unsafe { libc::getsockname(fd, (&raw mut addr).cast(), &raw mut len) } != 0
-            || i32::from(addr.ss_family) != libc::AF_INET
-        {
-            continue;
-        }
-        // SAFETY: the family says the storage holds a sockaddr_in.
-        let v4: libc::sockaddr_in = unsafe { std::ptr::read((&raw const addr).cast()) };
-        if u16::from_be(v4.sin_port) != port {
-            continue;
-        }
-        let mut value: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `value`.
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                (&raw mut value).cast(),
-                &raw mut len,
-            )
-        };
-        if rc == 0 {
-            return Some(value != 0);
-        }
-    }
-    None
+    tcp_sockets(libc::getsockname)
+        .into_values()
+        .find(|(local, _)| *local == port)
+        .map(|(_, nodelay)| nodelay)
 }
 
 /// The writer's and the dispatcher's pools of their own are opened like
