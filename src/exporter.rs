@@ -39,6 +39,8 @@ const fn family(name: &'static str, kind: Kind, help: &'static str) -> Family {
 
 /// The histogram of store calls' durations, labelled by `op`.
 pub const DB_LATENCY: &str = "csatwatch_db_latency_seconds";
+/// The writer's time per step of a batch, labelled by `step`.
+pub const WRITE_STEP: &str = "csatwatch_write_batch_step_seconds";
 /// HTTP requests answered, by `route`, `method` and `status`.
 pub const HTTP_REQUESTS: &str = "csatwatch_http_requests_total";
 /// HTTP request durations, by `route`, `method` and `status`.
@@ -160,6 +162,11 @@ pub const FAMILIES: &[Family] = &[
         "Writes (deliveries, poll pages) committed per transaction by the writer task (group commit).",
     ),
     family(
+        WRITE_STEP,
+        Kind::Histogram,
+        "Seconds the writer task spent on each step of a batch, by step (begin, deliveries, ratings, history, alerts, changed, sends, rollup, commit); every batch records every step once.",
+    ),
+    family(
         "csatwatch_retention_deleted_total",
         Kind::Counter,
         "Raw deliveries deleted by retention.raw_deliveries.",
@@ -220,6 +227,11 @@ pub const FAMILIES: &[Family] = &[
 const DB_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
+/// Buckets for the steps of the writer's batch: a tenth of a millisecond
+/// to a few.
+const STEP_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
+];
 /// Buckets for HTTP answers: a webhook commits in milliseconds; a request
 /// that waits for the database may take up to server.request_timeout.
 const HTTP_BUCKETS: &[f64] = &[
@@ -242,6 +254,8 @@ pub fn handle() -> Option<PrometheusHandle> {
                 .set_buckets_for_metric(Matcher::Full(DB_LATENCY.to_string()), DB_BUCKETS)
                 .ok()?
                 .set_buckets_for_metric(Matcher::Full(HTTP_DURATION.to_string()), HTTP_BUCKETS)
+                .ok()?
+                .set_buckets_for_metric(Matcher::Full(WRITE_STEP.to_string()), STEP_BUCKETS)
                 .ok()?
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".to_string()), SECONDS_BUCKETS)
                 .ok()?

@@ -333,6 +333,23 @@ async fn run(
     }
 }
 
+/// Times the steps of one batch of the writer: each [`StepTimer::done`]
+/// records the time since the step before (the first: since the batch
+/// began) in `csatwatch_write_batch_step_seconds`. Every batch that commits
+/// records every step once; a step with nothing to write takes next to
+/// nothing, so a step's sum over its count is its share of the average
+/// batch.
+struct StepTimer(std::time::Instant);
+
+impl StepTimer {
+    fn done(&mut self, step: &'static str) {
+        let now = std::time::Instant::now();
+        metrics::histogram!(crate::exporter::WRITE_STEP, "step" => step)
+            .record(now.duration_since(self.0).as_secs_f64());
+        self.0 = now;
+    }
+}
+
 /// Commits one batch on `held`'s connection and answers every write and
 /// record of sends in it; gives `held` back.
 async fn commit(
@@ -514,10 +531,12 @@ impl Pipeline {
     ) -> StoreResult<(Vec<Recorded>, Vec<Vec<bool>>)> {
         let now = self.clock.now_ms();
         let started = std::time::Instant::now();
+        let mut steps = StepTimer(started);
         let mut tx = match held {
             Some(held) => self.store.begin_on(held).await?,
             None => self.store.begin().await?,
         };
+        steps.done("begin");
 
         // Deliveries: one insert for all; a key seen twice in the batch is a
         // duplicate of its first (which is recorded now, or was before).
@@ -549,6 +568,7 @@ impl Pipeline {
                 }
             }
         }
+        steps.done("deliveries");
 
         // Ratings: the first sight of each key in the batch is inserted with
         // one statement; those that existed, and later sights of a key, take
@@ -606,6 +626,7 @@ impl Pipeline {
             let rows: Vec<_> = records.iter().map(|(r, _, _)| r).collect();
             tx.insert_ratings(&rows, now).await?
         };
+        steps.done("ratings");
         let mut inserted_negatives: Vec<&RatingRecord> = Vec::new();
         let mut histories = Vec::new();
         let mut alerts = Vec::new();
@@ -682,6 +703,7 @@ impl Pipeline {
         if !histories.is_empty() {
             tx.insert_histories(&histories).await?;
         }
+        steps.done("history");
         // New alerts due at once go to a running dispatcher already
         // claimed (the fast lane), handed over after the commit.
         let mut lane_claim = None;
@@ -700,6 +722,8 @@ impl Pipeline {
                 }
             }
         }
+
+        steps.done("alerts");
 
         // Ratings seen before: each rating's versions in arrival order, and
         // the ratings in key order, so replicas lock rows in the same order.
@@ -734,13 +758,19 @@ impl Pipeline {
                 .await?;
         }
 
+        steps.done("changed");
+
         // The dispatcher's sends (see [`SendsRecorder`]).
         let mut marked = Vec::with_capacity(sent.len());
         for (token, records) in sent {
             marked.push(tx.mark_alerts_sent(token, records).await?);
         }
+        steps.done("sends");
 
+        tx.flush_rollup().await?;
+        steps.done("rollup");
         tx.commit().await?;
+        steps.done("commit");
         // Sends alone (no webhook waited for this one) are told apart.
         let op = if writes.is_empty() {
             "record_sends"

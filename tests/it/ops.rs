@@ -377,6 +377,64 @@ async fn metrics_count_deliveries_ratings_alerts_and_time_to_slack() {
         4.0
     );
     assert!(get(r#"csatwatch_db_latency_seconds_count{op="ping"}"#) >= 1.0);
+
+    // Every batch of the writer (the four above, and on SQLite any holding
+    // only the dispatcher's sends) times each of its steps once, within its
+    // transaction's time. A batch may still be recording: wait until the
+    // figures agree.
+    let steps = [
+        "begin",
+        "deliveries",
+        "ratings",
+        "history",
+        "alerts",
+        "changed",
+        "sends",
+        "rollup",
+        "commit",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = client
+            .get(daemon.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let m = samples(&text);
+        let value = |k: String| m.get(&k).copied().unwrap_or(0.0);
+        let db = |what: &str| {
+            value(format!(
+                r#"csatwatch_db_latency_seconds_{what}{{op="record"}}"#
+            )) + value(format!(
+                r#"csatwatch_db_latency_seconds_{what}{{op="record_sends"}}"#
+            ))
+        };
+        let step = |what: &str, step: &str| {
+            value(format!(
+                r#"csatwatch_write_batch_step_seconds_{what}{{step="{step}"}}"#
+            ))
+        };
+        let counts: Vec<f64> = steps.iter().map(|s| step("count", s)).collect();
+        let steps_sum: f64 = steps.iter().map(|s| step("sum", s)).sum();
+        if counts.iter().all(|&n| n == db("count")) {
+            assert!(db("count") >= 4.0, "{text}");
+            assert!(
+                steps_sum > 0.0 && steps_sum <= db("sum") + 1e-9,
+                "the steps took {steps_sum} s of the batches' {} s",
+                db("sum")
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "each step should be timed once per batch ({} batches): {counts:?}\n{text}",
+            db("count")
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     daemon.terminate();
 }
 
