@@ -254,6 +254,13 @@ impl Dispatcher {
     /// that lets other dispatchers take over if this one dies, and that
     /// takes over from those that died.
     pub async fn run(self: Arc<Self>, cancel: CancellationToken) {
+        // Nothing is claimed, by a pass or through the lane, before this
+        // dispatcher has a heartbeat row: one that dies right after its
+        // first claim is then still found and taken over within seconds,
+        // instead of holding its claims for `alerts.claim_lease`.
+        if !self.first_beat(&cancel).await {
+            return;
+        }
         let liveness = tokio::spawn(self.clone().keep_alive(cancel.clone()));
         self.lane
             .open(&self.instance, ms(self.alerts().claim_lease));

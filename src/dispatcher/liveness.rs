@@ -46,6 +46,28 @@ impl Dispatcher {
         }
     }
 
+    /// Beats until one is written (retrying from [`HEARTBEAT`] up to every
+    /// 30 s while the database is unavailable); false when `cancel` came
+    /// first.
+    pub(super) async fn first_beat(&self, cancel: &CancellationToken) -> bool {
+        let mut backoff = HEARTBEAT;
+        loop {
+            match self.beat().await {
+                Ok(()) => return true,
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    retry_in_s = backoff.as_secs(),
+                    "alert dispatcher cannot write its heartbeat; it claims no alert until it can"
+                ),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => return false,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
     /// One heartbeat: renew this dispatcher's row, then take over from any
     /// that is gone.
     pub async fn beat(&self) -> crate::store::StoreResult<()> {

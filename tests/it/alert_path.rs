@@ -545,6 +545,7 @@ async fn a_new_alert_goes_out_on_the_claim_made_in_its_ratings_commit() {
             true,
         )
         .await;
+        app.wait_for_lane().await;
         let lane = app.app.pipeline.lane();
         for (i, ticket) in [8101, 8102, 8103].into_iter().enumerate() {
             post_negatives(&app, ticket, 1).await;
@@ -602,6 +603,7 @@ async fn alerts_that_must_wait_for_their_channels_pace_leave_the_lane_and_keep_t
         s.alerts.channel_interval = Duration::from_secs(1);
         s.alerts.channel_burst = 1;
         let app = TestApp::spawn_with(s, ManualClock::starting_now(), true).await;
+        app.wait_for_lane().await;
         let lane = app.app.pipeline.lane();
         let tickets = [8201, 8202, 8203];
         for ticket in tickets {
@@ -629,6 +631,71 @@ async fn alerts_that_must_wait_for_their_channels_pace_leave_the_lane_and_keep_t
             "{backend:?}"
         );
         assert_eq!(slack_posts(&slack).await.len(), 4, "{backend:?}: once each");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_dispatcher_claims_nothing_until_its_heartbeat_is_written() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let slack = slack_ok().await;
+        // Migrate, then refuse every heartbeat row.
+        let setup = TestApp::spawn(
+            settings(&db.url, Some(&slack.uri()), ""),
+            ManualClock::starting_now(),
+        )
+        .await;
+        post_negatives(&setup, 8401, 1).await;
+        setup.stop().await;
+        match backend {
+            Backend::Sqlite => {
+                execute_sql(
+                    &db.url,
+                    "CREATE TRIGGER no_beat BEFORE INSERT ON dispatchers
+                     BEGIN SELECT RAISE(ABORT, 'heartbeats refused'); END",
+                )
+                .await;
+            }
+            Backend::Postgres => {
+                execute_sql(
+                    &db.url,
+                    "CREATE FUNCTION no_beat() RETURNS trigger LANGUAGE plpgsql AS $$
+                     BEGIN RAISE EXCEPTION 'heartbeats refused'; END $$",
+                )
+                .await;
+                execute_sql(
+                    &db.url,
+                    "CREATE TRIGGER no_beat BEFORE INSERT ON dispatchers
+                     FOR EACH ROW EXECUTE FUNCTION no_beat()",
+                )
+                .await;
+            }
+        }
+        // A dispatcher that could die unseen (no row for others to find)
+        // claims nothing: not the alert waiting, nor through the lane.
+        let app = TestApp::spawn_with(
+            settings(&db.url, Some(&slack.uri()), ""),
+            ManualClock::starting_now(),
+            true,
+        )
+        .await;
+        post_negatives(&app, 8402, 1).await;
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let alerts = app.app.store.all_alerts().await.unwrap();
+        assert_eq!(alerts.len(), 2, "{backend:?}");
+        assert!(
+            alerts.iter().all(|a| a.claim_token.is_none()),
+            "{backend:?}: claimed without a heartbeat row: {alerts:?}"
+        );
+        assert!(slack_posts(&slack).await.is_empty(), "{backend:?}");
+        // Once its heartbeat is written, both go out.
+        let drop = match backend {
+            Backend::Sqlite => "DROP TRIGGER no_beat",
+            Backend::Postgres => "DROP TRIGGER no_beat ON dispatchers",
+        };
+        execute_sql(&db.url, drop).await;
+        wait_for_posts(&slack, 2, &format!("{backend:?}")).await;
         app.stop().await;
     }
 }

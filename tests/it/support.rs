@@ -227,6 +227,20 @@ impl TestApp {
         self.post("zendesk", &headers, &body).await
     }
 
+    /// Waits until the running dispatcher has written its first heartbeat
+    /// and opened its fast lane (tests of the lane post only then).
+    pub async fn wait_for_lane(&self) {
+        let lane = self.app.pipeline.lane();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while lane.claim(self.clock.now_ms()).is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the dispatcher never opened its lane"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// Stops the app as SIGTERM would, and waits for it.
     pub async fn stop(mut self) {
         self.cancel.cancel();
