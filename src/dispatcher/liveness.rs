@@ -30,8 +30,8 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(5);
 
 impl Dispatcher {
     /// Beats until `cancel`, taking over from dead dispatchers on each beat
-    /// (the first at once, before the first flush has claimed anything
-    /// new).
+    /// (the run loop wrote the first with [`Dispatcher::first_beat`] before
+    /// it claimed anything).
     pub(super) async fn keep_alive(self: Arc<Self>, cancel: CancellationToken) {
         let mut ticks = tokio::time::interval(HEARTBEAT);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
