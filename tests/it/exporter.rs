@@ -233,15 +233,6 @@ pub(crate) fn promtool_check_metrics(text: &str) -> Option<(bool, String)> {
     ))
 }
 
-async fn scrape(daemon: &Daemon) -> String {
-    reqwest::get(daemon.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[test]
 fn the_exposition_parser_refuses_what_prometheus_refuses() {
     let ok =
@@ -286,8 +277,8 @@ async fn a_scrape_is_valid_exposition_with_help_build_info_process_and_http_metr
         200
     );
     wait_for_posts(&slack, 1).await;
-    scrape(&daemon).await;
-    let text = scrape(&daemon).await;
+    daemon.metrics().await;
+    let text = daemon.metrics().await;
 
     let m = parse_exposition(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     // Families: declared once each, and none is another's `_total` twin

@@ -106,6 +106,16 @@ impl Daemon {
         format!("http://{}{path}", self.addr)
     }
 
+    /// One scrape of `/metrics`, as text.
+    pub(crate) async fn metrics(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub(crate) fn logs(&self) -> String {
         let mut text = String::new();
         if let Ok(mut f) = std::fs::File::open(self.dir.path().join("stderr.log")) {
@@ -294,14 +304,7 @@ async fn metrics_count_deliveries_ratings_alerts_and_time_to_slack() {
     // The gauges are refreshed right after the dispatcher's flush; wait for it.
     let deadline = Instant::now() + Duration::from_secs(20);
     let m = loop {
-        let text = client
-            .get(daemon.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = daemon.metrics().await;
         let m = samples(&text);
         if m.get(r#"csatwatch_alerts_stored{state="sent"}"#) == Some(&2.0) {
             break m;
@@ -395,14 +398,7 @@ async fn metrics_count_deliveries_ratings_alerts_and_time_to_slack() {
     ];
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let text = client
-            .get(daemon.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = daemon.metrics().await;
         let m = samples(&text);
         let value = |k: String| m.get(&k).copied().unwrap_or(0.0);
         let db = |what: &str| {

@@ -123,12 +123,7 @@ async fn sighup_applies_new_rules_reports_restart_keys_and_survives_a_bad_file()
     assert_eq!(daemon.post(&canary_body(3), ROTATED, None).await, 200);
     assert_eq!(channel_of_post(&slack, 3).await, "#second");
 
-    let text = reqwest::get(daemon.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = daemon.metrics().await;
     let m = parse_exposition(&text).unwrap();
     let reloads = |outcome| m.value("csatwatch_config_reloads_total", &[("outcome", outcome)]);
     assert_eq!(
@@ -215,12 +210,7 @@ async fn sighup_applies_the_default_channel_digests_and_paces_and_keeps_them_on_
     let posts = slack_posts(&slack).await.len();
     assert_eq!(daemon.post(&canary_body(13), SECRET, None).await, 200);
     assert_eq!(channel_of_post(&slack, posts + 1).await, "#csat-moved");
-    let text = reqwest::get(daemon.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = daemon.metrics().await;
     let m = parse_exposition(&text).unwrap();
     let reloads = |outcome| m.value("csatwatch_config_reloads_total", &[("outcome", outcome)]);
     assert_eq!(
