@@ -6,6 +6,16 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use csatwatch::cli::{Cli, Command};
 
+/// mimalloc instead of glibc's malloc: under a 64-connection burst a fifth
+/// of the process's CPU time went to glibc's malloc and free (webhook
+/// bodies, rows, JSON, freed on another thread than the one that allocated
+/// them); with mimalloc the same load runs 17-22% more webhooks/s on SQLite
+/// and about 10% more on PostgreSQL, for about 1.3 MiB more idle RSS
+/// (README, "Performance"). Built without transparent huge pages: with them
+/// idle RSS doubled. SQLite's own allocations stay with the C library.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     // reqwest is built without a default TLS provider; ring is the one
