@@ -430,7 +430,9 @@ impl Pipeline {
                     }
                     // A changed rating's alerts take the usual path (due
                     // rows, claimed by the dispatcher), not the fast lane.
-                    let enqueued = tx.enqueue_alerts(&alerts, self.settle_ms(), None).await?;
+                    let enqueued = tx
+                        .enqueue_alerts(&alerts, self.settle_ms(), None, &[])
+                        .await?;
                     (enqueued.iter().flatten().count(), None)
                 }
                 Err(reason) => (0, reason),

@@ -700,7 +700,9 @@ impl Pipeline {
                 no_alert_reason,
             });
         }
-        if !histories.is_empty() {
+        // With alerts to enqueue, the history rows are written with them
+        // (in one statement on PostgreSQL).
+        if alerts.is_empty() && !histories.is_empty() {
             tx.insert_histories(&histories).await?;
         }
         steps.done("history");
@@ -714,7 +716,9 @@ impl Pipeline {
             let claim = lane_claim
                 .as_ref()
                 .map(|c| (c.token.as_str(), c.claimed_until));
-            let enqueued = tx.enqueue_alerts(&alerts, settle_ms, claim).await?;
+            let enqueued = tx
+                .enqueue_alerts(&alerts, settle_ms, claim, &histories)
+                .await?;
             for ((w, i), enqueued) in alert_owner.into_iter().zip(enqueued) {
                 if let (Some(id), Some(result)) = (enqueued, results[w][i].as_mut()) {
                     result.alerts += 1;

@@ -24,6 +24,18 @@ pub(super) const ROWS_PER_STATEMENT: usize = 250;
 /// parameter's name up in a list, so binding n numbered parameters costs
 /// n² steps (measured as the largest single cost of a 64-connection burst).
 pub(super) fn values(dialect: Dialect, rows: usize, columns: usize, fixed: &str) -> String {
+    values_from(dialect, 1, rows, columns, fixed)
+}
+
+/// [`values`] with PostgreSQL's parameters numbered from `first` (a
+/// statement that binds other parameters before these).
+pub(super) fn values_from(
+    dialect: Dialect,
+    first: usize,
+    rows: usize,
+    columns: usize,
+    fixed: &str,
+) -> String {
     let mut sql = String::with_capacity(rows * columns * 5);
     for row in 0..rows {
         if row > 0 {
@@ -38,7 +50,7 @@ pub(super) fn values(dialect: Dialect, rows: usize, columns: usize, fixed: &str)
                 Dialect::Sqlite => sql.push('?'),
                 Dialect::Postgres => {
                     sql.push('$');
-                    sql.push_str(&(row * columns + column + 1).to_string());
+                    sql.push_str(&(first + row * columns + column).to_string());
                 }
             }
         }
@@ -46,6 +58,28 @@ pub(super) fn values(dialect: Dialect, rows: usize, columns: usize, fixed: &str)
         sql.push(')');
     }
     sql
+}
+
+/// `rating_history`'s columns as the inserts here write them, and their
+/// number.
+const HISTORY_COLUMNS: &str =
+    "rating_id, revision, score, sentiment, comment, updated_at, recorded_at, via, delivery_id";
+const HISTORY_WIDTH: usize = 9;
+
+/// Binds a [`HistoryRecord`]'s [`HISTORY_COLUMNS`] to a query, in order.
+macro_rules! bind_history {
+    ($q:expr, $h:expr) => {{
+        let h: &HistoryRecord = $h;
+        $q.bind(h.rating_id)
+            .bind(h.revision)
+            .bind(h.score)
+            .bind(&h.sentiment)
+            .bind(&h.comment)
+            .bind(h.updated_at)
+            .bind(h.recorded_at)
+            .bind(&h.via)
+            .bind(h.delivery_id)
+    }};
 }
 
 /// Input positions sorted by `key`.
@@ -187,25 +221,13 @@ impl StoreTx<'_> {
         let order = sorted_by(rows.len(), |i| (rows[i].rating_id, rows[i].revision));
         for chunk in order.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO rating_history (rating_id, revision, score, sentiment, comment, updated_at,
-                    recorded_at, via, delivery_id)
-                 VALUES {}",
-                values(self.dialect(), chunk.len(), 9, "")
+                "INSERT INTO rating_history ({HISTORY_COLUMNS}) VALUES {}",
+                values(self.dialect(), chunk.len(), HISTORY_WIDTH, "")
             );
             on_tx!(self, |conn| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for &i in chunk {
-                    let h = &rows[i];
-                    q = q
-                        .bind(h.rating_id)
-                        .bind(h.revision)
-                        .bind(h.score)
-                        .bind(&h.sentiment)
-                        .bind(&h.comment)
-                        .bind(h.updated_at)
-                        .bind(h.recorded_at)
-                        .bind(&h.via)
-                        .bind(h.delivery_id);
+                    q = bind_history!(q, &rows[i]);
                 }
                 q.execute(&mut *conn).await?.rows_affected()
             });
@@ -219,12 +241,29 @@ impl StoreTx<'_> {
     /// claimed with `claim` when given (the dispatcher's fast lane). Returns
     /// each input row's new id, or `None` where that rating revision
     /// already has one for the channel.
+    ///
+    /// Also appends `histories` as [`StoreTx::insert_histories`] does: on
+    /// PostgreSQL in the same statement as the alerts (a data-modifying
+    /// `WITH`, one round trip to the server instead of two), elsewhere
+    /// before them.
     pub async fn enqueue_alerts(
         &mut self,
         alerts: &[NewAlert],
         settle_ms: i64,
         claim: Option<(&str, i64)>,
+        histories: &[HistoryRecord],
     ) -> StoreResult<Vec<Option<i64>>> {
+        let together = self.dialect() == Dialect::Postgres
+            && !alerts.is_empty()
+            && histories.len() <= ROWS_PER_STATEMENT;
+        if !together && !histories.is_empty() {
+            self.insert_histories(histories).await?;
+        }
+        let history_order = sorted_by(histories.len(), |i| {
+            (histories[i].rating_id, histories[i].revision)
+        });
+        // The history rows ride with the first statement only.
+        let mut with_history: &[usize] = if together { &history_order } else { &[] };
         let key = |a: &NewAlert| {
             (
                 a.rating_id,
@@ -236,17 +275,34 @@ impl StoreTx<'_> {
         let (token, claimed_until) = claim.unzip();
         let mut inserted: HashMap<(i64, String, String), i64> = HashMap::new();
         for chunk in order.chunks(ROWS_PER_STATEMENT) {
+            let history = if with_history.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "WITH history AS (INSERT INTO rating_history ({HISTORY_COLUMNS}) VALUES {}) ",
+                    values(self.dialect(), with_history.len(), HISTORY_WIDTH, "")
+                )
+            };
             let sql = format!(
-                "INSERT INTO alerts (rating_id, revision, rule, channel, mentions, sentiment, event_key,
+                "{history}INSERT INTO alerts (rating_id, revision, rule, channel, mentions, sentiment, event_key,
                     escalate_at, escalate_to, next_attempt_at, created_at, trace_parent, claim_token,
                     claimed_until, kind, state)
                  VALUES {}
                  ON CONFLICT (rating_id, channel, kind, event_key) DO NOTHING
                  RETURNING id, rating_id, channel, event_key",
-                values(self.dialect(), chunk.len(), 14, ", 'post', 'pending'")
+                values_from(
+                    self.dialect(),
+                    with_history.len() * HISTORY_WIDTH + 1,
+                    chunk.len(),
+                    14,
+                    ", 'post', 'pending'"
+                )
             );
             let rows: Vec<(i64, i64, String, String)> = on_tx!(self, |conn| {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+                for &i in with_history {
+                    q = bind_history!(q, &histories[i]);
+                }
                 for &i in chunk {
                     let a = &alerts[i];
                     q = q
@@ -267,6 +323,7 @@ impl StoreTx<'_> {
                 }
                 q.fetch_all(&mut *conn).await?
             });
+            with_history = &[];
             inserted.extend(
                 rows.into_iter()
                     .map(|(id, rating, channel, event)| ((rating, channel, event), id)),
@@ -278,7 +335,7 @@ impl StoreTx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Dialect, values};
+    use super::{Dialect, values, values_from};
 
     #[test]
     fn values_numbers_every_parameter_once_in_row_order() {
@@ -291,5 +348,11 @@ mod tests {
             values(Dialect::Sqlite, 2, 2, ", 'x'"),
             "(?, ?, 'x'), (?, ?, 'x')"
         );
+        // After 4 parameters of another statement's rows.
+        assert_eq!(
+            values_from(Dialect::Postgres, 5, 2, 2, ""),
+            "($5, $6), ($7, $8)"
+        );
+        assert_eq!(values_from(Dialect::Sqlite, 5, 1, 2, ""), "(?, ?)");
     }
 }

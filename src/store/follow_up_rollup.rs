@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use jiff::tz::TimeZone;
 
 use super::reports::{ALERTED, Bind, Binds, RECOVERED, bind_all};
-use super::rollup::{levels, upsert_counts};
+use super::rollup::{Counts, levels};
 use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
 
 /// The follow-up state of ratings `r`: the columns of [`FollowUpFact`]
@@ -270,11 +270,11 @@ impl StoreTx<'_> {
 
     /// Moves every touched rating from its state when touched to its state
     /// now, and writes the collected changes (called by `commit`).
-    pub(crate) async fn flush_follow_ups(
+    pub(crate) async fn follow_up_counts(
         &mut self,
         tz: &TimeZone,
         mut delta: FollowUpDelta,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Counts<'static>> {
         let before = std::mem::take(&mut delta.before);
         if !before.is_empty() {
             let ids: Vec<i64> = before.keys().copied().collect();
@@ -303,7 +303,11 @@ impl StoreTx<'_> {
             ];
             (key, n)
         });
-        upsert_counts(self, "follow_up_rollup", FOLLOW_UP_KEY, counts).await
+        Ok(Counts {
+            table: "follow_up_rollup",
+            columns: FOLLOW_UP_KEY,
+            rows: counts.collect(),
+        })
     }
 }
 

@@ -31,7 +31,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use jiff::tz::TimeZone;
 
-use super::batch::values;
+use super::Dialect;
+use super::batch::values_from;
 use super::follow_up_rollup::{FollowUpDelta, FollowUpFact};
 use super::reports::{Bind, Binds, DAY_MS, RECOVERED, bind_all, local_day_sql};
 use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
@@ -243,25 +244,94 @@ pub(crate) async fn upsert_counts(
     counts: impl Iterator<Item = (Vec<Bind>, i64)>,
 ) -> StoreResult<()> {
     let rows: Vec<(Vec<Bind>, i64)> = counts.filter(|(_, n)| *n != 0).collect();
-    let key = columns.join(", ");
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-        let sql = format!(
-            "INSERT INTO {table} ({key}, n) VALUES {}
-             ON CONFLICT ({key}) DO UPDATE SET n = {table}.n + excluded.n",
-            values(tx.dialect(), chunk.len(), columns.len() + 1, "")
-        );
         let mut binds = Binds::default();
-        for (key, n) in chunk {
-            binds.0.extend(key.iter().cloned());
-            binds.0.push(Bind::Int(*n));
-        }
-        on_tx!(tx, |conn| {
-            bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
-                .execute(&mut *conn)
-                .await?
-                .rows_affected()
-        });
+        let sql = upsert_sql(tx.dialect(), table, columns, chunk, &mut binds);
+        execute(tx, sql, binds).await?;
     }
+    Ok(())
+}
+
+/// Counts for [`upsert_both`]: a table, its key columns, and the changes.
+pub(crate) struct Counts<'a> {
+    pub table: &'a str,
+    pub columns: &'a [&'a str],
+    pub rows: Vec<(Vec<Bind>, i64)>,
+}
+
+/// [`upsert_counts`] of `first`, then of `second`. On PostgreSQL both go in
+/// one statement when each fits one: `second` as a data-modifying `WITH`,
+/// which the server runs to completion after the main statement, so the
+/// rows are locked in the same order either way (and in key order within a
+/// table): one round trip to the server instead of two.
+pub(crate) async fn upsert_both(
+    tx: &mut StoreTx<'_>,
+    mut first: Counts<'_>,
+    mut second: Counts<'_>,
+) -> StoreResult<()> {
+    first.rows.retain(|(_, n)| *n != 0);
+    second.rows.retain(|(_, n)| *n != 0);
+    let together = tx.dialect() == Dialect::Postgres
+        && !first.rows.is_empty()
+        && !second.rows.is_empty()
+        && first.rows.len() <= ROWS_PER_STATEMENT
+        && second.rows.len() <= ROWS_PER_STATEMENT;
+    if !together {
+        upsert_counts(tx, first.table, first.columns, first.rows.into_iter()).await?;
+        return upsert_counts(tx, second.table, second.columns, second.rows.into_iter()).await;
+    }
+    let mut binds = Binds::default();
+    let then = upsert_sql(
+        tx.dialect(),
+        second.table,
+        second.columns,
+        &second.rows,
+        &mut binds,
+    );
+    let main = upsert_sql(
+        tx.dialect(),
+        first.table,
+        first.columns,
+        &first.rows,
+        &mut binds,
+    );
+    execute(tx, format!("WITH second AS ({then}) {main}"), binds).await
+}
+
+/// One multi-row upsert of `rows` into `table`, its parameters appended to
+/// `binds` (and numbered after those already there).
+fn upsert_sql(
+    dialect: Dialect,
+    table: &str,
+    columns: &[&str],
+    rows: &[(Vec<Bind>, i64)],
+    binds: &mut Binds,
+) -> String {
+    let key = columns.join(", ");
+    let values = values_from(
+        dialect,
+        binds.0.len() + 1,
+        rows.len(),
+        columns.len() + 1,
+        "",
+    );
+    for (key, n) in rows {
+        binds.0.extend(key.iter().cloned());
+        binds.0.push(Bind::Int(*n));
+    }
+    format!(
+        "INSERT INTO {table} ({key}, n) VALUES {values}
+         ON CONFLICT ({key}) DO UPDATE SET n = {table}.n + excluded.n"
+    )
+}
+
+async fn execute(tx: &mut StoreTx<'_>, sql: String, binds: Binds) -> StoreResult<()> {
+    on_tx!(tx, |conn| {
+        bind_all!(sqlx::query(sqlx::AssertSqlSafe(sql)), binds)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+    });
     Ok(())
 }
 
@@ -283,7 +353,7 @@ impl StoreTx<'_> {
             return Ok(());
         };
         let follow_ups = std::mem::take(&mut delta.follow_ups);
-        self.flush_follow_ups(&delta.zone.tz, follow_ups).await?;
+        let follow_ups = self.follow_up_counts(&delta.zone.tz, follow_ups).await?;
         let counts = delta.counts.into_iter().map(|(k, n)| {
             let key = vec![
                 Bind::Int(k.level),
@@ -299,7 +369,12 @@ impl StoreTx<'_> {
             ];
             (key, n)
         });
-        upsert_counts(self, "rating_rollup", RATING_KEY, counts).await
+        let ratings = Counts {
+            table: "rating_rollup",
+            columns: RATING_KEY,
+            rows: counts.collect(),
+        };
+        upsert_both(self, ratings, follow_ups).await
     }
 }
 

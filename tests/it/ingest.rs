@@ -115,6 +115,30 @@ async fn a_burst_of_webhooks_shares_transactions_and_every_answered_rating_is_ke
             .map(|(_, a)| a["ratings"].as_array().map_or(0, |r| r.len()))
             .sum();
         assert_eq!(recorded, total as usize, "{backend:?}");
+        // Every first version has its history row, the batches with alerts
+        // as the others (on PostgreSQL those rows go in the alerts' statement).
+        for (_, answer) in answers
+            .iter()
+            .filter(|(_, a)| a["ratings"][0]["outcome"] == "new")
+        {
+            let rating = &answer["ratings"][0];
+            let id = rating["rating_id"].as_i64().expect("a rating id");
+            let history = app.app.store.rating_history(id).await.unwrap();
+            let first = history
+                .first()
+                .unwrap_or_else(|| panic!("{backend:?}: no history of {answer}"));
+            assert_eq!(
+                (
+                    first.rating_id,
+                    first.revision,
+                    first.sentiment.as_str(),
+                    first.via.as_str()
+                ),
+                (id, 1, rating["sentiment"].as_str().unwrap(), "webhook"),
+                "{backend:?}: {answer}"
+            );
+            assert!(first.delivery_id.is_some(), "{backend:?}: {first:?}");
+        }
         app.app.flush_alerts().await.unwrap();
         assert_eq!(slack_posts(&slack).await.len(), negatives, "{backend:?}");
         app.stop().await;
