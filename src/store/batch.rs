@@ -81,6 +81,7 @@ macro_rules! bind_history {
             .bind(h.delivery_id)
     }};
 }
+pub(super) use bind_history;
 
 /// Input positions sorted by `key`.
 fn sorted_by<K: Ord>(n: usize, key: impl Fn(usize) -> K) -> Vec<usize> {

@@ -1,6 +1,7 @@
 //! Ratings (one row per source, conversation and rating key) and their
 //! history (one row per version a customer gave).
 
+use super::batch::bind_history;
 use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
 
 /// A rating's current state as the pipeline wants it written.
@@ -205,23 +206,15 @@ impl StoreTx<'_> {
 
     pub async fn insert_history(&mut self, h: &HistoryRecord) -> StoreResult<()> {
         on_tx!(self, |conn| {
-            sqlx::query(
+            let q = sqlx::query(
                 "INSERT INTO rating_history (rating_id, revision, score, sentiment, comment, updated_at,
                     recorded_at, via, delivery_id)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(h.rating_id)
-            .bind(h.revision)
-            .bind(h.score)
-            .bind(&h.sentiment)
-            .bind(&h.comment)
-            .bind(h.updated_at)
-            .bind(h.recorded_at)
-            .bind(&h.via)
-            .bind(h.delivery_id)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
+            );
+            bind_history!(q, h)
+                .execute(&mut *conn)
+                .await?
+                .rows_affected()
         });
         Ok(())
     }
