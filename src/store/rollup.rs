@@ -260,10 +260,12 @@ pub(crate) struct Counts<'a> {
 }
 
 /// [`upsert_counts`] of `first`, then of `second`. On PostgreSQL both go in
-/// one statement when each fits one: `second` as a data-modifying `WITH`,
-/// which the server runs to completion after the main statement, so the
-/// rows are locked in the same order either way (and in key order within a
-/// table): one round trip to the server instead of two.
+/// one statement when each fits one, `second` as a data-modifying `WITH`:
+/// one round trip to the server instead of two. The two touch different
+/// tables, so their effects do not depend on which runs first (PostgreSQL's
+/// docs leave that unspecified). Within a table rows are still written in
+/// key order, and every replica sends the same statement to the same
+/// server, so replicas take the locks in the same order as each other.
 pub(crate) async fn upsert_both(
     tx: &mut StoreTx<'_>,
     mut first: Counts<'_>,
