@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 use jiff::tz::TimeZone;
 
 use super::reports::{ALERTED, Bind, Binds, RECOVERED, bind_all};
-use super::rollup::{Counts, levels};
+use super::rollup::{Counts, Names, in_key_order, levels};
 use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
 
 /// The follow-up state of ratings `r`: the columns of [`FollowUpFact`]
@@ -88,6 +88,23 @@ struct FollowUpKey {
     outcome: String,
 }
 
+/// A [`FollowUpKey`] with its text as [`Names`] ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct FollowUpIds {
+    level: i64,
+    day: i64,
+    source: usize,
+    survey: usize,
+    sentiment: usize,
+    brand: usize,
+    team: usize,
+    agent: usize,
+    alerted: i64,
+    acked: i64,
+    followed_up: i64,
+    outcome: usize,
+}
+
 /// `follow_up_rollup`'s key columns (team and agent last, as
 /// `rollup::coarser_levels` wants them).
 pub(crate) const FOLLOW_UP_KEY: &[&str] = &[
@@ -108,7 +125,8 @@ pub(crate) const FOLLOW_UP_KEY: &[&str] = &[
 /// Changes to the follow-up rollup made by one transaction.
 #[derive(Debug, Default)]
 pub(crate) struct FollowUpDelta {
-    counts: BTreeMap<FollowUpKey, i64>,
+    names: Names,
+    counts: BTreeMap<FollowUpIds, i64>,
     /// The ratings touched, with their state when first touched (`None`:
     /// not ever negative then).
     before: BTreeMap<i64, Option<FollowUpFact>>,
@@ -117,26 +135,35 @@ pub(crate) struct FollowUpDelta {
 impl FollowUpDelta {
     /// Counts `fact` in (`sign` 1) or out of (−1) its six rows.
     pub(crate) fn add(&mut self, tz: &TimeZone, fact: &FollowUpFact, sign: i64) {
-        let text = |v: &Option<String>| v.clone().unwrap_or_default();
-        for (level, day, team, agent) in levels(
-            tz,
-            fact.rated_at,
-            fact.team.as_deref(),
-            fact.agent.as_deref(),
-        ) {
-            let key = FollowUpKey {
+        let names = &mut self.names;
+        let (none, source, survey, sentiment) = (
+            names.id(""),
+            names.id(&fact.source),
+            names.id(&fact.survey),
+            names.id(&fact.sentiment),
+        );
+        // An unrecorded brand, team, agent or outcome counts as ''.
+        let mut id = |v: &Option<String>| names.id(v.as_deref().unwrap_or(""));
+        let (team, agent, brand, outcome) = (
+            id(&fact.team),
+            id(&fact.agent),
+            id(&fact.brand),
+            id(&fact.outcome),
+        );
+        for (level, day, team, agent) in levels(tz, fact.rated_at, none, team, agent) {
+            let key = FollowUpIds {
                 level,
                 day,
-                source: fact.source.clone(),
-                survey: fact.survey.clone(),
-                sentiment: fact.sentiment.clone(),
-                brand: text(&fact.brand),
+                source,
+                survey,
+                sentiment,
+                brand,
                 team,
                 agent,
                 alerted: fact.alerted,
                 acked: fact.acked,
                 followed_up: fact.followed_up,
-                outcome: text(&fact.outcome),
+                outcome,
             };
             *self.counts.entry(key).or_default() += sign;
         }
@@ -286,7 +313,22 @@ impl StoreTx<'_> {
                 delta.add(tz, fact, 1);
             }
         }
-        let counts = delta.counts.into_iter().map(|(k, n)| {
+        let names = &delta.names;
+        let counts = in_key_order(delta.counts, |k| FollowUpKey {
+            level: k.level,
+            day: k.day,
+            source: names.text(k.source),
+            survey: names.text(k.survey),
+            sentiment: names.text(k.sentiment),
+            brand: names.text(k.brand),
+            team: names.text(k.team),
+            agent: names.text(k.agent),
+            alerted: k.alerted,
+            acked: k.acked,
+            followed_up: k.followed_up,
+            outcome: names.text(k.outcome),
+        });
+        let rows = counts.into_iter().map(|(k, n)| {
             let key = vec![
                 Bind::Int(k.level),
                 Bind::Int(k.day),
@@ -306,7 +348,7 @@ impl StoreTx<'_> {
         Ok(Counts {
             table: "follow_up_rollup",
             columns: FOLLOW_UP_KEY,
-            rows: counts.collect(),
+            rows: rows.collect(),
         })
     }
 }

@@ -25,7 +25,7 @@
 //! local midnights of the time zone it was built for; otherwise they read
 //! the ratings (see `store::reports`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -56,6 +56,64 @@ pub(crate) struct RollupShared {
     /// Reports read the ratings even when the rollup could answer (tests
     /// compare both; an operator can turn it off).
     reads_off: AtomicBool,
+}
+
+/// The text of rollup keys, each stored once per transaction: keys hold
+/// ids into it, so counting a rating in its six rows compares integers
+/// instead of up to eight strings and allocates nothing once its values
+/// were seen (the writer does this between a batch's statements).
+#[derive(Debug, Default)]
+pub(crate) struct Names {
+    ids: HashMap<String, usize>,
+    names: Vec<String>,
+}
+
+impl Names {
+    /// The id of `text`, stored on first sight.
+    pub(crate) fn id(&mut self, text: &str) -> usize {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let id = self.names.len();
+        self.names.push(text.to_owned());
+        self.ids.insert(text.to_owned(), id);
+        id
+    }
+
+    /// The text of `id`.
+    pub(crate) fn text(&self, id: usize) -> String {
+        self.names[id].clone()
+    }
+}
+
+/// The changes of `counts` other than 0, their keys turned into text by
+/// `key`, in key order (as the upserts want them).
+pub(crate) fn in_key_order<I, K: Ord>(
+    counts: BTreeMap<I, i64>,
+    key: impl Fn(I) -> K,
+) -> Vec<(K, i64)> {
+    let mut rows: Vec<(K, i64)> = counts
+        .into_iter()
+        .filter(|(_, n)| *n != 0)
+        .map(|(k, n)| (key(k), n))
+        .collect();
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
+/// A [`RollupKey`] with its text as [`Names`] ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct RollupIds {
+    level: i64,
+    day: i64,
+    source: usize,
+    survey: usize,
+    scale: usize,
+    score: i64,
+    sentiment: usize,
+    brand: usize,
+    team: usize,
+    agent: usize,
 }
 
 /// One rollup row's key.
@@ -171,7 +229,8 @@ pub(crate) fn day_range(tz: &TimeZone, lo: i64, hi: i64) -> Option<(i64, i64)> {
 #[derive(Debug)]
 pub(crate) struct RollupDelta {
     zone: RollupZone,
-    counts: BTreeMap<RollupKey, i64>,
+    names: Names,
+    counts: BTreeMap<RollupIds, i64>,
     /// The follow-up rollup's changes (`store::follow_up_rollup`).
     pub(crate) follow_ups: FollowUpDelta,
 }
@@ -180,6 +239,7 @@ impl RollupDelta {
     pub(crate) fn new(zone: RollupZone) -> RollupDelta {
         RollupDelta {
             zone,
+            names: Names::default(),
             counts: BTreeMap::new(),
             follow_ups: FollowUpDelta::default(),
         }
@@ -187,16 +247,27 @@ impl RollupDelta {
 
     /// Counts a rating in (`sign` 1) or out of (`sign` −1) its six rows.
     pub(crate) fn add(&mut self, d: &RollupDims<'_>, sign: i64) {
-        for (level, day, team, agent) in levels(&self.zone.tz, d.rated_at, d.team, d.agent) {
-            let key = RollupKey {
+        let names = &mut self.names;
+        let (none, source, survey, scale, sentiment) = (
+            names.id(""),
+            names.id(d.source),
+            names.id(d.survey),
+            names.id(d.scale),
+            names.id(d.sentiment),
+        );
+        // An unrecorded brand, team or agent counts as ''.
+        let mut id = |v: Option<&str>| names.id(v.unwrap_or(""));
+        let (brand, team, agent) = (id(d.brand), id(d.team), id(d.agent));
+        for (level, day, team, agent) in levels(&self.zone.tz, d.rated_at, none, team, agent) {
+            let key = RollupIds {
                 level,
                 day,
-                source: d.source.to_string(),
-                survey: d.survey.to_string(),
-                scale: d.scale.to_string(),
+                source,
+                survey,
+                scale,
                 score: d.score,
-                sentiment: d.sentiment.to_string(),
-                brand: d.brand.unwrap_or("").to_string(),
+                sentiment,
+                brand,
                 team,
                 agent,
             };
@@ -212,24 +283,24 @@ impl RollupDelta {
 }
 
 /// The six rollup rows `(level, day, team, agent)` a rating counts in: per
-/// local day and per local month, without team or agent, with its team,
-/// and with both (an unrecorded one as '').
+/// local day and per local month, without team or agent (`none`, the id
+/// of ''), with its team, and with both (an unrecorded one as '').
 pub(crate) fn levels(
     tz: &TimeZone,
     rated_at: i64,
-    team: Option<&str>,
-    agent: Option<&str>,
-) -> [(i64, i64, String, String); 6] {
+    none: usize,
+    team: usize,
+    agent: usize,
+) -> [(i64, i64, usize, usize); 6] {
     let day = local_day(tz, rated_at);
     let month = month_start(day);
-    let text = |v: Option<&str>| v.unwrap_or("").to_string();
     [
-        (1, day, String::new(), String::new()),
-        (2, day, text(team), String::new()),
-        (3, day, text(team), text(agent)),
-        (1 + MONTHS, month, String::new(), String::new()),
-        (2 + MONTHS, month, text(team), String::new()),
-        (3 + MONTHS, month, text(team), text(agent)),
+        (1, day, none, none),
+        (2, day, team, none),
+        (3, day, team, agent),
+        (1 + MONTHS, month, none, none),
+        (2 + MONTHS, month, team, none),
+        (3 + MONTHS, month, team, agent),
     ]
 }
 
@@ -356,7 +427,20 @@ impl StoreTx<'_> {
         };
         let follow_ups = std::mem::take(&mut delta.follow_ups);
         let follow_ups = self.follow_up_counts(&delta.zone.tz, follow_ups).await?;
-        let counts = delta.counts.into_iter().map(|(k, n)| {
+        let names = &delta.names;
+        let counts = in_key_order(delta.counts, |k| RollupKey {
+            level: k.level,
+            day: k.day,
+            source: names.text(k.source),
+            survey: names.text(k.survey),
+            scale: names.text(k.scale),
+            score: k.score,
+            sentiment: names.text(k.sentiment),
+            brand: names.text(k.brand),
+            team: names.text(k.team),
+            agent: names.text(k.agent),
+        });
+        let rows = counts.into_iter().map(|(k, n)| {
             let key = vec![
                 Bind::Int(k.level),
                 Bind::Int(k.day),
@@ -374,7 +458,7 @@ impl StoreTx<'_> {
         let ratings = Counts {
             table: "rating_rollup",
             columns: RATING_KEY,
-            rows: counts.collect(),
+            rows: rows.collect(),
         };
         upsert_both(self, ratings, follow_ups).await
     }
