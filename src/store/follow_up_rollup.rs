@@ -136,8 +136,7 @@ impl FollowUpDelta {
     /// Counts `fact` in (`sign` 1) or out of (−1) its six rows.
     pub(crate) fn add(&mut self, tz: &TimeZone, fact: &FollowUpFact, sign: i64) {
         let names = &mut self.names;
-        let (none, source, survey, sentiment) = (
-            names.id(""),
+        let (source, survey, sentiment) = (
             names.id(&fact.source),
             names.id(&fact.survey),
             names.id(&fact.sentiment),
@@ -150,7 +149,7 @@ impl FollowUpDelta {
             id(&fact.brand),
             id(&fact.outcome),
         );
-        for (level, day, team, agent) in levels(tz, fact.rated_at, none, team, agent) {
+        for (level, day, team, agent) in levels(tz, fact.rated_at, team, agent) {
             let key = FollowUpIds {
                 level,
                 day,

@@ -61,14 +61,27 @@ pub(crate) struct RollupShared {
 /// The text of rollup keys, each stored once per transaction: keys hold
 /// ids into it, so counting a rating in its six rows compares integers
 /// instead of up to eight strings and allocates nothing once its values
-/// were seen (the writer does this between a batch's statements).
-#[derive(Debug, Default)]
+/// were seen (the writer does this between a batch's statements). '' is
+/// always [`Names::NONE`].
+#[derive(Debug)]
 pub(crate) struct Names {
     ids: HashMap<String, usize>,
     names: Vec<String>,
 }
 
+impl Default for Names {
+    fn default() -> Names {
+        Names {
+            ids: HashMap::from([(String::new(), Names::NONE)]),
+            names: vec![String::new()],
+        }
+    }
+}
+
 impl Names {
+    /// The id of '' (no team, no agent, an unrecorded value).
+    pub(crate) const NONE: usize = 0;
+
     /// The id of `text`, stored on first sight.
     pub(crate) fn id(&mut self, text: &str) -> usize {
         if let Some(&id) = self.ids.get(text) {
@@ -248,8 +261,7 @@ impl RollupDelta {
     /// Counts a rating in (`sign` 1) or out of (`sign` −1) its six rows.
     pub(crate) fn add(&mut self, d: &RollupDims<'_>, sign: i64) {
         let names = &mut self.names;
-        let (none, source, survey, scale, sentiment) = (
-            names.id(""),
+        let (source, survey, scale, sentiment) = (
             names.id(d.source),
             names.id(d.survey),
             names.id(d.scale),
@@ -258,7 +270,7 @@ impl RollupDelta {
         // An unrecorded brand, team or agent counts as ''.
         let mut id = |v: Option<&str>| names.id(v.unwrap_or(""));
         let (brand, team, agent) = (id(d.brand), id(d.team), id(d.agent));
-        for (level, day, team, agent) in levels(&self.zone.tz, d.rated_at, none, team, agent) {
+        for (level, day, team, agent) in levels(&self.zone.tz, d.rated_at, team, agent) {
             let key = RollupIds {
                 level,
                 day,
@@ -283,17 +295,17 @@ impl RollupDelta {
 }
 
 /// The six rollup rows `(level, day, team, agent)` a rating counts in: per
-/// local day and per local month, without team or agent (`none`, the id
-/// of ''), with its team, and with both (an unrecorded one as '').
+/// local day and per local month, without team or agent, with its team,
+/// and with both ([`Names`] ids; an unrecorded one as '').
 pub(crate) fn levels(
     tz: &TimeZone,
     rated_at: i64,
-    none: usize,
     team: usize,
     agent: usize,
 ) -> [(i64, i64, usize, usize); 6] {
     let day = local_day(tz, rated_at);
     let month = month_start(day);
+    let none = Names::NONE;
     [
         (1, day, none, none),
         (2, day, team, none),
@@ -762,6 +774,19 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deltas_come_out_in_the_order_of_their_text_not_of_their_ids() {
+        let mut names = Names::default();
+        let (b, a) = (names.id("b"), names.id("a"));
+        assert_eq!(names.id("b"), b, "a name seen again keeps its id");
+        assert_eq!(names.id(""), Names::NONE);
+        let counts = BTreeMap::from([(b, 1), (a, 2), (Names::NONE, 0)]);
+        let rows = in_key_order(counts, |id| names.text(id));
+        // "a" was seen after "b" and has the larger id, but comes first;
+        // the change of 0 is left out.
+        assert_eq!(rows, vec![("a".to_string(), 2), ("b".to_string(), 1)]);
+    }
 
     #[test]
     fn local_days_and_midnights_agree_across_a_dst_change() {
