@@ -166,7 +166,7 @@ impl Pipeline {
         // known, a hand-over refused, retries). Neither waits behind
         // request handlers for a pool connection.
         let queue = writer::start(Pipeline {
-            store: direct.store.with_own_pool(2),
+            store: direct.store.with_write_pool(2),
             ..direct.clone()
         });
         Pipeline {

@@ -118,6 +118,28 @@ mod tests {
         store.close().await;
     }
 
+    /// The writer's connections keep a batch's statement journal in memory;
+    /// every other connection keeps SQLite's default (a temporary file once
+    /// it outgrows 64 KiB), so a report sorting a year of ratings spills
+    /// to disk, not to memory.
+    #[tokio::test]
+    async fn only_the_writers_sqlite_connections_keep_temporary_data_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_in(&dir).await;
+        let writer = store.with_write_pool(1);
+        let dispatcher = store.with_own_pool(1);
+        for (store, expected) in [(&writer, 2), (&store, 0), (&dispatcher, 0)] {
+            let pool = store.sqlite_pool().expect("a SQLite store");
+            assert!(!pool.options().get_test_before_acquire());
+            let (temp_store,): (i64,) = sqlx::query_as("PRAGMA temp_store")
+                .fetch_one(pool)
+                .await
+                .unwrap();
+            assert_eq!(temp_store, expected, "0 is the default, 2 is memory");
+        }
+        store.close().await;
+    }
+
     #[test]
     fn gives_up_after_the_timeout_and_not_before() {
         // 100 tries at 100 µs, then one per millisecond.

@@ -674,6 +674,22 @@ impl Store {
     /// queue behind request handlers for a connection (nor they behind
     /// them). [`Store::close`] closes it too.
     pub fn with_own_pool(&self, max_connections: u32) -> Store {
+        self.own_pool(max_connections, false)
+    }
+
+    /// [`Store::with_own_pool`] for the pipeline's writer. On SQLite its
+    /// connections keep statement journals in memory (`temp_store =
+    /// memory`): a batch's multi-row statements outgrow the 64 KiB SQLite
+    /// keeps in memory before it spills to a temporary file, and that file
+    /// cost five system calls per batch (create, check, delete, write,
+    /// close) on the one thread every webhook waits for. A batch is at
+    /// most 512 writes, so the memory is bounded; every other connection
+    /// (reports sorting a year of ratings) still spills to disk.
+    pub fn with_write_pool(&self, max_connections: u32) -> Store {
+        self.own_pool(max_connections, true)
+    }
+
+    fn own_pool(&self, max_connections: u32, temp_in_memory: bool) -> Store {
         use sqlx::pool::PoolOptions;
         let mut own = self.clone();
         own.backend = match &self.backend {
@@ -685,7 +701,14 @@ impl Store {
                     .acquire_timeout(pool.options().get_acquire_timeout())
                     .test_before_acquire(super::SQLITE_PING_BEFORE_ACQUIRE)
                     .after_connect(|conn, _| Box::pin(super::busy::install(conn)))
-                    .connect_lazy_with((*pool.connect_options()).clone().create_if_missing(false)),
+                    .connect_lazy_with({
+                        let options = (*pool.connect_options()).clone().create_if_missing(false);
+                        if temp_in_memory {
+                            options.pragma("temp_store", "memory")
+                        } else {
+                            options
+                        }
+                    }),
             ),
             Backend::Postgres(pool) => Backend::Postgres(
                 PoolOptions::new()
