@@ -268,11 +268,10 @@ pub(super) fn start(pipeline: Pipeline) -> Queue {
 /// Runs the writer on a thread of its own when the runtime has worker
 /// threads (the daemon): every step of a batch is a hand-off to the
 /// database driver and back, and a task woken from outside the runtime
-/// waits in the workers' shared queue behind up to 61 other tasks (64
-/// webhook handlers under a burst), which on two cores made each step cost
-/// ~0.6 ms of waiting. On its thread the writer is woken directly. Tasks it
-/// spawns still run on the workers. A runtime without workers (tests) runs
-/// it as a task.
+/// waits in the workers' shared queue, which a burst fills with webhook
+/// handlers. On its thread the writer is woken directly (measured: 5–10%
+/// more webhooks/s on SQLite, README "Performance"). Tasks it spawns still
+/// run on the workers. A runtime without workers (tests) runs it as a task.
 fn spawn_writer(writer: impl Future<Output = ()> + Send + 'static) {
     let handle = tokio::runtime::Handle::current();
     if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {

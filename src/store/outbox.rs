@@ -681,10 +681,12 @@ impl Store {
     /// connections keep statement journals in memory (`temp_store =
     /// memory`): a batch's multi-row statements outgrow the 64 KiB SQLite
     /// keeps in memory before it spills to a temporary file, and that file
-    /// cost five system calls per batch (create, check, delete, write,
-    /// close) on the one thread every webhook waits for. A batch is at
-    /// most 512 writes, so the memory is bounded; every other connection
-    /// (reports sorting a year of ratings) still spills to disk.
+    /// cost a write per page changed plus creating and deleting it, per
+    /// batch, on the one thread every webhook waits for (half the writes of
+    /// a commit). A statement journal lasts one statement, and the writer's
+    /// statements are bounded (at most 250 rows each), so the memory is;
+    /// every other connection (the rollup's rebuild, reports sorting a
+    /// year of ratings) still spills to disk.
     pub fn with_write_pool(&self, max_connections: u32) -> Store {
         self.own_pool(max_connections, true)
     }
