@@ -108,7 +108,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_in(&dir).await;
         let dispatcher = store.with_own_pool(1);
-        for store in [&store, &dispatcher] {
+        let writer = store.with_write_pool(1);
+        for store in [&store, &dispatcher, &writer] {
             let pool = store.sqlite_pool().expect("a SQLite store");
             assert!(
                 !pool.options().get_test_before_acquire(),
@@ -130,7 +131,6 @@ mod tests {
         let dispatcher = store.with_own_pool(1);
         for (store, expected) in [(&writer, 2), (&store, 0), (&dispatcher, 0)] {
             let pool = store.sqlite_pool().expect("a SQLite store");
-            assert!(!pool.options().get_test_before_acquire());
             let (temp_store,): (i64,) = sqlx::query_as("PRAGMA temp_store")
                 .fetch_one(pool)
                 .await
