@@ -12,7 +12,7 @@ use csatwatch::cli::{Cli, Command};
 /// them); with mimalloc the same load runs 17-22% more webhooks/s on SQLite
 /// and about 10% more on PostgreSQL, for about 1.3 MiB more idle RSS
 /// (README, "Performance"). Built without transparent huge pages: with them
-/// idle RSS doubled. SQLite's own allocations stay with the C library.
+/// idle RSS doubled. SQLite allocates from mimalloc too (store/sqlite_alloc.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -29,6 +29,7 @@ mod ratings;
 mod reports;
 mod rollup;
 mod scheduled;
+mod sqlite_alloc;
 mod threads;
 
 use std::str::FromStr;
@@ -240,6 +241,9 @@ impl Store {
         let url = url.expose_secret();
         let mut checkpointer = None;
         let backend = if url.starts_with("sqlite:") {
+            if let Err(rc) = sqlite_alloc::install() {
+                tracing::debug!(rc, "SQLite's allocator left as it was");
+            }
             let synchronous = match settings.sqlite_synchronous {
                 SqliteSync::Full => SqliteSynchronous::Full,
                 SqliteSync::Normal => SqliteSynchronous::Normal,
