@@ -23,6 +23,11 @@ use crate::sources::SourceRegistry;
 use crate::sources::actions::ActionRegistry;
 use crate::store::{Store, StoreResult};
 
+/// Raw deliveries retention deletes per statement (each its own
+/// transaction): 1,000 over 200,000 history rows held SQLite's write lock
+/// for 0.03 s with migration 0019's index (11 s without it).
+pub const RETENTION_CHUNK: u32 = 1_000;
+
 /// The wired application.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -195,11 +200,15 @@ impl App {
         crate::gauges::refresh(&self.store, self.clock.now_ms()).await
     }
 
-    /// Deletes raw deliveries older than `retention.raw_deliveries`; their
+    /// Deletes raw deliveries older than `retention.raw_deliveries`, in
+    /// chunks of [`RETENTION_CHUNK`]; their
     /// ratings stay. Returns how many were deleted.
     pub async fn apply_retention(&self) -> StoreResult<u64> {
         let before = self.clock.now_ms() - crate::clock::ms(self.settings.retention.raw_deliveries);
-        let deleted = self.store.delete_deliveries_before(before).await?;
+        let deleted = self
+            .store
+            .delete_deliveries_before(before, RETENTION_CHUNK)
+            .await?;
         metrics::counter!("csatwatch_retention_deleted_total").increment(deleted);
         if deleted > 0 {
             tracing::info!(

@@ -240,16 +240,33 @@ impl Store {
         Ok(n)
     }
 
-    /// Deletes raw deliveries received before `before_ms` (retention). Their
-    /// ratings and history stay.
-    pub async fn delete_deliveries_before(&self, before_ms: i64) -> StoreResult<u64> {
-        let done = on_pool!(self, |pool| {
-            sqlx::query("DELETE FROM deliveries WHERE received_at < $1")
+    /// Deletes raw deliveries received before `before_ms` (retention),
+    /// oldest first, `chunk` per statement until none is left; returns how
+    /// many. Their ratings and history stay (the history's `delivery_id`
+    /// becomes NULL). Each statement commits on its own, so a webhook
+    /// waiting for SQLite's write lock waits for one chunk, never for a
+    /// backlog of weeks (the first run after an upgrade, or after the
+    /// daemon was stopped for a while).
+    pub async fn delete_deliveries_before(&self, before_ms: i64, chunk: u32) -> StoreResult<u64> {
+        let mut total = 0;
+        loop {
+            let done = on_pool!(self, |pool| {
+                sqlx::query(
+                    "DELETE FROM deliveries WHERE id IN (
+                        SELECT id FROM deliveries WHERE received_at < $1 ORDER BY received_at LIMIT $2)",
+                )
                 .bind(before_ms)
+                .bind(i64::from(chunk))
                 .execute(pool)
                 .await?
                 .rows_affected()
-        });
-        Ok(done)
+            });
+            total += done;
+            if done < u64::from(chunk) {
+                return Ok(total);
+            }
+            // Lets the writer's next batch in between chunks.
+            tokio::task::yield_now().await;
+        }
     }
 }
