@@ -248,6 +248,8 @@ impl Store {
     /// backlog of weeks (the first run after an upgrade, or after the
     /// daemon was stopped for a while).
     pub async fn delete_deliveries_before(&self, before_ms: i64, chunk: u32) -> StoreResult<u64> {
+        // A chunk of 0 would delete nothing, forever.
+        let chunk = chunk.max(1);
         let mut total = 0;
         loop {
             let done = on_pool!(self, |pool| {

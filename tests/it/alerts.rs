@@ -517,6 +517,21 @@ async fn retention_deletes_a_backlog_in_chunks_until_none_is_left() {
         assert_eq!(deleted, 5, "{backend:?}");
         assert_eq!(app.app.store.count_deliveries("recorded").await.unwrap(), 0);
         assert_eq!(app.app.store.count_ratings().await.unwrap(), 5);
+        // A chunk of 0 is taken as 1 and still ends.
+        for ticket in 95..97 {
+            let body = zendesk_body(ticket, "good", "");
+            assert_eq!(app.post_zendesk(&body).await.0, 200);
+        }
+        app.clock.advance(Duration::from_secs(31 * 24 * 3600));
+        let before = app.clock.now_ms() - 30 * 24 * 3600 * 1000;
+        let deleted = tokio::time::timeout(
+            Duration::from_secs(30),
+            app.app.store.delete_deliveries_before(before, 0),
+        )
+        .await
+        .expect("a chunk of 0 must not loop forever")
+        .unwrap();
+        assert_eq!(deleted, 2, "{backend:?}");
         app.stop().await;
     }
 }
