@@ -11,6 +11,11 @@
 //!
 //! Both are process-wide settings that SQLite accepts only before its first
 //! connection opens: [`install`] runs once, before the first pool connects.
+//! `sqlite3_config` is not thread-safe: nothing else may call into SQLite
+//! while it runs. In the daemon and its commands every SQLite connection
+//! opens through [`crate::store::Store`], after this; a process that opens
+//! SQLite some other way first (some integration tests do) gets
+//! `SQLITE_MISUSE` back and SQLite's own allocator.
 
 use std::ffi::{c_int, c_void};
 use std::sync::OnceLock;
@@ -77,7 +82,8 @@ pub(super) fn install() -> Result<(), c_int> {
     *INSTALLED.get_or_init(|| {
         let methods = methods();
         // SAFETY: `sqlite3_config` is called before SQLite initialises (it
-        // answers SQLITE_MISUSE otherwise, changing nothing); SQLite copies
+        // answers SQLITE_MISUSE otherwise, changing nothing), from the one
+        // place that opens SQLite connections (module docs); SQLite copies
         // the methods before it returns, and they point at functions with
         // the signatures it expects.
         let rc =
