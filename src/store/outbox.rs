@@ -95,20 +95,7 @@ impl StoreTx<'_> {
             // One statement per chunk (on PostgreSQL one round trip, where
             // one per row made a busy database the bound of a drain). The
             // parameters of the row list come first, the token last.
-            let values = super::batch::values(self.dialect(), chunk.len(), 4, "");
-            let token_param = match self.dialect() {
-                super::Dialect::Sqlite => "?".to_string(),
-                super::Dialect::Postgres => format!("${}", chunk.len() * 4 + 1),
-            };
-            let sql = format!(
-                "WITH v (v_id, v_sent_at, v_channel, v_ts) AS (VALUES {values})
-                 UPDATE alerts SET state = 'sent', sent_at = v.v_sent_at, slack_channel = v.v_channel,
-                    slack_ts = v.v_ts, attempts = attempts + 1, claim_token = NULL, claimed_until = NULL,
-                    last_error = NULL, in_doubt_since = NULL
-                 FROM v
-                 WHERE alerts.id = v.v_id AND alerts.claim_token = {token_param} AND alerts.state = 'pending'
-                 RETURNING id"
-            );
+            let sql = mark_sent_sql(self.dialect(), chunk.len());
             let done: Vec<i64> = on_tx!(self, |conn| {
                 let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
                 for s in chunk {
@@ -1018,6 +1005,90 @@ impl Store {
         let binds = Binds(vec![Bind::Int(0), Bind::Int(25), Bind::Text("#x".into())]);
         self.explain(&due_candidates_sql(1), binds).await
     }
+
+    /// The plan of recording `sent` as sent (one statement's worth), for
+    /// the test that it reads only those rows of `alerts`: on PostgreSQL
+    /// run (`EXPLAIN ANALYZE`, with the rows each step returned) in a
+    /// transaction that is rolled back; on SQLite `EXPLAIN QUERY PLAN`.
+    #[doc(hidden)]
+    pub async fn explain_mark_alerts_sent(
+        &self,
+        token: &str,
+        sent: &[SentRecord],
+    ) -> StoreResult<String> {
+        let sql = mark_sent_sql(self.dialect(), sent.len());
+        let lines: Vec<String> = match &self.backend {
+            Backend::Sqlite(pool) => {
+                let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(
+                    format!("EXPLAIN QUERY PLAN {sql}"),
+                ));
+                for s in sent {
+                    q = q
+                        .bind(s.id)
+                        .bind(s.sent_at_ms)
+                        .bind(s.slack_channel.as_deref())
+                        .bind(s.slack_ts.as_deref());
+                }
+                let rows = q.bind(token).fetch_all(pool).await?;
+                rows.into_iter().map(|r| r.3).collect()
+            }
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                    "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}"
+                )));
+                for s in sent {
+                    q = q
+                        .bind(s.id)
+                        .bind(s.sent_at_ms)
+                        .bind(s.slack_channel.as_deref())
+                        .bind(s.slack_ts.as_deref());
+                }
+                let lines = q.bind(token).fetch_all(&mut *tx).await?;
+                tx.rollback().await?;
+                lines
+            }
+        };
+        Ok(lines.join("\n"))
+    }
+}
+
+/// The statement that records `rows` sends: the row list's parameters
+/// (id, sent at, channel, ts) first, the claim token last.
+///
+/// On PostgreSQL the ids are also listed as a filter on `alerts` itself.
+/// Without it the server may read `alerts` first and join what it finds
+/// with the row list: every pending row holding the token. The fast lane
+/// claims a whole burst with one token, and on a young table (no
+/// statistics yet) the planner expects one such row, so recording 50 sends
+/// compared 18,000 claimed rows with each of the 50: 274 ms a batch, and
+/// alerts left at 250/s (docs/performance.md, "Changes measured A/B").
+/// With the ids listed, whichever plan is chosen passes at most the batch
+/// on to the join; without statistics the server may still filter the
+/// pending rows to find them (a few ms for 18,000), until the table is
+/// analysed and it looks them up by key.
+fn mark_sent_sql(dialect: super::Dialect, rows: usize) -> String {
+    let values = super::batch::values(dialect, rows, 4, "");
+    let (token_param, only_these) = match dialect {
+        super::Dialect::Sqlite => ("?".to_string(), String::new()),
+        super::Dialect::Postgres => {
+            // The row list's id parameters again: $1, $5, …
+            let ids: Vec<String> = (0..rows).map(|r| format!("${}", r * 4 + 1)).collect();
+            (
+                format!("${}", rows * 4 + 1),
+                format!(" AND alerts.id IN ({})", ids.join(", ")),
+            )
+        }
+    };
+    format!(
+        "WITH v (v_id, v_sent_at, v_channel, v_ts) AS (VALUES {values})
+         UPDATE alerts SET state = 'sent', sent_at = v.v_sent_at, slack_channel = v.v_channel,
+            slack_ts = v.v_ts, attempts = attempts + 1, claim_token = NULL, claimed_until = NULL,
+            last_error = NULL, in_doubt_since = NULL
+         FROM v
+         WHERE alerts.id = v.v_id AND alerts.claim_token = {token_param} AND alerts.state = 'pending'{only_these}
+         RETURNING id"
+    )
 }
 
 fn due_candidates_sql(excluded: usize) -> String {
