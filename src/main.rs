@@ -11,7 +11,7 @@ use csatwatch::cli::{Cli, Command};
 /// bodies, rows, JSON, freed on another thread than the one that allocated
 /// them); with mimalloc the same load runs 17-22% more webhooks/s on SQLite
 /// and about 10% more on PostgreSQL, for about 1.3 MiB more idle RSS
-/// (README, "Performance"). Built without transparent huge pages: with them
+/// (docs/performance.md). Built without transparent huge pages: with them
 /// idle RSS doubled. SQLite allocates from mimalloc too (store/sqlite_alloc.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -270,7 +270,7 @@ pub(super) fn start(pipeline: Pipeline) -> Queue {
 /// database driver and back, and a task woken from outside the runtime
 /// waits in the workers' shared queue, which a burst fills with webhook
 /// handlers. On its thread the writer is woken directly (measured: 5–10%
-/// more webhooks/s on SQLite, README "Performance"). Tasks it spawns still
+/// more webhooks/s on SQLite, docs/performance.md). Tasks it spawns still
 /// run on the workers. A runtime without workers (tests) runs it as a task.
 fn spawn_writer(writer: impl Future<Output = ()> + Send + 'static) {
     let handle = tokio::runtime::Handle::current();

@@ -235,28 +235,115 @@ fn markdown_files() -> Vec<std::path::PathBuf> {
     out
 }
 
+/// The anchors GitHub gives a Markdown file's headings: the heading's text
+/// lower-cased, without punctuation, spaces as hyphens, and `-1`, `-2`, …
+/// after a repeated one. Headings inside code fences are not headings.
+fn heading_anchors(markdown: &str) -> BTreeSet<String> {
+    let mut anchors = BTreeSet::new();
+    let mut in_fence = false;
+    for line in markdown.lines() {
+        if line.trim_start().starts_with("```") {
+            in_fence = !in_fence;
+            continue;
+        }
+        let Some(heading) = line.strip_prefix('#') else {
+            continue;
+        };
+        if in_fence {
+            continue;
+        }
+        let text = heading.trim_start_matches('#');
+        if !text.starts_with(' ') {
+            continue;
+        }
+        let slug: String = text
+            .trim()
+            .to_lowercase()
+            .chars()
+            .filter_map(|c| match c {
+                ' ' => Some('-'),
+                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+                _ => None,
+            })
+            .collect();
+        let mut anchor = slug.clone();
+        let mut n = 0;
+        while anchors.contains(&anchor) {
+            n += 1;
+            anchor = format!("{slug}-{n}");
+        }
+        anchors.insert(anchor);
+    }
+    anchors
+}
+
 #[test]
-fn every_relative_link_in_the_docs_and_manifests_names_a_file_that_exists() {
+fn heading_anchors_follow_githubs_rules() {
+    let anchors = heading_anchors(
+        "# Performance\n## Why the p99 at 200/s misses\n```sh\n# not a heading\n```\n\
+         ## Changes measured A/B\n### `log.level`, and what it costs\n## Notes\n## Notes\n#tag\n",
+    );
+    let expected = [
+        "performance",
+        "why-the-p99-at-200s-misses",
+        "changes-measured-ab",
+        "loglevel-and-what-it-costs",
+        "notes",
+        "notes-1",
+    ];
+    assert_eq!(anchors, expected.iter().map(|a| a.to_string()).collect());
+}
+
+#[test]
+fn every_relative_link_in_the_docs_and_manifests_names_a_file_and_heading_that_exist() {
     let mut checked = 0;
+    let mut anchors_checked = 0;
     for file in markdown_files() {
         let text = std::fs::read_to_string(&file).unwrap();
         let dir = file.parent().unwrap();
         for (at, _) in text.match_indices("](") {
             let rest = &text[at + 2..];
             let Some(end) = rest.find(')') else { continue };
-            let target = rest[..end].split('#').next().unwrap();
-            if target.is_empty() || target.contains("://") || target.starts_with("mailto:") {
+            let (target, fragment) = match rest[..end].split_once('#') {
+                Some((target, fragment)) => (target, Some(fragment)),
+                None => (&rest[..end], None),
+            };
+            if target.contains("://") || target.starts_with("mailto:") {
                 continue;
             }
-            assert!(
-                dir.join(target).exists(),
-                "{}: the link {target:?} names no file",
-                file.display()
-            );
-            checked += 1;
+            if !target.is_empty() {
+                assert!(
+                    dir.join(target).exists(),
+                    "{}: the link {target:?} names no file",
+                    file.display()
+                );
+                checked += 1;
+            }
+            // A heading in a Markdown file (this one when no file is named).
+            let linked = if target.is_empty() {
+                file.clone()
+            } else {
+                dir.join(target)
+            };
+            if let Some(fragment) = fragment
+                && linked.extension().is_some_and(|e| e == "md")
+            {
+                let headings = heading_anchors(&std::fs::read_to_string(&linked).unwrap());
+                assert!(
+                    headings.contains(fragment),
+                    "{}: the link to {}#{fragment} names no heading there",
+                    file.display(),
+                    linked.display()
+                );
+                anchors_checked += 1;
+            }
         }
     }
     assert!(checked > 20, "only {checked} links found");
+    assert!(
+        anchors_checked > 5,
+        "only {anchors_checked} links to headings found"
+    );
     // The manifests' comments point to their README.
     for entry in std::fs::read_dir("deploy/kubernetes").unwrap() {
         let path = entry.unwrap().path();
