@@ -1007,8 +1007,8 @@ impl Store {
     }
 
     /// The plan of recording `sent` as sent (one statement's worth), for
-    /// the test that it reads only those rows of `alerts`: on PostgreSQL
-    /// run (`EXPLAIN ANALYZE`, with the rows each step returned) in a
+    /// the test that it joins only those rows of `alerts`: on PostgreSQL
+    /// run (`EXPLAIN ANALYZE`, with the rows each step passed on) in a
     /// transaction that is rolled back; on SQLite `EXPLAIN QUERY PLAN`.
     #[doc(hidden)]
     pub async fn explain_mark_alerts_sent(
