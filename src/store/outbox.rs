@@ -7,6 +7,22 @@ use std::collections::HashSet;
 
 use super::{Backend, Store, StoreResult, StoreTx, on_pool, on_tx};
 
+/// Binds [`mark_sent_sql`]'s parameters to a query: each send's id, sent
+/// at, channel and ts, then the claim token.
+macro_rules! bind_sent {
+    ($q:expr, $sent:expr, $token:expr) => {{
+        let mut q = $q;
+        for s in $sent {
+            q = q
+                .bind(s.id)
+                .bind(s.sent_at_ms)
+                .bind(s.slack_channel.as_deref())
+                .bind(s.slack_ts.as_deref());
+        }
+        q.bind($token)
+    }};
+}
+
 /// An alert to enqueue.
 #[derive(Debug, Clone)]
 pub struct NewAlert {
@@ -97,15 +113,9 @@ impl StoreTx<'_> {
             // parameters of the row list come first, the token last.
             let sql = mark_sent_sql(self.dialect(), chunk.len());
             let done: Vec<i64> = on_tx!(self, |conn| {
-                let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
-                for s in chunk {
-                    q = q
-                        .bind(s.id)
-                        .bind(s.sent_at_ms)
-                        .bind(s.slack_channel.as_deref())
-                        .bind(s.slack_ts.as_deref());
-                }
-                q.bind(token).fetch_all(&mut *conn).await?
+                bind_sent!(sqlx::query_scalar(sqlx::AssertSqlSafe(sql)), chunk, token)
+                    .fetch_all(&mut *conn)
+                    .await?
             });
             recorded_ids.extend(done);
         }
@@ -1019,32 +1029,16 @@ impl Store {
         let sql = mark_sent_sql(self.dialect(), sent.len());
         let lines: Vec<String> = match &self.backend {
             Backend::Sqlite(pool) => {
-                let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(
-                    format!("EXPLAIN QUERY PLAN {sql}"),
-                ));
-                for s in sent {
-                    q = q
-                        .bind(s.id)
-                        .bind(s.sent_at_ms)
-                        .bind(s.slack_channel.as_deref())
-                        .bind(s.slack_ts.as_deref());
-                }
-                let rows = q.bind(token).fetch_all(pool).await?;
+                let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                let q = sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain));
+                let rows = bind_sent!(q, sent, token).fetch_all(pool).await?;
                 rows.into_iter().map(|r| r.3).collect()
             }
             Backend::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
-                let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
-                    "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}"
-                )));
-                for s in sent {
-                    q = q
-                        .bind(s.id)
-                        .bind(s.sent_at_ms)
-                        .bind(s.slack_channel.as_deref())
-                        .bind(s.slack_ts.as_deref());
-                }
-                let lines = q.bind(token).fetch_all(&mut *tx).await?;
+                let explain = format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}");
+                let q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain));
+                let lines = bind_sent!(q, sent, token).fetch_all(&mut *tx).await?;
                 tx.rollback().await?;
                 lines
             }
