@@ -43,6 +43,44 @@ impl Dialect {
         }
     }
 
+    /// `column` is one of the ids of parameter `$param`, bound as
+    /// [`Dialect::id_list`] writes them: one parameter and one statement
+    /// text however many ids there are. On PostgreSQL an `IN` list of n
+    /// parameters is a new statement to prepare for each n, and planning
+    /// it proves each partial index's predicate against every element
+    /// (about 1.4 ms for 50 ids on `ratings`); an array parameter is
+    /// planned in a tenth of that.
+    pub(super) fn in_ids(self, column: &str, param: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("{column} IN (SELECT value FROM json_each(${param}))"),
+            Dialect::Postgres => format!("{column} = ANY(CAST(${param} AS BIGINT[]))"),
+        }
+    }
+
+    /// `ids` as the one parameter [`Dialect::in_ids`] reads: a JSON array
+    /// on SQLite, an array literal on PostgreSQL.
+    pub(super) fn id_list(self, ids: &[i64]) -> String {
+        let joined = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        match self {
+            Dialect::Sqlite => format!("[{joined}]"),
+            Dialect::Postgres => format!("{{{joined}}}"),
+        }
+    }
+
+    /// What ends a subquery that must be run as written, once per outer
+    /// row, for the few rows a statement looks up by id: ` OFFSET 0` on
+    /// PostgreSQL, whose planner does not flatten such a subquery nor turn
+    /// an `EXISTS` into a hash of the whole table. On a table never
+    /// analysed (a new database's first minute, autovacuum has not run)
+    /// it otherwise estimates one row where there are thousands, and reads
+    /// every sent alert to answer for fifty ratings. SQLite needs nothing.
+    pub(super) fn per_row(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " OFFSET 0",
+        }
+    }
+
     /// A join that yields one row per element of the JSON array of strings
     /// in `column`, as `{alias}.value` (text). Both arguments are SQL the
     /// caller wrote, never input.
@@ -296,6 +334,33 @@ mod tests {
 
     use super::HeldConnection;
     use crate::store::Store;
+
+    #[test]
+    fn id_lists_and_per_row_subqueries_are_written_for_each_dialect() {
+        use crate::store::Dialect;
+        use crate::store::reports::{ALERTED, RECOVERED, fenced};
+        assert_eq!(Dialect::Sqlite.id_list(&[3, 1]), "[3,1]");
+        assert_eq!(Dialect::Postgres.id_list(&[3, 1]), "{3,1}");
+        assert_eq!(Dialect::Sqlite.id_list(&[]), "[]");
+        assert_eq!(Dialect::Postgres.id_list(&[]), "{}");
+        assert_eq!(
+            Dialect::Sqlite.in_ids("a.id", 2),
+            "a.id IN (SELECT value FROM json_each($2))"
+        );
+        assert_eq!(
+            Dialect::Postgres.in_ids("a.id", 2),
+            "a.id = ANY(CAST($2 AS BIGINT[]))"
+        );
+        // The fence goes inside the subquery, before its closing parenthesis.
+        let alerted = fenced(ALERTED, Dialect::Postgres.per_row());
+        assert!(
+            alerted.ends_with("('sent', 'digested') OFFSET 0)"),
+            "{alerted}"
+        );
+        let recovered = fenced(RECOVERED, Dialect::Postgres.per_row());
+        assert!(recovered.ends_with("= 'negative' OFFSET 0)"), "{recovered}");
+        assert_eq!(fenced(ALERTED, Dialect::Sqlite.per_row()), ALERTED);
+    }
 
     /// Whether the transaction's connection carries the mark (a temporary
     /// table lives on one connection only); marks it when it does not.

@@ -28,15 +28,20 @@ use std::collections::BTreeMap;
 
 use jiff::tz::TimeZone;
 
-use super::reports::{ALERTED, Bind, Binds, RECOVERED, bind_all};
+use super::reports::{ALERTED, Bind, Binds, RECOVERED, bind_all, fenced};
 use super::rollup::{Counts, Names, in_key_order, levels};
 use super::{Store, StoreResult, StoreTx, on_pool, on_tx};
 
 /// The follow-up state of ratings `r`: the columns of [`FollowUpFact`]
 /// after its dimensions (the raw reports read the same expressions).
 pub(crate) fn follow_up_state_sql() -> String {
+    state_sql(ALERTED)
+}
+
+/// [`follow_up_state_sql`] with `alerted` as the test of [`ALERTED`].
+fn state_sql(alerted: &str) -> String {
     format!(
-        "CAST(CASE WHEN {ALERTED} THEN 1 ELSE 0 END AS BIGINT) AS alerted,
+        "CAST(CASE WHEN {alerted} THEN 1 ELSE 0 END AS BIGINT) AS alerted,
          CAST(CASE WHEN r.acked_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS acked,
          CAST(CASE WHEN r.followed_up_at IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS followed_up,
          r.follow_up_outcome AS outcome"
@@ -45,11 +50,31 @@ pub(crate) fn follow_up_state_sql() -> String {
 
 /// Every column of [`FollowUpFact`] over ratings `r`.
 pub(crate) fn fact_columns_sql() -> String {
+    fact_columns_with(ALERTED)
+}
+
+/// [`fact_columns_sql`] with `alerted` as the test of [`ALERTED`].
+fn fact_columns_with(alerted: &str) -> String {
     format!(
         "r.id AS id, r.source AS source, r.survey AS survey, r.sentiment AS sentiment,
          r.brand AS brand, r.team AS team, r.agent AS agent, r.rated_at AS rated_at,
          {}",
-        follow_up_state_sql()
+        state_sql(alerted)
+    )
+}
+
+/// The follow-up facts of the ratings of the id list `$1` that were ever
+/// negative. Planned alike with or without the tables' statistics: the
+/// ratings are found by primary key first, then each one's alerts and
+/// history are probed by its id (see [`super::Dialect::per_row`]).
+fn facts_by_id_sql(dialect: super::Dialect) -> String {
+    let per_row = dialect.per_row();
+    format!(
+        "SELECT {} FROM (SELECT * FROM ratings WHERE {}{per_row}) r
+         WHERE r.sentiment = 'negative' OR ({})",
+        fact_columns_with(&fenced(ALERTED, per_row)),
+        dialect.in_ids("id", 1),
+        fenced(RECOVERED, per_row),
     )
 }
 
@@ -173,27 +198,14 @@ impl StoreTx<'_> {
     /// The follow-up state of those of `ids` that were ever negative, as
     /// this transaction sees them now.
     async fn follow_up_facts(&mut self, ids: &[i64]) -> StoreResult<Vec<FollowUpFact>> {
-        let mut facts = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let mut binds = Binds::default();
-            let list: Vec<String> = chunk.iter().map(|id| binds.push(Bind::Int(*id))).collect();
-            let sql = format!(
-                "SELECT {} FROM ratings r
-                 WHERE r.id IN ({}) AND (r.sentiment = 'negative' OR ({RECOVERED}))",
-                fact_columns_sql(),
-                list.join(", ")
-            );
-            let rows = on_tx!(self, |conn| {
-                bind_all!(
-                    sqlx::query_as::<_, FollowUpFact>(sqlx::AssertSqlSafe(sql)),
-                    binds
-                )
+        let sql = facts_by_id_sql(self.dialect());
+        let list = self.dialect().id_list(ids);
+        Ok(on_tx!(self, |conn| {
+            sqlx::query_as::<_, FollowUpFact>(sqlx::AssertSqlSafe(sql))
+                .bind(list)
                 .fetch_all(&mut *conn)
                 .await?
-            });
-            facts.extend(rows);
-        }
-        Ok(facts)
+        }))
     }
 
     /// Counts a rating this transaction inserted, negative, in the
@@ -227,8 +239,8 @@ impl StoreTx<'_> {
             return Ok(());
         }
         let mut binds = Binds::default();
-        let list: Vec<String> = ids.iter().map(|id| binds.push(Bind::Int(*id))).collect();
-        let condition = format!("r.id IN ({})", list.join(", "));
+        binds.push(Bind::Text(self.dialect().id_list(ids)));
+        let condition = self.dialect().in_ids("r.id", 1);
         self.touch_where(&condition, binds, Some(ids)).await
     }
 
@@ -353,6 +365,36 @@ impl StoreTx<'_> {
 }
 
 impl Store {
+    /// How the database reads the follow-up facts of ratings `ids` (what
+    /// recording a batch of sends reads twice): on PostgreSQL the plan as
+    /// run (`EXPLAIN ANALYZE`, with the rows each step passed on), on
+    /// SQLite `EXPLAIN QUERY PLAN`.
+    #[doc(hidden)]
+    pub async fn explain_follow_up_facts(&self, ids: &[i64]) -> StoreResult<String> {
+        let sql = facts_by_id_sql(self.dialect());
+        let list = self.dialect().id_list(ids);
+        let lines: Vec<String> = match &self.backend {
+            super::Backend::Sqlite(pool) => {
+                let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                sqlx::query_as::<_, (i64, i64, i64, String)>(sqlx::AssertSqlSafe(explain))
+                    .bind(list)
+                    .fetch_all(pool)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.3)
+                    .collect()
+            }
+            super::Backend::Postgres(pool) => {
+                let explain = format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {sql}");
+                sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(explain))
+                    .bind(list)
+                    .fetch_all(pool)
+                    .await?
+            }
+        };
+        Ok(lines.join("\n"))
+    }
+
     /// Every follow-up rollup row with a count other than 0, in key order,
     /// as `(level, day, source/survey/sentiment/brand/team/agent,
     /// alerted/acked/followed_up/outcome, n)` (tests compare a kept rollup

@@ -223,6 +223,14 @@ pub(crate) const RECOVERED: &str = "r.revision > 1 AND r.sentiment <> 'negative'
 pub(crate) const ALERTED: &str = "EXISTS (SELECT 1 FROM alerts a WHERE a.rating_id = r.id
     AND a.kind = 'post' AND a.state IN ('sent', 'digested'))";
 
+/// `condition` (one of the above, ending in its subquery's closing
+/// parenthesis) with `fence` put at the end of that subquery
+/// ([`super::Dialect::per_row`]).
+pub(crate) fn fenced(condition: &str, fence: &str) -> String {
+    let open = condition.strip_suffix(')').unwrap_or(condition);
+    format!("{open}{fence})")
+}
+
 /// The rollups a report can read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RollupTable {

@@ -179,11 +179,15 @@ impl Store {
     /// each is decided once. Returns how many escalations were enqueued.
     pub async fn enqueue_due_escalations(&self, now_ms: i64) -> StoreResult<u64> {
         // A read on the `alerts_escalate` index first: most flushes have
-        // nothing to escalate and must not take the write lock for it.
+        // nothing to escalate and must not take the write lock for it. The
+        // order is the index's: without it, PostgreSQL on a table it has
+        // no statistics for expects most rows to match and reads the whole
+        // outbox, hoping to stop at the first.
         let due: Option<i64> = on_pool!(self, |pool| {
             sqlx::query_scalar(
                 "SELECT id FROM alerts
-                 WHERE escalate_at IS NOT NULL AND escalate_at <= $1 AND state <> 'pending' LIMIT 1",
+                 WHERE escalate_at IS NOT NULL AND escalate_at <= $1 AND state <> 'pending'
+                 ORDER BY escalate_at LIMIT 1",
             )
             .bind(now_ms)
             .fetch_optional(pool)
