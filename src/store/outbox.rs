@@ -672,7 +672,8 @@ impl Store {
     /// them). [`Store::close`] closes it too.
     ///
     /// On PostgreSQL its sessions plan every statement for the values it
-    /// is given (`plan_cache_mode = force_custom_plan`). The dispatcher
+    /// is given (`SET plan_cache_mode = force_custom_plan` as each
+    /// connects). The dispatcher
     /// looks rows up by lists of ids, and a plan kept for reuse is made
     /// once, early: on a new database that is a table of a few pages,
     /// where reading all of it is cheapest, and the plan stays while the
@@ -722,15 +723,20 @@ impl Store {
                 PoolOptions::new()
                     .max_connections(max_connections)
                     .acquire_timeout(pool.options().get_acquire_timeout())
-                    .after_connect(|conn, _| Box::pin(super::nodelay::set_nodelay(conn)))
-                    .connect_lazy_with({
-                        let options = (*pool.connect_options()).clone();
-                        if writer {
-                            options
-                        } else {
-                            options.options([("plan_cache_mode", "force_custom_plan")])
-                        }
-                    }),
+                    .after_connect(move |conn, _| {
+                        Box::pin(async move {
+                            super::nodelay::set_nodelay(conn).await?;
+                            // A `SET`, not a startup parameter: PgBouncer
+                            // refuses connections that send `options`.
+                            if !writer {
+                                sqlx::query("SET plan_cache_mode = force_custom_plan")
+                                    .execute(&mut *conn)
+                                    .await?;
+                            }
+                            Ok(())
+                        })
+                    })
+                    .connect_lazy_with((*pool.connect_options()).clone()),
             ),
         };
         self.own_pools
