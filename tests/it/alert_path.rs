@@ -239,6 +239,55 @@ fn rows_read(plan: &str, on: &str) -> Vec<u64> {
         .collect()
 }
 
+/// One negative rating (conversation `key`) with `n` alert posts, one per
+/// revision, all claimed at once under `token`, as the fast lane claims a
+/// burst: the time they were claimed, and the claimed rows.
+async fn one_rating_claimed_n_times(
+    store: &csatwatch::store::Store,
+    key: &str,
+    n: i64,
+    token: &str,
+) -> (i64, Vec<csatwatch::store::AlertRecord>) {
+    use crate::reports::{Seed, enqueue_alerts, ms, seed};
+    let rating = seed(
+        store,
+        &Seed::new(
+            key,
+            "five_point",
+            &[(1, "negative")],
+            "2026-11-02T10:00:00Z",
+        ),
+    )
+    .await;
+    let now = ms("2026-11-02T10:01:00Z");
+    let revisions: Vec<(i64, i64)> = (1..=n).map(|r| (rating, r)).collect();
+    enqueue_alerts(store, &revisions, "#csat", now).await;
+    let claimed = store
+        .claim_due_alerts(now, 60_000, token, 5_000)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len() as i64, n);
+    (now, claimed)
+}
+
+/// `claimed` posted to Slack a second after `now`, as the dispatcher
+/// records them.
+fn sent_after(
+    claimed: &[csatwatch::store::AlertRecord],
+    now: i64,
+) -> Vec<csatwatch::store::SentRecord> {
+    claimed
+        .iter()
+        .map(|a| csatwatch::store::SentRecord {
+            id: a.id,
+            sent_at_ms: now + 1_000,
+            slack_channel: Some("C1".into()),
+            slack_ts: Some(format!("1700000000.{:06}", a.id)),
+            post_of: Some(a.rating_id),
+        })
+        .collect()
+}
+
 /// Recording a batch of sends joins only that batch's rows of `alerts`,
 /// however many other rows hold the same claim token. The fast lane claims
 /// a whole burst with one token; on a young PostgreSQL table (no statistics
@@ -246,41 +295,13 @@ fn rows_read(plan: &str, on: &str) -> Vec<u64> {
 /// each, and a drain of 18,000 alerts ran at 250 a second.
 #[tokio::test]
 async fn recording_sends_joins_only_their_rows_however_many_share_the_claim() {
-    use csatwatch::store::SentRecord;
-
-    use crate::reports::{Seed, enqueue_alerts, seed, test_store};
+    use crate::reports::test_store;
     for backend in backends() {
         let db = TestDatabase::new(backend).await;
         let store = test_store(&db).await;
-        let rating = seed(
-            &store,
-            &Seed::new(
-                "burst",
-                "five_point",
-                &[(1, "negative")],
-                "2026-11-02T10:00:00Z",
-            ),
-        )
-        .await;
         // 600 alerts (one per revision), all claimed at once with one token.
-        let now = crate::reports::ms("2026-11-02T10:01:00Z");
-        let revisions: Vec<(i64, i64)> = (1..=600).map(|r| (rating, r)).collect();
-        enqueue_alerts(&store, &revisions, "#csat", now).await;
-        let claimed = store
-            .claim_due_alerts(now, 60_000, "lane", 1_000)
-            .await
-            .unwrap();
-        assert_eq!(claimed.len(), 600, "{backend:?}");
-        let sent: Vec<SentRecord> = claimed[..50]
-            .iter()
-            .map(|a| SentRecord {
-                id: a.id,
-                sent_at_ms: now + 1_000,
-                slack_channel: Some("C1".into()),
-                slack_ts: Some(format!("1700000000.{:06}", a.id)),
-                post_of: Some(rating),
-            })
-            .collect();
+        let (now, claimed) = one_rating_claimed_n_times(&store, "burst", 600, "lane").await;
+        let sent = sent_after(&claimed[..50], now);
         let plan = store.explain_mark_alerts_sent("lane", &sent).await.unwrap();
         match backend {
             Backend::Postgres => {
@@ -320,7 +341,7 @@ async fn recording_sends_joins_only_their_rows_however_many_share_the_claim() {
 /// 8,000 alerts sent, growing with every batch of a burst.
 #[tokio::test]
 async fn the_follow_up_state_of_a_batch_of_sends_is_read_by_id_however_many_were_sent_before() {
-    use csatwatch::store::{RatingRecord, SentRecord};
+    use csatwatch::store::RatingRecord;
 
     use crate::reports::{enqueue_alerts, ms, test_store};
     for backend in backends() {
@@ -367,16 +388,7 @@ async fn the_follow_up_state_of_a_batch_of_sends_is_read_by_id_however_many_were
             .await
             .unwrap();
         assert_eq!(claimed.len(), 3_000, "{backend:?}");
-        let sent: Vec<SentRecord> = claimed
-            .iter()
-            .map(|a| SentRecord {
-                id: a.id,
-                sent_at_ms: now + 1_000,
-                slack_channel: Some("C1".into()),
-                slack_ts: Some(format!("1700000000.{:06}", a.id)),
-                post_of: Some(a.rating_id),
-            })
-            .collect();
+        let sent = sent_after(&claimed, now);
         let mut tx = store.begin().await.unwrap();
         let recorded = tx.mark_alerts_sent("burst", &sent).await.unwrap();
         tx.commit().await.unwrap();
@@ -419,30 +431,10 @@ async fn the_follow_up_state_of_a_batch_of_sends_is_read_by_id_however_many_were
 /// 130 ms). SQLite keeps no such plans.
 #[tokio::test]
 async fn the_dispatchers_sessions_plan_each_lookup_for_its_ids_not_once_for_all() {
-    use crate::reports::{Seed, enqueue_alerts, ms, seed, test_store};
     let db = TestDatabase::new(Backend::Postgres).await;
-    let store = test_store(&db).await;
-    let rating = seed(
-        &store,
-        &Seed::new(
-            "small",
-            "five_point",
-            &[(1, "negative")],
-            "2026-11-02T10:00:00Z",
-        ),
-    )
-    .await;
-    let now = ms("2026-11-02T10:01:00Z");
-    let revisions: Vec<(i64, i64)> = (1..=20).map(|r| (rating, r)).collect();
-    enqueue_alerts(&store, &revisions, "#csat", now).await;
-    let ids: Vec<i64> = store
-        .claim_due_alerts(now, 60_000, "lane", 100)
-        .await
-        .unwrap()
-        .iter()
-        .map(|a| a.id)
-        .collect();
-    assert_eq!(ids.len(), 20);
+    let store = crate::reports::test_store(&db).await;
+    let (_, claimed) = one_rating_claimed_n_times(&store, "small", 20, "lane").await;
+    let ids: Vec<i64> = claimed.iter().map(|a| a.id).collect();
     // The dispatcher's own pool, of one connection: one session to read.
     let dispatcher = store.with_own_pool(1);
     for round in 0..10 {
