@@ -421,3 +421,152 @@ async fn postgres_the_writer_records_while_every_pool_connection_is_taken() {
     assert_eq!(app.app.store.count_ratings().await.unwrap(), 1);
     app.stop().await;
 }
+
+/// A rating as the writer records it, of conversation `conversation`.
+fn rating(conversation: &str, sentiment: &str, at: i64) -> csatwatch::store::RatingRecord {
+    csatwatch::store::RatingRecord {
+        source: "zendesk".into(),
+        conversation_id: conversation.into(),
+        rating_key: String::new(),
+        survey: "csat".into(),
+        scale: "binary".into(),
+        score: i64::from(sentiment == "positive"),
+        normalised: if sentiment == "positive" { 100.0 } else { 0.0 },
+        sentiment: sentiment.into(),
+        comment: Some("personal text".into()),
+        agent: Some("Sam Agent".into()),
+        team: Some("Billing".into()),
+        customer: Some("jane@customer.example".into()),
+        company: None,
+        brand: None,
+        tags: "[]".into(),
+        url: None,
+        rated_at: at,
+        updated_at: at,
+    }
+}
+
+/// A webhook delivery with key `key`.
+fn delivery(key: &str, at: i64) -> csatwatch::store::NewDelivery {
+    csatwatch::store::NewDelivery {
+        source: "zendesk".into(),
+        delivery_key: key.into(),
+        received_at_ms: at,
+        via: "webhook".into(),
+        request_meta: "{}".into(),
+        body: format!("{{\"key\":\"{key}\"}}").into_bytes(),
+    }
+}
+
+/// The writer records a batch's deliveries and first-seen ratings with one
+/// statement on PostgreSQL (the ratings insert reads which deliveries the
+/// deliveries insert recorded) and two on SQLite; both give the same
+/// answers: a delivery recorded before is a duplicate and its rating is
+/// not inserted, even when that rating is gone (erased, or past
+/// retention); a new delivery's rating and a poll's (no delivery) are; the
+/// report rollup counts exactly those inserted.
+#[tokio::test]
+async fn a_batch_records_its_new_deliveries_ratings_and_skips_those_of_deliveries_seen_before() {
+    use crate::reports::{ms, test_store};
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let store = test_store(&db).await;
+        let now = ms("2026-11-02T10:00:00Z");
+        let (seen, new) = (delivery("seen", now - 60_000), delivery("new", now));
+        // `seen` was recorded before; its rating since erased.
+        let mut tx = store.begin().await.unwrap();
+        let ids = tx.insert_deliveries(&[&seen]).await.unwrap();
+        assert!(ids[0].is_some(), "{backend:?}");
+        tx.commit().await.unwrap();
+
+        let (old, fresh, polled) = (
+            rating("1", "negative", now - 60_000),
+            rating("2", "negative", now),
+            rating("3", "positive", now),
+        );
+        let mut tx = store.begin().await.unwrap();
+        assert_eq!(
+            tx.inserts_together(2, 3),
+            backend == Backend::Postgres,
+            "one statement on PostgreSQL"
+        );
+        let (deliveries, ratings) = tx
+            .insert_deliveries_with_ratings(
+                &[&seen, &new],
+                &[(&old, Some(&seen)), (&fresh, Some(&new)), (&polled, None)],
+                now,
+            )
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(deliveries[0], None, "{backend:?}: recorded before");
+        assert!(deliveries[1].is_some(), "{backend:?}: {deliveries:?}");
+        assert_eq!(ratings[0], None, "{backend:?}: a duplicate's rating");
+        assert!(
+            ratings[1].is_some() && ratings[2].is_some() && ratings[1] != ratings[2],
+            "{backend:?}: {ratings:?}"
+        );
+        for (conversation, id) in [("1", ratings[0]), ("2", ratings[1]), ("3", ratings[2])] {
+            let stored = store.rating("zendesk", conversation, "").await.unwrap();
+            assert_eq!(stored.map(|r| r.id), id, "{backend:?}: {conversation}");
+        }
+        assert_eq!(store.count_deliveries("recorded").await.unwrap(), 2);
+
+        // The rollup the insert kept counts the two ratings inserted, as
+        // one rebuilt from the ratings does.
+        let kept = store.rollup_rows().await.unwrap();
+        let total: i64 = kept.iter().filter(|r| r.0 == 3).map(|r| r.6).sum();
+        assert_eq!(total, 2, "{backend:?}: {kept:?}");
+        let kept_follow_ups = store.follow_up_rollup_rows().await.unwrap();
+        store.drop_rollup().await.unwrap();
+        assert!(store.ensure_rollup("Europe/Berlin").await.unwrap().rebuilt);
+        assert_eq!(store.rollup_rows().await.unwrap(), kept, "{backend:?}");
+        assert_eq!(
+            store.follow_up_rollup_rows().await.unwrap(),
+            kept_follow_ups,
+            "{backend:?}"
+        );
+        store.close().await;
+    }
+}
+
+/// The same delivery again is answered `duplicate` and its ratings are not
+/// looked at, even once they are gone: not recorded again, and no failure
+/// for a rating that is not there.
+#[tokio::test]
+async fn a_redelivery_stays_a_duplicate_after_its_rating_was_erased() {
+    for backend in backends() {
+        let db = TestDatabase::new(backend).await;
+        let app = TestApp::spawn(
+            settings(&db.url, None, NO_STORM),
+            ManualClock::starting_now(),
+        )
+        .await;
+        let body = zendesk_body(8_001, "bad", "x");
+        let (status, answer) = app.post_zendesk(&body).await;
+        assert_eq!((status, answer["status"].as_str()), (200, Some("recorded")));
+        execute(
+            backend,
+            &db.url,
+            "DELETE FROM ratings WHERE conversation_id = '8001'",
+        )
+        .await;
+        let (status, answer) = app.post_zendesk(&body).await;
+        assert_eq!(
+            (status, answer["status"].as_str()),
+            (200, Some("duplicate")),
+            "{backend:?}: {answer}"
+        );
+        assert_eq!(answer["ratings"], serde_json::json!([]), "{answer}");
+        assert!(
+            app.app
+                .store
+                .rating("zendesk", "8001", "")
+                .await
+                .unwrap()
+                .is_none(),
+            "{backend:?}"
+        );
+        app.stop().await;
+    }
+}
