@@ -164,7 +164,7 @@ pub const FAMILIES: &[Family] = &[
     family(
         WRITE_STEP,
         Kind::Histogram,
-        "Seconds the writer task spent on each step of a batch, by step (begin, deliveries, ratings, history, alerts, changed, sends, rollup, commit; on PostgreSQL a batch of distinct ratings writes its deliveries in `ratings`); every committed batch records every step once.",
+        "Seconds the writer task spent on each step of a batch, by step (begin, deliveries, ratings, history, alerts, changed, sends, rollup, commit); every committed batch records every step once.",
     ),
     family(
         "csatwatch_retention_deleted_total",

@@ -530,55 +530,6 @@ struct Item<'a> {
     event: &'a RatingEvent,
 }
 
-/// The ratings of a batch's writes (those not duplicate deliveries), split
-/// into the first sight of each key, in arrival order, and later sights of
-/// a key seen before in the batch.
-struct Sightings<'a> {
-    first: Vec<Item<'a>>,
-    later: Vec<Item<'a>>,
-}
-
-impl<'a> Sightings<'a> {
-    fn of(writes: &'a [Write], duplicate: &[bool]) -> Self {
-        let mut sightings = Sightings {
-            first: Vec::new(),
-            later: Vec::new(),
-        };
-        let mut seen: HashMap<(&str, &str, &str), ()> = HashMap::new();
-        for (w, write) in writes.iter().enumerate() {
-            if duplicate[w] {
-                continue;
-            }
-            for (index, event) in write.ratings.iter().enumerate() {
-                let item = Item {
-                    write: w,
-                    index,
-                    event,
-                };
-                let key = (
-                    write.source.name.as_str(),
-                    event.conversation_id.as_str(),
-                    event.rating_key.as_str(),
-                );
-                if seen.insert(key, ()).is_none() {
-                    sightings.first.push(item);
-                } else {
-                    sightings.later.push(item);
-                }
-            }
-        }
-        sightings
-    }
-
-    /// The record of each first sight, as inserted.
-    fn records(&self, writes: &[Write], now: i64) -> Vec<(RatingRecord, Sentiment, i64)> {
-        self.first
-            .iter()
-            .map(|item| Pipeline::rating_record(&writes[item.write].source, item.event, now))
-            .collect()
-    }
-}
-
 /// Where a rating of the one-by-one path goes: by its key, then by arrival.
 fn rating_order<'a>(
     writes: &'a [Write],
@@ -647,42 +598,57 @@ impl Pipeline {
                 }
             }
         }
-        let deliveries: Vec<&NewDelivery> = fresh
-            .iter()
-            .filter_map(|&w| writes[w].delivery.as_ref())
-            .collect();
-        let record_deliveries = |ids: Vec<Option<i64>>,
-                                 delivery_ids: &mut Vec<Option<i64>>,
-                                 duplicate: &mut Vec<bool>| {
+        if !fresh.is_empty() {
+            let deliveries: Vec<&NewDelivery> = fresh
+                .iter()
+                .filter_map(|&w| writes[w].delivery.as_ref())
+                .collect();
+            let ids = tx.insert_deliveries(&deliveries).await?;
             for (&w, id) in fresh.iter().zip(ids) {
                 match id {
                     Some(id) => delivery_ids[w] = Some(id),
                     None => duplicate[w] = true,
                 }
             }
-        };
+        }
+        steps.done("deliveries");
 
         // Ratings: the first sight of each key in the batch is inserted with
         // one statement; those that existed, and later sights of a key, take
-        // the one-by-one path below, in arrival order. A delivery recorded
-        // before is a duplicate: its ratings are not looked at.
-        //
-        // When no key is seen twice, the first sights do not depend on which
-        // deliveries turn out recorded before, and on PostgreSQL the
-        // deliveries and ratings go in one statement that skips the ratings
-        // of those deliveries. Otherwise the deliveries go first.
-        let mut sightings = Sightings::of(writes, &duplicate);
-        let together = sightings.later.is_empty()
-            && tx.inserts_together(deliveries.len(), sightings.first.len());
-        if !together && !deliveries.is_empty() {
-            let ids = tx.insert_deliveries(&deliveries).await?;
-            record_deliveries(ids, &mut delivery_ids, &mut duplicate);
-            sightings = Sightings::of(writes, &duplicate);
+        // the one-by-one path below, in arrival order.
+        let mut results: Vec<Vec<Option<RatingResult>>> =
+            writes.iter().map(|w| vec![None; w.ratings.len()]).collect();
+        let mut first_sight = Vec::new();
+        let mut later = Vec::new();
+        let mut seen: HashMap<(&str, &str, &str), ()> = HashMap::new();
+        for (w, write) in writes.iter().enumerate() {
+            if duplicate[w] {
+                continue;
+            }
+            for (index, event) in write.ratings.iter().enumerate() {
+                let item = Item {
+                    write: w,
+                    index,
+                    event,
+                };
+                let key = (
+                    write.source.name.as_str(),
+                    event.conversation_id.as_str(),
+                    event.rating_key.as_str(),
+                );
+                if seen.insert(key, ()).is_none() {
+                    first_sight.push(item);
+                } else {
+                    later.push(item);
+                }
+            }
         }
-        steps.done("deliveries");
-        let records = sightings.records(writes, now);
+        let records: Vec<_> = first_sight
+            .iter()
+            .map(|item| Self::rating_record(&writes[item.write].source, item.event, now))
+            .collect();
         // `repeat_negative` rules: each first-seen rating's customer's
-        // latest other negative rating, looked up before the ratings insert
+        // latest other negative rating, looked up before the batch insert
         // so a rating sees what was recorded before it, never a rating
         // that arrived after it in this batch (those earlier in the batch
         // are added below, in arrival order).
@@ -697,31 +663,13 @@ impl Pipeline {
                 }
             }
         }
-        let ids = if together {
-            let ratings: Vec<_> = sightings
-                .first
-                .iter()
-                .zip(&records)
-                .map(|(item, (record, _, _))| (record, writes[item.write].delivery.as_ref()))
-                .collect();
-            let (deliveries, ratings) = tx
-                .insert_deliveries_with_ratings(&deliveries, &ratings, now)
-                .await?;
-            record_deliveries(deliveries, &mut delivery_ids, &mut duplicate);
-            ratings
-        } else if records.is_empty() {
+        let ids = if records.is_empty() {
             Vec::new()
         } else {
             let rows: Vec<_> = records.iter().map(|(r, _, _)| r).collect();
             tx.insert_ratings(&rows, now).await?
         };
-        let Sightings {
-            first: first_sight,
-            later,
-        } = sightings;
         steps.done("ratings");
-        let mut results: Vec<Vec<Option<RatingResult>>> =
-            writes.iter().map(|w| vec![None; w.ratings.len()]).collect();
         let mut inserted_negatives: Vec<&RatingRecord> = Vec::new();
         let mut histories = Vec::new();
         let mut alerts = Vec::new();
@@ -733,11 +681,6 @@ impl Pipeline {
             .zip(ids)
             .zip(before_batch)
         {
-            // A rating of a delivery the combined insert found recorded
-            // before: a duplicate, as if it had been known before.
-            if duplicate[item.write] {
-                continue;
-            }
             let Some(rating_id) = id else {
                 existing.push(item);
                 continue;

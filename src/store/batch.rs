@@ -66,72 +66,6 @@ const HISTORY_COLUMNS: &str =
     "rating_id, revision, score, sentiment, comment, updated_at, recorded_at, via, delivery_id";
 const HISTORY_WIDTH: usize = 9;
 
-/// The insert of deliveries with `values` (of [`DELIVERY_WIDTH`] parameters
-/// and the status): each one's id, source and key where it is recorded now
-/// (new, or stored before without being recorded), nothing where it was
-/// recorded before.
-fn insert_deliveries_sql(values: String) -> String {
-    format!(
-        "INSERT INTO deliveries (source, delivery_key, received_at, via, request_meta, body, status)
-         VALUES {values}
-         ON CONFLICT (source, delivery_key) DO UPDATE
-            SET status = 'recorded', error = NULL, next_attempt_at = NULL, attempts = deliveries.attempts + 1
-            WHERE deliveries.status <> 'recorded'
-         RETURNING id, source, delivery_key"
-    )
-}
-const DELIVERY_WIDTH: usize = 6;
-
-/// Binds a [`NewDelivery`]'s columns of [`insert_deliveries_sql`], in order.
-macro_rules! bind_delivery {
-    ($q:expr, $d:expr) => {{
-        let d: &NewDelivery = $d;
-        $q.bind(&d.source)
-            .bind(&d.delivery_key)
-            .bind(d.received_at_ms)
-            .bind(&d.via)
-            .bind(&d.request_meta)
-            .bind(&d.body)
-    }};
-}
-
-/// `ratings`' columns that the inserts here bind (`revision` is a constant
-/// 1), and their number.
-const RATING_COLUMNS: &str =
-    "source, conversation_id, rating_key, survey, scale, score, normalised,
-    sentiment, comment, agent, team, customer, company, brand, tags, url, rated_at, updated_at,
-    first_seen_at, last_seen_at";
-const RATING_WIDTH: usize = 20;
-
-/// Binds a [`RatingRecord`]'s [`RATING_COLUMNS`] to a query, in order, first
-/// and last seen at `now`.
-macro_rules! bind_rating {
-    ($q:expr, $r:expr, $now:expr) => {{
-        let r: &RatingRecord = $r;
-        let now: i64 = $now;
-        $q.bind(&r.source)
-            .bind(&r.conversation_id)
-            .bind(&r.rating_key)
-            .bind(&r.survey)
-            .bind(&r.scale)
-            .bind(r.score)
-            .bind(r.normalised)
-            .bind(&r.sentiment)
-            .bind(&r.comment)
-            .bind(&r.agent)
-            .bind(&r.team)
-            .bind(&r.customer)
-            .bind(&r.company)
-            .bind(&r.brand)
-            .bind(&r.tags)
-            .bind(&r.url)
-            .bind(r.rated_at)
-            .bind(r.updated_at)
-            .bind(now)
-            .bind(now)
-    }};
-}
-
 /// Binds a [`HistoryRecord`]'s [`HISTORY_COLUMNS`] to a query, in order.
 macro_rules! bind_history {
     ($q:expr, $h:expr) => {{
@@ -169,16 +103,26 @@ impl StoreTx<'_> {
         });
         let mut ids: HashMap<(String, String), i64> = HashMap::new();
         for chunk in order.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_deliveries_sql(values(
-                self.dialect(),
-                chunk.len(),
-                DELIVERY_WIDTH,
-                ", 'recorded'",
-            ));
+            let sql = format!(
+                "INSERT INTO deliveries (source, delivery_key, received_at, via, request_meta, body, status)
+                 VALUES {}
+                 ON CONFLICT (source, delivery_key) DO UPDATE
+                    SET status = 'recorded', error = NULL, next_attempt_at = NULL, attempts = deliveries.attempts + 1
+                    WHERE deliveries.status <> 'recorded'
+                 RETURNING id, source, delivery_key",
+                values(self.dialect(), chunk.len(), 6, ", 'recorded'")
+            );
             let rows: Vec<(i64, String, String)> = on_tx!(self, |conn| {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
                 for &i in chunk {
-                    q = bind_delivery!(q, deliveries[i]);
+                    let d = deliveries[i];
+                    q = q
+                        .bind(&d.source)
+                        .bind(&d.delivery_key)
+                        .bind(d.received_at_ms)
+                        .bind(&d.via)
+                        .bind(&d.request_meta)
+                        .bind(&d.body);
                 }
                 q.fetch_all(&mut *conn).await?
             });
@@ -208,169 +152,69 @@ impl StoreTx<'_> {
         let mut ids: HashMap<(String, String, String), i64> = HashMap::new();
         for chunk in order.chunks(ROWS_PER_STATEMENT) {
             let sql = format!(
-                "INSERT INTO ratings ({RATING_COLUMNS}, revision)
+                "INSERT INTO ratings (source, conversation_id, rating_key, survey, scale, score, normalised,
+                    sentiment, comment, agent, team, customer, company, brand, tags, url, rated_at, updated_at,
+                    first_seen_at, last_seen_at, revision)
                  VALUES {}
                  ON CONFLICT (source, conversation_id, rating_key) DO NOTHING
                  RETURNING id, source, conversation_id, rating_key",
-                values(self.dialect(), chunk.len(), RATING_WIDTH, ", 1")
+                values(self.dialect(), chunk.len(), 20, ", 1")
             );
             let rows: Vec<(i64, String, String, String)> = on_tx!(self, |conn| {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
                 for &i in chunk {
-                    q = bind_rating!(q, ratings[i], now_ms);
+                    let r = ratings[i];
+                    q = q
+                        .bind(&r.source)
+                        .bind(&r.conversation_id)
+                        .bind(&r.rating_key)
+                        .bind(&r.survey)
+                        .bind(&r.scale)
+                        .bind(r.score)
+                        .bind(r.normalised)
+                        .bind(&r.sentiment)
+                        .bind(&r.comment)
+                        .bind(&r.agent)
+                        .bind(&r.team)
+                        .bind(&r.customer)
+                        .bind(&r.company)
+                        .bind(&r.brand)
+                        .bind(&r.tags)
+                        .bind(&r.url)
+                        .bind(r.rated_at)
+                        .bind(r.updated_at)
+                        .bind(now_ms)
+                        .bind(now_ms);
                 }
                 q.fetch_all(&mut *conn).await?
             });
             ids.extend(rows.into_iter().map(|(id, s, c, k)| ((s, c, k), id)));
         }
-        Ok(self.count_inserted(ratings.iter().copied(), &ids))
-    }
-
-    /// Whether [`StoreTx::insert_deliveries_with_ratings`] writes that many
-    /// deliveries and ratings in one statement: on PostgreSQL, with some of
-    /// each, up to [`ROWS_PER_STATEMENT`] of each.
-    pub fn inserts_together(&self, deliveries: usize, ratings: usize) -> bool {
-        self.dialect() == Dialect::Postgres
-            && (1..=ROWS_PER_STATEMENT).contains(&deliveries)
-            && (1..=ROWS_PER_STATEMENT).contains(&ratings)
-    }
-
-    /// [`StoreTx::insert_deliveries`], then [`StoreTx::insert_ratings`] of
-    /// the ratings whose delivery is recorded now (a delivery recorded
-    /// before is a duplicate: its ratings are not inserted) or that came
-    /// without one (a poll's). Each rating is given with the delivery it
-    /// came in; they must be distinct by natural key. Returns both answers,
-    /// `None` for a rating not inserted.
-    ///
-    /// Where [`StoreTx::inserts_together`] says so, in one statement: a
-    /// data-modifying `WITH` whose ratings insert reads which deliveries the
-    /// first one recorded. One round trip instead of two, and under load a
-    /// round trip is most of what a small insert costs.
-    #[allow(clippy::type_complexity)]
-    pub async fn insert_deliveries_with_ratings(
-        &mut self,
-        deliveries: &[&NewDelivery],
-        ratings: &[(&RatingRecord, Option<&NewDelivery>)],
-        now_ms: i64,
-    ) -> StoreResult<(Vec<Option<i64>>, Vec<Option<i64>>)> {
-        if !self.inserts_together(deliveries.len(), ratings.len()) {
-            let delivery_ids = self.insert_deliveries(deliveries).await?;
-            let recorded: std::collections::HashSet<(&str, &str)> = deliveries
-                .iter()
-                .zip(&delivery_ids)
-                .filter(|(_, id)| id.is_some())
-                .map(|(d, _)| (d.source.as_str(), d.delivery_key.as_str()))
-                .collect();
-            let kept: Vec<usize> = (0..ratings.len())
-                .filter(|&i| {
-                    ratings[i].1.is_none_or(|d| {
-                        recorded.contains(&(d.source.as_str(), d.delivery_key.as_str()))
-                    })
-                })
-                .collect();
-            let rows: Vec<&RatingRecord> = kept.iter().map(|&i| ratings[i].0).collect();
-            let inserted = self.insert_ratings(&rows, now_ms).await?;
-            let mut rating_ids = vec![None; ratings.len()];
-            for (i, id) in kept.into_iter().zip(inserted) {
-                rating_ids[i] = id;
-            }
-            return Ok((delivery_ids, rating_ids));
-        }
-        let dialect = self.dialect();
-        let delivery_order = sorted_by(deliveries.len(), |i| {
-            (&deliveries[i].source, &deliveries[i].delivery_key)
-        });
-        let rating_order = sorted_by(ratings.len(), |i| {
-            let r = ratings[i].0;
-            (&r.source, &r.conversation_id, &r.rating_key)
-        });
-        let sql = format!(
-            "WITH d AS ({deliveries}),
-             r AS (
-                INSERT INTO ratings ({RATING_COLUMNS}, revision)
-                SELECT {RATING_COLUMNS}, 1
-                FROM (VALUES {rating_values}) AS v ({RATING_COLUMNS}, delivery_source, delivery_key)
-                WHERE v.delivery_key IS NULL
-                   OR EXISTS (SELECT 1 FROM d
-                              WHERE d.source = v.delivery_source AND d.delivery_key = v.delivery_key)
-                ON CONFLICT (source, conversation_id, rating_key) DO NOTHING
-                RETURNING id, source, conversation_id, rating_key)
-             SELECT 0, id, source, delivery_key, '' FROM d
-             UNION ALL
-             SELECT 1, id, source, conversation_id, rating_key FROM r",
-            deliveries = insert_deliveries_sql(values(
-                dialect,
-                deliveries.len(),
-                DELIVERY_WIDTH,
-                ", 'recorded'"
-            )),
-            rating_values = values_from(
-                dialect,
-                deliveries.len() * DELIVERY_WIDTH + 1,
-                ratings.len(),
-                RATING_WIDTH + 2,
-                ""
-            ),
-        );
-        let rows: Vec<(i32, i64, String, String, String)> = on_tx!(self, |conn| {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql));
-            for &i in &delivery_order {
-                q = bind_delivery!(q, deliveries[i]);
-            }
-            for &i in &rating_order {
-                let (rating, delivery) = ratings[i];
-                q = bind_rating!(q, rating, now_ms)
-                    .bind(delivery.map(|d| d.source.as_str()))
-                    .bind(delivery.map(|d| d.delivery_key.as_str()));
-            }
-            q.fetch_all(&mut *conn).await?
-        });
-        let mut delivery_ids: HashMap<(String, String), i64> = HashMap::new();
-        let mut rating_ids: HashMap<(String, String, String), i64> = HashMap::new();
-        for (table, id, source, first, second) in rows {
-            if table == 0 {
-                delivery_ids.insert((source, first), id);
-            } else {
-                rating_ids.insert((source, first, second), id);
+        // Each rating inserted now counts in the report rollup.
+        for r in ratings {
+            let key = (
+                r.source.clone(),
+                r.conversation_id.clone(),
+                r.rating_key.clone(),
+            );
+            if let Some(&id) = ids.get(&key) {
+                self.rollup_change(None, &r.rollup_dims());
+                if r.sentiment == "negative" {
+                    self.follow_up_inserted(id, r);
+                }
             }
         }
-        let deliveries = deliveries
+        Ok(ratings
             .iter()
-            .map(|d| {
-                delivery_ids
-                    .get(&(d.source.clone(), d.delivery_key.clone()))
-                    .copied()
-            })
-            .collect();
-        let ratings = self.count_inserted(ratings.iter().map(|(r, _)| *r), &rating_ids);
-        Ok((deliveries, ratings))
-    }
-
-    /// Counts each rating of `ratings` that `ids` (by natural key) says was
-    /// inserted in the report rollup, and returns each one's new id, `None`
-    /// where it was not inserted.
-    fn count_inserted<'r>(
-        &mut self,
-        ratings: impl Iterator<Item = &'r RatingRecord>,
-        ids: &HashMap<(String, String, String), i64>,
-    ) -> Vec<Option<i64>> {
-        ratings
             .map(|r| {
-                let key = (
+                ids.get(&(
                     r.source.clone(),
                     r.conversation_id.clone(),
                     r.rating_key.clone(),
-                );
-                let id = ids.get(&key).copied();
-                if let Some(id) = id {
-                    self.rollup_change(None, &r.rollup_dims());
-                    if r.sentiment == "negative" {
-                        self.follow_up_inserted(id, r);
-                    }
-                }
-                id
+                ))
+                .copied()
             })
-            .collect()
+            .collect())
     }
 
     /// Appends history rows (each a new revision of its rating).
