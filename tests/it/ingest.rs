@@ -26,6 +26,15 @@ impl WithDatabase for Settings {
     }
 }
 
+/// The app on `db`, alerts to no Slack, storm control off.
+async fn app_without_slack(db: &TestDatabase) -> TestApp {
+    TestApp::spawn(
+        settings(&db.url, None, NO_STORM),
+        ManualClock::starting_now(),
+    )
+    .await
+}
+
 /// Runs one statement on the test's database from outside the app.
 async fn execute(backend: Backend, url: &str, sql: &str) {
     match backend {
@@ -149,11 +158,7 @@ async fn a_burst_of_webhooks_shares_transactions_and_every_answered_rating_is_ke
 async fn one_write_that_fails_does_not_fail_the_others_of_its_batch() {
     for backend in backends() {
         let db = TestDatabase::new(backend).await;
-        let app = TestApp::spawn(
-            settings(&db.url, None, NO_STORM),
-            ManualClock::starting_now(),
-        )
-        .await;
+        let app = app_without_slack(&db).await;
         // A database-level failure for one conversation only.
         let trigger = match backend {
             Backend::Sqlite => {
@@ -429,11 +434,7 @@ async fn postgres_the_writer_records_while_every_pool_connection_is_taken() {
 async fn a_redelivery_stays_a_duplicate_after_its_rating_was_erased() {
     for backend in backends() {
         let db = TestDatabase::new(backend).await;
-        let app = TestApp::spawn(
-            settings(&db.url, None, NO_STORM),
-            ManualClock::starting_now(),
-        )
-        .await;
+        let app = app_without_slack(&db).await;
         let body = zendesk_body(8_001, "bad", "x");
         let (status, answer) = app.post_zendesk(&body).await;
         assert_eq!((status, answer["status"].as_str()), (200, Some("recorded")));
