@@ -673,13 +673,12 @@ impl Store {
     ///
     /// On PostgreSQL its sessions plan every statement for the values it
     /// is given (`SET plan_cache_mode = force_custom_plan` as each
-    /// connects). The dispatcher
-    /// looks rows up by lists of ids, and a plan kept for reuse is made
-    /// once, early: on a new database that is a table of a few pages,
-    /// where reading all of it is cheapest, and the plan stays while the
-    /// table grows (a burst's first ten seconds took the read of a batch's
-    /// follow-up state from 0.3 to 130 ms). Planning these small
-    /// statements each time costs a fraction of a millisecond.
+    /// connects). The dispatcher looks rows up by lists of ids, and a plan
+    /// kept for reuse is made once, early: on a new database that is a
+    /// table of a few pages, where reading all of it is cheapest, and the
+    /// plan stays while the table grows (a burst's first ten seconds took
+    /// the read of a batch's follow-up state from 0.3 to 130 ms). Planning
+    /// these small statements each time costs a fraction of a millisecond.
     pub fn with_own_pool(&self, max_connections: u32) -> Store {
         self.own_pool(max_connections, false)
     }
