@@ -44,13 +44,8 @@ START = os.path.join(HARNESS, "csatwatch", "start_csatwatch.sh")
 CONFIG = os.path.join(REPO, "benches", "harness", "csatwatch.bench.toml")
 PORT, SLACK_PORT = 18080, 18081
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def port_open(port):
-    import socket
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
+sys.path.insert(0, NODERED)
+from run_bench import port_open  # noqa: E402  (the harness's own probe)
 
 
 def cpu_seconds(pid):
