@@ -83,11 +83,9 @@ async fn receive_from(
     body: Bytes,
 ) -> Answer {
     let name = source.name.as_str();
-    // Deliveries failing to parse are written without a transaction: check
-    // here that the SQLite file is still ours (write transactions check too).
-    if let Err(e) = state.store.check_file() {
-        return unavailable(&e);
-    }
+    // Every write this handler leads to checks first that the SQLite file is
+    // still ours (the writer's transactions, and the deliveries kept
+    // unparsed or pending): a lost file answers 503 from there.
     let request = WebhookRequest {
         method: &method,
         uri: &uri,

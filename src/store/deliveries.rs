@@ -99,6 +99,9 @@ impl Store {
         error: &str,
         next_attempt_at: Option<i64>,
     ) -> StoreResult<i64> {
+        // Written without a transaction, so checked here as `begin` does: a
+        // webhook's body must not go to a file deleted under us.
+        self.check_file()?;
         let id: i64 = on_pool!(self, |pool| {
             sqlx::query_scalar(
                 "INSERT INTO deliveries (source, delivery_key, received_at, via, request_meta, body, status, error, next_attempt_at)

@@ -55,3 +55,34 @@ async fn deleting_the_database_folder_turns_readyz_and_webhooks_503() {
     );
     assert!(!folder.exists(), "nothing was created");
 }
+
+/// Nothing has noticed the loss yet (no readyz probe, no earlier webhook):
+/// each write a webhook leads to checks the file itself. A body that cannot
+/// be parsed (kept without a transaction) and a valid one (the writer's
+/// batch) are both answered 503, and a bad signature is still a 401.
+#[tokio::test]
+async fn a_webhook_is_the_first_to_notice_the_deleted_database_and_gets_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("data");
+    let url = format!("sqlite://{}/csatwatch.db", folder.display());
+    let app = TestApp::spawn(settings(&url, None, ""), ManualClock::starting_now()).await;
+    let (status, _) = app.post_zendesk(&zendesk_body(1, "bad", "")).await;
+    assert_eq!(status, 200);
+
+    std::fs::remove_dir_all(&folder).unwrap();
+
+    let raw = br#"{"not": "zendesk"}"#;
+    let headers =
+        crate::support::zendesk_headers(crate::support::ZENDESK_SECRET, app.clock.now_ms(), raw);
+    let (status, body) = app.post("zendesk", &headers, raw).await;
+    assert_eq!(
+        status, 503,
+        "an unparseable body went to the lost file: {body}"
+    );
+    let (status, body) = app.post_zendesk(&zendesk_body(2, "bad", "")).await;
+    assert_eq!(status, 503, "{body}");
+    let forged = crate::support::zendesk_headers("not-the-secret", app.clock.now_ms(), raw);
+    let (status, body) = app.post("zendesk", &forged, raw).await;
+    assert_eq!(status, 401, "{body}");
+    app.stop().await;
+}
