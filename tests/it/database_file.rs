@@ -59,9 +59,16 @@ async fn deleting_the_database_folder_turns_readyz_and_webhooks_503() {
 /// Nothing has noticed the loss yet (no readyz probe, no earlier webhook):
 /// each write a webhook leads to checks the file itself. A body that cannot
 /// be parsed (kept without a transaction) and a valid one (the writer's
-/// batch) are both answered 503, and a bad signature is still a 401.
+/// batch) are both answered 503, whichever comes first, and a bad signature
+/// is still a 401.
 #[tokio::test]
 async fn a_webhook_is_the_first_to_notice_the_deleted_database_and_gets_503() {
+    for unparseable_first in [true, false] {
+        first_webhook_after_the_database_is_deleted(unparseable_first).await;
+    }
+}
+
+async fn first_webhook_after_the_database_is_deleted(unparseable_first: bool) {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("data");
     let url = format!("sqlite://{}/csatwatch.db", folder.display());
@@ -74,13 +81,18 @@ async fn a_webhook_is_the_first_to_notice_the_deleted_database_and_gets_503() {
     let raw = br#"{"not": "zendesk"}"#;
     let headers =
         crate::support::zendesk_headers(crate::support::ZENDESK_SECRET, app.clock.now_ms(), raw);
-    let (status, body) = app.post("zendesk", &headers, raw).await;
-    assert_eq!(
-        status, 503,
-        "an unparseable body went to the lost file: {body}"
-    );
-    let (status, body) = app.post_zendesk(&zendesk_body(2, "bad", "")).await;
-    assert_eq!(status, 503, "{body}");
+    for step in if unparseable_first { [0, 1] } else { [1, 0] } {
+        let (status, body) = if step == 0 {
+            app.post("zendesk", &headers, raw).await
+        } else {
+            app.post_zendesk(&zendesk_body(2, "bad", "")).await
+        };
+        let what = ["an unparseable body", "a valid rating"][step];
+        assert_eq!(
+            status, 503,
+            "{what} went to the lost file (unparseable first: {unparseable_first}): {body}"
+        );
+    }
     let forged = crate::support::zendesk_headers("not-the-secret", app.clock.now_ms(), raw);
     let (status, body) = app.post("zendesk", &forged, raw).await;
     assert_eq!(status, 401, "{body}");
