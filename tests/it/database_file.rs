@@ -9,14 +9,21 @@ use serde_json::Value;
 
 use crate::support::{TestApp, install_crypto, settings, zendesk_body};
 
-#[tokio::test]
-async fn deleting_the_database_folder_turns_readyz_and_webhooks_503() {
+/// A daemon on a SQLite file in a folder of its own (`data` in a temporary
+/// folder), one rating recorded: the folder, the URL and the app.
+async fn running_in_a_folder() -> (tempfile::TempDir, std::path::PathBuf, String, TestApp) {
     let dir = tempfile::tempdir().unwrap();
     let folder = dir.path().join("data");
     let url = format!("sqlite://{}/csatwatch.db", folder.display());
     let app = TestApp::spawn(settings(&url, None, ""), ManualClock::starting_now()).await;
     let (status, _) = app.post_zendesk(&zendesk_body(1, "bad", "")).await;
     assert_eq!(status, 200);
+    (dir, folder, url, app)
+}
+
+#[tokio::test]
+async fn deleting_the_database_folder_turns_readyz_and_webhooks_503() {
+    let (_dir, folder, url, app) = running_in_a_folder().await;
     let ready = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status().as_u16(), 200);
 
@@ -69,12 +76,7 @@ async fn a_webhook_is_the_first_to_notice_the_deleted_database_and_gets_503() {
 }
 
 async fn first_webhook_after_the_database_is_deleted(unparseable_first: bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let folder = dir.path().join("data");
-    let url = format!("sqlite://{}/csatwatch.db", folder.display());
-    let app = TestApp::spawn(settings(&url, None, ""), ManualClock::starting_now()).await;
-    let (status, _) = app.post_zendesk(&zendesk_body(1, "bad", "")).await;
-    assert_eq!(status, 200);
+    let (_dir, folder, _, app) = running_in_a_folder().await;
 
     std::fs::remove_dir_all(&folder).unwrap();
 
