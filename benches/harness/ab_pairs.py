@@ -14,8 +14,9 @@ daemon before stopping it:
 - csatwatch's CPU seconds and the machine's busy share during the load.
 
 Runs alternate A, B, A, B, ... so a drift of the machine hits both builds
-alike; the spread between two runs of one build is up to 10% on a shared
-machine, so judge a change by most pairs, not by one. An untimed warm-up run
+alike; the spread between two runs of one build is often 10% on a shared
+machine, and one build once drifted 20% within minutes (docs/performance.md),
+so judge a change by most pairs, not by one. An untimed warm-up run
 comes first (`--warmup`). Prints every run, then the medians per build and
 the ratio of B's requests to A's, pair by pair.
 
