@@ -11,8 +11,10 @@
 #
 # The names in the file carry the hashes rustc gives each crate, so they go
 # stale when the toolchain, Cargo.lock or a crate's features change: --check
-# (run by scripts/test.sh) builds the release binary and fails when under 95% of the listed names are in it. Regenerate then, and
-# commit the file with the change that made it stale.
+# (run by scripts/test.sh) builds the release binary and fails when under 95%
+# of the listed names are in it, or when they do not sit together (the order
+# was not applied). Regenerate then, and commit the file with the change that
+# made it stale.
 #
 # Regenerating needs valgrind, python3, curl, openssl and PostgreSQL at
 # 127.0.0.1:5432 (or TEST_DATABASE_URL's server): it runs the daemon under
