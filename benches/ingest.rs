@@ -1,5 +1,6 @@
 //! The write path end to end, against the real `csatwatch` binary (this
-//! profile's build), a mock Slack and a mock Zendesk API in this process:
+//! profile's build, or BENCH_BIN), a mock Slack and a mock Zendesk API in
+//! this process:
 //!
 //! - signed webhooks/s at 64 connections (every answer must be 200);
 //! - rating → Slack latency during that burst (from each 200 to its post);
@@ -14,6 +15,13 @@
 //!   cargo bench --bench ingest
 //!   TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres cargo bench --bench ingest
 //!   BENCH_BACKENDS=postgres BENCH_RUNS=1 … cargo bench --bench ingest   (one backend)
+//!   BENCH_BIN=/tmp/perf/csatwatch cargo bench --bench ingest   (another binary)
+//!
+//! The binary `cargo bench` builds is not the one `cargo build --release`
+//! makes: the dev-dependencies' features join in, so rustc's names differ
+//! and link/symbol-order.txt does not apply to it (its code is laid out as
+//! before the order, about 3.5 MiB more idle RSS). For the released
+//! binary's memory, build it and pass it as BENCH_BIN.
 //!
 //! Figures move with whatever else runs on the machine: compare runs made
 //! side by side, not with numbers from another day.
@@ -32,6 +40,11 @@ const CONNECTIONS: usize = 64;
 const FIXED_RATE: u64 = 200;
 const FIXED_SECONDS: u64 = 10;
 const BACKFILL: usize = 20_000;
+
+/// The daemon under test: BENCH_BIN, else the binary this profile built.
+fn daemon_binary() -> String {
+    std::env::var("BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_csatwatch").to_string())
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -188,7 +201,7 @@ impl Daemon {
         )
         .unwrap();
         let started = Instant::now();
-        let child = Command::new(env!("CARGO_BIN_EXE_csatwatch"))
+        let child = Command::new(daemon_binary())
             .args(["--config", config.to_str().unwrap(), "serve"])
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
@@ -498,7 +511,7 @@ async fn one_run(postgres_admin: Option<&str>, burst_size: usize) -> Run {
     )
     .unwrap();
     let cli = |args: &[&str]| {
-        let status = Command::new(env!("CARGO_BIN_EXE_csatwatch"))
+        let status = Command::new(daemon_binary())
             .args(["--config", config.to_str().unwrap()])
             .args(args)
             .stdout(Stdio::null())
@@ -535,6 +548,7 @@ async fn main() {
     if let Ok(only) = std::env::var("BENCH_BACKENDS") {
         backends.retain(|(name, _)| only.split(',').any(|o| o.trim() == *name));
     }
+    println!("daemon: {}", daemon_binary());
     let mut table = Vec::new();
     for (name, admin) in backends {
         let mut results = Vec::new();
