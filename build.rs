@@ -53,9 +53,10 @@ fn symbol_order() {
     println!("cargo:rerun-if-env-changed=CSATWATCH_SYMBOL_ORDER");
     println!("cargo:rerun-if-changed=link/symbol-order.txt");
     let env = |name: &str| std::env::var(name).unwrap_or_default();
+    let rustflags = env("CARGO_ENCODED_RUSTFLAGS");
     let default_linker = env("RUSTC_LINKER").is_empty()
-        && !env("CARGO_ENCODED_RUSTFLAGS").contains("link")
-        && !env("CARGO_ENCODED_RUSTFLAGS").contains("fuse-ld");
+        && !rustflags.contains("link")
+        && !rustflags.contains("fuse-ld");
     if env("PROFILE") != "release"
         || env("TARGET") != "x86_64-unknown-linux-gnu"
         || !default_linker
